@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+
+/** fsyncs a directory so that a rename or create inside it survives a power loss. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
+export function writeFileAtomicSync(file: string, content: string | Buffer, mode = 0o644): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'w', mode);
+  try {
+    writeFileSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+  fsyncDir(dir);
+}
+
+/** Reads a secret kept in a file, creating it (mode 0600) with a random value the first time. */
+export function ensureSecretFile(file: string, bytes = 24): string {
+  if (existsSync(file)) {
+    const value = readFileSync(file, 'utf8').trim();
+    if (value) return value;
+  }
+  const value = randomBytes(bytes).toString('base64url');
+  writeFileAtomicSync(file, `${value}\n`, 0o600);
+  return value;
+}

@@ -1,0 +1,35 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { EmbeddedPostgres } from '../../src/services/postgres.ts';
+import { EmbeddedRedis } from '../../src/services/redis.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgresAdminUrl: string;
+    redisUrl: string;
+  }
+}
+
+/** One real PostgreSQL and one real Redis for the whole run; each test file makes its own database. */
+export default async function setup(project: TestProject) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'trendgen-test-services-'));
+  chmodSync(root, 0o755);
+  const postgres = new EmbeddedPostgres({
+    root,
+    user: 'trends',
+    database: 'postgres',
+    port: 0,
+    // Throwaway data: durability settings off make the suite faster; the crash tests start their own.
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off', max_connections: '300' },
+  });
+  const redis = new EmbeddedRedis({ root, port: 0, appendfsync: 'everysec' });
+  const [pg, rd] = await Promise.all([postgres.start(), redis.start()]);
+  project.provide('postgresAdminUrl', pg.url);
+  project.provide('redisUrl', rd.url);
+  return async () => {
+    await Promise.all([postgres.stop(), redis.stop()]);
+    rmSync(root, { recursive: true, force: true });
+  };
+}
