@@ -1,0 +1,86 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { BlobNotFoundError, BlobStoreError, InvalidKeyError } from '../blobstore/blobstore.ts';
+import {
+  EmptyUploadError,
+  ObjectNotFoundError,
+  PayloadTooLargeError,
+  UnsupportedTypeError,
+} from '../objects/errors.ts';
+import { PromptConflictError, PromptNotFoundError, PromptValidationError } from '../prompts/index.ts';
+import { TrendConflictError, TrendNotFoundError, UnknownPromptError } from '../trends/trends.ts';
+
+/** An error the API answers as it is: status, machine code, one plain sentence, optional details. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function classify(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error;
+  if (error instanceof PromptValidationError) {
+    return new HttpError(422, 'invalid_prompt', error.message, { line: error.line, column: error.column });
+  }
+  if (error instanceof PromptConflictError) {
+    return new HttpError(409, 'version_conflict', error.message, { currentVersion: error.currentVersion });
+  }
+  if (
+    error instanceof PromptNotFoundError ||
+    error instanceof TrendNotFoundError ||
+    error instanceof ObjectNotFoundError
+  ) {
+    return new HttpError(404, 'not_found', error.message);
+  }
+  if (error instanceof BlobNotFoundError)
+    return new HttpError(404, 'not_found', 'The object does not exist.');
+  if (error instanceof InvalidKeyError) return new HttpError(400, 'invalid_key', error.message);
+  if (error instanceof TrendConflictError) return new HttpError(409, 'conflict', error.message);
+  if (error instanceof UnknownPromptError) return new HttpError(422, 'unknown_prompt', error.message);
+  if (error instanceof PayloadTooLargeError) return new HttpError(413, 'payload_too_large', error.message);
+  if (error instanceof UnsupportedTypeError)
+    return new HttpError(415, 'unsupported_media_type', error.message);
+  if (error instanceof EmptyUploadError) return new HttpError(400, 'empty_upload', error.message);
+  if (error instanceof BlobStoreError) return new HttpError(503, 'storage_unavailable', error.message);
+  return undefined;
+}
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const known = classify(error);
+    if (known) {
+      if (known.status >= 500) request.log.error({ err: error }, known.message);
+      return reply
+        .status(known.status)
+        .send({ error: { code: known.code, message: known.message, ...known.details } });
+    }
+    if (error.validation) {
+      return reply.status(400).send({ error: { code: 'invalid_request', message: error.message } });
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      const code =
+        error.statusCode === 413
+          ? 'payload_too_large'
+          : error.statusCode === 415
+            ? 'unsupported_media_type'
+            : 'bad_request';
+      return reply.status(error.statusCode).send({ error: { code, message: error.message } });
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.status(500).send({
+      error: {
+        code: 'internal',
+        message: `An internal error occurred; quote request id ${request.id} when reporting it.`,
+      },
+    });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(404)
+      .send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url}.` } }),
+  );
+}

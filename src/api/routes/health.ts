@@ -1,0 +1,60 @@
+import { access, constants } from 'node:fs/promises';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ApiDeps } from '../server.ts';
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  ms: number;
+}
+
+async function timed(name: string, probe: () => Promise<string>): Promise<Check> {
+  const started = performance.now();
+  try {
+    const detail = await Promise.race([
+      probe(),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref(),
+      ),
+    ]);
+    return { name, ok: true, detail, ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    return { name, ok: false, detail: (error as Error).message, ms: Math.round(performance.now() - started) };
+  }
+}
+
+export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
+  return async (app) => {
+    app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+    app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+      const checks = await Promise.all([
+        timed('postgres', async () => {
+          await deps.sql`select 1`;
+          return 'reachable';
+        }),
+        timed('redis', async () => `answered ${await deps.redis.ping()}`),
+        timed('objects', async () => {
+          await deps.objects.blobs.head('health/probe');
+          return `reachable at ${deps.objects.blobs.location}`;
+        }),
+        timed('prompts', async () => {
+          await access(deps.config.promptsDir, constants.R_OK | constants.W_OK);
+          const [row] = await deps.sql`select count(*)::int as n from prompts where file_state = 'invalid'`;
+          const invalid = (row?.n as number) ?? 0;
+          return invalid
+            ? `${invalid} prompt file(s) invalid; their last valid versions stay in use`
+            : 'all files valid';
+        }),
+      ]);
+      const ready = checks.every((check) => check.ok);
+      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+    });
+
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      const body = await deps.metrics.registry.metrics();
+      return reply.type(deps.metrics.registry.contentType).send(body);
+    });
+  };
+}

@@ -1,0 +1,38 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { assertValidKey } from '../../blobstore/blobstore.ts';
+import { requireRole } from '../auth.ts';
+import type { ApiDeps } from '../server.ts';
+
+export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
+  return async (app) => {
+    app.get(
+      '/objects/*',
+      {
+        preHandler: requireRole(deps.tokens, 'client'),
+        schema: {
+          summary: 'The bytes of one object; ETag is its SHA-256',
+          tags: ['objects'],
+          params: { type: 'object', properties: { '*': { type: 'string' } } },
+        },
+      },
+      async (request, reply) => {
+        const key = (request.params as { '*': string })['*'];
+        assertValidKey(key);
+        const record = await deps.objects.find(key);
+        if (!record) {
+          return reply
+            .status(404)
+            .send({ error: { code: 'not_found', message: `The object ${key} does not exist.` } });
+        }
+        const etag = `"${record.sha256}"`;
+        reply
+          .header('etag', etag)
+          .header('cache-control', 'private, max-age=31536000, immutable')
+          .header('x-content-type-options', 'nosniff');
+        if (request.headers['if-none-match'] === etag) return reply.status(304).send();
+        const { body } = await deps.objects.open(key);
+        return reply.type(record.contentType).header('content-length', record.size).send(body);
+      },
+    );
+  };
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.ts';
+import type { Sql } from '../db/connection.ts';
+import type { ObjectStore } from '../objects/store.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { Tokens } from './auth.ts';
+import { installErrorHandler } from './errors.ts';
+import { healthRoutes } from './routes/health.ts';
+import { objectRoutes } from './routes/objects.ts';
+import { promptRoutes } from './routes/prompts.ts';
+import { trendRoutes } from './routes/trends.ts';
+
+export interface ApiDeps {
+  config: Config;
+  sql: Sql;
+  redis: Redis;
+  objects: ObjectStore;
+  tokens: Tokens;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'];
+const YAML_CONTENT_TYPES = [
+  'application/yaml',
+  'application/x-yaml',
+  'text/yaml',
+  'text/x-yaml',
+  'text/plain',
+];
+
+export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    // pino's Logger and Fastify's logger type differ only in generics.
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: false,
+  });
+
+  // Images arrive as a raw body and are streamed to the spool, never buffered; the limit is enforced there.
+  app.addContentTypeParser(IMAGE_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
+  app.addContentTypeParser(
+    YAML_CONTENT_TYPES,
+    { parseAs: 'string', bodyLimit: deps.config.limits.maxPromptBytes },
+    (_request, body, done) => done(null, body),
+  );
+  await app.register(multipart, {
+    limits: { fileSize: deps.config.limits.maxUploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024 },
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'trendgen API',
+        version: '1',
+        description:
+          'Trends, prompts with history, and content-addressed objects. Errors: {"error": {"code", "message"}}.',
+      },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    deps.metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  installErrorHandler(app);
+  await app.register(healthRoutes(deps));
+  await app.register(promptRoutes(deps), { prefix: '/api/v1' });
+  await app.register(trendRoutes(deps), { prefix: '/api/v1' });
+  await app.register(objectRoutes(deps), { prefix: '/api/v1' });
+  return app;
+}

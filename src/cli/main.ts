@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/config.ts';
+import { scrub } from '../ops/logger.ts';
+import { MissingBinaryError } from '../services/binaries.ts';
+import { configCommand } from './config.ts';
+import { UsageError } from './context.ts';
+import { migrateCommand } from './migrate.ts';
+import { promptsCommand } from './prompts.ts';
+import { serveCommand, upCommand } from './serve.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('trendgen')
+    .description('AI trend-image generator backend whose data and prompts are never lost.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.addCommand(upCommand());
+  program.addCommand(serveCommand());
+  program.addCommand(migrateCommand());
+  program.addCommand(configCommand());
+  program.addCommand(promptsCommand());
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Exit status: 0 success, 1 failure, 2 wrong usage. Failures print one plain sentence, no stack. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`trendgen: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const known = error instanceof ConfigError || error instanceof MissingBinaryError;
+    process.stderr.write(`trendgen: ${scrub((error as Error).message ?? String(error))}\n`);
+    if (!known && process.env.TRENDGEN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    process.exitCode = 1;
+  }
+}

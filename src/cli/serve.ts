@@ -1,0 +1,79 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { adminTokenFile, startApi } from '../api/runtime.ts';
+import { loadConfig } from '../config/config.ts';
+import { createLogger } from '../ops/logger.ts';
+import { writeFileAtomicSync } from '../services/fs-utils.ts';
+import { runSupervisor } from '../services/supervisor.ts';
+
+function apiInfoFile(dataDir: string): string {
+  return path.join(dataDir, 'run', 'api.json');
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('Run the HTTP API (and the prompt folder watcher) in this process.')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'api');
+      const api = await startApi(config, logger);
+      const infoFile = apiInfoFile(config.dataDir);
+      writeFileAtomicSync(infoFile, JSON.stringify({ url: api.url, pid: process.pid }));
+      logger.info({ url: api.url, adminTokenFile: api.adminTokenFile }, 'API listening');
+      await new Promise<void>((resolve) => {
+        let closing = false;
+        const stop = (reason: string) => {
+          if (closing) return;
+          closing = true;
+          logger.info({ reason }, 'shutting down');
+          void api.close().finally(() => {
+            rmSync(infoFile, { force: true });
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+        if (process.env.TRENDGEN_SUPERVISED) {
+          // Node has no parent-death signal: a supervisor killed with SIGKILL must not leave us holding the port.
+          const parent = process.ppid;
+          setInterval(() => {
+            if (process.ppid !== parent) stop('supervisor gone');
+          }, 1000).unref();
+        }
+      });
+    });
+}
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description(
+      'Run everything on this machine: embedded PostgreSQL and Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) and the API, restarted if they die. Ctrl-C stops it all in order.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'up');
+      const code = await runSupervisor(config, {
+        children: [['serve']],
+        logger,
+        onReady: () => {
+          const tokenLine = config.adminToken
+            ? 'Admin token: ADMIN_TOKEN from the environment'
+            : `Admin token: in ${adminTokenFile(config)}`;
+          process.stderr.write(
+            [
+              '',
+              `trendgen is starting: API on http://${config.host}:${config.port} (docs at /api/docs)`,
+              `Data:        ${config.dataDir}`,
+              `Prompts:     ${config.promptsDir}`,
+              `Objects:     ${config.storageUrl}`,
+              tokenLine,
+              'Stop with Ctrl-C.',
+              '',
+            ].join('\n'),
+          );
+        },
+      });
+      process.exitCode = code;
+    });
+}

@@ -1,0 +1,166 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import type { Sql } from '../db/connection.ts';
+import {
+  EmptyUploadError,
+  ObjectNotFoundError,
+  PayloadTooLargeError,
+  UnsupportedTypeError,
+} from './errors.ts';
+import { type DetectedType, detectImageType, SNIFF_BYTES } from './sniff.ts';
+
+export const OBJECT_KINDS = ['example', 'photo', 'output', 'preview', 'receipt'] as const;
+export type ObjectKind = (typeof OBJECT_KINDS)[number];
+
+export interface ObjectRecord {
+  key: string;
+  sha256: string;
+  size: number;
+  contentType: string;
+  kind: string;
+  createdAt: Date;
+}
+
+export interface PutObjectOptions {
+  kind: ObjectKind;
+  maxBytes: number;
+  /** What the bytes may be; the type is decided by the bytes (magic numbers), not by the client. */
+  detect?: (head: Uint8Array) => DetectedType | undefined;
+}
+
+/** `<kind>/<aa>/<sha256>.<ext>`: immutable, content-addressed, so the same bytes always land on one key. */
+export function objectKey(kind: string, sha256: string, extension: string): string {
+  return `${kind}/${sha256.slice(0, 2)}/${sha256}.${extension}`;
+}
+
+interface Spooled {
+  file: string;
+  sha256: string;
+  size: number;
+  head: Buffer;
+}
+
+/**
+ * Content-addressed objects on a blobstore, indexed in PostgreSQL.
+ * Write path (I1, I2): the upload is spooled to a local temp file while hashed and measured (never held
+ * in memory), its type is decided from its first bytes, the bytes are made durable in the blobstore, and
+ * only then is the row inserted. A crash at any point leaves either nothing or a blob without a row
+ * (harmless: the next upload of the same bytes adopts it), never a row without its blob.
+ */
+export class ObjectStore {
+  constructor(
+    private readonly sql: Sql,
+    readonly blobs: BlobStore,
+    private readonly spoolDir: string,
+  ) {
+    mkdirSync(spoolDir, { recursive: true });
+  }
+
+  private async spool(body: Readable, maxBytes: number): Promise<Spooled> {
+    const file = path.join(this.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}.upload`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const headParts: Buffer[] = [];
+    let headSize = 0;
+    try {
+      await pipeline(
+        body,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            size += chunk.length;
+            if (size > maxBytes) throw new PayloadTooLargeError(maxBytes);
+            if (headSize < SNIFF_BYTES) {
+              headParts.push(chunk.subarray(0, SNIFF_BYTES - headSize));
+              headSize += Math.min(chunk.length, SNIFF_BYTES - headSize);
+            }
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(file, { flags: 'wx', mode: 0o600 }),
+      );
+    } catch (error) {
+      rmSync(file, { force: true });
+      throw error;
+    }
+    return { file, sha256: hash.digest('hex'), size, head: Buffer.concat(headParts) };
+  }
+
+  /** Stores an upload and returns its record; the same bytes uploaded twice give the same key. */
+  async put(body: Readable, options: PutObjectOptions): Promise<ObjectRecord> {
+    const spooled = await this.spool(body, options.maxBytes);
+    try {
+      if (spooled.size === 0) throw new EmptyUploadError();
+      const detected = (options.detect ?? detectImageType)(spooled.head);
+      if (!detected) {
+        throw new UnsupportedTypeError(
+          'The upload is not a PNG, JPEG or WebP image (decided by its bytes, not its name).',
+        );
+      }
+      const key = objectKey(options.kind, spooled.sha256, detected.extension);
+      const existing = await this.blobs.head(key);
+      if (!existing || existing.size !== spooled.size) {
+        // A blob of the wrong size under a content address can only be damage: replace it.
+        await this.blobs.put(key, createReadStream(spooled.file), {
+          size: spooled.size,
+          contentType: detected.contentType,
+        });
+      }
+      return await this.record(key, spooled.sha256, spooled.size, detected.contentType, options.kind);
+    } finally {
+      rmSync(spooled.file, { force: true });
+    }
+  }
+
+  /** Inserts the index row for bytes that are already durable; clears a tombstone if the bytes came back. */
+  async record(
+    key: string,
+    sha256: string,
+    size: number,
+    contentType: string,
+    kind: string,
+  ): Promise<ObjectRecord> {
+    const [row] = await this.sql`
+      insert into objects (key, sha256, size, content_type, kind)
+      values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
+      on conflict (key) do update set deleted_at = null
+      returning key, sha256, size, content_type, kind, created_at`;
+    return toRecord(row!);
+  }
+
+  async find(key: string): Promise<ObjectRecord | undefined> {
+    const [row] = await this.sql`
+      select key, sha256, size, content_type, kind, created_at from objects
+      where key = ${key} and deleted_at is null`;
+    return row ? toRecord(row) : undefined;
+  }
+
+  async open(key: string): Promise<{ record: ObjectRecord; body: Readable }> {
+    const record = await this.find(key);
+    if (!record) throw new ObjectNotFoundError(key);
+    return { record, body: await this.blobs.get(key) };
+  }
+
+  /** Marks an object deleted (I3): answers stop at once, the bytes stay until retention allows removal. */
+  async tombstone(keys: string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    const rows = await this.sql`
+      update objects set deleted_at = now() where key = any(${keys}) and deleted_at is null returning key`;
+    return rows.length;
+  }
+}
+
+function toRecord(row: Record<string, unknown>): ObjectRecord {
+  return {
+    key: row.key as string,
+    sha256: row.sha256 as string,
+    size: Number(row.size),
+    contentType: row.content_type as string,
+    kind: row.kind as string,
+    createdAt: row.created_at as Date,
+  };
+}

@@ -1,0 +1,71 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Sql } from '../db/connection.ts';
+
+export interface Metrics {
+  registry: Registry;
+  httpRequests: Counter<'method' | 'route' | 'status'>;
+  httpDuration: Histogram<'method' | 'route'>;
+}
+
+/** Process metrics plus gauges read from PostgreSQL at scrape time, so every replica reports the same truth. */
+export function createMetrics(sql: Sql): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'trendgen_process_' });
+  const httpRequests = new Counter({
+    name: 'trendgen_http_requests_total',
+    help: 'HTTP requests answered, by route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'trendgen_http_request_duration_seconds',
+    help: 'Time to answer HTTP requests.',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'trendgen_objects',
+    help: 'Live objects in the object store, by kind.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows =
+        await sql`select kind, count(*)::int as n from objects where deleted_at is null group by kind`;
+      for (const row of rows) this.set({ kind: row.kind as string }, row.n as number);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_object_bytes',
+    help: 'Bytes of live objects in the object store.',
+    registers: [registry],
+    async collect() {
+      const [row] =
+        await sql`select coalesce(sum(size), 0)::bigint as bytes from objects where deleted_at is null`;
+      this.set(Number(row?.bytes ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'trendgen_prompt_files',
+    help: 'Prompt files by state: ok, invalid (the last valid version stays in use) or deleted.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const state of ['ok', 'invalid', 'deleted']) this.set({ state }, 0);
+      const rows = await sql`select file_state, count(*)::int as n from prompts group by file_state`;
+      for (const row of rows) this.set({ state: row.file_state as string }, row.n as number);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_prompt_versions',
+    help: 'Prompt versions kept in the history.',
+    registers: [registry],
+    async collect() {
+      const [row] = await sql`select count(*)::int as n from prompt_versions`;
+      this.set((row?.n as number) ?? 0);
+    },
+  });
+  return { registry, httpRequests, httpDuration };
+}
