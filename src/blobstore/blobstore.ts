@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 export interface BlobInfo {
   key: string;
@@ -7,7 +8,10 @@ export interface BlobInfo {
 }
 
 export interface PutOptions {
-  /** Known length of the body, when the caller has it (lets S3 skip multipart for small bodies). */
+  /**
+   * Known length of the body, when the caller has it. A body of any other length is refused with
+   * BlobStoreError and nothing is stored, so a truncated upload never becomes a blob.
+   */
   size?: number;
   contentType?: string;
 }
@@ -69,4 +73,23 @@ export function assertValidKey(key: string): void {
       );
     }
   }
+}
+
+/** Refuses a body whose length differs from the one the caller declared: a truncated upload is not stored. */
+export function checkBodySize(key: string, actual: number, declared: number | undefined): void {
+  if (declared !== undefined && actual !== declared) {
+    throw new BlobStoreError(
+      `The body for ${key} had ${actual} bytes instead of the declared ${declared}: nothing was stored.`,
+    );
+  }
+}
+
+/**
+ * Reads a body that will not be stored (the key already exists) to its end, so that the caller's
+ * pipeline (a hash, an upload) finishes normally instead of stalling.
+ */
+export async function discardBody(body: Readable | Buffer): Promise<void> {
+  if (Buffer.isBuffer(body)) return;
+  body.resume();
+  await finished(body);
 }

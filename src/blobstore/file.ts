@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import {
+  assertValidKey,
+  type BlobInfo,
+  BlobNotFoundError,
+  type BlobStore,
+  BlobStoreError,
+  checkBodySize,
+  discardBody,
+  InvalidKeyError,
+  type PutOptions,
+} from './blobstore.ts';
+
+const TEMP_DIR = '.tmp';
+const STALE_TEMP_MS = 60 * 60 * 1000;
+const STAT_BATCH = 64;
+
+/**
+ * Blobs as files under one root. Every write goes to `<root>/.tmp/` first (same filesystem), is
+ * fsynced, then renamed (put) or hard-linked (putIfAbsent) into place, and the directory is fsynced:
+ * a reader sees the whole blob or nothing, and a resolved write survives a power loss (I1, I2).
+ */
+export class FileBlobStore implements BlobStore {
+  readonly root: string;
+  readonly location: string;
+  private readonly tempDir: string;
+  private ready: Promise<void> | undefined;
+  /** Directories whose entry in their parent this process has made durable, so it fsyncs each once. */
+  private readonly durableDirs = new Map<string, Promise<void>>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.location = pathToFileURL(this.root).href;
+    this.tempDir = path.join(this.root, TEMP_DIR);
+  }
+
+  async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
+    const target = this.pathOf(key);
+    const temp = await this.writeTemp(key, body, options);
+    try {
+      await this.intoPlace(target, () => rename(temp, target));
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw this.fail(error, key);
+    }
+  }
+
+  async putIfAbsent(key: string, body: Readable | Buffer, options?: PutOptions): Promise<boolean> {
+    const target = this.pathOf(key);
+    if (await this.head(key)) {
+      await discardBody(body);
+      return false;
+    }
+    const temp = await this.writeTemp(key, body, options);
+    try {
+      // link() fails with EEXIST instead of replacing: the check and the write are one atomic step.
+      await this.intoPlace(target, () => link(temp, target));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw this.fail(error, key);
+    } finally {
+      await unlink(temp).catch(() => {});
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const target = this.pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(target, 'r');
+    } catch (error) {
+      if (isMissing(error)) throw new BlobNotFoundError(key, this.location);
+      throw this.fail(error, key);
+    }
+    // open() succeeds on a directory, which is a prefix of other keys, not a blob.
+    if (!(await handle.stat()).isFile()) {
+      await handle.close();
+      throw new BlobNotFoundError(key, this.location);
+    }
+    return handle.createReadStream();
+  }
+
+  async head(key: string): Promise<BlobInfo | undefined> {
+    this.pathOf(key);
+    return this.statInfo(key);
+  }
+
+  async *list(prefix = ''): AsyncIterable<BlobInfo> {
+    yield* this.walk(this.root, '', prefix);
+  }
+
+  async delete(key: string): Promise<void> {
+    const target = this.pathOf(key);
+    try {
+      await unlink(target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!isMissing(error) && code !== 'EISDIR') throw this.fail(error, key);
+    }
+    // Also when it was already gone: an earlier delete may have crashed before its directory fsync.
+    try {
+      await fsyncDir(path.dirname(target));
+    } catch (error) {
+      if (!isMissing(error)) throw this.fail(error, key);
+    }
+  }
+
+  /** Removes temp files left by crashed writers; returns how many it removed. */
+  async cleanTemp(maxAgeMs = STALE_TEMP_MS): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.tempDir);
+    } catch (error) {
+      if (isMissing(error)) return 0;
+      throw this.fail(error, TEMP_DIR);
+    }
+    let removed = 0;
+    const now = Date.now();
+    for (const name of names) {
+      const file = path.join(this.tempDir, name);
+      try {
+        if (now - (await stat(file)).mtimeMs > maxAgeMs) {
+          await unlink(file);
+          removed++;
+        }
+      } catch (error) {
+        if (!isMissing(error)) throw this.fail(error, TEMP_DIR);
+      }
+    }
+    return removed;
+  }
+
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    const target = path.resolve(this.root, ...key.split('/'));
+    const base = this.root.endsWith(path.sep) ? this.root : this.root + path.sep;
+    if (!target.startsWith(base)) {
+      throw new InvalidKeyError(`Invalid blob key ${JSON.stringify(key)}: it resolves outside ${this.root}.`);
+    }
+    return target;
+  }
+
+  private init(): Promise<void> {
+    this.ready ??= (async () => {
+      const first = (await mkdir(this.root, { recursive: true })) ?? this.root;
+      // Each directory from the root up to the first one created here is a new entry in its parent.
+      for (let dir = this.root; ; dir = path.dirname(dir)) {
+        await fsyncDir(path.dirname(dir));
+        if (dir === first || dir === path.dirname(dir)) break;
+      }
+      await this.ensureDir(this.tempDir);
+      // Best effort: a leftover temp file wastes space but never hides or corrupts a blob.
+      await this.cleanTemp().catch(() => 0);
+    })();
+    this.ready.catch(() => {
+      this.ready = undefined;
+    });
+    return this.ready;
+  }
+
+  /** Directories were removed behind our back (e.g. a restore wiped the store): recreate them. */
+  private forget(): void {
+    this.ready = undefined;
+    this.durableDirs.clear();
+  }
+
+  /** Creates `dir` and makes its entry durable in every ancestor up to the root. */
+  private ensureDir(dir: string): Promise<void> {
+    if (dir === this.root) return Promise.resolve();
+    let pending = this.durableDirs.get(dir);
+    if (!pending) {
+      pending = (async () => {
+        await this.ensureDir(path.dirname(dir));
+        await mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
+        // Even when it existed: its creator (another process, or one that crashed) may not have fsynced.
+        await fsyncDir(path.dirname(dir));
+      })();
+      this.durableDirs.set(dir, pending);
+      pending.catch(() => this.durableDirs.delete(dir));
+    }
+    return pending;
+  }
+
+  /** Runs rename or link into `target`, then fsyncs its directory. */
+  private async intoPlace(target: string, move: () => Promise<void>): Promise<void> {
+    const dir = path.dirname(target);
+    await this.ensureDir(dir);
+    try {
+      await move();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      this.forget();
+      await this.ensureDir(dir);
+      await move();
+    }
+    await fsyncDir(dir);
+  }
+
+  private async writeTemp(key: string, body: Readable | Buffer, options?: PutOptions): Promise<string> {
+    await this.init().catch((error) => {
+      throw this.fail(error, key);
+    });
+    const temp = path.join(this.tempDir, `${randomBytes(12).toString('hex')}.tmp`);
+    let bodyError: unknown;
+    if (!Buffer.isBuffer(body)) body.once('error', (error) => (bodyError ??= error));
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(temp, 'wx', 0o644).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        this.forget();
+        await this.init();
+        return open(temp, 'wx', 0o644);
+      });
+      let written = 0;
+      if (Buffer.isBuffer(body)) {
+        written = await writeAll(handle, body);
+      } else {
+        for await (const chunk of body) {
+          written += await writeAll(handle, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+        }
+      }
+      checkBodySize(key, written, options?.size);
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      return temp;
+    } catch (error) {
+      await handle?.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      // The body's own failure (a client that went away) belongs to the caller, unchanged.
+      throw error === bodyError ? error : this.fail(error, key);
+    }
+  }
+
+  private async *walk(dir: string, keyPrefix: string, prefix: string): AsyncGenerator<BlobInfo> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.fail(error, keyPrefix || prefix);
+    }
+    // Sorting a folder as "name/" yields keys in plain string order, as S3 does: "a-b" < "a/c" < "a0".
+    const items = entries
+      .filter((entry) => isKeySegment(entry.name) && (entry.isFile() || entry.isDirectory()))
+      .map((entry) => {
+        const key = keyPrefix + entry.name;
+        return { entry, key, order: entry.isDirectory() ? `${key}/` : key };
+      })
+      .filter(({ order }) => order.startsWith(prefix) || (order.endsWith('/') && prefix.startsWith(order)))
+      .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    const infos = new Map<string, BlobInfo | undefined>();
+    const files = items.filter(({ entry }) => entry.isFile());
+    for (let i = 0; i < files.length; i += STAT_BATCH) {
+      const batch = files.slice(i, i + STAT_BATCH);
+      await Promise.all(batch.map(async ({ key }) => infos.set(key, await this.statInfo(key))));
+    }
+    for (const { entry, key } of items) {
+      if (entry.isDirectory()) yield* this.walk(path.join(dir, entry.name), `${key}/`, prefix);
+      else if (infos.get(key)) yield infos.get(key)!;
+    }
+  }
+
+  private async statInfo(key: string): Promise<BlobInfo | undefined> {
+    try {
+      const info = await stat(path.join(this.root, ...key.split('/')));
+      return info.isFile() ? { key, size: info.size, lastModified: info.mtime } : undefined;
+    } catch (error) {
+      // Deleted between readdir and stat: no longer part of the listing.
+      if (isMissing(error)) return undefined;
+      throw this.fail(error, key);
+    }
+  }
+
+  /** Turns a filesystem error into one plain sentence that says what to do. */
+  private fail(error: unknown, key: string): Error {
+    if (error instanceof BlobStoreError) return error;
+    const sentence = fsSentence(error as NodeJS.ErrnoException, key, this.root, this.location);
+    if (sentence) return new BlobStoreError(sentence, { cause: error });
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+function fsSentence(err: NodeJS.ErrnoException, key: string, root: string, location: string) {
+  const elsewhere = 'or move STORAGE_URL/BACKUP_DIR elsewhere';
+  switch (err.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `The disk under ${root} is full: free space ${elsewhere}.`;
+    case 'EACCES':
+    case 'EPERM':
+      return `Permission denied on ${err.path ?? root}: let the user running trendgen read and write it, ${elsewhere}.`;
+    case 'EROFS':
+      return `The filesystem under ${root} is read-only: remount it read-write ${elsewhere}.`;
+    case 'ENOTDIR':
+    case 'EISDIR':
+    case 'ENOTEMPTY':
+      return `The key ${key} clashes with another blob in ${location}: a key cannot be both a blob and a folder of blobs.`;
+  }
+  return err.syscall ? `Could not access ${key} in ${location}: ${err.message}.` : undefined;
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<number> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+  return data.length;
+}
+
+/** fsyncs a directory so that entries created, renamed or removed in it survive a power loss. */
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EBADF') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function isKeySegment(name: string): boolean {
+  try {
+    assertValidKey(name);
+    return true;
+  } catch {
+    return false;
+  }
+}

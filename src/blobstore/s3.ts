@@ -1,0 +1,321 @@
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Settings } from '../config/config.ts';
+import {
+  assertValidKey,
+  type BlobInfo,
+  BlobNotFoundError,
+  type BlobStore,
+  BlobStoreError,
+  checkBodySize,
+  discardBody,
+  type PutOptions,
+} from './blobstore.ts';
+
+export interface S3BlobStoreOptions {
+  bucket: string;
+  /** Folder inside the bucket; empty for the whole bucket. */
+  prefix?: string;
+  settings: S3Settings;
+  /** Attempts per request, retries included (standard mode: 5xx, throttling, network errors). */
+  maxAttempts?: number;
+}
+
+const PART_SIZE = 8 * 1024 * 1024;
+const QUEUE_SIZE = 4;
+// Network failures that mean "cannot reach the server" once the SDK's retries are spent.
+const UNREACHABLE_CODES = new Set(
+  'ECONNREFUSED ECONNRESET ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH ENETUNREACH EPIPE'.split(' '),
+);
+const CREDENTIAL_ERRORS = new Set(
+  'AccessDenied InvalidAccessKeyId SignatureDoesNotMatch CredentialsProviderError ExpiredToken InvalidToken'.split(
+    ' ',
+  ),
+);
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  cause?: unknown;
+  errors?: unknown[];
+  $metadata?: { httpStatusCode?: number };
+}
+
+/**
+ * Blobs as objects in one bucket under a prefix. A put resolves only once S3 acknowledged the object;
+ * a failed or truncated body never completes an upload, so nothing partial becomes visible (I1).
+ */
+export class S3BlobStore implements BlobStore {
+  readonly location: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly endpoint: string;
+  private readonly client: S3Client;
+
+  constructor(options: S3BlobStoreOptions) {
+    const { settings } = options;
+    this.bucket = options.bucket;
+    const trimmed = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    this.prefix = trimmed ? `${trimmed}/` : '';
+    this.location = `s3://${this.bucket}${trimmed ? `/${trimmed}` : ''}`;
+    this.endpoint = describeEndpoint(settings);
+    // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+    this.client = new S3Client({
+      region: settings.region,
+      endpoint: settings.endpoint,
+      forcePathStyle: settings.forcePathStyle,
+      ...(settings.accessKeyId && settings.secretAccessKey
+        ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
+        : {}),
+      // Test servers and many S3-compatible stores mishandle the newer default checksums (STACK.md).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      retryMode: 'standard',
+      maxAttempts: options.maxAttempts ?? 5,
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: 300_000 },
+    });
+  }
+
+  async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
+    await this.write(key, body, options, false);
+  }
+
+  /**
+   * Sends `If-None-Match: *` for servers that honour it, after a HEAD for those that ignore it (s3rver):
+   * there a concurrent writer of the same key may still win, which content-addressed keys tolerate.
+   */
+  async putIfAbsent(key: string, body: Readable | Buffer, options?: PutOptions): Promise<boolean> {
+    if (await this.head(key)) {
+      await discardBody(body);
+      return false;
+    }
+    try {
+      await this.write(key, body, options, true);
+      return true;
+    } catch (error) {
+      if (error instanceof BlobStoreError && isPreconditionFailed(error.cause)) return false;
+      throw error;
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const Key = this.objectKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      return out.Body as Readable;
+    } catch (error) {
+      if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
+      throw this.fail(error, key);
+    }
+  }
+
+  async head(key: string): Promise<BlobInfo | undefined> {
+    const Key = this.objectKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified };
+    } catch (error) {
+      // A HEAD answer has no body, so a missing bucket looks like a missing key here too.
+      if (isNotFound(error)) return undefined;
+      throw this.fail(error, key);
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<BlobInfo> {
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (error) {
+        throw this.fail(error, `${prefix}*`);
+      }
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        yield {
+          key: object.Key.slice(this.prefix.length),
+          size: object.Size ?? 0,
+          lastModified: object.LastModified,
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (error) {
+      if (!isNotFound(error)) throw this.fail(error, key);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private objectKey(key: string): string {
+    assertValidKey(key);
+    return this.prefix + key;
+  }
+
+  private async write(
+    key: string,
+    body: Readable | Buffer,
+    options: PutOptions | undefined,
+    onlyIfAbsent: boolean,
+  ): Promise<void> {
+    const params = {
+      Bucket: this.bucket,
+      Key: this.objectKey(key),
+      ContentType: options?.contentType,
+      ...(onlyIfAbsent ? { IfNoneMatch: '*' } : {}),
+    };
+    if (Buffer.isBuffer(body)) {
+      checkBodySize(key, body.length, options?.size);
+      // Small buffers in one request; the SDK can retry it since the body is replayable.
+      if (body.length < PART_SIZE) {
+        try {
+          await this.client.send(new PutObjectCommand({ ...params, Body: body }));
+        } catch (error) {
+          throw this.fail(error, key);
+        }
+        return;
+      }
+    }
+    let bodyError: unknown;
+    let source: Readable | Buffer = body;
+    if (!Buffer.isBuffer(body)) {
+      body.once('error', (error) => (bodyError ??= error));
+      source = options?.size === undefined ? body : countBytes(body, key, options.size);
+    }
+    // Upload buffers parts (retryable) and only completes after the body ended cleanly.
+    const upload = new Upload({
+      client: this.client,
+      params: { ...params, Body: source },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      // Stop the caller's producer as the file driver does; nothing more will be read.
+      if (!Buffer.isBuffer(body)) body.destroy();
+      // Upload may report its failed AbortMultipartUpload instead of the reason it aborted.
+      if (bodyError !== undefined) throw bodyError;
+      throw this.fail(error, key);
+    }
+  }
+
+  /** Turns an SDK error into one plain sentence that says what to check; never includes secrets. */
+  private fail(error: unknown, key: string): Error {
+    if (error instanceof BlobStoreError) return error;
+    const err = (error ?? {}) as SdkError;
+    const network = networkCode(err);
+    if (network) {
+      return new BlobStoreError(
+        `The S3 endpoint ${this.endpoint} is unreachable (${network}): check S3_ENDPOINT and the network.`,
+        { cause: error },
+      );
+    }
+    if (hasName(err, 'NoSuchBucket')) {
+      return new BlobStoreError(
+        `The bucket ${this.bucket} does not exist at ${this.endpoint}: create it or correct the bucket in the s3:// URL.`,
+        { cause: error },
+      );
+    }
+    if ((err.name && CREDENTIAL_ERRORS.has(err.name)) || err.$metadata?.httpStatusCode === 403) {
+      return new BlobStoreError(
+        `The S3 endpoint ${this.endpoint} refused the credentials for bucket ${this.bucket} (${err.name}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions.`,
+        { cause: error },
+      );
+    }
+    if (!err.$metadata) return error instanceof Error ? error : new Error(String(error));
+    const status = err.$metadata.httpStatusCode ? `, HTTP ${err.$metadata.httpStatusCode}` : '';
+    return new BlobStoreError(
+      `The S3 request for ${key} in ${this.location} failed (${err.name}${status}): ${err.message}`,
+      { cause: error },
+    );
+  }
+}
+
+/** Passes a stream through, failing it at the end if its length differs from the declared one. */
+function countBytes(body: Readable, key: string, declared: number): Readable {
+  let count = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      count += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback) {
+      try {
+        checkBodySize(key, count, declared);
+        callback();
+      } catch (error) {
+        callback(error as Error);
+      }
+    },
+  });
+  pipeline(body, counter).catch(() => {
+    // The same error reaches the Upload through `counter`.
+  });
+  return counter;
+}
+
+function describeEndpoint(settings: S3Settings): string {
+  if (!settings.endpoint) return `https://s3.${settings.region}.amazonaws.com`;
+  try {
+    const url = new URL(settings.endpoint);
+    url.username = '';
+    url.password = '';
+    return url.href.replace(/\/$/, '');
+  } catch {
+    return settings.endpoint;
+  }
+}
+
+function networkCode(err: SdkError, depth = 0): string | undefined {
+  if (depth > 5 || !err) return undefined;
+  if (err.code && UNREACHABLE_CODES.has(err.code)) return err.code;
+  if (err.name === 'TimeoutError') return 'timeout';
+  for (const inner of [err.cause, ...(err.errors ?? [])]) {
+    const code = inner ? networkCode(inner as SdkError, depth + 1) : undefined;
+    if (code) return code;
+  }
+  return undefined;
+}
+
+function hasName(error: unknown, name: string): boolean {
+  return (error as SdkError | undefined)?.name === name;
+}
+
+function isNotFound(error: unknown): boolean {
+  const err = error as SdkError;
+  if (err?.name === 'NoSuchBucket') return false;
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+}
+
+function isPreconditionFailed(error: unknown): boolean {
+  const err = error as SdkError;
+  return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
+}

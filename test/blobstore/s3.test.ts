@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobStoreError, createBlobStore, S3BlobStore } from '../../src/blobstore/index.ts';
+import { type S3Server, startS3Server } from '../support/s3-server.ts';
+import { blobStoreContract, randomStream } from './contract.ts';
+
+const BUCKET = 'trendgen-test';
+let server: S3Server;
+let run = 0;
+
+beforeAll(async () => {
+  server = await startS3Server({ buckets: [BUCKET] });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+blobStoreContract(
+  's3',
+  async () => {
+    // One fresh prefix per case: an empty store without restarting the server.
+    const store = createBlobStore(`s3://${BUCKET}/contract/case-${++run}`, server.settings);
+    return { store, dispose: async () => store.close?.() };
+  },
+  { nestedOrderGap: '(s3rver walks folders: it lists "a/c" before "a-b" and "x-1" before "x")' },
+);
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+describe('S3BlobStore', () => {
+  it('I1: a 20 MiB stream is stored as a multipart upload of 8 MiB parts', async () => {
+    const store = new S3BlobStore({ bucket: BUCKET, prefix: 'multipart', settings: server.settings });
+    // Watches the requests that go out (s3rver's ETags do not tell multipart objects apart).
+    const sent: string[] = [];
+    store['client'].middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(`${context.commandName}:${(args.input as { PartNumber?: number }).PartNumber ?? ''}`);
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    await store.put('big', randomStream(20 * 1024 * 1024).stream);
+    await store.put('small', randomStream(1024).stream);
+    expect(sent.sort()).toEqual([
+      'CompleteMultipartUploadCommand:',
+      'CreateMultipartUploadCommand:',
+      'PutObjectCommand:',
+      'UploadPartCommand:1',
+      'UploadPartCommand:2',
+      'UploadPartCommand:3',
+    ]);
+    expect((await store.head('big'))?.size).toBe(20 * 1024 * 1024);
+    await store.close();
+  });
+
+  it('I10: an unreachable endpoint gives one plain sentence quickly, without secrets', async () => {
+    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const secret = `secret-${randomBytes(6).toString('hex')}`;
+    const store = new S3BlobStore({
+      bucket: BUCKET,
+      settings: { ...server.settings, endpoint, secretAccessKey: secret },
+      maxAttempts: 2,
+    });
+    const started = Date.now();
+    for (const attempt of [
+      () => store.put('x', Buffer.from('1')),
+      () => store.get('x'),
+      () => store.head('x'),
+      async () => {
+        for await (const _ of store.list()) break;
+      },
+    ]) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BlobStoreError);
+      expect((error as Error).message).toBe(
+        `The S3 endpoint ${endpoint} is unreachable (ECONNREFUSED): check S3_ENDPOINT and the network.`,
+      );
+    }
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await store.close();
+  });
+
+  it('I10: a missing bucket is named in one sentence', async () => {
+    const store = createBlobStore('s3://no-such-bucket/x', server.settings);
+    const expected = `The bucket no-such-bucket does not exist at ${server.endpoint}: create it or correct the bucket in the s3:// URL.`;
+    await expect(store.put('k', Buffer.from('1'))).rejects.toThrow(expected);
+    await expect(store.get('k')).rejects.toThrow(expected);
+    await expect(store.put('k', randomStream(9 * 1024 * 1024).stream)).rejects.toThrow(expected);
+    await expect((async () => store.list()[Symbol.asyncIterator]().next())()).rejects.toThrow(expected);
+    await store.close?.();
+  });
+
+  it('I10: wrong credentials are named without showing the secret', async () => {
+    const secret = `secret-${randomBytes(6).toString('hex')}`;
+    const store = new S3BlobStore({
+      bucket: BUCKET,
+      settings: { ...server.settings, accessKeyId: 'WRONG', secretAccessKey: secret },
+    });
+    const error = await store.put('k', Buffer.from('1')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BlobStoreError);
+    expect((error as Error).message).toMatch(
+      /^The S3 endpoint .* refused the credentials for bucket trendgen-test \(\w+\): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY/,
+    );
+    expect((error as Error).message).not.toContain(secret);
+    await store.close();
+  });
+});
