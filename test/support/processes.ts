@@ -1,0 +1,103 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { freePort, isAlive, sleep, waitFor } from '../../src/services/process-utils.ts';
+
+export const CLI = path.resolve(import.meta.dirname, '../../bin/trendgen.js');
+
+/** Every descendant of `pid` (children, grandchildren…), read from /proc. */
+export function descendants(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(entry));
+      parents.set(ppid, list);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    for (const child of parents.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+/** SIGKILL a process and everything under it at once, as a power cut would. */
+export function killTree(pid: number): number[] {
+  const all = [pid, ...descendants(pid)];
+  for (const p of all) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  return all;
+}
+
+export interface UpProcess {
+  child: ChildProcess;
+  baseUrl: string;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `trendgen up` as a real process tree and waits until /readyz answers 200. */
+export async function startUp(
+  env: Record<string, string>,
+  options: { port?: number } = {},
+): Promise<UpProcess> {
+  const port = options.port ?? (await freePort());
+  let output = '';
+  const child = spawn(process.execPath, [CLI, 'up'], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr!.on('data', (chunk) => {
+    output += chunk;
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  await waitFor(
+    `trendgen up to be ready on ${baseUrl}`,
+    async () => {
+      if (exited) throw new Error(`trendgen up exited early:\n${output}`);
+      try {
+        const response = await fetch(`${baseUrl}/readyz`);
+        return response.status === 200 ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    90_000,
+    200,
+  ).catch((error) => {
+    throw new Error(`${(error as Error).message}\n${output}`);
+  });
+  return {
+    child,
+    baseUrl,
+    output: () => output,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || !child.pid || !isAlive(child.pid)) return child.exitCode;
+      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill(signal);
+      return await Promise.race([exit, sleep(60_000).then(() => null)]);
+    },
+  };
+}
