@@ -6,7 +6,12 @@ import {
   PayloadTooLargeError,
   UnsupportedTypeError,
 } from '../objects/errors.ts';
-import { PromptConflictError, PromptNotFoundError, PromptValidationError } from '../prompts/index.ts';
+import {
+  InvalidPromptNameError,
+  PromptConflictError,
+  PromptNotFoundError,
+  PromptValidationError,
+} from '../prompts/index.ts';
 import { TrendConflictError, TrendNotFoundError, UnknownPromptError } from '../trends/trends.ts';
 
 /** An error the API answers as it is: status, machine code, one plain sentence, optional details. */
@@ -36,6 +41,7 @@ function classify(error: unknown): HttpError | undefined {
   ) {
     return new HttpError(404, 'not_found', error.message);
   }
+  if (error instanceof InvalidPromptNameError) return new HttpError(400, 'invalid_name', error.message);
   if (error instanceof BlobNotFoundError)
     return new HttpError(404, 'not_found', 'The object does not exist.');
   if (error instanceof InvalidKeyError) return new HttpError(400, 'invalid_key', error.message);

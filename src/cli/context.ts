@@ -17,7 +17,10 @@ export interface DatabaseContext {
  * Runs `fn` with a migrated database: the embedded PostgreSQL (found running, or started for the
  * duration of the command) or DATABASE_URL.
  */
-export async function withDatabase<T>(fn: (ctx: DatabaseContext) => Promise<T>, config = loadConfig()): Promise<T> {
+export async function withDatabase<T>(
+  fn: (ctx: DatabaseContext) => Promise<T>,
+  config = loadConfig(),
+): Promise<T> {
   const services = await connectServices(config, { postgres: true, redis: false });
   const sql = openDatabase(services.databaseUrl, { max: 4 });
   try {

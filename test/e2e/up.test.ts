@@ -42,7 +42,9 @@ describe('trendgen up on a fresh machine', () => {
     });
     expect(example.status).toBe(200);
 
-    const read = await (await fetch(`${up.baseUrl}/api/v1/trends/ghibli`, { headers: auth })).json();
+    const read = (await (await fetch(`${up.baseUrl}/api/v1/trends/ghibli`, { headers: auth })).json()) as {
+      example: { sha256: string; url: string };
+    };
     expect(read.example.sha256).toBe(createHash('sha256').update(image).digest('hex'));
     const bytes = Buffer.from(
       await (await fetch(`${up.baseUrl}${read.example.url}`, { headers: auth })).arrayBuffer(),
@@ -59,7 +61,7 @@ describe('trendgen up on a fresh machine', () => {
     const metrics = await (await fetch(`${up.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/trendgen_objects\{kind="example"\} 1/);
     const docs = await fetch(`${up.baseUrl}/api/docs/json`);
-    expect((await docs.json()).paths).toHaveProperty('/api/v1/trends');
+    expect(((await docs.json()) as { paths: object }).paths).toHaveProperty('/api/v1/trends');
 
     const tree = [up.child.pid!, ...descendants(up.child.pid!)];
     expect(await up.stop('SIGINT')).toBe(0);

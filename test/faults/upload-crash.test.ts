@@ -69,7 +69,7 @@ describe('faults: SIGKILL of the whole process tree during 100 concurrent upload
           body: image,
         });
         if (response.ok) {
-          const body = await response.json();
+          const body = (await response.json()) as { sha256: string; key: string };
           expect(body.sha256).toBe(sha(image));
           acknowledged.push({ slug, sha256: body.sha256, key: body.key });
         }

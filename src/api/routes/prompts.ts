@@ -47,6 +47,13 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
       async (request, reply) => {
         const prompt = await getPrompt(deps.sql, (request.params as { name: string }).name);
+        if (prompt.version === null) {
+          throw new HttpError(
+            404,
+            'not_found',
+            `The prompt ${prompt.name} has no valid version yet: fix its file.`,
+          );
+        }
         reply.header('etag', `"${prompt.version}"`);
         if ((request.query as { format?: string }).format === 'yaml') {
           return reply.type('application/yaml; charset=utf-8').send(prompt.content);
