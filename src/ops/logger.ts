@@ -1,7 +1,7 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 /** JSON logs on stderr. Tokens, passwords and URLs with credentials never reach them. */
-export function createLogger(level: string, name = 'trendgen'): Logger {
+export function createLogger(level: string, name = 'trendgen', destination?: DestinationStream): Logger {
   return pino(
     {
       name,
@@ -28,7 +28,7 @@ export function createLogger(level: string, name = 'trendgen'): Logger {
         }),
       },
     },
-    pino.destination({ fd: 2, sync: false }),
+    destination ?? pino.destination({ fd: 2, sync: false }),
   );
 }
 

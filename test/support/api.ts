@@ -3,9 +3,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildServer } from '../../src/api/server.ts';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
+import { createBlobStore } from '../../src/blobstore/index.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
@@ -25,7 +25,10 @@ export interface TestApi {
 }
 
 /** The real HTTP server on a real database, Redis and file object store, driven in-process with inject(). */
-export async function startTestApi(env: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApi(
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<TestApi> {
   const temp = tempDir('api');
   const db = await createTestDatabase();
   const adminToken = randomBytes(24).toString('hex');
@@ -47,7 +50,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
   const redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: 1 });
   const objects = new ObjectStore(
     db.sql,
-    new FileBlobStore(path.join(config.dataDir, 'objects')),
+    createBlobStore(config.storageUrl, config.s3),
     path.join(config.dataDir, 'tmp'),
   );
   const app = await buildServer({
@@ -57,7 +60,7 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     objects,
     tokens: { admin: adminToken, client: clientToken },
     metrics: createMetrics(db.sql),
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
   });
   await app.ready();
   return {
