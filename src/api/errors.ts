@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { BlobNotFoundError, BlobStoreError, InvalidKeyError } from '../blobstore/blobstore.ts';
+import { GenerationInputError, GenerationNotFoundError } from '../generation/jobs.ts';
 import {
   EmptyUploadError,
   ObjectNotFoundError,
@@ -42,6 +43,8 @@ function classify(error: unknown): HttpError | undefined {
     return new HttpError(404, 'not_found', error.message);
   }
   if (error instanceof InvalidPromptNameError) return new HttpError(400, 'invalid_name', error.message);
+  if (error instanceof GenerationNotFoundError) return new HttpError(404, 'not_found', error.message);
+  if (error instanceof GenerationInputError) return new HttpError(422, 'invalid_generation', error.message);
   if (error instanceof BlobNotFoundError)
     return new HttpError(404, 'not_found', 'The object does not exist.');
   if (error instanceof InvalidKeyError) return new HttpError(400, 'invalid_key', error.message);

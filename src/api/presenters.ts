@@ -1,3 +1,4 @@
+import type { Generation } from '../generation/jobs.ts';
 import type { ObjectRecord } from '../objects/store.ts';
 import type { Trend } from '../trends/trends.ts';
 
@@ -28,5 +29,29 @@ export function presentObject(record: ObjectRecord) {
     size: record.size,
     contentType: record.contentType,
     url: objectUrl(record.key),
+  };
+}
+
+export function presentGeneration(generation: Generation) {
+  return {
+    id: generation.id,
+    status: generation.status,
+    user: generation.userId,
+    trend: generation.trend,
+    prompt: generation.promptName,
+    promptVersion: generation.promptVersion,
+    variants: generation.variants,
+    attempts: generation.attempts,
+    outputs: generation.outputs.map((output) => ({
+      variant: output.variant,
+      key: output.key,
+      previewKey: output.previewKey,
+      url: objectUrl(output.key),
+      previewUrl: objectUrl(output.previewKey),
+    })),
+    ...(generation.error ? { error: generation.error } : {}),
+    createdAt: generation.createdAt.toISOString(),
+    startedAt: generation.startedAt?.toISOString() ?? null,
+    finishedAt: generation.finishedAt?.toISOString() ?? null,
   };
 }

@@ -6,6 +6,7 @@ import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
+import { createQueue, queueConnection } from '../generation/queue.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
@@ -53,6 +54,13 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
     });
     redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
     closers.push(async () => redis.quit().catch(() => redis.disconnect()));
+    const queueRedis = queueConnection(services.redisUrl);
+    queueRedis.on('error', () => {});
+    const queue = createQueue(queueRedis);
+    closers.push(async () => {
+      await queue.close();
+      queueRedis.disconnect();
+    });
     const blobs = createBlobStore(config.storageUrl, config.s3);
     const objects = new ObjectStore(sql, blobs, path.join(config.dataDir, 'tmp', 'uploads'));
     const admin = resolveAdminToken(config);
@@ -67,6 +75,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       config,
       sql,
       redis,
+      queue,
       objects,
       tokens: { admin: admin.token, client: config.apiToken },
       metrics: createMetrics(sql),

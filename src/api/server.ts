@@ -2,15 +2,18 @@ import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import type { GenerationJobData } from '../generation/queue.ts';
 import type { ObjectStore } from '../objects/store.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { Tokens } from './auth.ts';
 import { installErrorHandler } from './errors.ts';
+import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
 import { objectRoutes } from './routes/objects.ts';
 import { promptRoutes } from './routes/prompts.ts';
@@ -20,6 +23,7 @@ export interface ApiDeps {
   config: Config;
   sql: Sql;
   redis: Redis;
+  queue: Queue<GenerationJobData>;
   objects: ObjectStore;
   tokens: Tokens;
   metrics: Metrics;
@@ -90,5 +94,6 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(promptRoutes(deps), { prefix: '/api/v1' });
   await app.register(trendRoutes(deps), { prefix: '/api/v1' });
   await app.register(objectRoutes(deps), { prefix: '/api/v1' });
+  await app.register(generationRoutes(deps), { prefix: '/api/v1' });
   return app;
 }

@@ -7,6 +7,7 @@ import { UsageError } from './context.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
 import { serveCommand, upCommand } from './serve.ts';
+import { schedulerCommand, workerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
   const program = new Command('trendgen')
@@ -16,6 +17,8 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(upCommand());
   program.addCommand(serveCommand());
+  program.addCommand(workerCommand());
+  program.addCommand(schedulerCommand());
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());

@@ -6,6 +6,7 @@ import { loadConfig } from '../config/config.ts';
 import { createLogger } from '../ops/logger.ts';
 import { writeFileAtomicSync } from '../services/fs-utils.ts';
 import { runSupervisor } from '../services/supervisor.ts';
+import { untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
   return path.join(dataDir, 'run', 'api.json');
@@ -21,27 +22,10 @@ export function serveCommand(): Command {
       const infoFile = apiInfoFile(config.dataDir);
       writeFileAtomicSync(infoFile, JSON.stringify({ url: api.url, pid: process.pid }));
       logger.info({ url: api.url, adminTokenFile: api.adminTokenFile }, 'API listening');
-      await new Promise<void>((resolve) => {
-        let closing = false;
-        const stop = (reason: string) => {
-          if (closing) return;
-          closing = true;
-          logger.info({ reason }, 'shutting down');
-          void api.close().finally(() => {
-            rmSync(infoFile, { force: true });
-            resolve();
-          });
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-        if (process.env.TRENDGEN_SUPERVISED) {
-          // Node has no parent-death signal: a supervisor killed with SIGKILL must not leave us holding the port.
-          const parent = process.ppid;
-          setInterval(() => {
-            if (process.ppid !== parent) stop('supervisor gone');
-          }, 1000).unref();
-        }
-      });
+      const reason = await untilStopped();
+      logger.info({ reason }, 'shutting down');
+      await api.close();
+      rmSync(infoFile, { force: true });
     });
 }
 
@@ -54,7 +38,7 @@ export function upCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'up');
       const code = await runSupervisor(config, {
-        children: [['serve']],
+        children: [['serve'], ['worker'], ['scheduler']],
         logger,
         onReady: () => {
           const tokenLine = config.adminToken

@@ -95,6 +95,11 @@ const envSchema = z.object({
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_SCHEDULE: z.string().trim().default('0 * * * *'),
   IMAGE_PROVIDER: z.enum(['local', 'openai']).default('local'),
+  WORKER_CONCURRENCY: integer(1, 64).default(2),
+  GENERATION_LEASE_SECONDS: integer(2, 3600).default(60),
+  GENERATION_TIMEOUT_SECONDS: integer(1, 3600).default(300),
+  GENERATION_MAX_ATTEMPTS: integer(1, 100).default(5),
+  RECONCILE_INTERVAL_SECONDS: integer(1, 86400).default(60),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: url(['http:', 'https:']).default('https://api.openai.com/v1'),
   ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
@@ -140,6 +145,13 @@ export interface Config {
     schedule: string;
   };
   imageProvider: Env['IMAGE_PROVIDER'];
+  generation: {
+    concurrency: number;
+    leaseSeconds: number;
+    timeoutSeconds: number;
+    maxAttempts: number;
+    reconcileIntervalSeconds: number;
+  };
   openai: { apiKey: string | undefined; baseUrl: string };
   alertWebhookUrl: string | undefined;
   s3: S3Settings;
@@ -211,6 +223,13 @@ export function loadConfig(
       schedule: e.BACKUP_SCHEDULE,
     },
     imageProvider: e.IMAGE_PROVIDER,
+    generation: {
+      concurrency: e.WORKER_CONCURRENCY,
+      leaseSeconds: e.GENERATION_LEASE_SECONDS,
+      timeoutSeconds: e.GENERATION_TIMEOUT_SECONDS,
+      maxAttempts: e.GENERATION_MAX_ATTEMPTS,
+      reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+    },
     openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL },
     alertWebhookUrl: e.ALERT_WEBHOOK_URL,
     s3: {
@@ -252,6 +271,11 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_PASSWORD: config.backup.password,
     BACKUP_SCHEDULE: config.backup.schedule,
     IMAGE_PROVIDER: config.imageProvider,
+    WORKER_CONCURRENCY: config.generation.concurrency,
+    GENERATION_LEASE_SECONDS: config.generation.leaseSeconds,
+    GENERATION_TIMEOUT_SECONDS: config.generation.timeoutSeconds,
+    GENERATION_MAX_ATTEMPTS: config.generation.maxAttempts,
+    RECONCILE_INTERVAL_SECONDS: config.generation.reconcileIntervalSeconds,
     OPENAI_API_KEY: config.openai.apiKey,
     OPENAI_BASE_URL: config.openai.baseUrl,
     ALERT_WEBHOOK_URL: config.alertWebhookUrl,

@@ -67,5 +67,57 @@ export function createMetrics(sql: Sql): Metrics {
       this.set((row?.n as number) ?? 0);
     },
   });
+  new Gauge({
+    name: 'trendgen_generations',
+    help: 'Generations by state.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      for (const state of ['queued', 'running', 'succeeded', 'failed']) this.set({ state }, 0);
+      const rows =
+        await sql`select status, count(*)::int as n from generations where deleted_at is null group by status`;
+      for (const row of rows) this.set({ state: row.status as string }, row.n as number);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_generation_seconds',
+    help: 'Generations finished in the last hour: time in queue (created to started) and time to finish (created to finished), by quantile.',
+    labelNames: ['phase', 'quantile'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const [row] = await sql`
+        select percentile_cont(0.5) within group (order by extract(epoch from started_at - created_at)) as queue_p50,
+               percentile_cont(0.95) within group (order by extract(epoch from started_at - created_at)) as queue_p95,
+               percentile_cont(0.5) within group (order by extract(epoch from finished_at - created_at)) as finish_p50,
+               percentile_cont(0.95) within group (order by extract(epoch from finished_at - created_at)) as finish_p95
+        from generations where finished_at > now() - interval '1 hour'`;
+      if (row?.queue_p50 == null) return;
+      this.set({ phase: 'queue', quantile: '0.5' }, Number(row.queue_p50));
+      this.set({ phase: 'queue', quantile: '0.95' }, Number(row.queue_p95));
+      this.set({ phase: 'finish', quantile: '0.5' }, Number(row.finish_p50));
+      this.set({ phase: 'finish', quantile: '0.95' }, Number(row.finish_p95));
+    },
+  });
+  for (const [name, label, help] of [
+    ['provider_errors', 'kind', 'Image provider errors, transient (retried) or permanent (failed at once).'],
+    [
+      'reconciler_repairs',
+      'kind',
+      'Generations the reconciler put back in the queue: requeued (job missing) or lease_expired (worker died).',
+    ],
+  ] as const) {
+    new Counter({
+      name: `trendgen_${name}_total`,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const rows = await sql`select label, value from ops_counters where name = ${name}`;
+        for (const row of rows) this.inc({ [label]: row.label as string }, Number(row.value));
+      },
+    });
+  }
   return { registry, httpRequests, httpDuration };
 }

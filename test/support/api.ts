@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { buildServer } from '../../src/api/server.ts';
 import { createBlobStore } from '../../src/blobstore/index.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
+import { createQueue, type GenerationJobData, queueConnection } from '../../src/generation/queue.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { createTestDatabase, type TestDatabase, testRedisUrl } from './database.ts';
@@ -17,6 +19,8 @@ export interface TestApi {
   db: TestDatabase;
   config: Config;
   objects: ObjectStore;
+  queue: Queue<GenerationJobData>;
+  queuePrefix: string;
   adminToken: string;
   clientToken: string;
   admin: Record<string, string>;
@@ -27,7 +31,7 @@ export interface TestApi {
 /** The real HTTP server on a real database, Redis and file object store, driven in-process with inject(). */
 export async function startTestApi(
   env: Record<string, string> = {},
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; redisUrl?: string; queuePrefix?: string } = {},
 ): Promise<TestApi> {
   const temp = tempDir('api');
   const db = await createTestDatabase();
@@ -47,7 +51,11 @@ export async function startTestApi(
     { dotEnv: false },
   );
   mkdirSync(config.promptsDir, { recursive: true });
-  const redis = new Redis(testRedisUrl(), { maxRetriesPerRequest: 1 });
+  const redis = new Redis(options.redisUrl ?? testRedisUrl(), { maxRetriesPerRequest: 1 });
+  const queueRedis = queueConnection(options.redisUrl ?? testRedisUrl());
+  // Each test API gets its own queue name space through a key prefix, so parallel test files never share jobs.
+  const queuePrefix = options.queuePrefix ?? `t${randomBytes(4).toString('hex')}`;
+  const queue = createQueue(queueRedis, queuePrefix);
   const objects = new ObjectStore(
     db.sql,
     createBlobStore(config.storageUrl, config.s3),
@@ -57,6 +65,7 @@ export async function startTestApi(
     config,
     sql: db.sql,
     redis,
+    queue,
     objects,
     tokens: { admin: adminToken, client: clientToken },
     metrics: createMetrics(db.sql),
@@ -68,12 +77,16 @@ export async function startTestApi(
     db,
     config,
     objects,
+    queue,
+    queuePrefix,
     adminToken,
     clientToken,
     admin: { authorization: `Bearer ${adminToken}` },
     client: { authorization: `Bearer ${clientToken}` },
     close: async () => {
       await app.close();
+      await queue.close();
+      queueRedis.disconnect();
       redis.disconnect();
       await db.drop();
       temp.remove();

@@ -1,0 +1,142 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { createGeneration, getGeneration, listGenerations } from '../../generation/jobs.ts';
+import { enqueue } from '../../generation/queue.ts';
+import { deleteUserData } from '../../generation/user-data.ts';
+import type { ObjectRecord } from '../../objects/store.ts';
+import { requireRole } from '../auth.ts';
+import { HttpError } from '../errors.ts';
+import { presentGeneration } from '../presenters.ts';
+import type { ApiDeps } from '../server.ts';
+
+const fields = z.object({
+  trend: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a trend slug'),
+  user: z.string().min(1).max(200),
+  variants: z.coerce.number().int().min(1).max(4).default(3),
+});
+
+/** Reads the multipart body in order: text fields are collected, the photo is streamed to the object store. */
+async function readGenerationForm(request: FastifyRequest, deps: ApiDeps) {
+  if (!request.isMultipart()) {
+    throw new HttpError(
+      415,
+      'unsupported_media_type',
+      'Send multipart/form-data with fields trend, user, variants and photo.',
+    );
+  }
+  const values: Record<string, string> = {};
+  let photo: ObjectRecord | undefined;
+  for await (const part of request.parts({ limits: { fileSize: deps.config.limits.maxUploadBytes + 1 } })) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'photo' || photo) {
+        part.file.resume();
+        throw new HttpError(400, 'invalid_request', 'Send exactly one file, in the field "photo".');
+      }
+      photo = await deps.objects.put(part.file, {
+        kind: 'photo',
+        maxBytes: deps.config.limits.maxUploadBytes,
+      });
+    } else {
+      values[part.fieldname] = String(part.value);
+    }
+  }
+  if (!photo) throw new HttpError(400, 'invalid_request', 'The field "photo" (an image) is missing.');
+  const parsed = fields.safeParse(values);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(400, 'invalid_request', `${issue.path.join('.')}: ${issue.message}.`);
+  }
+  return { ...parsed.data, photo };
+}
+
+export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
+  const admin = requireRole(deps.tokens, 'admin');
+  const client = requireRole(deps.tokens, 'client');
+  return async (app) => {
+    app.post(
+      '/generations',
+      {
+        preHandler: client,
+        schema: {
+          summary:
+            'Start a generation: multipart trend, user, photo, variants (1–4); Idempotency-Key makes retries safe',
+          tags: ['generations'],
+        },
+      },
+      async (request, reply) => {
+        const idempotencyKey = request.headers['idempotency-key'];
+        if (
+          idempotencyKey !== undefined &&
+          (typeof idempotencyKey !== 'string' || !/^[\w.:-]{1,200}$/.test(idempotencyKey))
+        ) {
+          throw new HttpError(
+            400,
+            'invalid_request',
+            'Idempotency-Key must be 1–200 letters, digits or . _ : -',
+          );
+        }
+        const form = await readGenerationForm(request, deps);
+        // The row is committed before the job is queued (I4); if Redis is down now, the reconciler queues it later.
+        const { generation, created } = await createGeneration(deps.sql, {
+          userId: form.user,
+          trend: form.trend,
+          variants: form.variants,
+          photoKey: form.photo.key,
+          idempotencyKey,
+        });
+        if (created) {
+          await enqueue(deps.queue, [generation.id]).catch((error) =>
+            request.log.warn(
+              { err: error, generation: generation.id },
+              'enqueue failed; the reconciler will queue it',
+            ),
+          );
+        }
+        return reply.status(202).send({ id: generation.id, status: generation.status });
+      },
+    );
+
+    app.get(
+      '/generations/:id',
+      { preHandler: client, schema: { summary: 'One generation with its outputs', tags: ['generations'] } },
+      async (request) =>
+        presentGeneration(await getGeneration(deps.sql, (request.params as { id: string }).id)),
+    );
+
+    app.get(
+      '/generations',
+      {
+        preHandler: client,
+        schema: {
+          summary: "A user's generations, newest first",
+          tags: ['generations'],
+          querystring: {
+            type: 'object',
+            properties: { user: { type: 'string', minLength: 1 } },
+            required: ['user'],
+          },
+        },
+      },
+      async (request) => ({
+        generations: (await listGenerations(deps.sql, (request.query as { user: string }).user)).map(
+          presentGeneration,
+        ),
+      }),
+    );
+
+    app.delete(
+      '/users/:user/data',
+      {
+        preHandler: admin,
+        schema: {
+          summary: "Delete a user's photos and results (recorded; re-applied after a restore)",
+          tags: ['users'],
+        },
+      },
+      async (request) => {
+        const deletion = await deleteUserData(deps.sql, (request.params as { user: string }).user);
+        return { ...deletion, requestedAt: deletion.requestedAt.toISOString() };
+      },
+    );
+  };
+}

@@ -1,0 +1,102 @@
+import path from 'node:path';
+import { Command } from 'commander';
+import { createBlobStore } from '../blobstore/index.ts';
+import { loadConfig } from '../config/config.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrate } from '../db/migrate.ts';
+import { createProvider } from '../generation/providers/provider.ts';
+import { createQueue, queueConnection } from '../generation/queue.ts';
+import { reconcile } from '../generation/reconciler.ts';
+import { createGenerationWorker } from '../generation/worker.ts';
+import { ObjectStore } from '../objects/store.ts';
+import { createLogger } from '../ops/logger.ts';
+import { connectServices } from '../services/embedded.ts';
+import { untilStopped } from './lifecycle.ts';
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description(
+      'Run generation jobs from the queue: render with the image provider, store outputs, finish under a lease.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'worker');
+      const services = await connectServices(config);
+      const sql = openDatabase(services.databaseUrl, { max: config.generation.concurrency + 2 });
+      const connection = queueConnection(services.redisUrl);
+      connection.on('error', () => {});
+      try {
+        await migrate(sql);
+        const objects = new ObjectStore(
+          sql,
+          createBlobStore(config.storageUrl, config.s3),
+          path.join(config.dataDir, 'tmp', 'worker'),
+        );
+        const worker = createGenerationWorker({
+          sql,
+          connection,
+          objects,
+          provider: createProvider(config),
+          logger,
+          settings: {
+            concurrency: config.generation.concurrency,
+            leaseSeconds: config.generation.leaseSeconds,
+            timeoutSeconds: config.generation.timeoutSeconds,
+            maxAttempts: config.generation.maxAttempts,
+            retryBaseMs: 1000,
+            retryCapMs: 60_000,
+          },
+        });
+        logger.info(
+          { concurrency: config.generation.concurrency, provider: config.imageProvider },
+          'worker started',
+        );
+        const reason = await untilStopped();
+        logger.info({ reason }, 'stopping: finishing the jobs in hand');
+        // A job cut short here is not lost: its lease expires and the reconciler queues it again.
+        await Promise.race([worker.close(), new Promise((resolve) => setTimeout(resolve, 20_000))]);
+      } finally {
+        connection.disconnect();
+        await sql.end({ timeout: 5 });
+        await services.release();
+      }
+    });
+}
+
+export function schedulerCommand(): Command {
+  return new Command('scheduler')
+    .description(
+      'Run periodic work: the reconciler that rebuilds the generation queue from PostgreSQL (at start and every RECONCILE_INTERVAL_SECONDS).',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'scheduler');
+      const services = await connectServices(config);
+      const sql = openDatabase(services.databaseUrl, { max: 2 });
+      const connection = queueConnection(services.redisUrl);
+      connection.on('error', () => {});
+      const queue = createQueue(connection);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await migrate(sql);
+        const tick = async () => {
+          try {
+            const report = await reconcile(sql, queue);
+            if (report.leasesExpired || report.requeued) logger.warn(report, 'reconciler repaired the queue');
+          } catch (error) {
+            logger.error({ err: error }, 'reconcile failed; retrying next interval');
+          }
+          timer = setTimeout(tick, config.generation.reconcileIntervalSeconds * 1000);
+        };
+        await tick();
+        const reason = await untilStopped();
+        logger.info({ reason }, 'scheduler stopping');
+      } finally {
+        if (timer) clearTimeout(timer);
+        await queue.close().catch(() => {});
+        connection.disconnect();
+        await sql.end({ timeout: 5 });
+        await services.release();
+      }
+    });
+}

@@ -1,0 +1,46 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+
+export const QUEUE_NAME = 'generations';
+
+export interface GenerationJobData {
+  id: string;
+}
+
+/** BullMQ needs `maxRetriesPerRequest: null` so that blocking commands survive a Redis restart. */
+export function queueConnection(redisUrl: string): Redis {
+  return new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+}
+
+/** `prefix` separates queues that share one Redis (tests); production uses BullMQ's default. */
+export function createQueue(connection: Redis, prefix?: string): Queue<GenerationJobData> {
+  return new Queue<GenerationJobData>(QUEUE_NAME, { connection, ...(prefix ? { prefix } : {}) });
+}
+
+/**
+ * Queues generations by id. The job id is the generation id, so adding one that is already waiting,
+ * delayed or running is a no-op: the reconciler can re-add freely.
+ */
+export async function enqueue(queue: Queue<GenerationJobData>, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await queue.addBulk(
+    ids.map((id) => ({
+      name: 'generate',
+      data: { id },
+      opts: {
+        jobId: id,
+        removeOnComplete: true,
+        removeOnFail: true,
+        // Retries are decided by the worker against the attempt count in PostgreSQL; this only spaces them.
+        attempts: 1000,
+        backoff: { type: 'capped' },
+      },
+    })),
+  );
+}
+
+/** Exponential backoff with jitter, capped: 1 s, 2 s, 4 s … at most `capMs`. */
+export function retryDelay(attemptsMade: number, baseMs: number, capMs: number): number {
+  const exponential = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(exponential * (0.5 + Math.random() * 0.5));
+}
