@@ -1,0 +1,211 @@
+import {
+  CorruptBlobError,
+  InvalidSnapshotError,
+  InvalidTreeError,
+  MissingBlobError,
+  SnapshotNotFoundError,
+} from './errors.ts';
+import { limiter } from './io.ts';
+import type { Repository } from './repository.ts';
+import type { Snapshot } from './snapshot.ts';
+
+export interface CheckOptions {
+  /** Re-read and re-hash every blob in data/, not only the trees. */
+  readData?: boolean;
+  /** Requests at once. */
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Where a broken blob hurts: a file (or, for a tree, a whole directory ending in `/`) of a snapshot. */
+export interface BrokenPath {
+  snapshot: string;
+  /** `<source>/<path inside it>`. */
+  path: string;
+}
+
+export interface BlobProblem {
+  id: string;
+  reason: string;
+  paths: BrokenPath[];
+}
+
+export interface CheckReport {
+  ok: boolean;
+  snapshots: number;
+  trees: number;
+  blobs: number;
+  dataRead: boolean;
+  damagedSnapshots: { id: string; reason: string }[];
+  /** Blobs that are present but do not verify (any blob with readData; trees always). */
+  damagedBlobs: BlobProblem[];
+  /** Blobs a snapshot refers to that the repository does not hold. */
+  missingBlobs: BlobProblem[];
+  /** Keys under data/ that are not blob names; reported, never touched. */
+  unexpectedFiles: string[];
+  /** Blobs no snapshot refers to (for prune); undefined when a damaged snapshot or tree hides references. */
+  unreferencedBlobs: string[] | undefined;
+}
+
+/**
+ * Checks structure (every snapshot and every tree it reaches loads, every referenced blob exists) and,
+ * with readData, every blob's content. Deletes nothing. The caller holds a shared lock.
+ */
+export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+  const limit = limiter(options.concurrency ?? 4);
+  const { sizes, unexpected } = await repo.index.reload();
+  const damaged = new Map<string, string>();
+  const missing = new Set<string>();
+  const damagedSnapshots: { id: string; reason: string }[] = [];
+
+  const snapshots: Snapshot[] = [];
+  const ids = await repo.listSnapshots();
+  await Promise.all(
+    ids.map((id) =>
+      limit(async () => {
+        try {
+          snapshots.push(await repo.loadSnapshot(id));
+        } catch (error) {
+          if (error instanceof SnapshotNotFoundError) return; // forgotten while we looked
+          if (!(error instanceof InvalidSnapshotError)) throw error;
+          damagedSnapshots.push({ id, reason: error.reason });
+        }
+      }),
+    ),
+  );
+
+  // Structure: every tree reachable from a snapshot, each read once; every chunk looked up in the listing.
+  const referenced = new Set<string>();
+  const verifiedTrees = new Set<string>();
+  const visits = new Map<string, Promise<void>>();
+  const visit = (treeId: string): Promise<void> => {
+    let pending = visits.get(treeId);
+    if (!pending) {
+      referenced.add(treeId);
+      pending = (async () => {
+        if (!sizes.has(treeId)) return void missing.add(treeId);
+        const tree = await limit(() => readTreeOrDamage(repo, treeId, damaged));
+        if (!tree) return;
+        verifiedTrees.add(treeId);
+        const subtrees: Promise<void>[] = [];
+        for (const entry of tree.entries) {
+          for (const chunk of entry.chunks ?? []) {
+            referenced.add(chunk);
+            if (!sizes.has(chunk)) missing.add(chunk);
+          }
+          if (entry.subtree) subtrees.push(visit(entry.subtree));
+        }
+        await Promise.all(subtrees);
+      })();
+      visits.set(treeId, pending);
+    }
+    return pending;
+  };
+  await Promise.all(snapshots.flatMap((snapshot) => Object.values(snapshot.trees).map(visit)));
+
+  if (options.readData) {
+    const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
+    let done = 0;
+    await Promise.all(
+      toRead.map((id) =>
+        limit(async () => {
+          try {
+            await repo.readBlob(id);
+          } catch (error) {
+            if (error instanceof CorruptBlobError) damaged.set(id, error.reason);
+            else if (!(error instanceof MissingBlobError)) throw error;
+          }
+          options.onProgress?.(++done, toRead.length);
+        }),
+      ),
+    );
+  }
+
+  const bad = new Set([...damaged.keys(), ...missing]);
+  const paths =
+    bad.size > 0 ? await brokenPaths(repo, snapshots, bad, limit) : new Map<string, BrokenPath[]>();
+  const problem = (id: string, reason: string): BlobProblem => ({ id, reason, paths: paths.get(id) ?? [] });
+  const damagedBlobs = [...damaged].map(([id, reason]) => problem(id, reason));
+  const missingBlobs = [...missing].map((id) => problem(id, 'missing'));
+  const treesBroken = [...bad].some((id) => visits.has(id));
+  return {
+    ok: damagedSnapshots.length === 0 && damaged.size === 0 && missing.size === 0,
+    snapshots: ids.length,
+    trees: visits.size,
+    blobs: sizes.size,
+    dataRead: Boolean(options.readData),
+    damagedSnapshots,
+    damagedBlobs: damagedBlobs.sort(byId),
+    missingBlobs: missingBlobs.sort(byId),
+    unexpectedFiles: unexpected,
+    unreferencedBlobs:
+      damagedSnapshots.length > 0 || treesBroken
+        ? undefined
+        : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
+  };
+}
+
+async function readTreeOrDamage(repo: Repository, id: string, damaged: Map<string, string>) {
+  try {
+    return await repo.readTree(id);
+  } catch (error) {
+    if (error instanceof CorruptBlobError) damaged.set(id, error.reason);
+    else if (error instanceof InvalidTreeError) damaged.set(id, `invalid tree: ${error.reason}`);
+    else if (error instanceof MissingBlobError) damaged.set(id, 'listed but missing');
+    else throw error;
+    return undefined;
+  }
+}
+
+interface Hit {
+  id: string;
+  /** Relative to the tree; ends in `/` when a tree itself is broken. */
+  path: string;
+}
+
+/**
+ * For each bad blob, the snapshot paths it breaks. Each tree's hits are computed once and shared by
+ * every snapshot that contains it, so unchanged directories cost nothing extra.
+ */
+async function brokenPaths(
+  repo: Repository,
+  snapshots: Snapshot[],
+  bad: Set<string>,
+  limit: <T>(task: () => Promise<T>) => Promise<T>,
+): Promise<Map<string, BrokenPath[]>> {
+  const memo = new Map<string, Promise<Hit[]>>();
+  const hitsOf = (treeId: string): Promise<Hit[]> => {
+    let pending = memo.get(treeId);
+    if (!pending) {
+      pending = (async () => {
+        if (bad.has(treeId)) return [{ id: treeId, path: '' }];
+        const tree = await limit(() => repo.readTree(treeId));
+        const hits: Hit[] = [];
+        for (const entry of tree.entries) {
+          for (const chunk of new Set(entry.chunks ?? []))
+            if (bad.has(chunk)) hits.push({ id: chunk, path: entry.name });
+          if (entry.subtree) {
+            for (const hit of await hitsOf(entry.subtree))
+              hits.push({ id: hit.id, path: `${entry.name}/${hit.path}` });
+          }
+        }
+        return hits;
+      })();
+      memo.set(treeId, pending);
+    }
+    return pending;
+  };
+  const result = new Map<string, BrokenPath[]>();
+  for (const snapshot of [...snapshots].sort((a, b) => a.id.localeCompare(b.id))) {
+    for (const [source, treeId] of Object.entries(snapshot.trees).sort()) {
+      for (const hit of await hitsOf(treeId)) {
+        const list = result.get(hit.id) ?? [];
+        list.push({ snapshot: snapshot.id, path: `${source}/${hit.path}` });
+        result.set(hit.id, list);
+      }
+    }
+  }
+  return result;
+}
+
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -1,0 +1,63 @@
+import { type CompressionCode, maybeCompress, unpack } from './compression.ts';
+import { contentId, type KeyMaterial, seal, unseal } from './crypto.ts';
+
+/** What a stored file holds; the first header byte. Readers use it for reports, never to trust content. */
+export const KIND = { data: 0, tree: 1, snapshot: 2, lock: 3 } as const;
+export type Kind = keyof typeof KIND;
+const KIND_NAMES = Object.keys(KIND) as Kind[];
+
+const HEADER_BYTES = 2;
+
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+}
+
+/**
+ * The one encoding of every file except `config`: [kind, compression] ‖ payload, and when the
+ * repository is encrypted, that whole thing sealed with AES-256-GCM (nonce ‖ ciphertext ‖ tag).
+ */
+export class Codec {
+  constructor(
+    private readonly keys: KeyMaterial | undefined,
+    private readonly level: number,
+  ) {}
+
+  get encrypted(): boolean {
+    return this.keys !== undefined;
+  }
+
+  /** The name of content: SHA-256, or HMAC-SHA-256 under the MAC key when encrypted. */
+  idOf(plaintext: Buffer): string {
+    return contentId(this.keys?.macKey, plaintext);
+  }
+
+  async encode(kind: Kind, plaintext: Buffer, compressHint?: boolean): Promise<Buffer> {
+    const { compression, payload } = await maybeCompress(plaintext, this.level, compressHint);
+    const framed = Buffer.concat([header(kind, compression), payload]);
+    return this.keys ? seal(this.keys.encryptionKey, framed) : framed;
+  }
+
+  /** Authenticates (when encrypted) and decompresses; throws DecodeError saying what is wrong. */
+  async decode(stored: Buffer): Promise<{ kind: Kind; plaintext: Buffer }> {
+    let framed = stored;
+    if (this.keys) {
+      const opened = unseal(this.keys.encryptionKey, stored);
+      if (!opened) throw new DecodeError('authentication failed');
+      framed = opened;
+    }
+    if (framed.length < HEADER_BYTES) throw new DecodeError('truncated header');
+    const kind = KIND_NAMES[framed[0]!];
+    const compression = framed[1]!;
+    if (kind === undefined) throw new DecodeError(`unknown kind ${framed[0]}`);
+    if (compression > 1) throw new DecodeError(`unknown compression ${compression}`);
+    try {
+      return { kind, plaintext: await unpack(compression, framed.subarray(HEADER_BYTES)) };
+    } catch {
+      throw new DecodeError('zstd payload does not decompress');
+    }
+  }
+}
+
+function header(kind: Kind, compression: CompressionCode): Buffer {
+  return Buffer.from([KIND[kind], compression]);
+}

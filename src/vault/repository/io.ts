@@ -1,0 +1,42 @@
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(typeof part === 'string' ? Buffer.from(part) : part);
+  return Buffer.concat(parts);
+}
+
+/** Runs at most `limit` of the functions passed to it at once; the rest wait their turn in order. */
+export function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`Concurrency must be a positive integer, got ${limit}.`);
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+    try {
+      return await task();
+    } finally {
+      // The slot passes straight to the next waiter, so `active` never overshoots.
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
+/** Makes a directory's entries (creations, renames) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EBADF') throw error;
+  } finally {
+    await handle.close();
+  }
+}

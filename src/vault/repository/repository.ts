@@ -1,0 +1,296 @@
+import { BlobNotFoundError, type BlobStore } from '../../blobstore/index.ts';
+import {
+  type StoreDirectoryOptions,
+  type StoredFile,
+  type StoreFileOptions,
+  type StoreStats,
+  storeDirectory,
+  storeFile,
+} from './archiver.ts';
+import { BlobIndex } from './blob-index.ts';
+import { canonicalJson } from './canonical-json.ts';
+import { type CheckOptions, type CheckReport, checkRepository } from './check.ts';
+import { Chunker } from './chunker.ts';
+import { Codec, DecodeError, type Kind } from './codec.ts';
+import type { KeyMaterial } from './crypto.ts';
+import {
+  CorruptBlobError,
+  InvalidSnapshotError,
+  InvalidTreeError,
+  MissingBlobError,
+  RepositoryExistsError,
+  RepositoryNotFoundError,
+  SnapshotNotFoundError,
+} from './errors.ts';
+import {
+  type ChunkerParams,
+  CONFIG_KEY,
+  type ConfigFile,
+  DATA_PREFIX,
+  dataKey,
+  isId,
+  parseConfig,
+  SNAPSHOTS_PREFIX,
+  snapshotKey,
+} from './format.ts';
+import { readAll } from './io.ts';
+import { acquireLock, type Lock, type LockOptions } from './locks.ts';
+import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
+import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
+import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
+import { decodeTree, encodeTree, type Tree, type TreeEntry } from './tree.ts';
+
+export type BlobType = 'data' | 'tree';
+
+export interface PutBlobResult {
+  id: string;
+  /** True when this call uploaded the blob; false when the repository already held it. */
+  stored: boolean;
+  /** Bytes the blob takes in the repository (after compression and encryption). */
+  storedSize: number;
+}
+
+export interface OpenOptions {
+  /** BACKUP_PASSWORD; an empty string counts as none. */
+  password?: string;
+}
+
+export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
+  /**
+   * Copy this repository's chunker parameters and keys: the same content then gets the same blob ids
+   * in both, so one chunking pass can feed several targets.
+   */
+  like?: Repository;
+}
+
+/**
+ * A vault repository on one blobstore target: config, content-addressed blobs (data and trees),
+ * snapshots and locks. Every read is verified against the blob's name (I7); a snapshot is one atomic
+ * put, written by the caller after everything it refers to (I6).
+ */
+export class Repository {
+  readonly location: string;
+  readonly chunker: Chunker;
+  readonly codec: Codec;
+  /** What data/ holds, listed once and kept current by this process's writes. */
+  readonly index: BlobIndex;
+  private readonly inflight = new Map<string, Promise<PutBlobResult>>();
+
+  private constructor(
+    readonly store: BlobStore,
+    readonly config: ConfigFile,
+    private readonly keys: KeyMaterial | undefined,
+    readonly chunkerParams: ChunkerParams,
+  ) {
+    this.location = store.location;
+    this.chunker = new Chunker(chunkerParams);
+    this.codec = new Codec(keys, config.compression.level);
+    this.index = new BlobIndex(store);
+  }
+
+  /** Creates a repository on an empty target; refuses a target that holds a config or backup data. */
+  static async init(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
+    if (await store.head(CONFIG_KEY)) throw new RepositoryExistsError(store.location);
+    for (const prefix of [DATA_PREFIX, SNAPSHOTS_PREFIX]) {
+      for await (const _ of store.list(prefix)) throw new RepositoryExistsError(store.location, true);
+    }
+    const { like, ...rest } = options;
+    const made = await newConfig({
+      ...rest,
+      ...(like ? { like: { params: like.chunkerParams, keys: like.keys } } : {}),
+    });
+    const bytes = Buffer.from(`${JSON.stringify(made.config, null, 2)}\n`);
+    if (!(await store.putIfAbsent(CONFIG_KEY, bytes, { size: bytes.length }))) {
+      throw new RepositoryExistsError(store.location);
+    }
+    return new Repository(store, made.config, made.keys, made.chunker);
+  }
+
+  static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
+    let bytes: Buffer;
+    try {
+      bytes = await readAll(await store.get(CONFIG_KEY));
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) throw new RepositoryNotFoundError(store.location);
+      throw error;
+    }
+    const config = parseConfig(bytes, store.location);
+    const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
+    return new Repository(store, config, keys, chunker);
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get encrypted(): boolean {
+    return this.keys !== undefined;
+  }
+
+  /** The id content has (or would have) in this repository. */
+  blobId(plaintext: Buffer): string {
+    return this.codec.idOf(plaintext);
+  }
+
+  /**
+   * Stores a blob unless the repository holds it already. Safe to call concurrently: the same content
+   * in flight twice is uploaded once. `compress: false` skips zstd (the caller knows it is compressed).
+   */
+  async putBlob(
+    type: BlobType,
+    plaintext: Buffer,
+    options: { compress?: boolean } = {},
+  ): Promise<PutBlobResult> {
+    const id = this.codec.idOf(plaintext);
+    const sizes = await this.index.load();
+    // From here to the inflight registration nothing awaits, so two callers cannot both upload.
+    const known = sizes.get(id);
+    if (known !== undefined) return { id, stored: false, storedSize: known };
+    const pending = this.inflight.get(id);
+    if (pending) return { ...(await pending), stored: false };
+    const upload = (async () => {
+      const bytes = await this.codec.encode(type, plaintext, options.compress);
+      await this.store.put(dataKey(id), bytes, { size: bytes.length });
+      sizes.set(id, bytes.length);
+      return { id, stored: true, storedSize: bytes.length };
+    })();
+    this.inflight.set(id, upload);
+    try {
+      return await upload;
+    } finally {
+      this.inflight.delete(id);
+    }
+  }
+
+  /** The plaintext of a blob, authenticated, decompressed and re-hashed against its id. */
+  async getBlob(id: string): Promise<Buffer> {
+    return (await this.readBlob(id)).plaintext;
+  }
+
+  /** getBlob, plus the kind its header records. */
+  async readBlob(id: string): Promise<{ kind: Kind; plaintext: Buffer }> {
+    if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
+    let stored: Buffer;
+    try {
+      stored = await readAll(await this.store.get(dataKey(id)));
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) throw new MissingBlobError(id, this.location);
+      throw error;
+    }
+    return this.decodeNamed(id, stored, (reason) => new CorruptBlobError(id, this.location, reason));
+  }
+
+  /** Whether the index holds the blob (no request once the index is loaded). */
+  async hasBlob(id: string): Promise<boolean> {
+    return (await this.index.load()).has(id);
+  }
+
+  /** Stores a directory listing; an unchanged directory gives the same id and is not stored again. */
+  async writeTree(entries: readonly TreeEntry[]): Promise<string> {
+    return (await this.putBlob('tree', encodeTree(entries))).id;
+  }
+
+  /** A verified tree whose every entry is safe to restore; InvalidTreeError otherwise. */
+  async readTree(id: string): Promise<Tree> {
+    const plaintext = await this.getBlob(id);
+    try {
+      return decodeTree(plaintext);
+    } catch (error) {
+      throw new InvalidTreeError(id, (error as Error).message);
+    }
+  }
+
+  /**
+   * Writes the snapshot record in one atomic put and returns its id. The caller stores every blob the
+   * record refers to first (I6); the root trees are checked against the index as a last guard.
+   */
+  async saveSnapshot(record: SnapshotRecord): Promise<string> {
+    checkSnapshotRecord(record);
+    const sizes = await this.index.load();
+    for (const [source, tree] of Object.entries(record.trees)) {
+      if (!sizes.has(tree)) throw new MissingBlobError(tree, `${this.location} (root tree of ${source})`);
+    }
+    const plaintext = Buffer.from(canonicalJson(record));
+    const id = this.codec.idOf(plaintext);
+    const bytes = await this.codec.encode('snapshot', plaintext);
+    await this.store.put(snapshotKey(id), bytes, { size: bytes.length });
+    return id;
+  }
+
+  /** Snapshot ids, sorted. */
+  async listSnapshots(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const info of this.store.list(SNAPSHOTS_PREFIX)) {
+      const id = info.key.slice(SNAPSHOTS_PREFIX.length);
+      if (isId(id)) ids.push(id);
+    }
+    return ids.sort();
+  }
+
+  /** A verified snapshot; a damaged or malformed one is InvalidSnapshotError naming it. */
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    if (!isId(id)) throw new TypeError(`Not a snapshot id: ${JSON.stringify(id)}.`);
+    let stored: Buffer;
+    try {
+      stored = await readAll(await this.store.get(snapshotKey(id)));
+    } catch (error) {
+      if (error instanceof BlobNotFoundError) throw new SnapshotNotFoundError(id, this.location);
+      throw error;
+    }
+    const fail = (reason: string) => new InvalidSnapshotError(id, this.location, reason);
+    const { plaintext } = await this.decodeNamed(id, stored, fail);
+    try {
+      return { ...checkSnapshotRecord(JSON.parse(plaintext.toString('utf8'))), id };
+    } catch (error) {
+      throw fail(error instanceof SyntaxError ? 'not JSON' : (error as Error).message);
+    }
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    if (!isId(id)) throw new TypeError(`Not a snapshot id: ${JSON.stringify(id)}.`);
+    await this.store.delete(snapshotKey(id));
+  }
+
+  /** Takes a shared or exclusive lock (see locks.ts); RepositoryLockedError when it conflicts. */
+  lock(options: LockOptions): Promise<Lock> {
+    return acquireLock(this, options);
+  }
+
+  /** Chunks and stores a stream (see archiver.ts). */
+  storeFile(source: AsyncIterable<Uint8Array | string>, options?: StoreFileOptions): Promise<StoredFile> {
+    return storeFile(this, source, options);
+  }
+
+  /** Stores a directory incrementally against its tree in the parent snapshot (see archiver.ts). */
+  storeDirectory(
+    dir: string,
+    options?: StoreDirectoryOptions,
+  ): Promise<{ treeId: string; stats: StoreStats }> {
+    return storeDirectory(this, dir, options);
+  }
+
+  /** Writes a tree under targetDir, verified and confined to it (see restorer.ts). */
+  restoreTree(treeId: string, targetDir: string, options?: RestoreOptions): Promise<RestoreResult> {
+    return restoreTree(this, treeId, targetDir, options);
+  }
+
+  check(options: CheckOptions = {}): Promise<CheckReport> {
+    return checkRepository(this, options);
+  }
+
+  private async decodeNamed(
+    id: string,
+    stored: Buffer,
+    fail: (reason: string) => Error,
+  ): Promise<{ kind: Kind; plaintext: Buffer }> {
+    let decoded: { kind: Kind; plaintext: Buffer };
+    try {
+      decoded = await this.codec.decode(stored);
+    } catch (error) {
+      if (error instanceof DecodeError) throw fail(error.message);
+      throw error;
+    }
+    if (this.codec.idOf(decoded.plaintext) !== id) throw fail('content does not match its id');
+    return decoded;
+  }
+}
