@@ -45,15 +45,15 @@ export async function acquireLock(repo: Repository, options: LockOptions): Promi
   const id = randomBytes(32).toString('hex');
   await writeLock(repo, id, record);
   try {
+    // Stale locks go first, so a conflict found later does not leave them behind.
+    const live: StoredLock[] = [];
     for (const other of await readLocks(repo)) {
       if (other.id === id) continue;
-      if (isStale(other, staleAfterMs)) {
-        await repo.store.delete(lockKey(other.id));
-        continue;
-      }
-      if (options.exclusive || other.record.exclusive)
-        throw new RepositoryLockedError(repo.location, other.record);
+      if (isStale(other, staleAfterMs)) await repo.store.delete(lockKey(other.id));
+      else live.push(other);
     }
+    const conflict = live.find((other) => options.exclusive || other.record.exclusive);
+    if (conflict) throw new RepositoryLockedError(repo.location, conflict.record);
   } catch (error) {
     await repo.store.delete(lockKey(id)).catch(() => {});
     throw error;
