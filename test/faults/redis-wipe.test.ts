@@ -97,5 +97,5 @@ describe('faults: Redis loses everything while generations are queued and runnin
       `redis-wipe: ${TOTAL} accepted; at the wipe ${before!.done} done, ${before!.running} running; ` +
         `${repaired} repaired by the reconciler; all succeeded once in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
-  });
+  }, 400_000);
 });

@@ -120,5 +120,5 @@ describe('faults: SIGKILL of the whole process tree during 100 concurrent upload
     } finally {
       await sql.end();
     }
-  });
+  }, 400_000);
 });

@@ -107,5 +107,5 @@ describe('faults: the worker SIGKILLed at random moments', () => {
       `worker-kill: ${KILLS} kills (${killedMidJob} with jobs running), ${succeeded}/${rows.length} succeeded, ` +
         `${rows.length - succeeded} failed with a reason, at most ${maxAttempts} attempts for one generation`,
     );
-  });
+  }, 400_000);
 });

@@ -52,6 +52,7 @@ export async function startTestApi(
   );
   mkdirSync(config.promptsDir, { recursive: true });
   const redis = new Redis(options.redisUrl ?? testRedisUrl(), { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
   const queueRedis = queueConnection(options.redisUrl ?? testRedisUrl());
   // Each test API gets its own queue name space through a key prefix, so parallel test files never share jobs.
   const queuePrefix = options.queuePrefix ?? `t${randomBytes(4).toString('hex')}`;
