@@ -4,6 +4,7 @@ import type { ChunkerParams } from './format.ts';
 /** Bytes copied into the window per scan: bounds the tail moved after each cut. */
 const STEP = 256 * 1024;
 const MAX_CHUNK_LIMIT = 64 * 1024 * 1024;
+const INITIAL_WINDOW = 1024 * 1024;
 
 /** Where a scan of the current chunk stopped, so feeding more bytes resumes it exactly. */
 interface ScanState {
@@ -42,7 +43,8 @@ export class Chunker {
    * read. Every chunk is a fresh Buffer the caller may keep; an empty input yields no chunk.
    */
   async *chunkStream(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Buffer> {
-    const window = Buffer.allocUnsafe(this.maxSize);
+    // Grown on demand: most files (images, prompts) are far smaller than maxSize.
+    let window = Buffer.allocUnsafe(Math.min(this.maxSize, INITIAL_WINDOW));
     let filled = 0;
     const state: ScanState = { pos: 0, hash: 0 };
     for await (const piece of source) {
@@ -50,6 +52,11 @@ export class Chunker {
       let offset = 0;
       while (offset < bytes.length) {
         const n = Math.min(this.maxSize - filled, bytes.length - offset, STEP);
+        if (filled + n > window.length) {
+          const larger = Buffer.allocUnsafe(Math.min(this.maxSize, Math.max(2 * window.length, filled + n)));
+          window.copy(larger, 0, 0, filled);
+          window = larger;
+        }
         window.set(bytes.subarray(offset, offset + n), filled);
         filled += n;
         offset += n;
