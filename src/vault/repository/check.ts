@@ -1,11 +1,14 @@
+import { BlobNotFoundError } from '../../blobstore/index.ts';
 import {
   CorruptBlobError,
   InvalidSnapshotError,
   InvalidTreeError,
   MissingBlobError,
+  RepositoryError,
   SnapshotNotFoundError,
 } from './errors.ts';
-import { limiter } from './io.ts';
+import { CONFIG_KEY, parseConfig } from './format.ts';
+import { limiter, readAll } from './io.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -32,6 +35,8 @@ export interface BlobProblem {
 
 export interface CheckReport {
   ok: boolean;
+  /** Why `config` no longer reads back as the config this repository was opened with, if it does not. */
+  configProblem: string | undefined;
   snapshots: number;
   trees: number;
   blobs: number;
@@ -53,6 +58,7 @@ export interface CheckReport {
  */
 export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
   const limit = limiter(options.concurrency ?? 4);
+  const configProblem = await checkConfig(repo);
   const { sizes, unexpected } = await repo.index.reload();
   const damaged = new Map<string, string>();
   const missing = new Set<string>();
@@ -129,7 +135,8 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
   const missingBlobs = [...missing].map((id) => problem(id, 'missing'));
   const treesBroken = [...bad].some((id) => visits.has(id));
   return {
-    ok: damagedSnapshots.length === 0 && damaged.size === 0 && missing.size === 0,
+    ok: !configProblem && damagedSnapshots.length === 0 && damaged.size === 0 && missing.size === 0,
+    configProblem,
     snapshots: ids.length,
     trees: visits.size,
     blobs: sizes.size,
@@ -143,6 +150,17 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
         ? undefined
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
   };
+}
+
+/** The config must still parse and name the same repository (it was read once, when opening). */
+async function checkConfig(repo: Repository): Promise<string | undefined> {
+  try {
+    const config = parseConfig(await readAll(await repo.store.get(CONFIG_KEY)), repo.location);
+    return config.id === repo.id ? undefined : `config now names another repository (${config.id})`;
+  } catch (error) {
+    if (error instanceof RepositoryError || error instanceof BlobNotFoundError) return error.message;
+    throw error;
+  }
 }
 
 async function readTreeOrDamage(repo: Repository, id: string, damaged: Map<string, string>) {

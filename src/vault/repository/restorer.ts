@@ -23,6 +23,12 @@ import { fsyncDir, limiter } from './io.ts';
 import type { Repository } from './repository.ts';
 import type { Tree, TreeEntry } from './tree.ts';
 
+/**
+ * setuid and setgid are never restored: the restoring user (often root) would own the files, so a
+ * tampered unencrypted repository could plant a privileged binary. The service's data never needs them.
+ */
+const RESTORED_MODE_BITS = 0o1777;
+
 /** Chunks fetched ahead of the one being written, per file. */
 const PREFETCH = 3;
 
@@ -129,7 +135,7 @@ async function restoreDir(run: Run, entry: TreeEntry, abs: string, relPath: stri
   await restoreEntries(run, subtree, abs, relPath);
   await fsyncDir(abs);
   // Mode last: a read-only directory must still receive its entries first.
-  await chmod(abs, entry.mode);
+  await chmod(abs, entry.mode & RESTORED_MODE_BITS);
   await utimes(abs, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
   run.result.dirs++;
 }
@@ -142,7 +148,7 @@ async function restoreFile(run: Run, entry: TreeEntry, abs: string, relPath: str
     const written = await writeChunks(run.repo, handle, entry.chunks ?? []);
     if (written !== entry.size)
       throw new SizeMismatch(`${written} bytes instead of the recorded ${entry.size}`);
-    await handle.chmod(entry.mode);
+    await handle.chmod(entry.mode & RESTORED_MODE_BITS);
     await handle.utimes(entry.mtimeMs / 1000, entry.mtimeMs / 1000);
     await handle.sync();
     closed = true;

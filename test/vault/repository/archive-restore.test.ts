@@ -269,6 +269,15 @@ describe('restoreTree refuses hostile trees (nothing written outside the target)
     expect((await lstat(path.join(target, 'victim'))).isFile()).toBe(true);
   });
 
+  it('setuid and setgid bits are not restored', async () => {
+    t = await tempRepo();
+    const payload = (await t.repo.putBlob('data', Buffer.from('#!/bin/sh\n'))).id;
+    const root = await t.repo.writeTree([entry('suid', { mode: 0o6755, size: 10, chunks: [payload] })]);
+    const target = path.join(t.work, 'target');
+    await t.repo.restoreTree(root, target);
+    expect((await stat(path.join(target, 'suid'))).mode & 0o7777).toBe(0o755);
+  });
+
   it('linkStaysInside judges targets lexically, allowing .. only as leading segments', () => {
     const root = '/r';
     const cases: [string, string, boolean][] = [

@@ -120,6 +120,14 @@ describe.each([
 });
 
 describe('check', () => {
+  it('a config damaged after opening fails the check', async () => {
+    await fixture(false);
+    await writeFile(path.join(t.root, 'config'), '{"version": 1');
+    const report = await t.repo.check();
+    expect(report.ok).toBe(false);
+    expect(report.configProblem).toMatch(/config of the backup repository .* is unreadable/);
+  });
+
   it('lists unreferenced blobs and foreign files without deleting anything', async () => {
     const f = await fixture(false);
     const orphan = (await t.repo.putBlob('data', Buffer.from('left by an interrupted backup'))).id;
