@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TreeEntry } from '../../../src/vault/repository/index.ts';
-import { blobFile, filesUnder, flipByte, type TempRepo, tempRepo, textBytes } from './helpers.ts';
+import { Repository, type TreeEntry } from '../../../src/vault/repository/index.ts';
+import { blobFile, filesUnder, flipByte, PASSWORD, type TempRepo, tempRepo, textBytes } from './helpers.ts';
 
 let t: TempRepo;
 afterEach(() => t?.remove());
@@ -120,6 +120,21 @@ describe.each([
 });
 
 describe('check', () => {
+  it('I6: a backup interrupted before its snapshot leaves a valid repository, and the next run reuses its blobs', async () => {
+    t = await tempRepo({ encrypted: true });
+    const source = path.join(t.work, 'source');
+    await mkdir(source);
+    await writeFile(path.join(source, 'dump.sql'), Buffer.concat([textBytes(50_000), randomBytes(200_000)]));
+    const interrupted = await t.repo.storeDirectory(source); // the process dies here: no snapshot
+    const reopened = await Repository.open(t.store, { password: PASSWORD });
+    const report = await reopened.check({ readData: true });
+    expect(report).toMatchObject({ ok: true, snapshots: 0 });
+    expect(report.unreferencedBlobs!.length).toBe(interrupted.stats.blobsAdded);
+    const resumed = await reopened.storeDirectory(source);
+    expect(resumed.treeId).toBe(interrupted.treeId);
+    expect(resumed.stats.blobsAdded).toBe(0);
+  });
+
   it('a config damaged after opening fails the check', async () => {
     await fixture(false);
     await writeFile(path.join(t.root, 'config'), '{"version": 1');
