@@ -7,6 +7,7 @@ import { UsageError } from './context.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
 import { serveCommand, upCommand } from './serve.ts';
+import { vaultCommands } from './vault.ts';
 import { schedulerCommand, workerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
+  for (const command of vaultCommands()) program.addCommand(command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -94,6 +94,12 @@ const envSchema = z.object({
   BACKUP_S3_URI: url(['s3:']).optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_SCHEDULE: z.string().trim().default('0 * * * *'),
+  BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
+  BACKUP_KEEP_LAST: integer(0, 100000).optional(),
+  BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
+  BACKUP_KEEP_DAILY: integer(0, 100000).optional(),
+  BACKUP_KEEP_WEEKLY: integer(0, 100000).default(8),
+  BACKUP_KEEP_MONTHLY: integer(0, 100000).default(12),
   IMAGE_PROVIDER: z.enum(['local', 'openai']).default('local'),
   WORKER_CONCURRENCY: integer(1, 64).default(2),
   GENERATION_LEASE_SECONDS: integer(2, 3600).default(60),
@@ -143,6 +149,8 @@ export interface Config {
     s3Uri: string | undefined;
     password: string | undefined;
     schedule: string;
+    allowUnencryptedOffsite: boolean;
+    keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
   };
   imageProvider: Env['IMAGE_PROVIDER'];
   generation: {
@@ -221,6 +229,14 @@ export function loadConfig(
       s3Uri: e.BACKUP_S3_URI,
       password: e.BACKUP_PASSWORD,
       schedule: e.BACKUP_SCHEDULE,
+      allowUnencryptedOffsite: e.BACKUP_ALLOW_UNENCRYPTED_OFFSITE === 'true',
+      keep: {
+        ...(e.BACKUP_KEEP_LAST !== undefined ? { last: e.BACKUP_KEEP_LAST } : {}),
+        hourly: e.BACKUP_KEEP_HOURLY,
+        daily: e.BACKUP_KEEP_DAILY ?? e.BACKUP_RETENTION_DAYS,
+        weekly: e.BACKUP_KEEP_WEEKLY,
+        monthly: e.BACKUP_KEEP_MONTHLY,
+      },
     },
     imageProvider: e.IMAGE_PROVIDER,
     generation: {
@@ -270,6 +286,12 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_S3_URI: config.backup.s3Uri,
     BACKUP_PASSWORD: config.backup.password,
     BACKUP_SCHEDULE: config.backup.schedule,
+    BACKUP_ALLOW_UNENCRYPTED_OFFSITE: String(config.backup.allowUnencryptedOffsite),
+    BACKUP_KEEP_LAST: config.backup.keep.last,
+    BACKUP_KEEP_HOURLY: config.backup.keep.hourly,
+    BACKUP_KEEP_DAILY: config.backup.keep.daily,
+    BACKUP_KEEP_WEEKLY: config.backup.keep.weekly,
+    BACKUP_KEEP_MONTHLY: config.backup.keep.monthly,
     IMAGE_PROVIDER: config.imageProvider,
     WORKER_CONCURRENCY: config.generation.concurrency,
     GENERATION_LEASE_SECONDS: config.generation.leaseSeconds,

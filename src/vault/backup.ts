@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import type { Config } from '../config/config.ts';
+import type { Sql } from '../db/connection.ts';
+import type { TargetOutcome } from './catalog.ts';
+import { copySnapshots } from './copy.ts';
+import { syncLedger } from './ledger.ts';
+import { backupObjects, type ObjectsBackupStats } from './objects-source.ts';
+import type { Repository, Snapshot, StoreStats } from './repository/index.ts';
+import { dumpPostgres } from './sources/postgres.ts';
+import { dumpRedis } from './sources/redis.ts';
+import type { PostgresFacts, RedisFacts } from './sources/types.ts';
+import { loadSnapshots, openRepository, resolveTargets, type Target } from './targets.ts';
+
+export const TRENDGEN_VERSION = '0.1.0';
+
+export interface BackupInput {
+  config: Config;
+  databaseUrl: string;
+  redisUrl: string;
+  /** The object store the database's object keys live in. */
+  objects: BlobStore;
+  /** The service database, for the deletion ledger. */
+  sql: Sql;
+  tags?: string[];
+  targets?: string[];
+  onProgress?: (phase: string, detail?: string) => void;
+}
+
+export interface BackupResult {
+  snapshotId: string | undefined;
+  time: string;
+  targets: TargetOutcome[];
+  facts:
+    | { postgres: PostgresFacts; redis: RedisFacts; prompts: { files: number }; objects: { count: number } }
+    | undefined;
+  stats: Record<string, unknown>;
+  durationMs: number;
+  bytesAdded: number;
+}
+
+export class BackupError extends Error {
+  override name = 'BackupError';
+}
+
+/** The newest snapshot of this host: its trees let unchanged files and objects be skipped. */
+function parentOf(snapshots: Snapshot[]): Snapshot | undefined {
+  return snapshots.find((s) => s.host === os.hostname()) ?? snapshots[0];
+}
+
+function statsOf(stats: StoreStats | ObjectsBackupStats) {
+  return { ...stats, skipped: 'skipped' in stats ? stats.skipped.length : undefined };
+}
+
+/**
+ * One snapshot of PostgreSQL, Redis, prompts and objects (I8), written to the first target that works and
+ * then copied to every other target. Order (I2, I6, I8): the database is dumped first and the object keys are
+ * read in that same database snapshot, so every object the dump refers to is in the backup; blobs are stored
+ * before trees, trees before the snapshot record, which is written last and atomically.
+ */
+export async function runBackup(input: BackupInput): Promise<BackupResult> {
+  const started = Date.now();
+  const { config } = input;
+  const progress = input.onProgress ?? (() => {});
+  const targets = resolveTargets(config, input.targets);
+  const outcomes: TargetOutcome[] = [];
+  let primary: { target: Target; repo: Repository } | undefined;
+  for (const target of targets) {
+    try {
+      const repo = await openRepository(target, config.backup.password, { create: true });
+      primary = { target, repo };
+      break;
+    } catch (error) {
+      outcomes.push({ name: target.name, ok: false, error: (error as Error).message });
+    }
+  }
+  if (!primary) {
+    throw new BackupError(
+      `No backup target could be opened: ${outcomes.map((o) => `${o.name}: ${o.error}`).join(' ')}`,
+    );
+  }
+  const { repo } = primary;
+  const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
+  mkdirSync(scratch, { recursive: true });
+  const lock = await repo.lock({ exclusive: false });
+  const time = new Date().toISOString();
+  try {
+    const parent = parentOf(await loadSnapshots(repo));
+    progress('postgres', 'dumping');
+    const dump = await dumpPostgres(input.databaseUrl, path.join(scratch, 'postgres'), { jobs: 2 });
+    const pg = await repo.storeDirectory(path.join(scratch, 'postgres'), {});
+    progress('redis', 'dumping');
+    const redisFacts = await dumpRedis(input.redisUrl, path.join(scratch, 'redis'));
+    const redis = await repo.storeDirectory(path.join(scratch, 'redis'), {});
+    progress('prompts');
+    mkdirSync(config.promptsDir, { recursive: true });
+    const prompts = await repo.storeDirectory(config.promptsDir, { parentTree: parent?.trees.prompts });
+    progress('objects', `${dump.liveObjectKeys.length} objects`);
+    const objects = await backupObjects(repo, input.objects, dump.liveObjectKeys, {
+      parentTree: parent?.trees.objects,
+      onProgress: (done, total) => {
+        if (done % 200 === 0 || done === total) progress('objects', `${done}/${total}`);
+      },
+    });
+    lock.assertHeld();
+    const stats = {
+      postgres: statsOf(pg.stats),
+      redis: statsOf(redis.stats),
+      prompts: statsOf(prompts.stats),
+      objects: objects.stats,
+    };
+    const bytesAdded =
+      pg.stats.bytesAdded + redis.stats.bytesAdded + prompts.stats.bytesAdded + objects.stats.bytesAdded;
+    const facts = {
+      postgres: dump.facts,
+      redis: redisFacts,
+      prompts: { files: prompts.stats.filesNew + prompts.stats.filesChanged + prompts.stats.filesUnchanged },
+      objects: { count: dump.liveObjectKeys.length },
+    };
+    const snapshotId = await repo.saveSnapshot({
+      time,
+      host: os.hostname(),
+      tags: input.tags ?? [],
+      ...(parent ? { parent: parent.id } : {}),
+      trees: { postgres: pg.treeId, redis: redis.treeId, prompts: prompts.treeId, objects: objects.treeId },
+      facts,
+      stats,
+      trendgen: { version: TRENDGEN_VERSION },
+    });
+    await syncLedger(repo, input.sql);
+    outcomes.push({ name: primary.target.name, ok: true, bytesAdded, blobsAdded: countAdded(stats) });
+    await lock.release();
+    for (const target of targets.filter(
+      (t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name),
+    )) {
+      progress('copy', target.name);
+      outcomes.push(await copyToTarget(target, config.backup.password, repo));
+    }
+    // Targets that failed to open at the start get their copy now if they came back meanwhile.
+    for (const outcome of outcomes.filter((o) => !o.ok)) {
+      const target = targets.find((t) => t.name === outcome.name)!;
+      const retry = await copyToTarget(target, config.backup.password, repo);
+      if (retry.ok) Object.assign(outcome, retry);
+    }
+    return {
+      snapshotId,
+      time,
+      targets: outcomes.sort(
+        (a, b) => targets.findIndex((t) => t.name === a.name) - targets.findIndex((t) => t.name === b.name),
+      ),
+      facts,
+      stats,
+      durationMs: Date.now() - started,
+      bytesAdded,
+    };
+  } finally {
+    await lock.release().catch(() => {});
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function countAdded(stats: Record<string, { blobsAdded: number }>): number {
+  return Object.values(stats).reduce((sum, s) => sum + s.blobsAdded, 0);
+}
+
+/**
+ * Brings a secondary target up to date with every snapshot the primary holds, so a target that was down
+ * catches up with the snapshots it missed.
+ */
+export async function copyToTarget(
+  target: Target,
+  password: string | undefined,
+  from: Repository,
+): Promise<TargetOutcome> {
+  try {
+    const repo = await openRepository(target, password, { create: true, like: from });
+    const lock = await repo.lock({ exclusive: false });
+    try {
+      const copied = await copySnapshots(from, repo, await from.listSnapshots());
+      lock.assertHeld();
+      return { name: target.name, ok: true, blobsAdded: copied.blobsCopied, bytesAdded: copied.bytesCopied };
+    } finally {
+      await lock.release();
+    }
+  } catch (error) {
+    return { name: target.name, ok: false, error: (error as Error).message };
+  }
+}

@@ -1,0 +1,41 @@
+import type { Sql } from '../db/connection.ts';
+
+export interface TargetOutcome {
+  name: string;
+  ok: boolean;
+  error?: string;
+  blobsAdded?: number;
+  bytesAdded?: number;
+}
+
+/** The backup catalog in PostgreSQL: best effort, since a backup must not fail because its own log could not be written. */
+export async function recordRunStart(sql: Sql, tags: string[]): Promise<number | undefined> {
+  try {
+    const [row] = await sql`insert into backup_runs (tags) values (${tags}) returning id`;
+    return Number(row!.id);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function recordRunEnd(
+  sql: Sql,
+  id: number | undefined,
+  outcome: { snapshotId?: string; targets: TargetOutcome[]; bytesAdded: number; error?: string },
+): Promise<void> {
+  if (id === undefined) return;
+  const okCount = outcome.targets.filter((t) => t.ok).length;
+  const status = outcome.snapshotId
+    ? okCount === outcome.targets.length
+      ? 'succeeded'
+      : 'partial'
+    : 'failed';
+  try {
+    await sql`
+      update backup_runs set finished_at = now(), status = ${status}, snapshot_id = ${outcome.snapshotId ?? null},
+        targets = ${sql.json(outcome.targets as never)}, bytes_added = ${outcome.bytesAdded}, error = ${outcome.error ?? null}
+      where id = ${id}`;
+  } catch {
+    // The run itself succeeded or failed on its own terms; the next run records again.
+  }
+}

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import { CorruptBlobError, type Repository, type TreeEntry } from './repository/index.ts';
+
+export interface ObjectsBackupStats {
+  objects: number;
+  reused: number;
+  read: number;
+  bytesRead: number;
+  blobsAdded: number;
+  bytesAdded: number;
+}
+
+interface Folder {
+  files: Map<string, { key: string }>;
+  folders: Map<string, Folder>;
+}
+
+const newFolder = (): Folder => ({ files: new Map(), folders: new Map() });
+
+/** Every file entry of a tree, by its path, read once from the parent snapshot. */
+async function indexTree(
+  repo: Repository,
+  treeId: string | undefined,
+  prefix = '',
+  out = new Map<string, TreeEntry>(),
+) {
+  if (!treeId) return out;
+  for (const entry of (await repo.readTree(treeId)).entries) {
+    const full = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.type === 'dir') await indexTree(repo, entry.subtree, full, out);
+    else if (entry.type === 'file') out.set(full, entry);
+  }
+  return out;
+}
+
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/**
+ * The objects source: the live objects that the database snapshot refers to (I8), as a tree mirroring
+ * their keys. Objects are immutable and content-addressed, so an object whose key was in the parent
+ * snapshot is copied by key — its chunks reused without reading a byte; only new objects are read.
+ */
+export async function backupObjects(
+  repo: Repository,
+  objects: BlobStore,
+  keys: string[],
+  options: {
+    parentTree?: string;
+    concurrency?: number;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
+): Promise<{ treeId: string; stats: ObjectsBackupStats }> {
+  const previous = await indexTree(repo, options.parentTree);
+  const stats: ObjectsBackupStats = {
+    objects: keys.length,
+    reused: 0,
+    read: 0,
+    bytesRead: 0,
+    blobsAdded: 0,
+    bytesAdded: 0,
+  };
+  const entries = new Map<string, TreeEntry>();
+  let done = 0;
+  await runLimited(keys, options.concurrency ?? 8, async (key) => {
+    const name = key.slice(key.lastIndexOf('/') + 1);
+    const known = previous.get(key);
+    if (known?.chunks && (await everyChunkPresent(repo, known.chunks))) {
+      entries.set(key, { ...known, name });
+      stats.reused++;
+    } else {
+      // Images are compressed already; anything else lets the first chunk decide.
+      const compress = /\.(png|jpe?g|webp)$/.test(key) ? { compress: false } : {};
+      const stored = await repo.storeFile(await objects.get(key), compress);
+      entries.set(key, {
+        name,
+        type: 'file',
+        mode: 0o644,
+        mtimeMs: 0,
+        size: stored.size,
+        chunks: stored.chunks,
+      });
+      stats.read++;
+      stats.bytesRead += stored.size;
+      stats.blobsAdded += stored.blobsAdded;
+      stats.bytesAdded += stored.bytesAdded;
+    }
+    options.onProgress?.(++done, keys.length);
+  });
+  const root = newFolder();
+  for (const key of keys) {
+    const parts = key.split('/');
+    let folder = root;
+    for (const part of parts.slice(0, -1)) {
+      let child = folder.folders.get(part);
+      if (!child) folder.folders.set(part, (child = newFolder()));
+      folder = child;
+    }
+    folder.files.set(parts.at(-1)!, { key });
+  }
+  const write = async (folder: Folder): Promise<string> => {
+    const list: TreeEntry[] = [];
+    for (const { key } of folder.files.values()) list.push(entries.get(key)!);
+    for (const [name, child] of folder.folders) {
+      list.push({ name, type: 'dir', mode: 0o755, mtimeMs: 0, size: 0, subtree: await write(child) });
+    }
+    return await repo.writeTree(list);
+  };
+  return { treeId: await write(root), stats };
+}
+
+async function everyChunkPresent(repo: Repository, chunks: string[]): Promise<boolean> {
+  for (const chunk of chunks) if (!(await repo.hasBlob(chunk))) return false;
+  return true;
+}
+
+export interface ObjectsRestoreResult {
+  objects: number;
+  written: number;
+  present: number;
+  bytes: number;
+  damaged: Array<{ key: string; reason: string }>;
+}
+
+/**
+ * Puts every object of a snapshot back into an object store. Keys already present with the right size are
+ * left alone (content addressing: same key, same bytes); every restored object is re-hashed against the
+ * SHA-256 in its name before it is written, so damage is named, never restored (I7).
+ */
+export async function restoreObjects(
+  repo: Repository,
+  treeId: string,
+  target: BlobStore,
+  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<ObjectsRestoreResult> {
+  const files = [...(await indexTree(repo, treeId)).entries()];
+  const result: ObjectsRestoreResult = {
+    objects: files.length,
+    written: 0,
+    present: 0,
+    bytes: 0,
+    damaged: [],
+  };
+  let done = 0;
+  await runLimited(files, options.concurrency ?? 4, async ([key, entry]) => {
+    try {
+      const existing = await target.head(key);
+      if (existing && existing.size === entry.size) {
+        result.present++;
+      } else {
+        const parts: Buffer[] = [];
+        for (const chunk of entry.chunks ?? []) parts.push(await repo.getBlob(chunk));
+        const bytes = Buffer.concat(parts);
+        const expected = /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
+        if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
+          throw new Error('its bytes do not hash to the SHA-256 in its name');
+        }
+        await target.put(key, Readable.from([bytes]), { size: bytes.length });
+        result.written++;
+        result.bytes += bytes.length;
+      }
+    } catch (error) {
+      const reason = error instanceof CorruptBlobError ? error.message : (error as Error).message;
+      result.damaged.push({ key, reason });
+    }
+    options.onProgress?.(++done, files.length);
+  });
+  return result;
+}

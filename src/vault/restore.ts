@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import type { Config } from '../config/config.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrate } from '../db/migrate.ts';
+import { deleteUserData } from '../generation/user-data.ts';
+import { fsyncDir } from '../services/fs-utils.ts';
+import { readLedger } from './ledger.ts';
+import { restoreObjects } from './objects-source.ts';
+import type { Repository, Snapshot } from './repository/index.ts';
+import {
+  dropAndRecreateDatabase,
+  isDatabaseEmpty,
+  restorePostgres,
+  verifyPostgres,
+} from './sources/postgres.ts';
+import { redisKeyCount, restoreRedis } from './sources/redis.ts';
+import type { PostgresFacts, RedisFacts } from './sources/types.ts';
+import { loadSnapshots } from './targets.ts';
+
+export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
+export type RestorePart = (typeof RESTORE_PARTS)[number];
+
+/** A restore that would overwrite live data without --in-place --yes (I9). */
+export class RestoreRefusedError extends Error {
+  override name = 'RestoreRefusedError';
+}
+
+export class RestoreVerificationError extends Error {
+  override name = 'RestoreVerificationError';
+}
+
+export interface RestorePlan {
+  parts: RestorePart[];
+  databaseUrl: string;
+  redisUrl: string;
+  promptsDir: string;
+  objects: BlobStore;
+  inPlace: boolean;
+  scratchDir: string;
+  onProgress?: (phase: string, detail?: string) => void;
+}
+
+export interface RestoreReport {
+  snapshot: { id: string; time: string };
+  parts: Partial<Record<RestorePart, Record<string, unknown>>>;
+  deletionsReapplied: number;
+  durationMs: number;
+}
+
+export async function resolveSnapshot(repo: Repository, ref: string): Promise<Snapshot> {
+  if (ref === 'latest') {
+    const [latest] = await loadSnapshots(repo);
+    if (!latest)
+      throw new Error(`The repository at ${repo.location} holds no snapshot yet: run trendgen backup first.`);
+    return latest;
+  }
+  const ids = (await repo.listSnapshots()).filter((id) => id.startsWith(ref));
+  if (ids.length === 0)
+    throw new Error(`No snapshot ${ref} in ${repo.location}; trendgen snapshots lists them.`);
+  if (ids.length > 1)
+    throw new Error(`The prefix ${ref} matches ${ids.length} snapshots: give more characters.`);
+  return await repo.loadSnapshot(ids[0]!);
+}
+
+function dirHasFiles(dir: string): boolean {
+  return existsSync(dir) && readdirSync(dir).some((name) => !name.startsWith('.'));
+}
+
+/** Checks every destination before anything is written, so a refusal changes nothing. */
+async function refuseOverwrites(plan: RestorePlan): Promise<void> {
+  if (plan.inPlace) return;
+  const busy: string[] = [];
+  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl)))
+    busy.push('the database has tables');
+  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0) busy.push('Redis has keys');
+  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir))
+    busy.push(`${plan.promptsDir} has files`);
+  if (busy.length) {
+    throw new RestoreRefusedError(
+      `Restoring would overwrite live data (${busy.join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
+    );
+  }
+}
+
+/** The prompts folder is replaced whole: restored beside it, then swapped in with renames. */
+async function restorePrompts(
+  repo: Repository,
+  treeId: string,
+  dir: string,
+): Promise<Record<string, unknown>> {
+  const parent = path.dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  const staging = path.join(parent, `.${path.basename(dir)}.restoring-${randomBytes(4).toString('hex')}`);
+  const result = await repo.restoreTree(treeId, staging);
+  const old = path.join(parent, `.${path.basename(dir)}.replaced-${randomBytes(4).toString('hex')}`);
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(staging, dir);
+  fsyncDir(parent);
+  rmSync(old, { recursive: true, force: true });
+  return { ...result };
+}
+
+/**
+ * Restores a snapshot, all of it or some parts. Objects come first and the database after, so no restored
+ * row refers to a missing object (I2); every part is verified against the facts recorded at backup time
+ * (I7); deletions recorded after the snapshot are applied again (I3).
+ */
+export async function runRestore(
+  repo: Repository,
+  snapshot: Snapshot,
+  plan: RestorePlan,
+): Promise<RestoreReport> {
+  const started = Date.now();
+  const progress = plan.onProgress ?? (() => {});
+  const facts = (snapshot.facts ?? {}) as { postgres?: PostgresFacts; redis?: RedisFacts };
+  const missing = plan.parts.filter((part) => !snapshot.trees[part]);
+  if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
+  await refuseOverwrites(plan);
+  const report: RestoreReport = {
+    snapshot: { id: snapshot.id, time: snapshot.time },
+    parts: {},
+    deletionsReapplied: 0,
+    durationMs: 0,
+  };
+  mkdirSync(plan.scratchDir, { recursive: true });
+  try {
+    if (plan.parts.includes('objects')) {
+      progress('objects');
+      const result = await restoreObjects(repo, snapshot.trees.objects!, plan.objects, {
+        onProgress: (done, total) => {
+          if (done % 200 === 0 || done === total) progress('objects', `${done}/${total}`);
+        },
+      });
+      report.parts.objects = { ...result, damaged: result.damaged.length };
+      if (result.damaged.length) {
+        throw new RestoreVerificationError(
+          `${result.damaged.length} object(s) are damaged in the backup and were not restored: ${result.damaged
+            .slice(0, 5)
+            .map((d) => `${d.key} (${d.reason})`)
+            .join('; ')}.`,
+        );
+      }
+    }
+    if (plan.parts.includes('prompts')) {
+      progress('prompts');
+      report.parts.prompts = await restorePrompts(repo, snapshot.trees.prompts!, plan.promptsDir);
+    }
+    if (plan.parts.includes('postgres')) {
+      progress('postgres', 'restoring');
+      const dumpDir = path.join(plan.scratchDir, 'postgres');
+      await repo.restoreTree(snapshot.trees.postgres!, dumpDir);
+      if (plan.inPlace) await dropAndRecreateDatabase(plan.databaseUrl);
+      await restorePostgres(dumpDir, plan.databaseUrl, { jobs: 2 });
+      if (facts.postgres) {
+        progress('postgres', 'verifying');
+        const verdict = await verifyPostgres(plan.databaseUrl, facts.postgres);
+        if (!verdict.ok) {
+          throw new RestoreVerificationError(
+            `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
+          );
+        }
+      }
+      report.parts.postgres = {
+        tables: Object.keys(facts.postgres?.tables ?? {}).length,
+        verified: Boolean(facts.postgres),
+      };
+    }
+    if (plan.parts.includes('redis')) {
+      progress('redis');
+      if (plan.inPlace) {
+        const client = new Redis(plan.redisUrl, { maxRetriesPerRequest: 2 });
+        try {
+          await client.flushall();
+        } finally {
+          client.disconnect();
+        }
+      }
+      const redisDir = path.join(plan.scratchDir, 'redis');
+      await repo.restoreTree(snapshot.trees.redis!, redisDir);
+      report.parts.redis = await restoreRedis(redisDir, facts.redis!, plan.redisUrl, {
+        replace: plan.inPlace,
+      });
+    }
+    if (plan.parts.includes('postgres')) {
+      report.deletionsReapplied = await reapplyDeletions(repo, snapshot, plan.databaseUrl);
+    }
+  } finally {
+    rmSync(plan.scratchDir, { recursive: true, force: true });
+  }
+  report.durationMs = Date.now() - started;
+  return report;
+}
+
+/** User-data deletions recorded after the snapshot was taken: a deleted user's photos never come back (I3). */
+async function reapplyDeletions(repo: Repository, snapshot: Snapshot, databaseUrl: string): Promise<number> {
+  const { records } = await readLedger(repo, snapshot.time);
+  if (records.length === 0) return 0;
+  const sql = openDatabase(databaseUrl, { max: 1 });
+  try {
+    await migrate(sql);
+    const users = [...new Set(records.map((r) => r.userId))];
+    for (const user of users) await deleteUserData(sql, user);
+    return users.length;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
