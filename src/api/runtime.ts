@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createBlobStore } from '../blobstore/index.ts';
-import type { Config } from '../config/config.ts';
+import { adminTokenPath, type Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { createQueue, queueConnection } from '../generation/queue.ts';
@@ -22,7 +22,7 @@ export interface RunningApi {
 }
 
 export function adminTokenFile(config: Config): string {
-  return path.join(config.dataDir, 'secrets', 'admin-token');
+  return adminTokenPath(config);
 }
 
 /** ADMIN_TOKEN, or one generated into DATA_DIR/secrets/admin-token: the API never runs open. */

@@ -1,11 +1,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { adminTokenFile, startApi } from '../api/runtime.ts';
-import { loadConfig } from '../config/config.ts';
+import { adminTokenPath, loadConfig } from '../config/config.ts';
 import { createLogger } from '../ops/logger.ts';
 import { writeFileAtomicSync } from '../services/fs-utils.ts';
-import { runSupervisor } from '../services/supervisor.ts';
 import { untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
@@ -18,6 +16,7 @@ export function serveCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'api');
+      const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger);
       const infoFile = apiInfoFile(config.dataDir);
       writeFileAtomicSync(infoFile, JSON.stringify({ url: api.url, pid: process.pid }));
@@ -37,13 +36,14 @@ export function upCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'up');
+      const { runSupervisor } = await import('../services/supervisor.ts');
       const code = await runSupervisor(config, {
         children: [['serve'], ['worker'], ['scheduler']],
         logger,
         onReady: () => {
           const tokenLine = config.adminToken
             ? 'Admin token: ADMIN_TOKEN from the environment'
-            : `Admin token: in ${adminTokenFile(config)}`;
+            : `Admin token: in ${adminTokenPath(config)}`;
           process.stderr.write(
             [
               '',

@@ -201,7 +201,12 @@ function restoreCommand(): Command {
             })
           : undefined;
         try {
-          if (options.toDatabase) await createDatabaseIfMissing(options.toDatabase);
+          if (options.toDatabase) {
+          const target = new URL(options.toDatabase);
+          const name = decodeURIComponent(target.pathname.slice(1));
+          target.pathname = '/postgres';
+          await createDatabaseIfMissing(target.toString(), name);
+        }
           const report = await runRestore(repo, snapshot, {
             parts,
             databaseUrl: options.toDatabase ?? services?.databaseUrl ?? '',

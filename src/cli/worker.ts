@@ -4,10 +4,6 @@ import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { createProvider } from '../generation/providers/provider.ts';
-import { createQueue, queueConnection } from '../generation/queue.ts';
-import { reconcile } from '../generation/reconciler.ts';
-import { createGenerationWorker } from '../generation/worker.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
 import { connectServices } from '../services/embedded.ts';
@@ -21,6 +17,10 @@ export function workerCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'worker');
+      // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
+      const { createProvider } = await import('../generation/providers/provider.ts');
+      const { queueConnection } = await import('../generation/queue.ts');
+      const { createGenerationWorker } = await import('../generation/worker.ts');
       const services = await connectServices(config);
       const sql = openDatabase(services.databaseUrl, { max: config.generation.concurrency + 2 });
       const connection = queueConnection(services.redisUrl);
@@ -71,6 +71,8 @@ export function schedulerCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
+      const { createQueue, queueConnection } = await import('../generation/queue.ts');
+      const { reconcile } = await import('../generation/reconciler.ts');
       const services = await connectServices(config);
       const sql = openDatabase(services.databaseUrl, { max: 2 });
       const connection = queueConnection(services.redisUrl);

@@ -318,3 +318,8 @@ export function describeConfig(config: Config): Record<string, string> {
 export function maskUrlPassword(value: string): string {
   return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]+@/i, '$1:********@');
 }
+
+/** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */
+export function adminTokenPath(config: Config): string {
+  return path.join(config.dataDir, 'secrets', 'admin-token');
+}
