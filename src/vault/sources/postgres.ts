@@ -1,0 +1,376 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { openDatabase, type Sql, type TransactionSql } from '../../db/connection.ts';
+import { findPostgresBinary } from '../../services/binaries.ts';
+import type { PostgresDump, PostgresFacts, TableFacts } from './types.ts';
+
+/**
+ * The PostgreSQL source of a snapshot: a directory-format dump (uncompressed, so content-defined chunking
+ * deduplicates it across runs, and `pg_restore -j` restores it in parallel) plus facts taken in the very
+ * same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
+ */
+
+export interface TableMismatch {
+  table: string;
+  /** Undefined: the table is in the target but was not in the backup. */
+  expected: TableFacts | undefined;
+  /** Undefined: the table was in the backup but is missing from the target. */
+  actual: TableFacts | undefined;
+}
+
+const defaultJobs = () => Math.max(1, Math.min(4, os.availableParallelism()));
+
+// Query parameters libpq understands; postgres.js accepts others (`ssl=…`) that libpq would reject.
+const LIBPQ_PARAMS = new Set([
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslkey',
+  'sslcrl',
+  'application_name',
+  'connect_timeout',
+  'options',
+  'target_session_attrs',
+  'host',
+  'hostaddr',
+  'port',
+  'gssencmode',
+  'channel_binding',
+]);
+
+/**
+ * How to hand a connection URL to a libpq program: everything but the password in `dbname` (which `ps`
+ * shows), the password in the child's environment (which only the same user can read).
+ */
+export function libpqConnection(url: string): { dbname: string; env: NodeJS.ProcessEnv; password: string } {
+  const parsed = new URL(url);
+  const password = decodeURIComponent(parsed.password);
+  parsed.password = '';
+  const query = new URLSearchParams();
+  for (const [key, value] of parsed.searchParams) {
+    if (LIBPQ_PARAMS.has(key)) query.set(key, value);
+    else if (key === 'ssl' && !query.has('sslmode'))
+      query.set('sslmode', value === 'true' ? 'require' : value);
+  }
+  const search = query.size ? `?${query}` : '';
+  const auth = parsed.username ? `${parsed.username}@` : '';
+  const dbname = `postgresql://${auth}${parsed.host}${parsed.pathname}${search}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10' };
+  if (password) env.PGPASSWORD = password;
+  return { dbname, env, password };
+}
+
+interface Running {
+  child: ChildProcess;
+  done: Promise<string>;
+}
+
+/** Runs a client program; rejects with one sentence ending in its stderr tail, the password scrubbed. */
+function run(binary: string, args: string[], env: NodeJS.ProcessEnv, secret: string): Running {
+  const tool = path.basename(binary);
+  const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    child.once('error', (error) => reject(new Error(`${tool} could not be started: ${error.message}.`)));
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve(stdout);
+      let tail = stderr.trim().split('\n').slice(-4).join(' ').replace(/\s+/g, ' ');
+      if (secret) tail = tail.replaceAll(secret, '***');
+      const how = signal ? `was stopped by ${signal}` : `failed with exit code ${code}`;
+      reject(new Error(`${tool} ${how}${tail ? `: ${tail}` : '.'}`));
+    });
+  });
+  return { child, done };
+}
+
+/** Major version of a PostgreSQL client program (`pg_dump (PostgreSQL) 15.8 …` → 15). */
+export function clientMajor(binary: string): number {
+  const out = execFileSync(binary, ['--version'], { encoding: 'utf8' });
+  const match = /\(PostgreSQL\)\s+(\d+)/.exec(out);
+  if (!match) throw new Error(`Cannot read the version of ${binary} from "${out.trim()}".`);
+  return Number(match[1]);
+}
+
+/** pg_dump refuses a newer server, with a message that does not say what to do: say it first. */
+export function assertClientNotOlder(tool: string, client: number, serverVersionNum: number): void {
+  const server = serverVersionNum >= 100000 ? Math.floor(serverVersionNum / 10000) : 9;
+  if (client < server) {
+    throw new Error(
+      `${tool} ${client} is older than the server (${server}): install PostgreSQL ${server} client tools.`,
+    );
+  }
+}
+
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * Row text depends on session settings (time zone, date and interval style, bytea and money output):
+ * pin them, so the same rows give the same digest at backup time and on whatever server verifies them.
+ */
+async function pinOutputSettings(tx: TransactionSql): Promise<void> {
+  await tx`select set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
+    set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),
+    set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true),
+    set_config('statement_timeout', '0', true)`;
+}
+
+/**
+ * Facts of every ordinary table (not system, not temporary, not owned by an extension, as pg_dump
+ * skips their data): row count and an order-independent digest, the sum mod 2^64 of the first 64 bits
+ * of md5(row text). One sequential scan per table, no sort.
+ */
+async function computeTableFacts(tx: TransactionSql): Promise<Record<string, TableFacts>> {
+  const tables = await tx<{ schema: string; name: string }[]>`
+    select n.nspname as schema, c.relname as name
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind = 'r' and c.relpersistence <> 't'
+      and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+      and not exists (select 1 from pg_depend d
+        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+    order by 1, 2`;
+  const facts: Record<string, TableFacts> = {};
+  for (const { schema, name } of tables) {
+    // ONLY: rows of inheritance children are counted under the child, as pg_dump dumps them.
+    const [row] = await tx.unsafe<{ rows: number; sum: string }[]>(
+      `select count(*) as rows,
+         coalesce(sum(('x' || substr(md5(row(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text as sum
+       from only ${quoteIdent(schema)}.${quoteIdent(name)} as r`,
+    );
+    const digest = BigInt.asUintN(64, BigInt(row!.sum));
+    facts[`${schema}.${name}`] = { rows: Number(row!.rows), hash: digest.toString(16).padStart(16, '0') };
+  }
+  return facts;
+}
+
+async function readServer(tx: TransactionSql) {
+  const [row] = await tx<{ version: string; num: number; database: string }[]>`
+    select current_setting('server_version') as version,
+      current_setting('server_version_num')::int as num, current_database() as database`;
+  return row!;
+}
+
+/** Facts of a database as it is now (one read-only snapshot). */
+export async function tableFacts(url: string): Promise<Record<string, TableFacts>> {
+  const sql = openDatabase(url, { max: 1 });
+  try {
+    return await sql.begin('isolation level repeatable read read only', async (tx) => {
+      await pinOutputSettings(tx);
+      return await computeTableFacts(tx);
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Compares a database with the facts of a backup; missing and extra tables are mismatches too (I7). */
+export async function verifyPostgres(
+  url: string,
+  facts: PostgresFacts,
+): Promise<{ ok: boolean; mismatches: TableMismatch[] }> {
+  const actual = await tableFacts(url);
+  const mismatches: TableMismatch[] = [];
+  for (const table of new Set([...Object.keys(facts.tables), ...Object.keys(actual)])) {
+    const want = facts.tables[table];
+    const got = actual[table];
+    if (want?.rows !== got?.rows || want?.hash !== got?.hash) {
+      mismatches.push({ table, expected: want, actual: got });
+    }
+  }
+  return { ok: mismatches.length === 0, mismatches };
+}
+
+/**
+ * Dumps one consistent point in time: a read-only repeatable-read transaction exports its snapshot,
+ * pg_dump (and each of its parallel workers) imports it, and the facts and live object keys are read in
+ * the same transaction while pg_dump runs. `outDir` must not exist or be empty.
+ */
+export async function dumpPostgres(
+  databaseUrl: string,
+  outDir: string,
+  options: { jobs?: number; onSpawn?: (pid: number) => void } = {},
+): Promise<PostgresDump> {
+  const pgDump = findPostgresBinary('pg_dump');
+  const client = clientMajor(pgDump);
+  const conn = libpqConnection(databaseUrl);
+  const sql = openDatabase(databaseUrl, { max: 1 });
+  try {
+    return await sql.begin('isolation level repeatable read read only', async (tx) => {
+      await pinOutputSettings(tx);
+      // The exporting transaction must outlive pg_dump even when facts are done long before.
+      await tx`select set_config('idle_in_transaction_session_timeout', '0', true)`;
+      const server = await readServer(tx);
+      assertClientNotOlder('pg_dump', client, server.num);
+      const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
+      const args = [
+        `--snapshot=${snapshot!.id}`,
+        '--format=directory',
+        '--compress=0',
+        `--jobs=${options.jobs ?? defaultJobs()}`,
+        // The dump is scratch: the repository makes its blobs durable, fsyncing here only costs time.
+        '--no-sync',
+        '--no-password',
+        `--file=${outDir}`,
+        `--dbname=${conn.dbname}`,
+      ];
+      const dump = run(pgDump, args, conn.env, conn.password);
+      dump.done.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
+      if (dump.child.pid) options.onSpawn?.(dump.child.pid);
+      let tables: Record<string, TableFacts>;
+      let liveObjectKeys: string[];
+      try {
+        tables = await computeTableFacts(tx);
+        liveObjectKeys = await readLiveObjectKeys(tx);
+      } catch (error) {
+        dump.child.kill('SIGTERM');
+        await dump.done.catch(() => {});
+        throw error;
+      }
+      await dump.done;
+      const facts: PostgresFacts = {
+        serverVersion: server.version,
+        serverVersionNum: server.num,
+        database: server.database,
+        tables,
+      };
+      return { facts, liveObjectKeys };
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+async function readLiveObjectKeys(tx: TransactionSql): Promise<string[]> {
+  const [present] = await tx<{ ok: boolean }[]>`select to_regclass('objects') is not null as ok`;
+  if (!present?.ok) return [];
+  const rows = await tx<{ key: string }[]>`select key from objects where deleted_at is null`;
+  return rows.map((row) => row.key);
+}
+
+/** No tables, views or sequences outside the system schemas: safe to restore into. */
+export async function isDatabaseEmpty(url: string): Promise<boolean> {
+  const sql = openDatabase(url, { max: 1 });
+  try {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and c.relpersistence <> 't'
+        and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'`;
+    return Number(row!.n) === 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Restores a directory dump into an existing, empty database, in parallel; stops at the first error. */
+export async function restorePostgres(
+  dumpDir: string,
+  targetUrl: string,
+  options: { jobs?: number } = {},
+): Promise<void> {
+  if (!existsSync(path.join(dumpDir, 'toc.dat'))) {
+    throw new Error(`${dumpDir} is not a PostgreSQL directory dump (it has no toc.dat).`);
+  }
+  const conn = libpqConnection(targetUrl);
+  if (!(await isDatabaseEmpty(targetUrl))) {
+    throw new Error(
+      `The database ${new URL(targetUrl).pathname.slice(1)} is not empty: restore into an empty one or recreate it first.`,
+    );
+  }
+  const args = [
+    `--jobs=${options.jobs ?? defaultJobs()}`,
+    '--no-owner',
+    '--no-acl',
+    '--exit-on-error',
+    '--no-password',
+    `--dbname=${conn.dbname}`,
+    dumpDir,
+  ];
+  await run(findPostgresBinary('pg_restore'), args, conn.env, conn.password).done;
+}
+
+/** The dump as one plain SQL script (for the classic export), loadable with `psql -f` by any owner. */
+export async function dumpToSql(dumpDir: string, outFile: string): Promise<void> {
+  const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpDir];
+  await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
+}
+
+/**
+ * `schema.table` → the data file holding its rows in a directory dump (`3345.dat`), so that a damaged
+ * file of the backup can be reported by the table it breaks (I7).
+ */
+export async function dumpDataFiles(dumpDir: string): Promise<Record<string, string>> {
+  const listing = await run(findPostgresBinary('pg_restore'), ['--list', dumpDir], process.env, '').done;
+  const files: Record<string, string> = {};
+  for (const line of listing.split('\n')) {
+    const match = /^(\d+);\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/.exec(line);
+    if (match && existsSync(path.join(dumpDir, `${match[1]}.dat`))) {
+      files[`${match[2]}.${match[3]}`] = `${match[1]}.dat`;
+    }
+  }
+  return files;
+}
+
+async function withAdmin<T>(adminUrl: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} }) as unknown as Sql;
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Creates `name` (from template0: nothing of template1 to collide with the dump); true when it did. */
+export async function createDatabaseIfMissing(adminUrl: string, name: string): Promise<boolean> {
+  return await withAdmin(adminUrl, async (sql) => {
+    const rows = await sql`select 1 from pg_database where datname = ${name}`;
+    if (rows.length) return false;
+    try {
+      await sql.unsafe(`create database ${quoteIdent(name)} template template0`);
+      return true;
+    } catch (error) {
+      // Someone else created it in the meantime.
+      if ((error as { code?: string }).code === '42P04') return false;
+      throw error;
+    }
+  });
+}
+
+/**
+ * Drops and recreates a database for an in-place restore, disconnecting its sessions first. Without
+ * `name`, the database of `url` is recreated through the server's `postgres` database. Destructive: the
+ * caller decides when it may (I9).
+ */
+export async function dropAndRecreateDatabase(url: string, name?: string): Promise<void> {
+  let adminUrl = url;
+  if (!name) {
+    const parsed = new URL(url);
+    name = decodeURIComponent(parsed.pathname.slice(1));
+    parsed.pathname = '/postgres';
+    adminUrl = parsed.toString();
+  }
+  const target = name;
+  await withAdmin(adminUrl, async (sql) => {
+    const [self] = await sql<{ db: string }[]>`select current_database() as db`;
+    if (self!.db === target) {
+      throw new Error(
+        `Cannot recreate ${target} through a connection to itself: use another admin database.`,
+      );
+    }
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity
+      where datname = ${target} and pid <> pg_backend_pid()`;
+    // WITH (FORCE) also disconnects sessions that arrived after the terminate above (PostgreSQL 13+).
+    const [version] = await sql<{ num: number }[]>`select current_setting('server_version_num')::int as num`;
+    const force = version!.num >= 130000 ? ' with (force)' : '';
+    await sql.unsafe(`drop database if exists ${quoteIdent(target)}${force}`);
+    await sql.unsafe(`create database ${quoteIdent(target)} template template0`);
+  });
+}

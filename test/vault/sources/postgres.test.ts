@@ -1,0 +1,255 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openDatabase, type Sql } from '../../../src/db/connection.ts';
+import { findPostgresBinary } from '../../../src/services/binaries.ts';
+import {
+  assertClientNotOlder,
+  clientMajor,
+  createDatabaseIfMissing,
+  dropAndRecreateDatabase,
+  dumpDataFiles,
+  dumpPostgres,
+  dumpToSql,
+  isDatabaseEmpty,
+  libpqConnection,
+  restorePostgres,
+  tableFacts,
+  verifyPostgres,
+} from '../../../src/vault/sources/postgres.ts';
+import type { PostgresDump } from '../../../src/vault/sources/types.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { tempDir } from '../../support/temp.ts';
+
+const work = tempDir('pg-source');
+const dumpDir = path.join(work.dir, 'dump');
+const databases: TestDatabase[] = [];
+let source: TestDatabase;
+let restored: TestDatabase;
+let dump: PostgresDump;
+let pgDumpCmdline = '';
+let insertedTotal = 0;
+const timings: Record<string, number> = {};
+
+async function emptyDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrate: false });
+  databases.push(db);
+  return db;
+}
+
+async function populate(sql: Sql): Promise<void> {
+  await sql.unsafe(`
+    create sequence counter_seq start 100;
+    create table big (id bigint primary key, label text not null, blob bytea, doc jsonb, maybe text,
+      at timestamptz, price numeric(12, 2), ratio double precision);
+    insert into big select i, 'label-' || i, decode(md5(i::text), 'hex') || '\\x00ff'::bytea,
+      jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i % 7)),
+      case when i % 3 = 0 then null else 'm' || i end,
+      timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second', i / 7.0, i / 3.0
+      from generate_series(1, 50000) i;
+    create index big_label on big (label);
+    create table pair_a (n int primary key);
+    create table pair_b (n int primary key);
+    insert into objects (key, sha256, size, content_type, kind, deleted_at)
+      select 'obj/' || i, md5(i::text) || md5(i::text), i, 'image/png', 'example',
+        case when i % 4 = 0 then now() end
+      from generate_series(1, 20) i;
+  `);
+  await sql`select nextval('counter_seq') from generate_series(1, 5)`;
+}
+
+/** Commits the same n into pair_a and pair_b in one transaction, over and over, until stopped. */
+function startInserter(sql: Sql): { stop(): Promise<number> } {
+  let running = true;
+  let n = 0;
+  const loop = (async () => {
+    while (running) {
+      n++;
+      await sql.begin(async (tx) => {
+        await tx`insert into pair_a values (${n})`;
+        await tx`insert into pair_b values (${n})`;
+      });
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return n;
+    },
+  };
+}
+
+beforeAll(async () => {
+  source = await createTestDatabase();
+  databases.push(source);
+  await populate(source.sql);
+  const inserter = startInserter(source.sql);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  let started = Date.now();
+  dump = await dumpPostgres(source.url, dumpDir, {
+    jobs: 2,
+    onSpawn: (pid) => {
+      pgDumpCmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    },
+  });
+  timings.dump = Date.now() - started;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  insertedTotal = await inserter.stop();
+  restored = await emptyDatabase();
+  started = Date.now();
+  await restorePostgres(dumpDir, restored.url, { jobs: 2 });
+  timings.restore = Date.now() - started;
+});
+
+afterAll(async () => {
+  console.log(`postgres source: dump ${timings.dump} ms, restore ${timings.restore} ms (50k-row table)`);
+  for (const db of databases) await db.drop();
+  work.remove();
+});
+
+describe('PostgreSQL source', () => {
+  it('I7: a dump restored into an empty database verifies: same tables, rows and digests', async () => {
+    expect(dump.facts.serverVersionNum).toBeGreaterThanOrEqual(100000);
+    expect(dump.facts.tables['public.big']?.rows).toBe(50_000);
+    expect(dump.facts.tables['public.objects']?.rows).toBe(20);
+    const verdict = await verifyPostgres(restored.url, dump.facts);
+    expect(verdict).toEqual({ ok: true, mismatches: [] });
+    expect(await tableFacts(restored.url)).toEqual(dump.facts.tables);
+    const pick = (sql: Sql) =>
+      sql`select id, label, blob, doc, maybe, at, price, ratio from big where id in (3, 4, 49999) order by id`;
+    expect(await pick(restored.sql)).toEqual(await pick(source.sql));
+    const [seq] = await restored.sql`select last_value from counter_seq`;
+    expect(Number(seq!.last_value)).toBe(104);
+    const [index] = await restored.sql`select 1 from pg_indexes where indexname = 'big_label'`;
+    expect(index).toBeDefined();
+  });
+
+  it('I8: rows committed during the dump are wholly in or wholly out (one exported snapshot)', async () => {
+    const facts = dump.facts.tables;
+    const a = await restored.sql`select n from pair_a order by n`;
+    const b = await restored.sql`select n from pair_b order by n`;
+    expect(a.map((r) => r.n)).toEqual(b.map((r) => r.n));
+    expect(a.length).toBe(facts['public.pair_a']!.rows);
+    // The inserter ran before, during and after the dump: the snapshot cut it somewhere in the middle.
+    expect(a.length).toBeGreaterThan(0);
+    expect(a.length).toBeLessThan(insertedTotal);
+  });
+
+  it('I8: the live object keys come from the same snapshot, deleted objects left out', () => {
+    const expected = Array.from({ length: 20 }, (_, i) => i + 1)
+      .filter((i) => i % 4 !== 0)
+      .map((i) => `obj/${i}`);
+    expect([...dump.liveObjectKeys].sort()).toEqual(expected.sort());
+  });
+
+  it('passes the password through the environment, never on the command line', () => {
+    const password = decodeURIComponent(new URL(source.url).password);
+    expect(password.length).toBeGreaterThan(0);
+    expect(pgDumpCmdline).toContain('--snapshot=');
+    expect(pgDumpCmdline).not.toContain(password);
+    const conn = libpqConnection(`${source.url}?ssl=true&max=3`);
+    expect(conn.dbname).not.toContain(password);
+    expect(conn.dbname).toMatch(/^postgresql:\/\/trends@127\.0\.0\.1:\d+\/t_[0-9a-f]+\?sslmode=require$/);
+    expect(conn.env.PGPASSWORD).toBe(password);
+  });
+
+  it('I7: a damaged table file is named by verify, or by the restore when it cannot load', async () => {
+    const files = await dumpDataFiles(dumpDir);
+    expect(Object.keys(files)).toContain('public.big');
+    // A changed character that still parses: the restore succeeds, verify names the table.
+    const quiet = path.join(work.dir, 'damaged-quiet');
+    cpSync(dumpDir, quiet, { recursive: true });
+    const quietFile = path.join(quiet, files['public.big']!);
+    const bytes = readFileSync(quietFile);
+    const at = bytes.indexOf('label-', bytes.length >> 1);
+    bytes[at] = 'L'.charCodeAt(0);
+    writeFileSync(quietFile, bytes);
+    const target = await emptyDatabase();
+    await restorePostgres(quiet, target.url, { jobs: 2 });
+    const verdict = await verifyPostgres(target.url, dump.facts);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.mismatches.map((m) => m.table)).toEqual(['public.big']);
+    expect(verdict.mismatches[0]!.actual?.rows).toBe(50_000);
+    // Bytes that are not UTF-8: the restore itself stops and names the table.
+    const loud = path.join(work.dir, 'damaged-loud');
+    cpSync(dumpDir, loud, { recursive: true });
+    const loudFile = path.join(loud, files['public.big']!);
+    const raw = readFileSync(loudFile);
+    raw.fill(0xff, raw.length >> 1, (raw.length >> 1) + 4);
+    writeFileSync(loudFile, raw);
+    const target2 = await emptyDatabase();
+    const error = await restorePostgres(loud, target2.url, { jobs: 2 }).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/^pg_restore failed with exit code 1: .*"big"/);
+    expect((error as Error).message).not.toContain(decodeURIComponent(new URL(source.url).password));
+  });
+
+  it('refuses to restore into a database that has tables', async () => {
+    await expect(restorePostgres(dumpDir, source.url)).rejects.toThrow(/is not empty/);
+  });
+
+  it('I7: dumpToSql gives a script that psql loads into an empty database, and it verifies', async () => {
+    const file = path.join(work.dir, 'db.sql');
+    await dumpToSql(dumpDir, file);
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.toMatch(/OWNER TO|GRANT /);
+    const target = await emptyDatabase();
+    const conn = libpqConnection(target.url);
+    execFileSync(
+      findPostgresBinary('psql'),
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file, `--dbname=${conn.dbname}`],
+      { env: conn.env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    expect((await verifyPostgres(target.url, dump.facts)).ok).toBe(true);
+  });
+
+  it('names missing and extra tables as mismatches', async () => {
+    const target = await emptyDatabase();
+    await target.sql`create table stray (x int)`;
+    const verdict = await verifyPostgres(target.url, dump.facts);
+    const stray = verdict.mismatches.find((m) => m.table === 'public.stray');
+    expect(stray).toEqual({
+      table: 'public.stray',
+      expected: undefined,
+      actual: { rows: 0, hash: '0'.repeat(16) },
+    });
+    const big = verdict.mismatches.find((m) => m.table === 'public.big');
+    expect(big?.actual).toBeUndefined();
+  });
+
+  it('says which client tools to install when pg_dump is older than the server', () => {
+    const fake = path.join(work.dir, 'old-pg_dump');
+    writeFileSync(fake, '#!/bin/sh\necho "pg_dump (PostgreSQL) 13.4"\n');
+    chmodSync(fake, 0o755);
+    expect(clientMajor(fake)).toBe(13);
+    expect(() => assertClientNotOlder('pg_dump', 13, 150004)).toThrow(
+      'pg_dump 13 is older than the server (15): install PostgreSQL 15 client tools.',
+    );
+    expect(() => assertClientNotOlder('pg_dump', 16, 150004)).not.toThrow();
+  });
+
+  it('creates, checks and recreates databases for in-place restores', async () => {
+    const adminUrl = inject('postgresAdminUrl');
+    const name = `t_src_${Date.now().toString(36)}`;
+    expect(await createDatabaseIfMissing(adminUrl, name)).toBe(true);
+    expect(await createDatabaseIfMissing(adminUrl, name)).toBe(false);
+    const url = adminUrl.replace(/\/[^/?]+(\?|$)/, `/${name}$1`);
+    const session = openDatabase(url, { max: 1 });
+    try {
+      await session`create table t (x int)`;
+      expect(await isDatabaseEmpty(url)).toBe(false);
+      await dropAndRecreateDatabase(adminUrl, name);
+      expect(await isDatabaseEmpty(url)).toBe(true);
+      await session`create table u (x int)`;
+      await dropAndRecreateDatabase(url);
+      expect(await isDatabaseEmpty(url)).toBe(true);
+    } finally {
+      await session.end({ timeout: 1 });
+      const admin = openDatabase(adminUrl, { max: 1 });
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
+  });
+});
