@@ -2,7 +2,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import postgres from 'postgres';
 import { openDatabase, type Sql, type TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../services/binaries.ts';
 import type { PostgresDump, PostgresFacts, TableFacts } from './types.ts';
@@ -24,22 +23,11 @@ export interface TableMismatch {
 const defaultJobs = () => Math.max(1, Math.min(4, os.availableParallelism()));
 
 // Query parameters libpq understands; postgres.js accepts others (`ssl=…`) that libpq would reject.
-const LIBPQ_PARAMS = new Set([
-  'sslmode',
-  'sslrootcert',
-  'sslcert',
-  'sslkey',
-  'sslcrl',
-  'application_name',
-  'connect_timeout',
-  'options',
-  'target_session_attrs',
-  'host',
-  'hostaddr',
-  'port',
-  'gssencmode',
-  'channel_binding',
-]);
+const LIBPQ_PARAMS = new Set(
+  'sslmode sslrootcert sslcert sslkey sslcrl application_name connect_timeout options target_session_attrs host hostaddr port gssencmode channel_binding'.split(
+    ' ',
+  ),
+);
 
 /**
  * How to hand a connection URL to a libpq program: everything but the password in `dbname` (which `ps`
@@ -63,13 +51,13 @@ export function libpqConnection(url: string): { dbname: string; env: NodeJS.Proc
   return { dbname, env, password };
 }
 
-interface Running {
-  child: ChildProcess;
-  done: Promise<string>;
-}
-
 /** Runs a client program; rejects with one sentence ending in its stderr tail, the password scrubbed. */
-function run(binary: string, args: string[], env: NodeJS.ProcessEnv, secret: string): Running {
+function run(
+  binary: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  secret: string,
+): { child: ChildProcess; done: Promise<string> } {
   const tool = path.basename(binary);
   const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -152,24 +140,14 @@ async function computeTableFacts(tx: TransactionSql): Promise<Record<string, Tab
   return facts;
 }
 
-async function readServer(tx: TransactionSql) {
-  const [row] = await tx<{ version: string; num: number; database: string }[]>`
-    select current_setting('server_version') as version,
-      current_setting('server_version_num')::int as num, current_database() as database`;
-  return row!;
-}
-
 /** Facts of a database as it is now (one read-only snapshot). */
 export async function tableFacts(url: string): Promise<Record<string, TableFacts>> {
-  const sql = openDatabase(url, { max: 1 });
-  try {
-    return await sql.begin('isolation level repeatable read read only', async (tx) => {
+  return await withSql(url, (sql) =>
+    sql.begin('isolation level repeatable read read only', async (tx) => {
       await pinOutputSettings(tx);
       return await computeTableFacts(tx);
-    });
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+    }),
+  );
 }
 
 /** Compares a database with the facts of a backup; missing and extra tables are mismatches too (I7). */
@@ -208,7 +186,10 @@ export async function dumpPostgres(
       await pinOutputSettings(tx);
       // The exporting transaction must outlive pg_dump even when facts are done long before.
       await tx`select set_config('idle_in_transaction_session_timeout', '0', true)`;
-      const server = await readServer(tx);
+      const [server] = await tx<{ version: string; num: number; database: string }[]>`
+        select current_setting('server_version') as version,
+          current_setting('server_version_num')::int as num, current_database() as database`;
+      if (!server) throw new Error('PostgreSQL did not say its version.');
       assertClientNotOlder('pg_dump', client, server.num);
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
       const args = [
@@ -258,16 +239,14 @@ async function readLiveObjectKeys(tx: TransactionSql): Promise<string[]> {
 
 /** No tables, views or sequences outside the system schemas: safe to restore into. */
 export async function isDatabaseEmpty(url: string): Promise<boolean> {
-  const sql = openDatabase(url, { max: 1 });
-  try {
-    const [row] = await sql<{ n: number }[]>`
-      select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and c.relpersistence <> 't'
-        and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'`;
-    return Number(row!.n) === 0;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  const [row] = await withSql(
+    url,
+    (sql) => sql<{ n: number }[]>`
+    select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and c.relpersistence <> 't'
+      and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'`,
+  );
+  return Number(row!.n) === 0;
 }
 
 /** Restores a directory dump into an existing, empty database, in parallel; stops at the first error. */
@@ -319,8 +298,9 @@ export async function dumpDataFiles(dumpDir: string): Promise<Record<string, str
   return files;
 }
 
-async function withAdmin<T>(adminUrl: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} }) as unknown as Sql;
+/** One connection for one job, always closed. */
+async function withSql<T>(url: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = openDatabase(url, { max: 1 });
   try {
     return await fn(sql);
   } finally {
@@ -330,7 +310,7 @@ async function withAdmin<T>(adminUrl: string, fn: (sql: Sql) => Promise<T>): Pro
 
 /** Creates `name` (from template0: nothing of template1 to collide with the dump); true when it did. */
 export async function createDatabaseIfMissing(adminUrl: string, name: string): Promise<boolean> {
-  return await withAdmin(adminUrl, async (sql) => {
+  return await withSql(adminUrl, async (sql) => {
     const rows = await sql`select 1 from pg_database where datname = ${name}`;
     if (rows.length) return false;
     try {
@@ -345,7 +325,7 @@ export async function createDatabaseIfMissing(adminUrl: string, name: string): P
 }
 
 /**
- * Drops and recreates a database for an in-place restore, disconnecting its sessions first. Without
+ * Drops and recreates a database for an in-place restore, disconnecting its sessions. Without
  * `name`, the database of `url` is recreated through the server's `postgres` database. Destructive: the
  * caller decides when it may (I9).
  */
@@ -358,19 +338,9 @@ export async function dropAndRecreateDatabase(url: string, name?: string): Promi
     adminUrl = parsed.toString();
   }
   const target = name;
-  await withAdmin(adminUrl, async (sql) => {
-    const [self] = await sql<{ db: string }[]>`select current_database() as db`;
-    if (self!.db === target) {
-      throw new Error(
-        `Cannot recreate ${target} through a connection to itself: use another admin database.`,
-      );
-    }
-    await sql`select pg_terminate_backend(pid) from pg_stat_activity
-      where datname = ${target} and pid <> pg_backend_pid()`;
-    // WITH (FORCE) also disconnects sessions that arrived after the terminate above (PostgreSQL 13+).
-    const [version] = await sql<{ num: number }[]>`select current_setting('server_version_num')::int as num`;
-    const force = version!.num >= 130000 ? ' with (force)' : '';
-    await sql.unsafe(`drop database if exists ${quoteIdent(target)}${force}`);
+  await withSql(adminUrl, async (sql) => {
+    // WITH (FORCE) (PostgreSQL 13+) disconnects every session, even one that arrives while we drop.
+    await sql.unsafe(`drop database if exists ${quoteIdent(target)} with (force)`);
     await sql.unsafe(`create database ${quoteIdent(target)} template template0`);
   });
 }
