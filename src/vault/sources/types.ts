@@ -29,4 +29,8 @@ export interface RedisFacts {
   keys: number;
   /** Logical databases that held keys. */
   dbs: number[];
+  /** Keys per logical database (`"0"` → count) in the backup: what a restore is verified against. */
+  keysPerDb: Record<string, number>;
+  /** When the dump was taken (ms since the epoch): TTLs in `keys.jsonl` are stated as of this moment. */
+  takenAt: number;
 }

@@ -1,0 +1,399 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { finished } from 'node:stream/promises';
+import { Redis } from 'ioredis';
+import { findRedisBinary } from '../../services/binaries.ts';
+import { writeFileAtomicSync } from '../../services/fs-utils.ts';
+import { freePort, sleep } from '../../services/process-utils.ts';
+import { redisProbe } from '../../services/redis.ts';
+import type { RedisFacts } from './types.ts';
+
+/**
+ * The Redis source of a snapshot: an RDB taken over the replication protocol where the server allows
+ * it, else one DUMP payload per key (managed services refuse SYNC). Either way the restore goes key by
+ * key with RESTORE, so it works into any server, managed ones included.
+ */
+
+export interface RedisRestoreResult {
+  keys: number;
+  /** Keys whose expiry time passed between the backup and the restore: not restored. */
+  skippedExpired: number;
+  expiredPerDb: Record<string, number>;
+}
+
+type Entry = { key: Buffer; ttl: number; value: Buffer };
+/** `gone`: keys that SCAN listed but that were deleted or expired before DUMP reached them. */
+type Batch = { db: number; entries: Entry[]; gone: number };
+
+const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+
+/** `db` → key count, from INFO keyspace (only databases that hold keys are listed). */
+async function keyspaceOf(client: Redis): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const match of (await client.info('keyspace')).matchAll(/^db(\d+):keys=(\d+)/gm)) {
+    counts[match[1]!] = Number(match[2]);
+  }
+  return counts;
+}
+
+export async function redisKeyspace(url: string): Promise<Record<string, number>> {
+  const client = connect(url);
+  return await keyspaceOf(client).finally(() => client.disconnect());
+}
+
+export async function redisKeyCount(url: string): Promise<number> {
+  return Object.values(await redisKeyspace(url)).reduce((a, b) => a + b, 0);
+}
+
+const dbsOf = (counts: Record<string, number>) =>
+  Object.keys(counts)
+    .map(Number)
+    .sort((a, b) => a - b);
+
+/** Every key of the given databases with its DUMP payload and PTTL, in pipelined batches (bounded memory). */
+async function* scanEntries(client: Redis, dbs: number[]): AsyncGenerator<Batch> {
+  for (const db of dbs) {
+    await client.select(db);
+    // SCAN may return a key twice while the table rehashes; a duplicate would be a BUSYKEY at restore.
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, found] = await client.scanBuffer(cursor, 'COUNT', 500);
+      cursor = next.toString();
+      const keys = found.filter((key) => {
+        const id = key.toString('latin1');
+        return seen.has(id) ? false : Boolean(seen.add(id));
+      });
+      if (keys.length === 0) continue;
+      const pipe = client.pipeline();
+      for (const key of keys) pipe.dumpBuffer(key).pttl(key);
+      const replies = (await pipe.exec()) ?? [];
+      const batch: Batch = { db, entries: [], gone: 0 };
+      keys.forEach((key, i) => {
+        const [dumpError, value] = replies[2 * i] ?? [];
+        const [ttlError, ttl] = replies[2 * i + 1] ?? [];
+        if (dumpError || ttlError) throw dumpError ?? ttlError;
+        if (!value || ttl === -2 || ttl === 0) batch.gone++;
+        else batch.entries.push({ key, ttl: Number(ttl), value: value as Buffer });
+      });
+      yield batch;
+    } while (cursor !== '0');
+  }
+}
+
+/** redis-cli arguments and environment: the password goes in REDISCLI_AUTH, never in argv (`ps`). */
+export function redisCliConnection(url: string): { args: string[]; env: NodeJS.ProcessEnv } {
+  const parsed = new URL(url);
+  const user = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  const args = [
+    '-u',
+    `${parsed.protocol}//${parsed.host}`,
+    ...(user && user !== 'default' ? ['--user', user] : []),
+  ];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.REDISCLI_AUTH;
+  if (password) env.REDISCLI_AUTH = password;
+  return { args, env };
+}
+
+/** Keeps the last lines a child prints, for error messages. */
+function outputTail(child: ChildProcess): () => string {
+  let text = '';
+  const keep = (chunk: Buffer) => {
+    text = (text + chunk.toString()).slice(-2000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => text.trim().split('\n').slice(-3).join(' ').replace(/\s+/g, ' ');
+}
+
+async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const child = spawn(findRedisBinary('redis-cli'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail = outputTail(child);
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`redis-cli --rdb failed (exit code ${code}): ${tail() || 'no output'}.`);
+}
+
+export interface ScratchRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway redis-server on a free local port with a random password, nothing persisted: it loads an
+ * RDB (`rdbFile`) so its keys can be read one by one. `extraConfig` lines are appended to its config.
+ */
+export async function startScratchRedis(options: {
+  dir: string;
+  rdbFile?: string;
+  extraConfig?: string[];
+}): Promise<ScratchRedis> {
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  if (options.rdbFile) symlinkSync(path.resolve(options.rdbFile), path.join(options.dir, 'dump.rdb'));
+  const password = randomBytes(16).toString('hex');
+  let lastError: Error | undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    // A config file, not argv: the password must not show in `ps`.
+    const config = path.join(options.dir, 'redis.conf');
+    const settings = [
+      `port ${port}\nbind 127.0.0.1\ndir "${options.dir}"\ndbfilename dump.rdb\nappendonly no\nsave ""`,
+      `requirepass "${password}"\ndaemonize no\nlogfile ""`,
+      ...(options.extraConfig ?? []),
+    ];
+    writeFileAtomicSync(config, `${settings.join('\n')}\n`, 0o600);
+    const child = spawn(findRedisBinary(), [config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail = outputTail(child);
+    const exited = once(child, 'exit');
+    try {
+      await waitForPong(child, port, password);
+      return { url: `redis://:${password}@127.0.0.1:${port}`, stop: () => stopChild(child, exited) };
+    } catch (error) {
+      await stopChild(child, exited);
+      lastError = new Error(`A scratch redis-server did not start: ${(error as Error).message} ${tail()}`);
+      if (!tail().includes('Address already in use')) break;
+    }
+  }
+  throw lastError!;
+}
+
+/** Loading a large RDB answers LOADING for a while: wait as long as the server lives and says so. */
+async function waitForPong(child: ChildProcess, port: number, password: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('it exited.');
+    const reply = await redisProbe(port, password).catch(() => '');
+    if (reply === '+PONG') return;
+    if (!reply.startsWith('-LOADING') && Date.now() > deadline) throw new Error('it did not answer.');
+    await sleep(30);
+  }
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Loads an RDB in a scratch server for the time of `fn`: proves the file loads, and reads it key by key. */
+async function withRdb<T>(rdbFile: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+  // A missing file would give an empty server, and an empty restore that looks fine.
+  if (!existsSync(rdbFile)) throw new Error(`The Redis backup has no ${path.basename(rdbFile)}.`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'trendgen-redis-'));
+  try {
+    const scratch = await startScratchRedis({ dir, rdbFile }).catch((error: Error) => {
+      throw new Error(
+        `The Redis backup ${rdbFile} cannot be loaded (damaged, or written by a newer Redis): ${error.message}`,
+      );
+    });
+    const client = connect(scratch.url);
+    try {
+      return await fn(client);
+    } finally {
+      client.disconnect();
+      await scratch.stop();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Dumps Redis into `outDir`: `dump.rdb` over the replication protocol, or `keys.jsonl` (one
+ * `{db, key, ttl, value}` line per key, key and DUMP payload in base64, ttl in ms as of `takenAt`, -1 for
+ * none) when the server refuses SYNC. An RDB is loaded once in a scratch server: that proves it is
+ * readable (I7) and gives exact key counts.
+ */
+export async function dumpRedis(
+  redisUrl: string,
+  outDir: string,
+  options: { method?: 'auto' | 'rdb' | 'dump' } = {},
+): Promise<RedisFacts> {
+  const method = options.method ?? 'auto';
+  mkdirSync(outDir, { recursive: true });
+  const takenAt = Date.now();
+  if (method !== 'dump') {
+    const file = path.join(outDir, 'dump.rdb');
+    try {
+      const cli = redisCliConnection(redisUrl);
+      await runCli([...cli.args, '--rdb', file], cli.env);
+      const keysPerDb = await withRdb(file, keyspaceOf);
+      return factsOf('rdb', keysPerDb, takenAt);
+    } catch (error) {
+      rmSync(file, { force: true });
+      if (method === 'rdb') throw error;
+    }
+  }
+  const client = connect(redisUrl);
+  const out = createWriteStream(path.join(outDir, 'keys.jsonl'), { mode: 0o600 });
+  const keysPerDb: Record<string, number> = {};
+  try {
+    for await (const batch of scanEntries(client, dbsOf(await keyspaceOf(client)))) {
+      // TTLs are stated as of takenAt, so the restore can tell which keys expired meanwhile.
+      const shift = Date.now() - takenAt;
+      for (const { key, ttl, value } of batch.entries) {
+        const [k, v] = [key.toString('base64'), value.toString('base64')];
+        const line = JSON.stringify({ db: batch.db, key: k, ttl: ttl < 0 ? -1 : ttl + shift, value: v });
+        if (!out.write(`${line}\n`)) await once(out, 'drain');
+      }
+      if (batch.entries.length) keysPerDb[batch.db] = (keysPerDb[batch.db] ?? 0) + batch.entries.length;
+    }
+    out.end();
+    await finished(out);
+  } finally {
+    out.destroy();
+    client.disconnect();
+  }
+  return factsOf('dump', keysPerDb, takenAt);
+}
+
+function factsOf(
+  method: RedisFacts['method'],
+  keysPerDb: Record<string, number>,
+  takenAt: number,
+): RedisFacts {
+  const keys = Object.values(keysPerDb).reduce((a, b) => a + b, 0);
+  return { method, keys, dbs: dbsOf(keysPerDb), keysPerDb, takenAt };
+}
+
+/** Key names for messages: as text when printable, else in base64. */
+function showKey(key: Buffer): string {
+  const text = key.toString('utf8');
+  const printable = Buffer.from(text, 'utf8').equals(key) && !/[\u0000-\u001f\u007f]/.test(text);
+  return printable ? `"${text.slice(0, 200)}"` : `base64:${key.toString('base64').slice(0, 200)}`;
+}
+
+/** RESTOREs keys in pipelined batches, one database at a time. */
+class Restorer {
+  restored = 0;
+  private db = -1;
+  private batch: Entry[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly replace: boolean,
+  ) {}
+
+  async add(db: number, key: Buffer, ttl: number, value: Buffer): Promise<void> {
+    if (db !== this.db) {
+      await this.flush();
+      await this.client.select(db);
+      this.db = db;
+    }
+    this.batch.push({ key, ttl, value });
+    this.bytes += value.length;
+    if (this.batch.length >= 500 || this.bytes >= 8 << 20) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const pipe = this.client.pipeline();
+    for (const { key, ttl, value } of this.batch) {
+      // RESTORE takes a relative TTL; 0 means none.
+      if (this.replace) pipe.restore(key, Math.max(ttl, 0), value, 'REPLACE');
+      else pipe.restore(key, Math.max(ttl, 0), value);
+    }
+    const replies = (await pipe.exec()) ?? [];
+    replies.forEach(([error], i) => {
+      if (!error) return;
+      const key = showKey(this.batch[i]!.key);
+      if (error.message.startsWith('BUSYKEY')) {
+        throw new Error(
+          `Redis key ${key} already exists in db ${this.db} of the target (BUSYKEY): restore with replace to overwrite it.`,
+        );
+      }
+      throw new Error(`Redis refused to restore key ${key} in db ${this.db}: ${error.message}.`);
+    });
+    this.restored += this.batch.length;
+    this.batch = [];
+    this.bytes = 0;
+  }
+}
+
+/**
+ * Restores a Redis backup key by key into `targetRedisUrl` (its databases selected as in the backup).
+ * Expiry times are kept: a key that expires one hour after the backup expires at that moment, and is
+ * skipped when that moment has passed. Without `replace`, a key already in the target is an error.
+ */
+export async function restoreRedis(
+  inDir: string,
+  facts: RedisFacts,
+  targetRedisUrl: string,
+  options: { replace?: boolean } = {},
+): Promise<RedisRestoreResult> {
+  const target = connect(targetRedisUrl);
+  const restorer = new Restorer(target, options.replace ?? false);
+  const expiredPerDb: Record<string, number> = {};
+  const expired = (db: number | string, n = 1) => {
+    if (n > 0) expiredPerDb[db] = (expiredPerDb[db] ?? 0) + n;
+  };
+  try {
+    if (facts.method === 'rdb') {
+      await withRdb(path.join(inDir, 'dump.rdb'), async (source) => {
+        const loaded = await keyspaceOf(source);
+        // The RDB holds absolute expiry times: the loader already dropped the keys that expired since.
+        for (const [db, n] of Object.entries(facts.keysPerDb)) expired(db, n - (loaded[db] ?? 0));
+        for await (const batch of scanEntries(source, dbsOf(loaded))) {
+          expired(batch.db, batch.gone);
+          for (const e of batch.entries) await restorer.add(batch.db, e.key, e.ttl, e.value);
+        }
+      });
+    } else {
+      const input = createReadStream(path.join(inDir, 'keys.jsonl'));
+      for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+        if (!line) continue;
+        const { db, key, ttl, value } = JSON.parse(line) as {
+          db: number;
+          key: string;
+          ttl: number;
+          value: string;
+        };
+        const left = ttl < 0 ? -1 : ttl - (Date.now() - facts.takenAt);
+        if (ttl >= 0 && left <= 0) expired(db);
+        else await restorer.add(db, Buffer.from(key, 'base64'), left, Buffer.from(value, 'base64'));
+      }
+    }
+    await restorer.flush();
+  } finally {
+    target.disconnect();
+  }
+  const skippedExpired = Object.values(expiredPerDb).reduce((a, b) => a + b, 0);
+  return { keys: restorer.restored, skippedExpired, expiredPerDb };
+}
+
+/**
+ * Compares the key count of each database with the backup's, less the keys the restore skipped as
+ * expired. TTLs were restored relative to the restore, so a key with a short one may expire before
+ * this runs: verify right after the restore.
+ */
+export async function verifyRedis(
+  url: string,
+  facts: RedisFacts,
+  restored?: Pick<RedisRestoreResult, 'expiredPerDb'>,
+): Promise<{ ok: boolean; mismatches: { db: number; expected: number; actual: number }[] }> {
+  const actual = await redisKeyspace(url);
+  const mismatches: { db: number; expected: number; actual: number }[] = [];
+  for (const db of new Set([...Object.keys(facts.keysPerDb), ...Object.keys(actual)])) {
+    const want = (facts.keysPerDb[db] ?? 0) - (restored?.expiredPerDb[db] ?? 0);
+    if (want !== (actual[db] ?? 0))
+      mismatches.push({ db: Number(db), expected: want, actual: actual[db] ?? 0 });
+  }
+  return { ok: mismatches.length === 0, mismatches };
+}
