@@ -27,12 +27,13 @@ import type { RedisFacts } from './types.ts';
  * key with RESTORE, so it works into any server, managed ones included.
  */
 
-export interface RedisRestoreResult {
+// A type, not an interface: callers store it in a Record<string, unknown> report.
+export type RedisRestoreResult = {
   keys: number;
   /** Keys whose expiry time passed between the backup and the restore: not restored. */
   skippedExpired: number;
   expiredPerDb: Record<string, number>;
-}
+};
 
 type Entry = { key: Buffer; ttl: number; value: Buffer };
 /** `gone`: keys that SCAN listed but that were deleted or expired before DUMP reached them. */
