@@ -280,52 +280,69 @@ function showKey(key: Buffer): string {
   return printable ? `"${text.slice(0, 200)}"` : `base64:${key.toString('base64').slice(0, 200)}`;
 }
 
-/** RESTOREs keys in pipelined batches, one database at a time. */
-class Restorer {
-  restored = 0;
-  private db = -1;
-  private batch: Entry[] = [];
-  private bytes = 0;
-
-  constructor(
-    private readonly client: Redis,
-    private readonly replace: boolean,
-  ) {}
-
-  async add(db: number, key: Buffer, ttl: number, value: Buffer): Promise<void> {
-    if (db !== this.db) {
-      await this.flush();
-      await this.client.select(db);
-      this.db = db;
+/** A `keys.jsonl` backup in batches per database; keys whose expiry time has passed are counted, not yielded. */
+async function* readKeyLines(
+  file: string,
+  takenAt: number,
+  expired: (db: number) => void,
+): AsyncGenerator<Batch> {
+  let batch: Batch = { db: -1, entries: [], gone: 0 };
+  for await (const line of createInterface({
+    input: createReadStream(file),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  })) {
+    if (!line) continue;
+    const { db, key, ttl, value } = JSON.parse(line) as {
+      db: number;
+      key: string;
+      ttl: number;
+      value: string;
+    };
+    const left = ttl < 0 ? -1 : ttl - (Date.now() - takenAt);
+    if (ttl >= 0 && left <= 0) {
+      expired(db);
+      continue;
     }
-    this.batch.push({ key, ttl, value });
-    this.bytes += value.length;
-    if (this.batch.length >= 500 || this.bytes >= 8 << 20) await this.flush();
+    if (db !== batch.db || batch.entries.length >= 500) {
+      if (batch.entries.length) yield batch;
+      batch = { db, entries: [], gone: 0 };
+    }
+    batch.entries.push({ key: Buffer.from(key, 'base64'), ttl: left, value: Buffer.from(value, 'base64') });
   }
+  if (batch.entries.length) yield batch;
+}
 
-  async flush(): Promise<void> {
-    if (this.batch.length === 0) return;
-    const pipe = this.client.pipeline();
-    for (const { key, ttl, value } of this.batch) {
-      // RESTORE takes a relative TTL; 0 means none.
-      if (this.replace) pipe.restore(key, Math.max(ttl, 0), value, 'REPLACE');
+/** RESTOREs each batch in one pipeline into its database; returns how many keys it restored. */
+async function restoreBatches(
+  client: Redis,
+  batches: AsyncIterable<Batch>,
+  replace: boolean,
+): Promise<number> {
+  let restored = 0;
+  let selected = -1;
+  for await (const { db, entries } of batches) {
+    if (db !== selected) await client.select(db);
+    selected = db;
+    const pipe = client.pipeline();
+    for (const { key, ttl, value } of entries) {
+      // RESTORE takes a TTL relative to now; 0 means none.
+      if (replace) pipe.restore(key, Math.max(ttl, 0), value, 'REPLACE');
       else pipe.restore(key, Math.max(ttl, 0), value);
     }
     const replies = (await pipe.exec()) ?? [];
     replies.forEach(([error], i) => {
       if (!error) return;
-      const key = showKey(this.batch[i]!.key);
+      const key = showKey(entries[i]!.key);
       if (error.message.startsWith('BUSYKEY')) {
         throw new Error(
-          `Redis key ${key} already exists in db ${this.db} of the target (BUSYKEY): restore with replace to overwrite it.`,
+          `Redis key ${key} already exists in db ${db} of the target (BUSYKEY): restore with replace to overwrite it.`,
         );
       }
-      throw new Error(`Redis refused to restore key ${key} in db ${this.db}: ${error.message}.`);
+      throw new Error(`Redis refused to restore key ${key} in db ${db}: ${error.message}.`);
     });
-    this.restored += this.batch.length;
-    this.batch = [];
-    this.bytes = 0;
+    restored += entries.length;
   }
+  return restored;
 }
 
 /**
@@ -340,43 +357,35 @@ export async function restoreRedis(
   options: { replace?: boolean } = {},
 ): Promise<RedisRestoreResult> {
   const target = connect(targetRedisUrl);
-  const restorer = new Restorer(target, options.replace ?? false);
+  const replace = options.replace ?? false;
   const expiredPerDb: Record<string, number> = {};
   const expired = (db: number | string, n = 1) => {
     if (n > 0) expiredPerDb[db] = (expiredPerDb[db] ?? 0) + n;
   };
+  let keys: number;
   try {
     if (facts.method === 'rdb') {
-      await withRdb(path.join(inDir, 'dump.rdb'), async (source) => {
+      keys = await withRdb(path.join(inDir, 'dump.rdb'), async (source) => {
         const loaded = await keyspaceOf(source);
         // The RDB holds absolute expiry times: the loader already dropped the keys that expired since.
         for (const [db, n] of Object.entries(facts.keysPerDb)) expired(db, n - (loaded[db] ?? 0));
-        for await (const batch of scanEntries(source, dbsOf(loaded))) {
-          expired(batch.db, batch.gone);
-          for (const e of batch.entries) await restorer.add(batch.db, e.key, e.ttl, e.value);
-        }
+        const batches = async function* () {
+          for await (const batch of scanEntries(source, dbsOf(loaded))) {
+            expired(batch.db, batch.gone);
+            yield batch;
+          }
+        };
+        return await restoreBatches(target, batches(), replace);
       });
     } else {
-      const input = createReadStream(path.join(inDir, 'keys.jsonl'));
-      for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-        if (!line) continue;
-        const { db, key, ttl, value } = JSON.parse(line) as {
-          db: number;
-          key: string;
-          ttl: number;
-          value: string;
-        };
-        const left = ttl < 0 ? -1 : ttl - (Date.now() - facts.takenAt);
-        if (ttl >= 0 && left <= 0) expired(db);
-        else await restorer.add(db, Buffer.from(key, 'base64'), left, Buffer.from(value, 'base64'));
-      }
+      const batches = readKeyLines(path.join(inDir, 'keys.jsonl'), facts.takenAt, expired);
+      keys = await restoreBatches(target, batches, replace);
     }
-    await restorer.flush();
   } finally {
     target.disconnect();
   }
   const skippedExpired = Object.values(expiredPerDb).reduce((a, b) => a + b, 0);
-  return { keys: restorer.restored, skippedExpired, expiredPerDb };
+  return { keys, skippedExpired, expiredPerDb };
 }
 
 /**
