@@ -134,6 +134,8 @@ export class EmbeddedRedis {
         `requirepass "${password}"`,
         `pidfile "${this.pidFile}"`,
         'daemonize no',
+        // Backups take an RDB over the replication protocol; the default 5 s wait for more replicas only slows them.
+        'repl-diskless-sync-delay 0',
         'logfile ""',
       ];
       writeFileAtomicSync(configFile, `${settings.join('\n')}\n`, 0o600);
