@@ -1,0 +1,103 @@
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileBlobStore } from '../../src/blobstore/file.ts';
+import { ObjectStore } from '../../src/objects/store.ts';
+import { EmbeddedRedis } from '../../src/services/redis.ts';
+import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
+import { runCli } from '../support/cli.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { tempDir } from '../support/temp.ts';
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    return entry.isDirectory() ? walk(full) : [full];
+  });
+}
+
+const MARKER = 'Turn {subject} into a hand-painted anime portrait';
+
+describe('the vault against corruption and prying eyes', () => {
+  const temp = tempDir('corruption');
+  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
+  let db: TestDatabase;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const running = await redis.start();
+    const objectsDir = path.join(temp.dir, 'objects');
+    const objects = new ObjectStore(db.sql, new FileBlobStore(objectsDir), path.join(temp.dir, 'spool'));
+    for (let i = 0; i < 40; i++) {
+      await objects.put(Readable.from([fakePng(20_000 + i * 500, Buffer.from(`c${i}`))]), {
+        kind: 'example',
+        maxBytes: 1e9,
+      });
+    }
+    const promptsDir = path.join(temp.dir, 'prompts');
+    mkdirSync(promptsDir, { recursive: true });
+    for (let i = 0; i < 5; i++) writeFileSync(path.join(promptsDir, `p${i}.yaml`), SAMPLE_PROMPT(`p${i}`));
+    env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: running.url,
+      STORAGE_URL: `file://${objectsDir}`,
+      PROMPTS_DIR: promptsDir,
+      DATA_DIR: path.join(temp.dir, 'data'),
+      BACKUP_DIR: path.join(temp.dir, 'backups'),
+      BACKUP_PASSWORD: 'the right password',
+      LOG_LEVEL: 'error',
+    };
+    const backup = await runCli(['backup', '--json'], env);
+    expect(backup.code, backup.stderr).toBe(0);
+  }, 120_000);
+  afterAll(async () => {
+    await redis.stop();
+    await db?.drop();
+    temp.remove();
+  });
+
+  it('encryption: no stored file holds a plaintext prompt or an image header', () => {
+    const files = walk(env.BACKUP_DIR!);
+    expect(files.length).toBeGreaterThan(10);
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    for (const file of files) {
+      const bytes = readFileSync(file);
+      expect(bytes.includes(Buffer.from(MARKER)), file).toBe(false);
+      expect(bytes.includes(png), file).toBe(false);
+      expect(bytes.includes(Buffer.from('public.objects')), file).toBe(false);
+    }
+  });
+
+  it('a wrong password is one clear sentence and exit 1', async () => {
+    const wrong = await runCli(['snapshots'], { ...env, BACKUP_PASSWORD: 'not the password' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/password is wrong/);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('I7: 20 flipped bytes in 20 blobs are each named by check --read-data, nothing else; restore refuses them by name', async () => {
+    const dataDir = path.join(env.BACKUP_DIR!, 'data');
+    const blobs = walk(dataDir).filter((file) => statSync(file).size > 64);
+    expect(blobs.length).toBeGreaterThanOrEqual(20);
+    const victims = [...blobs].sort(() => Math.random() - 0.5).slice(0, 20);
+    for (const file of victims) {
+      const bytes = readFileSync(file);
+      const at = 40 + Math.floor(Math.random() * (bytes.length - 40));
+      bytes[at] = bytes[at]! ^ 0x01;
+      writeFileSync(file, bytes);
+    }
+    const check = await runCli(['check', '--read-data', '--json'], env);
+    expect(check.code).toBe(1);
+    const report = JSON.parse(check.stdout) as { targets: Array<{ damagedBlobs: Array<{ id: string }> }> };
+    const named = new Set(report.targets[0]!.damagedBlobs.map((b) => b.id));
+    expect(named).toEqual(new Set(victims.map((file) => path.basename(file))));
+
+    const restore = await runCli(
+      ['restore', 'latest', '--only', 'objects,prompts', '--to-dir', path.join(temp.dir, 'restored')],
+      env,
+    );
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toMatch(/damaged|corrupt/i);
+  }, 120_000);
+});
