@@ -1,5 +1,7 @@
+import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { Repository } from './repository/index.ts';
+import { openRepository, resolveTargets } from './targets.ts';
 
 /**
  * The deletion ledger: every user-data deletion, kept on each backup target beside the snapshots, so that
@@ -64,4 +66,24 @@ export async function readLedger(
     }
   }
   return { records, unreadable };
+}
+
+/**
+ * Writes the ledger to every target whose repository exists, right after a deletion, so the record does not
+ * wait for the next backup. Best effort: the next backup syncs whatever this could not write.
+ */
+export async function syncLedgerEverywhere(
+  config: Config,
+  sql: Sql,
+): Promise<Array<{ target: string; written?: number; error?: string }>> {
+  const results: Array<{ target: string; written?: number; error?: string }> = [];
+  for (const target of resolveTargets(config)) {
+    try {
+      const repo = await openRepository(target, config.backup.password);
+      results.push({ target: target.name, written: await syncLedger(repo, sql) });
+    } catch (error) {
+      results.push({ target: target.name, error: (error as Error).message });
+    }
+  }
+  return results;
 }

@@ -135,6 +135,18 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
       async (request) => {
         const deletion = await deleteUserData(deps.sql, (request.params as { user: string }).user);
+        // The record outlives this machine: it goes to the ledger on every backup target too (I3).
+        void import('../../vault/ledger.ts')
+          .then(({ syncLedgerEverywhere }) => syncLedgerEverywhere(deps.config, deps.sql))
+          .then((results) => {
+            for (const r of results.filter((x) => x.error)) {
+              request.log.warn(
+                { target: r.target, error: r.error },
+                'deletion ledger not written; the next backup will',
+              );
+            }
+          })
+          .catch((error) => request.log.warn({ err: error }, 'deletion ledger sync failed'));
         return { ...deletion, requestedAt: deletion.requestedAt.toISOString() };
       },
     );
