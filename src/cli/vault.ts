@@ -202,11 +202,11 @@ function restoreCommand(): Command {
           : undefined;
         try {
           if (options.toDatabase) {
-          const target = new URL(options.toDatabase);
-          const name = decodeURIComponent(target.pathname.slice(1));
-          target.pathname = '/postgres';
-          await createDatabaseIfMissing(target.toString(), name);
-        }
+            const target = new URL(options.toDatabase);
+            const name = decodeURIComponent(target.pathname.slice(1));
+            target.pathname = '/postgres';
+            await createDatabaseIfMissing(target.toString(), name);
+          }
           const report = await runRestore(repo, snapshot, {
             parts,
             databaseUrl: options.toDatabase ?? services?.databaseUrl ?? '',
