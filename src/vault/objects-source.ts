@@ -101,7 +101,10 @@ export async function backupObjects(
     let folder = root;
     for (const part of parts.slice(0, -1)) {
       let child = folder.folders.get(part);
-      if (!child) folder.folders.set(part, (child = newFolder()));
+      if (!child) {
+        child = newFolder();
+        folder.folders.set(part, child);
+      }
       folder = child;
     }
     folder.files.set(parts.at(-1)!, { key });
