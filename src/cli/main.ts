@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import { scrub } from '../ops/logger.ts';
 import { MissingBinaryError } from '../services/binaries.ts';
+import { classicCommands } from './classic.ts';
 import { configCommand } from './config.ts';
 import { UsageError } from './context.ts';
 import { migrateCommand } from './migrate.ts';
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
-  for (const command of vaultCommands()) program.addCommand(command);
+  for (const command of [...vaultCommands(), ...classicCommands()]) program.addCommand(command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

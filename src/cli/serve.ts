@@ -31,7 +31,7 @@ export function serveCommand(): Command {
 export function upCommand(): Command {
   return new Command('up')
     .description(
-      'Run everything on this machine: embedded PostgreSQL and Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) and the API, restarted if they die. Ctrl-C stops it all in order.',
+      'Run everything on this machine: embedded PostgreSQL and Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) then the API, the generation worker and the scheduler, each restarted if it dies. Ctrl-C stops it all in order.',
     )
     .action(async () => {
       const config = loadConfig();

@@ -193,6 +193,26 @@ function restoreCommand(): Command {
         const config = loadConfig();
         const { repo } = await openFirst(config, options.target ? [options.target] : undefined);
         const snapshot = await resolveSnapshot(repo, ref);
+        if (snapshot.trees.classic_sql || snapshot.trees.classic_data) {
+          // An imported classic archive: its SQL is the classic service's schema, so it goes where it is told.
+          if (!options.toDatabase && !options.toDir) {
+            throw new UsageError(
+              'This snapshot is an imported classic backup: give --to-database URL and/or --to-dir DIR.',
+            );
+          }
+          const { restoreClassicSnapshot } = await import('../vault/legacy/index.ts');
+          const result = await restoreClassicSnapshot(repo, snapshot, {
+            ...(options.toDatabase ? { databaseUrl: options.toDatabase } : {}),
+            ...(options.toDir ? { toDir: path.resolve(options.toDir) } : {}),
+          });
+          if (options.json)
+            printJson({ snapshot: { id: snapshot.id, time: snapshot.time }, classic: result });
+          else
+            process.stdout.write(
+              `Restored the imported classic backup ${snapshot.id.slice(0, 12)} of ${snapshot.time}.\n`,
+            );
+          return;
+        }
         const needsServices = (parts.includes('postgres') && !options.toDatabase) || parts.includes('redis');
         const services = needsServices
           ? await connectServices(config, {
