@@ -1,0 +1,77 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EmbeddedRedis } from '../../src/services/redis.ts';
+import { tableFacts } from '../../src/vault/sources/postgres.ts';
+import { SAMPLE_PROMPT } from '../support/api.ts';
+import { runCli } from '../support/cli.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { tempDir } from '../support/temp.ts';
+
+describe('restore --in-place', () => {
+  const temp = tempDir('in-place');
+  const redisServer = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
+  let db: TestDatabase | undefined;
+  afterAll(async () => {
+    await redisServer.stop();
+    await db?.drop();
+    temp.remove();
+  });
+
+  it('I9: refuses without --yes, then puts the database, Redis and prompts back exactly as they were', async () => {
+    db = await createTestDatabase();
+    const running = await redisServer.start();
+    const redis = new Redis(running.url);
+    redis.on('error', () => {});
+    const promptsDir = path.join(temp.dir, 'prompts');
+    mkdirSync(promptsDir, { recursive: true });
+    writeFileSync(path.join(promptsDir, 'keep.yaml'), SAMPLE_PROMPT('keep'));
+    await db.sql`create table notes as select g as id, 'note ' || g as body from generate_series(1, 1000) g`;
+    await redis.set('session:1', 'alive');
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: running.url,
+      STORAGE_URL: `file://${path.join(temp.dir, 'objects')}`,
+      PROMPTS_DIR: promptsDir,
+      DATA_DIR: path.join(temp.dir, 'data'),
+      BACKUP_DIR: path.join(temp.dir, 'backups'),
+      LOG_LEVEL: 'error',
+    };
+    expect((await runCli(['backup'], env)).code).toBe(0);
+    // The catalog row of the backup is finished after its own dump was taken: it legitimately differs.
+    const facts = async () => {
+      const all = await tableFacts(db!.url);
+      delete all['public.backup_runs'];
+      return all;
+    };
+    const before = await facts();
+
+    // A bad day: rows deleted, a key overwritten, a prompt mangled and another added.
+    await db.sql`delete from notes where id > 10`;
+    await redis.set('session:1', 'overwritten');
+    await redis.set('junk', 'x');
+    writeFileSync(path.join(promptsDir, 'keep.yaml'), 'garbage: [');
+    writeFileSync(path.join(promptsDir, 'extra.yaml'), SAMPLE_PROMPT('extra'));
+
+    const noYes = await runCli(['restore', 'latest', '--in-place'], env);
+    expect(noYes.code).toBe(2);
+    expect(noYes.stderr).toMatch(/add --yes/);
+    const refused = await runCli(['restore', 'latest'], env);
+    expect(refused.code).toBe(1);
+    const [still] = await db.sql`select count(*)::int as n from notes`;
+    expect(still!.n).toBe(10);
+
+    const restored = await runCli(['restore', 'latest', '--in-place', '--yes', '--json'], env);
+    expect(restored.code, restored.stderr).toBe(0);
+    await db.sql.end();
+    const { openDatabase } = await import('../../src/db/connection.ts');
+    db.sql = openDatabase(db.url, { max: 2 });
+    expect(await facts()).toEqual(before);
+    expect(await redis.get('session:1')).toBe('alive');
+    expect(await redis.exists('junk')).toBe(0);
+    expect(readFileSync(path.join(promptsDir, 'keep.yaml'), 'utf8')).toBe(SAMPLE_PROMPT('keep'));
+    expect(() => readFileSync(path.join(promptsDir, 'extra.yaml'))).toThrow();
+    redis.disconnect();
+  }, 120_000);
+});
