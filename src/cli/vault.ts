@@ -14,20 +14,12 @@ import { RESTORE_PARTS, type RestorePart, resolveSnapshot, runRestore } from '..
 import { createDatabaseIfMissing } from '../vault/sources/postgres.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from '../vault/targets.ts';
 import { printJson, UsageError } from './context.ts';
+import { progressPrinter } from './progress.ts';
 
 const collect = (value: string, previous: string[] = []) => [
   ...previous,
   ...value.split(',').filter(Boolean),
 ];
-
-function progressPrinter(json: boolean | undefined) {
-  const started = Date.now();
-  return (phase: string, detail?: string) => {
-    if (json && !process.stderr.isTTY) return;
-    const seconds = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
-    process.stderr.write(`[${seconds}s] ${phase}${detail ? `: ${detail}` : ''}\n`);
-  };
-}
 
 const formatBytes = (n: number) =>
   n >= 1024 ** 3
@@ -65,6 +57,7 @@ function backupCommand(): Command {
         await migrate(sql);
         const runId = await recordRunStart(sql, options.tag ?? []);
         let result: Awaited<ReturnType<typeof runBackup>> | undefined;
+        const progress = progressPrinter({ json: options.json });
         try {
           result = await runBackup({
             config,
@@ -74,9 +67,11 @@ function backupCommand(): Command {
             objects: createBlobStore(config.storageUrl, config.s3),
             tags: options.tag,
             targets: options.target,
-            onProgress: progressPrinter(options.json),
+            onProgress: progress,
           });
+          progress.finish();
         } catch (error) {
+          progress.finish();
           await recordRunEnd(sql, runId, { targets: [], bytesAdded: 0, error: (error as Error).message });
           throw error;
         }
@@ -227,6 +222,7 @@ function restoreCommand(): Command {
             target.pathname = '/postgres';
             await createDatabaseIfMissing(target.toString(), name);
           }
+          const progress = progressPrinter({ json: options.json });
           const report = await runRestore(repo, snapshot, {
             parts,
             databaseUrl: options.toDatabase ?? services?.databaseUrl ?? '',
@@ -237,8 +233,8 @@ function restoreCommand(): Command {
               : createBlobStore(config.storageUrl, config.s3),
             inPlace: Boolean(options.inPlace),
             scratchDir: path.join(config.dataDir, 'tmp', `restore-${snapshot.id.slice(0, 12)}`),
-            onProgress: progressPrinter(options.json),
-          });
+            onProgress: progress,
+          }).finally(() => progress.finish());
           if (options.json) printJson(report);
           else {
             process.stdout.write(

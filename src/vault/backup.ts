@@ -27,7 +27,11 @@ export interface BackupInput {
   sql: Sql;
   tags?: string[];
   targets?: string[];
-  onProgress?: (phase: string, detail?: string) => void;
+  onProgress?: (
+    phase: string,
+    detail?: string,
+    counts?: { done?: number; total?: number; bytes?: number },
+  ) => void;
 }
 
 export interface BackupResult {
@@ -91,19 +95,25 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
     const parent = parentOf(await loadSnapshots(repo));
     progress('postgres', 'dumping');
     const dump = await dumpPostgres(input.databaseUrl, path.join(scratch, 'postgres'), { jobs: 2 });
-    const pg = await repo.storeDirectory(path.join(scratch, 'postgres'), {});
+    const tick = (phase: string) => (stats: StoreStats) =>
+      progress(phase, undefined, {
+        done: stats.filesNew + stats.filesChanged + stats.filesUnchanged,
+        bytes: stats.bytesRead,
+      });
+    const pg = await repo.storeDirectory(path.join(scratch, 'postgres'), { onProgress: tick('postgres') });
     progress('redis', 'dumping');
     const redisFacts = await dumpRedis(input.redisUrl, path.join(scratch, 'redis'));
-    const redis = await repo.storeDirectory(path.join(scratch, 'redis'), {});
+    const redis = await repo.storeDirectory(path.join(scratch, 'redis'), { onProgress: tick('redis') });
     progress('prompts');
     mkdirSync(config.promptsDir, { recursive: true });
-    const prompts = await repo.storeDirectory(config.promptsDir, { parentTree: parent?.trees.prompts });
+    const prompts = await repo.storeDirectory(config.promptsDir, {
+      parentTree: parent?.trees.prompts,
+      onProgress: tick('prompts'),
+    });
     progress('objects', `${dump.liveObjectKeys.length} objects`);
     const objects = await backupObjects(repo, input.objects, dump.liveObjectKeys, {
       parentTree: parent?.trees.objects,
-      onProgress: (done, total) => {
-        if (done % 200 === 0 || done === total) progress('objects', `${done}/${total}`);
-      },
+      onProgress: (done, total) => progress('objects', undefined, { done, total }),
     });
     lock.assertHeld();
     const stats = {

@@ -40,7 +40,11 @@ export interface RestorePlan {
   objects: BlobStore;
   inPlace: boolean;
   scratchDir: string;
-  onProgress?: (phase: string, detail?: string) => void;
+  onProgress?: (
+    phase: string,
+    detail?: string,
+    counts?: { done?: number; total?: number; bytes?: number },
+  ) => void;
 }
 
 export interface RestoreReport {
@@ -130,9 +134,7 @@ export async function runRestore(
     if (plan.parts.includes('objects')) {
       progress('objects');
       const result = await restoreObjects(repo, snapshot.trees.objects!, plan.objects, {
-        onProgress: (done, total) => {
-          if (done % 200 === 0 || done === total) progress('objects', `${done}/${total}`);
-        },
+        onProgress: (done, total) => progress('objects', undefined, { done, total }),
       });
       report.parts.objects = { ...result, damaged: result.damaged.length };
       if (result.damaged.length) {
