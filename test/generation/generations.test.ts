@@ -193,4 +193,15 @@ describe('generations', () => {
     });
     expect(asClient.statusCode).toBe(403);
   });
+
+  it('reports jobs by state, time in queue and to finish, provider errors and repairs on /metrics', async () => {
+    const text = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(text).toMatch(/^trendgen_generations\{state="succeeded"\} [1-9]/m);
+    expect(text).toMatch(/^trendgen_generations\{state="failed"\} [1-9]/m);
+    expect(text).toMatch(/^trendgen_generation_seconds\{phase="queue",quantile="0.5"\} /m);
+    expect(text).toMatch(/^trendgen_generation_seconds\{phase="finish",quantile="0.95"\} /m);
+    expect(text).toMatch(/^trendgen_provider_errors_total\{kind="transient"\} 2/m);
+    expect(text).toMatch(/^trendgen_provider_errors_total\{kind="permanent"\} 1/m);
+    expect(text).toContain('# TYPE trendgen_reconciler_repairs_total counter');
+  });
 });
