@@ -19,6 +19,7 @@ import { tempDir } from '../../support/temp.ts';
 import { type TempRepo, tempRepo } from '../repository/helpers.ts';
 
 const CLASSIC = 'trend_generator_backup_20250102_030405';
+const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** Runs a shell script; with a database, its URL (no password) is $DB and the password is in PGPASSWORD. */
@@ -82,7 +83,11 @@ beforeAll(async () => {
   const objects: { key: string; sha: string; size: number; kind: string }[] = [];
   const kinds = ['example', 'example', 'photo', 'output', 'preview', 'receipt'];
   for (const [i, kind] of kinds.entries()) {
-    const bytes = randomBytes(20_000 + i * 30_000);
+    // Images carry their signature (stored as they are in data.tar.gz); receipts are JSON (deflated).
+    const bytes =
+      kind === 'receipt'
+        ? Buffer.from(JSON.stringify({ receipt: i, lines: Array(500).fill('line') }))
+        : Buffer.concat([JPEG, randomBytes(20_000 + i * 30_000)]);
     const hash = sha(bytes);
     const ext = kind === 'receipt' ? 'json' : 'jpg';
     objects.push({ key: `${kind}/${hash.slice(0, 2)}/${hash}.${ext}`, sha: hash, size: bytes.length, kind });
