@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
@@ -159,6 +159,13 @@ describe('classic backups', () => {
     expect(await tableFacts(target.url)).toEqual(await tableFacts(source.url));
     expect(await digests(toDir)).toEqual(projectFiles);
     expect(result.files).toBe(Object.keys(projectFiles).length);
+
+    // A renamed archive still imports (its folder is found by its form); the time comes from the file name.
+    const renamed = path.join(temp.dir, 'backups', 'trend_generator_backup_20250102_030406.tar.gz');
+    await copyFile(archive, renamed);
+    expect((await t.repo.loadSnapshot(await importClassic(t.repo, renamed))).time).toBe(
+      '2025-01-02T03:04:06.000Z',
+    );
 
     // A database that already has tables is refused before psql runs.
     await expect(restoreClassicSnapshot(t.repo, id, { databaseUrl: target.url })).rejects.toThrow(
