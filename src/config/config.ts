@@ -94,6 +94,8 @@ const envSchema = z.object({
   BACKUP_S3_URI: url(['s3:']).optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_SCHEDULE: z.string().trim().default('0 * * * *'),
+  DRILL_SCHEDULE: z.string().trim().default('0 4 * * 0'),
+  DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),
   BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
@@ -152,6 +154,7 @@ export interface Config {
     allowUnencryptedOffsite: boolean;
     keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
   };
+  drill: { schedule: string; databaseUrl: string | undefined };
   imageProvider: Env['IMAGE_PROVIDER'];
   generation: {
     concurrency: number;
@@ -238,6 +241,7 @@ export function loadConfig(
         monthly: e.BACKUP_KEEP_MONTHLY,
       },
     },
+    drill: { schedule: e.DRILL_SCHEDULE, databaseUrl: e.DRILL_DATABASE_URL },
     imageProvider: e.IMAGE_PROVIDER,
     generation: {
       concurrency: e.WORKER_CONCURRENCY,
@@ -292,6 +296,8 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_KEEP_DAILY: config.backup.keep.daily,
     BACKUP_KEEP_WEEKLY: config.backup.keep.weekly,
     BACKUP_KEEP_MONTHLY: config.backup.keep.monthly,
+    DRILL_SCHEDULE: config.drill.schedule,
+    DRILL_DATABASE_URL: config.drill.databaseUrl,
     IMAGE_PROVIDER: config.imageProvider,
     WORKER_CONCURRENCY: config.generation.concurrency,
     GENERATION_LEASE_SECONDS: config.generation.leaseSeconds,
