@@ -5,6 +5,7 @@ import { MissingBinaryError } from '../services/binaries.ts';
 import { classicCommands } from './classic.ts';
 import { configCommand } from './config.ts';
 import { UsageError } from './context.ts';
+import { drillCommand } from './drill.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
 import { serveCommand, upCommand } from './serve.ts';
@@ -24,7 +25,8 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
-  for (const command of [...vaultCommands(), ...classicCommands()]) program.addCommand(command);
+  for (const command of [...vaultCommands(), drillCommand(), ...classicCommands()])
+    program.addCommand(command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

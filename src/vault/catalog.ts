@@ -39,3 +39,25 @@ export async function recordRunEnd(
     // The run itself succeeded or failed on its own terms; the next run records again.
   }
 }
+
+/** Records a finished drill; best effort, like the backup catalog. */
+export async function recordDrill(
+  sql: Sql,
+  drill: {
+    status: string;
+    snapshotId: string;
+    target: string;
+    recoverySeconds: number;
+    reason?: string;
+    checks: unknown[];
+  },
+): Promise<void> {
+  try {
+    await sql`
+      insert into drill_runs (finished_at, status, snapshot_id, target, recovery_seconds, reason, checks)
+      values (now(), ${drill.status}, ${drill.snapshotId}, ${drill.target}, ${drill.recoverySeconds}, ${drill.reason ?? null},
+              ${sql.json(drill.checks as never)})`;
+  } catch {
+    // The drill's own verdict is printed and returned either way.
+  }
+}
