@@ -8,9 +8,10 @@ import { UsageError } from './context.ts';
 import { drillCommand } from './drill.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
+import { schedulerCommand } from './scheduler.ts';
 import { serveCommand, upCommand } from './serve.ts';
 import { vaultCommands } from './vault.ts';
-import { schedulerCommand, workerCommand } from './worker.ts';
+import { workerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
   const program = new Command('trendgen')

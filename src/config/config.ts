@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { Cron } from 'croner';
 import { z } from 'zod';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
@@ -60,6 +61,21 @@ const url = (protocols: string[]) =>
       `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
     );
 
+const schedule = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .default(fallback)
+    .refine((value) => {
+      if (value === 'off') return true;
+      try {
+        new Cron(value, { paused: true });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be a cron schedule such as "0 * * * *", or off');
+
 const token = z.string().min(16, 'must be at least 16 characters long');
 
 const envSchema = z.object({
@@ -93,8 +109,8 @@ const envSchema = z.object({
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
-  BACKUP_SCHEDULE: z.string().trim().default('0 * * * *'),
-  DRILL_SCHEDULE: z.string().trim().default('0 4 * * 0'),
+  BACKUP_SCHEDULE: schedule('0 * * * *'),
+  DRILL_SCHEDULE: schedule('0 4 * * 0'),
   DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),

@@ -27,6 +27,8 @@ export interface BackupInput {
   sql: Sql;
   tags?: string[];
   targets?: string[];
+  /** The snapshot's time; the scheduler passes its slot so that simulated time works. */
+  time?: Date;
   onProgress?: (
     phase: string,
     detail?: string,
@@ -90,7 +92,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
   const lock = await repo.lock({ exclusive: false });
-  const time = new Date().toISOString();
+  const time = (input.time ?? new Date()).toISOString();
   try {
     const parent = parentOf(await loadSnapshots(repo));
     progress('postgres', 'dumping');

@@ -59,7 +59,16 @@ export async function startUp(
   const port = options.port ?? (await freePort());
   let output = '';
   const child = spawn(process.execPath, [CLI, 'up'], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    // Scheduled backups and drills stay off unless a test asks for them: they would fire at the top of the hour.
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      BACKUP_SCHEDULE: 'off',
+      DRILL_SCHEDULE: 'off',
+      ...env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (chunk) => {

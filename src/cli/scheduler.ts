@@ -1,0 +1,72 @@
+import { Command } from 'commander';
+import { createBlobStore } from '../blobstore/index.ts';
+import { loadConfig } from '../config/config.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrate } from '../db/migrate.ts';
+import { createLogger } from '../ops/logger.ts';
+import { realClock, runSchedule, type ScheduledJob } from '../ops/scheduler.ts';
+import { connectServices } from '../services/embedded.ts';
+import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { untilStopped } from './lifecycle.ts';
+
+export function schedulerCommand(): Command {
+  return new Command('scheduler')
+    .description(
+      'Run periodic work: backups to every target on BACKUP_SCHEDULE with retention after each, restore drills on DRILL_SCHEDULE, and the reconciler that rebuilds the generation queue from PostgreSQL every RECONCILE_INTERVAL_SECONDS.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'scheduler');
+      const { createQueue, queueConnection } = await import('../generation/queue.ts');
+      const { reconcile } = await import('../generation/reconciler.ts');
+      const services = await connectServices(config);
+      const sql = openDatabase(services.databaseUrl, { max: 4 });
+      const connection = queueConnection(services.redisUrl);
+      connection.on('error', () => {});
+      const queue = createQueue(connection);
+      const stop = new AbortController();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await migrate(sql);
+        const tick = async () => {
+          try {
+            const report = await reconcile(sql, queue);
+            if (report.leasesExpired || report.requeued) logger.warn(report, 'reconciler repaired the queue');
+          } catch (error) {
+            logger.error({ err: error }, 'reconcile failed; retrying next interval');
+          }
+          if (!stop.signal.aborted)
+            timer = setTimeout(tick, config.generation.reconcileIntervalSeconds * 1000);
+        };
+        await tick();
+        const deps = {
+          config,
+          sql,
+          databaseUrl: services.databaseUrl,
+          redisUrl: services.redisUrl,
+          objects: createBlobStore(config.storageUrl, config.s3),
+          logger,
+          clock: realClock,
+        };
+        const jobs: ScheduledJob[] = [];
+        if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
+        if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
+        const schedule = runSchedule(jobs, realClock, stop.signal, {
+          onStart: (job, slot) => logger.info({ job, slot }, 'scheduled job starting'),
+          onError: (job, error) => logger.error({ job, err: error }, 'scheduled job failed'),
+          onOverrun: (job, slot) =>
+            logger.warn({ job, slot }, 'the previous run outlived its slot; this slot is skipped'),
+        });
+        const reason = await untilStopped();
+        logger.info({ reason }, 'scheduler stopping; waiting for running jobs');
+        stop.abort();
+        await schedule;
+      } finally {
+        if (timer) clearTimeout(timer);
+        await queue.close().catch(() => {});
+        connection.disconnect();
+        await sql.end({ timeout: 5 });
+        await services.release();
+      }
+    });
+}
