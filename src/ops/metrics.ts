@@ -119,5 +119,74 @@ export function createMetrics(sql: Sql): Metrics {
       },
     });
   }
+  const hasTable = async (name: string) => {
+    const [row] = await sql`select to_regclass(${name}) is not null as present`;
+    return Boolean(row?.present);
+  };
+  new Gauge({
+    name: 'trendgen_backup_last_success_timestamp_seconds',
+    help: 'When the last backup that reached each target finished (Unix time).',
+    labelNames: ['target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      const rows = await sql`
+        select t->>'name' as target, extract(epoch from max(r.finished_at)) as at
+        from backup_runs r, jsonb_array_elements(r.targets) t
+        where (t->>'ok')::boolean group by 1`;
+      for (const row of rows) this.set({ target: row.target as string }, Number(row.at));
+    },
+  });
+  new Gauge({
+    name: 'trendgen_backup_last_run',
+    help: 'The last backup run: duration in seconds, bytes added, and 1 when it failed on any target.',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      const [row] = await sql`
+        select extract(epoch from finished_at - started_at) as seconds, bytes_added, status
+        from backup_runs where finished_at is not null order by id desc limit 1`;
+      if (!row) return;
+      this.set({ field: 'duration_seconds' }, Number(row.seconds));
+      this.set({ field: 'bytes_added' }, Number(row.bytes_added));
+      this.set({ field: 'failed' }, row.status === 'succeeded' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_backup_runs',
+    help: 'Backup runs recorded, by outcome.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      for (const row of await sql`select status, count(*)::int as n from backup_runs group by status`) {
+        this.set({ status: row.status as string }, row.n as number);
+      }
+    },
+  });
+  new Gauge({
+    name: 'trendgen_drill_last',
+    help: 'The last restore drill: success time (Unix), recovery seconds of the last passed drill, and 1 when the last drill failed.',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('drill_runs'))) return;
+      const [passed] = await sql`
+        select extract(epoch from finished_at) as at, recovery_seconds from drill_runs
+        where status = 'passed' order by id desc limit 1`;
+      const [last] =
+        await sql`select status from drill_runs where finished_at is not null order by id desc limit 1`;
+      if (passed) {
+        this.set({ field: 'success_timestamp_seconds' }, Number(passed.at));
+        this.set({ field: 'recovery_seconds' }, Number(passed.recovery_seconds));
+      }
+      if (last) this.set({ field: 'failed' }, last.status === 'failed' ? 1 : 0);
+    },
+  });
   return { registry, httpRequests, httpDuration };
 }

@@ -1,4 +1,5 @@
 import { access, constants } from 'node:fs/promises';
+import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiDeps } from '../server.ts';
 
@@ -7,6 +8,16 @@ interface Check {
   ok: boolean;
   detail: string;
   ms: number;
+  /** A non-critical check is reported but does not make the service unready (a stale backup is an alarm, not an outage). */
+  critical?: boolean;
+}
+
+/** Seconds between two slots of a cron schedule. */
+function scheduleInterval(schedule: string): number | undefined {
+  if (schedule === 'off') return undefined;
+  const cron = new Cron(schedule, { paused: true, timezone: 'UTC' });
+  const [a, b] = cron.nextRuns(2);
+  return a && b ? (b.getTime() - a.getTime()) / 1000 : undefined;
 }
 
 async function timed(name: string, probe: () => Promise<string>): Promise<Check> {
@@ -47,8 +58,21 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
             ? `${invalid} prompt file(s) invalid; their last valid versions stay in use`
             : 'all files valid';
         }),
+        timed('backups', async () => {
+          const interval = scheduleInterval(deps.config.backup.schedule);
+          const rows = await deps.sql`
+            select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age
+            from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
+          const ages = new Map(rows.map((row) => [row.target as string, Number(row.age)]));
+          const targets = ['local', ...(deps.config.backup.s3Uri ? ['s3'] : [])];
+          const stale = targets.filter(
+            (t) => !ages.has(t) || (interval !== undefined && ages.get(t)! > 2 * interval),
+          );
+          if (stale.length) throw new Error(`no recent backup on ${stale.join(', ')}`);
+          return targets.map((t) => `${t} ${Math.round(ages.get(t)! / 60)} min ago`).join(', ');
+        }).then((check) => ({ ...check, critical: false })),
       ]);
-      const ready = checks.every((check) => check.ok);
+      const ready = checks.every((check) => check.ok || check.critical === false);
       return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
     });
 
