@@ -26,6 +26,7 @@ export function schedulerCommand(): Command {
       const queue = createQueue(connection);
       const stop = new AbortController();
       let timer: NodeJS.Timeout | undefined;
+      let alertTimer: NodeJS.Timeout | undefined;
       try {
         await migrate(sql);
         const tick = async () => {
@@ -39,6 +40,20 @@ export function schedulerCommand(): Command {
             timer = setTimeout(tick, config.generation.reconcileIntervalSeconds * 1000);
         };
         await tick();
+        if (config.alertWebhookUrl) {
+          const { currentConditions, evaluateAlerts, webhookSender } = await import('../ops/alerts.ts');
+          const send = webhookSender(config.alertWebhookUrl);
+          const alertTick = async () => {
+            try {
+              const result = await evaluateAlerts(sql, await currentConditions(sql, config), send);
+              if (result.fired.length || result.resolved.length) logger.warn(result, 'alerts sent');
+            } catch (error) {
+              logger.error({ err: error }, 'alert evaluation failed; retrying next minute');
+            }
+            if (!stop.signal.aborted) alertTimer = setTimeout(alertTick, 60_000);
+          };
+          await alertTick();
+        }
         const deps = {
           config,
           sql,
@@ -63,6 +78,7 @@ export function schedulerCommand(): Command {
         await schedule;
       } finally {
         if (timer) clearTimeout(timer);
+        if (alertTimer) clearTimeout(alertTimer);
         await queue.close().catch(() => {});
         connection.disconnect();
         await sql.end({ timeout: 5 });

@@ -1,0 +1,141 @@
+import { Cron } from 'croner';
+import type { Config } from '../config/config.ts';
+import type { Sql } from '../db/connection.ts';
+
+export interface Condition {
+  /** Stable identity of the incident, e.g. `backup-stale:s3`. */
+  key: string;
+  summary: string;
+}
+
+export interface AlertEvent {
+  event: 'firing' | 'resolved';
+  key: string;
+  summary: string;
+  /** Slack and Telegram show this field as the message. */
+  text: string;
+  service: 'trendgen';
+  at: string;
+}
+
+export type Send = (event: AlertEvent) => Promise<void>;
+
+function intervalSeconds(schedule: string): number | undefined {
+  if (schedule === 'off') return undefined;
+  const [a, b] = new Cron(schedule, { paused: true, timezone: 'UTC' }).nextRuns(2);
+  return a && b ? (b.getTime() - a.getTime()) / 1000 : undefined;
+}
+
+/** What is wrong right now, read from the catalog tables every process shares. */
+export async function currentConditions(sql: Sql, config: Config): Promise<Condition[]> {
+  const conditions: Condition[] = [];
+  const targets = ['local', ...(config.backup.s3Uri ? ['s3'] : [])];
+  const [last] =
+    await sql`select id, status, targets, error from backup_runs where finished_at is not null order by id desc limit 1`;
+  if (last) {
+    const outcomes = (last.targets as Array<{ name: string; ok: boolean; error?: string }>) ?? [];
+    if (last.status === 'failed')
+      conditions.push({
+        key: 'backup-failed',
+        summary: `The last backup failed: ${last.error ?? 'no target could be written'}`,
+      });
+    for (const outcome of outcomes.filter((o) => !o.ok)) {
+      conditions.push({
+        key: `backup-failed:${outcome.name}`,
+        summary: `The last backup did not reach ${outcome.name}: ${outcome.error ?? 'unknown error'}`,
+      });
+    }
+  }
+  const interval = intervalSeconds(config.backup.schedule);
+  if (interval !== undefined && last) {
+    const ages = await sql`
+      select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age
+      from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
+    const byTarget = new Map(ages.map((row) => [row.target as string, Number(row.age)]));
+    for (const target of targets) {
+      const age = byTarget.get(target);
+      if (age === undefined || age > 2 * interval) {
+        conditions.push({
+          key: `backup-stale:${target}`,
+          summary: `No backup has reached ${target} ${age === undefined ? 'yet' : `for ${Math.round(age / 60)} minutes`}; the schedule expects one every ${Math.round(interval / 60)} minutes.`,
+        });
+      }
+    }
+  }
+  const [drill] =
+    await sql`select status, reason from drill_runs where finished_at is not null order by id desc limit 1`;
+  if (drill?.status === 'failed')
+    conditions.push({ key: 'drill-failed', summary: `The last restore drill failed: ${drill.reason}` });
+  for (const row of await sql`select name, file_error from prompts where file_state = 'invalid'`) {
+    const error = row.file_error as { message?: string } | null;
+    conditions.push({
+      key: `prompt-invalid:${row.name}`,
+      summary: `The prompt file ${row.name}.yaml is invalid (${error?.message ?? 'unreadable'}); its last valid version stays in use.`,
+    });
+  }
+  return conditions;
+}
+
+/**
+ * Compares what is wrong now with the open incidents: a new condition opens an incident and sends one
+ * alert; a condition that went away closes it and sends one "resolved". A failed send is retried on the
+ * next evaluation (the incident stays unnotified), so a webhook outage loses no alert.
+ */
+export async function evaluateAlerts(
+  sql: Sql,
+  conditions: Condition[],
+  send: Send,
+): Promise<{ fired: string[]; resolved: string[] }> {
+  const open = new Map(
+    (await sql`select key, summary, notified from alert_incidents`).map((r) => [r.key as string, r]),
+  );
+  const fired: string[] = [];
+  const resolved: string[] = [];
+  const now = new Date().toISOString();
+  for (const condition of conditions) {
+    const incident = open.get(condition.key);
+    if (!incident)
+      await sql`insert into alert_incidents (key, summary) values (${condition.key}, ${condition.summary}) on conflict do nothing`;
+    if (incident?.notified) continue;
+    await send({
+      event: 'firing',
+      key: condition.key,
+      summary: condition.summary,
+      text: `🔴 trendgen: ${condition.summary}`,
+      service: 'trendgen',
+      at: now,
+    });
+    await sql`update alert_incidents set notified = true where key = ${condition.key}`;
+    fired.push(condition.key);
+  }
+  const current = new Set(conditions.map((c) => c.key));
+  for (const [key, incident] of open) {
+    if (current.has(key)) continue;
+    if (incident.notified) {
+      await send({
+        event: 'resolved',
+        key,
+        summary: incident.summary as string,
+        text: `✅ trendgen resolved: ${incident.summary}`,
+        service: 'trendgen',
+        at: now,
+      });
+    }
+    await sql`delete from alert_incidents where key = ${key}`;
+    resolved.push(key);
+  }
+  return { fired, resolved };
+}
+
+/** POSTs the event as JSON; a non-2xx answer or a timeout is an error (the caller retries later). */
+export function webhookSender(url: string, timeoutMs = 10_000): Send {
+  return async (event) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(event),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok) throw new Error(`The alert webhook answered ${response.status}.`);
+  };
+}
