@@ -76,6 +76,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       sql,
       redis,
       queue,
+      urls: { database: services.databaseUrl, redis: services.redisUrl },
       objects,
       tokens: { admin: admin.token, client: config.apiToken },
       metrics: createMetrics(sql),

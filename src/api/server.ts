@@ -13,6 +13,7 @@ import type { ObjectStore } from '../objects/store.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { Tokens } from './auth.ts';
 import { installErrorHandler } from './errors.ts';
+import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
 import { objectRoutes } from './routes/objects.ts';
@@ -24,6 +25,8 @@ export interface ApiDeps {
   sql: Sql;
   redis: Redis;
   queue: Queue<GenerationJobData>;
+  /** Where the database and Redis are, for work the API starts itself (a backup on request). */
+  urls: { database: string; redis: string };
   objects: ObjectStore;
   tokens: Tokens;
   metrics: Metrics;
@@ -95,5 +98,6 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(trendRoutes(deps), { prefix: '/api/v1' });
   await app.register(objectRoutes(deps), { prefix: '/api/v1' });
   await app.register(generationRoutes(deps), { prefix: '/api/v1' });
+  await app.register(backupRoutes(deps), { prefix: '/api/v1' });
   return app;
 }

@@ -41,6 +41,7 @@ export async function startTestApi(
     {
       DATA_DIR: path.join(temp.dir, 'data'),
       PROMPTS_DIR: path.join(temp.dir, 'prompts'),
+      BACKUP_DIR: path.join(temp.dir, 'backups'),
       DATABASE_URL: db.url,
       REDIS_URL: testRedisUrl(),
       ADMIN_TOKEN: adminToken,
@@ -67,6 +68,7 @@ export async function startTestApi(
     sql: db.sql,
     redis,
     queue,
+    urls: { database: db.url, redis: options.redisUrl ?? testRedisUrl() },
     objects,
     tokens: { admin: adminToken, client: clientToken },
     metrics: createMetrics(db.sql),
