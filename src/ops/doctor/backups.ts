@@ -1,0 +1,173 @@
+import type { Config } from '../../config/config.ts';
+import type { Sql } from '../../db/connection.ts';
+import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
+import { openRepository } from '../../vault/targets.ts';
+import { probeStore } from './context.ts';
+import { ScheduleError, scheduleInterval } from './schedule.ts';
+import {
+  type DoctorCheck,
+  type DoctorContext,
+  errorMessage,
+  fail,
+  formatDuration,
+  ok,
+  warn,
+} from './types.ts';
+
+/** The vault's targets by the names `resolveTargets` gives them; built here so a refused config still gets checked. */
+export function backupTargets(config: Config): Array<{ name: string; offsite: boolean; url: string }> {
+  return [
+    { name: 'local', offsite: false, url: `file://${config.backup.dir}` },
+    ...(config.backup.s3Uri ? [{ name: 's3', offsite: true, url: config.backup.s3Uri }] : []),
+  ];
+}
+
+/** The database when it has the given table; undefined when that table does not exist (not migrated yet). */
+export async function databaseWith(ctx: DoctorContext, table: string): Promise<Sql | undefined> {
+  const sql = await ctx.database();
+  const [row] = await sql<Array<{ exists: boolean }>>`select to_regclass(${table}) is not null as exists`;
+  return row!.exists ? sql : undefined;
+}
+
+interface RunRow {
+  finishedAt: Date;
+  status: string;
+  snapshotId: string | null;
+  targets: Array<{ name: string; ok: boolean; error?: string }>;
+  error: string | null;
+}
+
+const ago = (ctx: DoctorContext, at: Date) => `${formatDuration(ctx.now.getTime() - at.getTime())} ago`;
+
+function freshCheck(name: string): DoctorCheck {
+  return {
+    id: `backup.${name}.fresh`,
+    run: async (ctx) => {
+      const schedule = ctx.config.backup.schedule;
+      let interval: number | undefined;
+      try {
+        interval = scheduleInterval(schedule, ctx.now, 'BACKUP_SCHEDULE');
+      } catch (error) {
+        if (error instanceof ScheduleError) return fail(error.message, 'correct BACKUP_SCHEDULE');
+        throw error;
+      }
+      const sql = await databaseWith(ctx, 'backup_runs');
+      if (!sql) return warn('the backup catalog does not exist yet', 'run: trendgen migrate');
+      // Ages count from the end of a run, as the alerts and /readyz count them, so all three agree.
+      const [success] = await sql<RunRow[]>`
+        select finished_at as "finishedAt", status, snapshot_id as "snapshotId", targets, error
+        from backup_runs
+        where finished_at is not null
+          and targets @> jsonb_build_array(jsonb_build_object('name', ${name}::text, 'ok', true))
+        order by finished_at desc limit 1`;
+      const [latest] = await sql<RunRow[]>`
+        select finished_at as "finishedAt", status, snapshot_id as "snapshotId", targets, error
+        from backup_runs where finished_at is not null order by finished_at desc limit 1`;
+      // A run that failed before reaching any target (the dump failed, say) failed for every target.
+      const entry = latest?.targets.find((t) => t.name === name);
+      const latestError =
+        latest && (entry ? !entry.ok : latest.status === 'failed')
+          ? (entry?.error ?? latest.error ?? 'no reason recorded')
+          : undefined;
+      if (!success) {
+        return latestError
+          ? fail(
+              `no backup has ever reached ${name}; the latest run (${ago(ctx, latest!.finishedAt)}) failed: ${latestError}`,
+              `run: trendgen backup --target ${name}`,
+            )
+          : warn(`no backup has run to ${name} yet`, 'run: trendgen backup (the scheduler runs it on time)');
+      }
+      const age = ctx.now.getTime() - success.finishedAt.getTime();
+      const last = `last successful backup to ${name} ${ago(ctx, success.finishedAt)} (snapshot ${success.snapshotId?.slice(0, 8) ?? '?'})`;
+      if (interval === undefined) {
+        return warn(
+          `${last}; BACKUP_SCHEDULE is off, so backups run only when someone starts them`,
+          'set BACKUP_SCHEDULE (default hourly: 0 * * * *)',
+        );
+      }
+      if (age > 2 * interval) {
+        return fail(
+          `stale: ${last}, though BACKUP_SCHEDULE runs every ${formatDuration(interval)}${latestError ? `; the latest run failed: ${latestError}` : ''}`,
+          `see the scheduler's log (trendgen scheduler), then: trendgen backup --target ${name}`,
+        );
+      }
+      if (latestError) {
+        return warn(
+          `${last}, but the latest run failed: ${latestError}`,
+          `run: trendgen backup --target ${name}`,
+        );
+      }
+      return ok(last);
+    },
+  };
+}
+
+function repositoryCheck(target: { name: string; offsite: boolean; url: string }): DoctorCheck {
+  return {
+    id: `backup.${target.name}.repository`,
+    run: async (ctx) => {
+      const store = probeStore(target.url, ctx.config.s3);
+      try {
+        const repo = await openRepository({ ...target, store }, ctx.config.backup.password);
+        const snapshots = await repo.listSnapshots();
+        return ok(
+          `${store.location} is readable: ${repo.encrypted ? 'encrypted' : 'not encrypted'}, ${snapshots.length} snapshot(s)`,
+        );
+      } catch (error) {
+        if (error instanceof RepositoryNotFoundError) {
+          return warn(
+            `${store.location} holds no repository yet`,
+            'the first backup creates it: trendgen backup',
+          );
+        }
+        // Wrong or missing password, unreadable config: the repository's own sentence says what to do.
+        if (error instanceof RepositoryError) return fail(error.message);
+        return fail(`${store.location} cannot be read: ${errorMessage(error)}`);
+      } finally {
+        await store.close?.().catch(() => {});
+      }
+    },
+  };
+}
+
+export function backupChecks(config: Config): DoctorCheck[] {
+  const targets = backupTargets(config);
+  return [
+    ...targets.map((target) => freshCheck(target.name)),
+    ...targets.map(repositoryCheck),
+    {
+      id: 'backup.offsite',
+      run: async (ctx) =>
+        ctx.config.backup.s3Uri
+          ? ok(`offsite copies go to ${ctx.config.backup.s3Uri} (see backup.s3.repository for its state)`)
+          : warn(
+              'no offsite target: BACKUP_S3_URI is unset, so losing this server loses its backups too',
+              'set BACKUP_S3_URI (and BACKUP_PASSWORD) for a copy somewhere else',
+            ),
+    },
+    {
+      id: 'backup.encryption',
+      run: async (ctx) => {
+        const { s3Uri, password, allowUnencryptedOffsite } = ctx.config.backup;
+        if (!s3Uri) {
+          return ok(
+            password
+              ? 'backups are encrypted (BACKUP_PASSWORD)'
+              : 'no offsite target; local backups are not encrypted',
+          );
+        }
+        if (password) return ok('offsite backups are encrypted (BACKUP_PASSWORD)');
+        if (allowUnencryptedOffsite) {
+          return warn(
+            `offsite backups to ${s3Uri} are not encrypted: whoever reads the bucket reads every photo and prompt`,
+            'set BACKUP_PASSWORD (a new repository is needed: an existing one keeps its encryption)',
+          );
+        }
+        return fail(
+          'BACKUP_S3_URI is set without BACKUP_PASSWORD: every backup is refused until offsite copies can be encrypted',
+          'set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies',
+        );
+      },
+    },
+  ];
+}
