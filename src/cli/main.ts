@@ -5,6 +5,7 @@ import { MissingBinaryError } from '../services/binaries.ts';
 import { classicCommands } from './classic.ts';
 import { configCommand } from './config.ts';
 import { UsageError } from './context.ts';
+import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
+  program.addCommand(doctorCommand());
   for (const command of [...vaultCommands(), drillCommand(), ...classicCommands()])
     program.addCommand(command);
   for (const command of program.commands) command.exitOverride();
