@@ -93,3 +93,11 @@ export async function discardBody(body: Readable | Buffer): Promise<void> {
   body.resume();
   await finished(body);
 }
+
+/** Reads a (small) blob stream into one buffer. */
+export async function readAll(stream: Readable | NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of stream)
+    parts.push(typeof part === 'string' ? Buffer.from(part) : (part as Buffer));
+  return Buffer.concat(parts);
+}

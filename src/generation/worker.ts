@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { readAll } from '../blobstore/blobstore.ts';
 import type { Sql } from '../db/connection.ts';
 import type { ObjectStore } from '../objects/store.ts';
 import { MissingTemplateValuesError, parsePrompt, renderTemplate } from '../prompts/index.ts';
@@ -51,12 +52,6 @@ function templateValues(lease: LeasedGeneration, params: Record<string, unknown>
       values[key] = String(value);
   }
   return values;
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
 }
 
 /** Runs one leased generation to its outputs; throws to signal failure, the caller decides retry or fail. */

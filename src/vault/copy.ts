@@ -1,15 +1,10 @@
+import { readAll } from '../blobstore/blobstore.ts';
 import { dataKey, snapshotKey } from './repository/format.ts';
 import type { Repository } from './repository/index.ts';
 
 export interface CopyResult {
   blobsCopied: number;
   bytesCopied: number;
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { readAll } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { Repository } from './repository/index.ts';
@@ -39,12 +40,6 @@ export async function syncLedger(repo: Repository, sql: Sql): Promise<number> {
     written++;
   }
   return written;
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
 }
 
 /** Deletions recorded after `since` (ISO time); unreadable records are reported, not skipped silently. */

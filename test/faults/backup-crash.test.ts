@@ -8,21 +8,11 @@ import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { seededRandom } from '../support/files.ts';
 import { tempDir } from '../support/temp.ts';
 
 const BACKUP_KILLS = Number(process.env.BACKUP_KILLS ?? 30);
 const PRUNE_KILLS = Number(process.env.PRUNE_KILLS ?? 10);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('faults: trendgen backup and forget --prune SIGKILLed at random moments', () => {
   const temp = tempDir('backup-crash');
@@ -37,7 +27,7 @@ describe('faults: trendgen backup and forget --prune SIGKILLed at random moments
   it('I6: after every kill the repository checks clean, lists no partial snapshot, and the next backup restores', async () => {
     const seed = Number(process.env.BACKUP_CRASH_SEED ?? Date.now() % 1_000_000);
     console.log(`backup-crash seed ${seed}`);
-    const random = mulberry32(seed);
+    const random = seededRandom(seed);
     db = await createTestDatabase();
     const running = await redis.start();
     const objectsDir = path.join(temp.dir, 'objects');

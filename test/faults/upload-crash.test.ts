@@ -7,20 +7,11 @@ import { openDatabase } from '../../src/db/connection.ts';
 import { embeddedPostgres } from '../../src/services/embedded.ts';
 import { waitForExit } from '../../src/services/process-utils.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
+import { walkFiles } from '../support/files.ts';
 import { killTree, startUp, type UpProcess } from '../support/processes.ts';
 import { tempDir } from '../support/temp.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...walk(full));
-    else out.push(full);
-  }
-  return out;
-}
 
 describe('faults: SIGKILL of the whole process tree during 100 concurrent uploads', () => {
   const temp = tempDir('crash');
@@ -97,7 +88,9 @@ describe('faults: SIGKILL of the whole process tree during 100 concurrent upload
 
     // Nothing visible is half-written: every blob in the store hashes to the name it has.
     const objectsDir = path.join(env.DATA_DIR, 'objects');
-    const visible = walk(objectsDir).filter((file) => !path.relative(objectsDir, file).startsWith('.tmp'));
+    const visible = walkFiles(objectsDir).filter(
+      (file) => !path.relative(objectsDir, file).startsWith('.tmp'),
+    );
     for (const file of visible) {
       expect(path.basename(file).split('.')[0], file).toBe(sha(readFileSync(file)));
     }

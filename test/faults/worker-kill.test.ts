@@ -5,23 +5,12 @@ import { reconcile } from '../../src/generation/reconciler.ts';
 import { waitFor, waitForExit } from '../../src/services/process-utils.ts';
 import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
+import { seededRandom } from '../support/files.ts';
 import { createTrendWithPrompt, postGeneration, samplePhoto } from '../support/generation.ts';
 import { CLI } from '../support/processes.ts';
 import { tempDir } from '../support/temp.ts';
 
 const KILLS = Number(process.env.WORKER_KILLS ?? 50);
-
-/** A small seeded PRNG so that a failing run can be replayed with WORKER_KILL_SEED. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('faults: the worker SIGKILLed at random moments', () => {
   const temp = tempDir('worker-kill');
@@ -40,7 +29,7 @@ describe('faults: the worker SIGKILLed at random moments', () => {
   it(`every generation ends succeeded or failed with a reason, after ${KILLS} kills; no duplicate outputs`, async () => {
     const seed = Number(process.env.WORKER_KILL_SEED ?? Date.now() % 1_000_000);
     console.log(`worker-kill seed ${seed}`);
-    const random = mulberry32(seed);
+    const random = seededRandom(seed);
     const running = await redis.start();
     api = await startTestApi({}, { redisUrl: running.url, queuePrefix: 'bull' });
     await createTrendWithPrompt(api);

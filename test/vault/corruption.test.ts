@@ -8,14 +8,8 @@ import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { walkFiles } from '../support/files.ts';
 import { tempDir } from '../support/temp.ts';
-
-function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    return entry.isDirectory() ? walk(full) : [full];
-  });
-}
 
 const MARKER = 'Turn {subject} into a hand-painted anime portrait';
 
@@ -58,7 +52,7 @@ describe('the vault against corruption and prying eyes', () => {
   });
 
   it('encryption: no stored file holds a plaintext prompt or an image header', () => {
-    const files = walk(env.BACKUP_DIR!);
+    const files = walkFiles(env.BACKUP_DIR!);
     expect(files.length).toBeGreaterThan(10);
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     for (const file of files) {
@@ -78,7 +72,7 @@ describe('the vault against corruption and prying eyes', () => {
 
   it('I7: 20 flipped bytes in 20 blobs are each named by check --read-data, nothing else; restore refuses them by name', async () => {
     const dataDir = path.join(env.BACKUP_DIR!, 'data');
-    const blobs = walk(dataDir).filter((file) => statSync(file).size > 64);
+    const blobs = walkFiles(dataDir).filter((file) => statSync(file).size > 64);
     expect(blobs.length).toBeGreaterThanOrEqual(20);
     const victims = [...blobs].sort(() => Math.random() - 0.5).slice(0, 20);
     for (const file of victims) {

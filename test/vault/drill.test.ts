@@ -8,13 +8,8 @@ import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { walkFiles } from '../support/files.ts';
 import { tempDir } from '../support/temp.ts';
-
-function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)],
-  );
-}
 
 describe('trendgen drill', () => {
   const temp = tempDir('drill');
@@ -68,7 +63,7 @@ describe('trendgen drill', () => {
   }, 120_000);
 
   it('fails after one blob is corrupted, and names what is broken', async () => {
-    const blobs = walk(path.join(env.BACKUP_DIR!, 'data')).filter((f) => statSync(f).size > 20_000);
+    const blobs = walkFiles(path.join(env.BACKUP_DIR!, 'data')).filter((f) => statSync(f).size > 20_000);
     const victim = blobs[0]!;
     const bytes = readFileSync(victim);
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;

@@ -1,11 +1,7 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(typeof part === 'string' ? Buffer.from(part) : part);
-  return Buffer.concat(parts);
-}
+export { readAll } from '../../blobstore/blobstore.ts';
 
 /** Runs at most `limit` of the functions passed to it at once; the rest wait their turn in order. */
 export function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
