@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 
 export { readAll } from '../../blobstore/blobstore.ts';
 
