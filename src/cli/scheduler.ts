@@ -27,6 +27,7 @@ export function schedulerCommand(): Command {
       const stop = new AbortController();
       let timer: NodeJS.Timeout | undefined;
       let alertTimer: NodeJS.Timeout | undefined;
+      let doctorTimer: NodeJS.Timeout | undefined;
       try {
         await migrate(sql);
         const tick = async () => {
@@ -54,6 +55,18 @@ export function schedulerCommand(): Command {
           };
           await alertTick();
         }
+        const doctorTick = async () => {
+          try {
+            const { runDoctor } = await import('../ops/doctor/index.ts');
+            const report = await runDoctor(config);
+            await sql`insert into doctor_reports (id, report) values (1, ${sql.json(report as never)})
+              on conflict (id) do update set report = excluded.report, taken_at = now()`;
+          } catch (error) {
+            logger.error({ err: error }, 'doctor run failed');
+          }
+          if (!stop.signal.aborted) doctorTimer = setTimeout(doctorTick, 5 * 60_000);
+        };
+        void doctorTick();
         const deps = {
           config,
           sql,
@@ -79,6 +92,7 @@ export function schedulerCommand(): Command {
       } finally {
         if (timer) clearTimeout(timer);
         if (alertTimer) clearTimeout(alertTimer);
+        if (doctorTimer) clearTimeout(doctorTimer);
         await queue.close().catch(() => {});
         connection.disconnect();
         await sql.end({ timeout: 5 });

@@ -156,6 +156,38 @@ export function createMetrics(sql: Sql): Metrics {
     },
   });
   new Gauge({
+    name: 'trendgen_backup_repository',
+    help: 'Each target after its last successful backup: snapshots held and bytes stored.',
+    labelNames: ['target', 'field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      const rows = await sql`
+        select distinct on (t->>'name') t->>'name' as target, t->>'snapshots' as snapshots, t->>'repositoryBytes' as bytes
+        from backup_runs r, jsonb_array_elements(r.targets) t
+        where (t->>'ok')::boolean and t ? 'snapshots' order by t->>'name', r.id desc`;
+      for (const row of rows) {
+        this.set({ target: row.target as string, field: 'snapshots' }, Number(row.snapshots));
+        this.set({ target: row.target as string, field: 'bytes' }, Number(row.bytes));
+      }
+    },
+  });
+  new Gauge({
+    name: 'trendgen_doctor_checks',
+    help: "The scheduler's last doctor run: checks by status (OK, WARN, FAIL).",
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('doctor_reports'))) return;
+      const [row] = await sql`select report from doctor_reports where id = 1`;
+      const checks = (row?.report as { checks?: Array<{ status: string }> } | undefined)?.checks ?? [];
+      for (const status of ['OK', 'WARN', 'FAIL'])
+        this.set({ status }, checks.filter((c) => c.status === status).length);
+    },
+  });
+  new Gauge({
     name: 'trendgen_backup_runs',
     help: 'Backup runs recorded, by outcome.',
     labelNames: ['status'] as const,

@@ -143,7 +143,13 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       trendgen: { version: TRENDGEN_VERSION },
     });
     await syncLedger(repo, input.sql);
-    outcomes.push({ name: primary.target.name, ok: true, bytesAdded, blobsAdded: countAdded(stats) });
+    outcomes.push({
+      name: primary.target.name,
+      ok: true,
+      bytesAdded,
+      blobsAdded: countAdded(stats),
+      ...(await sizeOf(repo)),
+    });
     await lock.release();
     for (const target of targets.filter(
       (t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name),
@@ -174,6 +180,13 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   }
 }
 
+/** Snapshot count and blob bytes, from the listing the repository already holds (no extra requests per blob). */
+async function sizeOf(repo: Repository): Promise<{ snapshots: number; repositoryBytes: number }> {
+  let repositoryBytes = 0;
+  for (const size of (await repo.index.load()).values()) repositoryBytes += size;
+  return { snapshots: (await repo.listSnapshots()).length, repositoryBytes };
+}
+
 function countAdded(stats: Record<string, { blobsAdded: number }>): number {
   return Object.values(stats).reduce((sum, s) => sum + s.blobsAdded, 0);
 }
@@ -193,7 +206,13 @@ export async function copyToTarget(
     try {
       const copied = await copySnapshots(from, repo, await from.listSnapshots());
       lock.assertHeld();
-      return { name: target.name, ok: true, blobsAdded: copied.blobsCopied, bytesAdded: copied.bytesCopied };
+      return {
+        name: target.name,
+        ok: true,
+        blobsAdded: copied.blobsCopied,
+        bytesAdded: copied.bytesCopied,
+        ...(await sizeOf(repo)),
+      };
     } finally {
       await lock.release();
     }

@@ -6,6 +6,9 @@ export interface TargetOutcome {
   error?: string;
   blobsAdded?: number;
   bytesAdded?: number;
+  /** After the run: snapshots the target holds and the bytes of its blobs. */
+  snapshots?: number;
+  repositoryBytes?: number;
 }
 
 /** The backup catalog in PostgreSQL: best effort, since a backup must not fail because its own log could not be written. */

@@ -39,4 +39,20 @@ describe('health, readiness and backup visibility', () => {
     expect(metrics).toMatch(/^trendgen_backup_last_success_timestamp_seconds\{target="local"\} \d+/m);
     expect(metrics).toMatch(/^trendgen_backup_runs\{status="succeeded"\} 2/m);
   });
+
+  it('shows repository size, snapshot count and the last doctor report on /metrics', async () => {
+    await api.db.sql`insert into backup_runs (finished_at, status, targets)
+      values (now(), 'succeeded', ${api.db.sql.json([{ name: 'local', ok: true, snapshots: 7, repositoryBytes: 123456 }])})`;
+    await api.db.sql`insert into doctor_reports (id, report) values (1, ${api.db.sql.json({
+      ok: false,
+      checks: [
+        { id: 'a', status: 'OK', message: '' },
+        { id: 'b', status: 'FAIL', message: '' },
+      ],
+    })})`;
+    const metrics = (await api.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^trendgen_backup_repository\{target="local",field="snapshots"\} 7$/m);
+    expect(metrics).toMatch(/^trendgen_backup_repository\{target="local",field="bytes"\} 123456$/m);
+    expect(metrics).toMatch(/^trendgen_doctor_checks\{status="FAIL"\} 1$/m);
+  });
 });

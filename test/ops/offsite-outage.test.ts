@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type AlertEvent, currentConditions, evaluateAlerts } from '../../src/ops/alerts.ts';
+import { runDoctor } from '../../src/ops/doctor/index.ts';
 import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { backupJob } from '../../src/vault/scheduled.ts';
 import { loadSnapshots, openRepository, resolveTargets } from '../../src/vault/targets.ts';
@@ -76,6 +77,9 @@ describe('the offsite target down for three runs', () => {
     const runs = await db.sql`select status from backup_runs order by id`;
     expect(runs.map((r) => r.status)).toEqual(['succeeded', 'partial', 'partial', 'partial']);
     expect(alerts.map((a) => [a.event, a.key])).toEqual([['firing', 'backup-failed:s3']]);
+    const doctor = await runDoctor(config);
+    const s3Fails = doctor.checks.filter((c) => c.status === 'FAIL' && c.id.includes('s3'));
+    expect(s3Fails.map((c) => c.id)).toContain('backup.s3.repository');
 
     proxy.setDown(false);
     await runAndAlert();
@@ -90,5 +94,10 @@ describe('the offsite target down for three runs', () => {
     );
     expect(local).toHaveLength(5);
     expect(offsite!.sort()).toEqual(local!.sort());
+    const [last] = await db.sql`select targets from backup_runs order by id desc limit 1`;
+    for (const target of last!.targets as Array<{ snapshots: number; repositoryBytes: number }>) {
+      expect(target.snapshots).toBe(5);
+      expect(target.repositoryBytes).toBeGreaterThan(0);
+    }
   }, 240_000);
 });
