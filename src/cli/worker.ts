@@ -54,7 +54,10 @@ export function workerCommand(): Command {
         const reason = await untilStopped();
         logger.info({ reason }, 'stopping: finishing the jobs in hand');
         // A job cut short here is not lost: its lease expires and the reconciler queues it again.
-        await Promise.race([worker.close(), new Promise((resolve) => setTimeout(resolve, 20_000))]);
+        await Promise.race([
+          worker.close(),
+          new Promise((resolve) => setTimeout(resolve, config.generation.timeoutSeconds * 1000).unref()),
+        ]);
       } finally {
         connection.disconnect();
         await sql.end({ timeout: 5 });
