@@ -4,6 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { fsyncDirAsync as fsyncDir } from '../services/fs-utils.ts';
 import {
   assertValidKey,
   type BlobInfo,
@@ -315,20 +316,6 @@ async function writeAll(handle: FileHandle, data: Uint8Array): Promise<number> {
     offset += bytesWritten;
   }
   return data.length;
-}
-
-/** fsyncs a directory so that entries created, renamed or removed in it survive a power loss. */
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors.
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EBADF') throw error;
-  } finally {
-    await handle.close();
-  }
 }
 
 function isMissing(error: unknown): boolean {

@@ -29,14 +29,7 @@ export function drillCommand(): Command {
         const sql = openDatabase(databaseUrl, { max: 1 });
         try {
           await migrate(sql);
-          await recordDrill(sql, {
-            status: report.status,
-            snapshotId: snapshot.id,
-            target: target!.name,
-            recoverySeconds: report.recoverySeconds,
-            reason: report.reason,
-            checks: report.checks,
-          });
+          await recordDrill(sql, target!.name, report);
         } catch {
           // Recording is best effort: the verdict below is what matters.
         } finally {

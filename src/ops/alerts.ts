@@ -1,6 +1,6 @@
-import { Cron } from 'croner';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { scheduleInterval } from './schedule-interval.ts';
 
 export interface Condition {
   /** Stable identity of the incident, e.g. `backup-stale:s3`. */
@@ -19,12 +19,6 @@ export interface AlertEvent {
 }
 
 export type Send = (event: AlertEvent) => Promise<void>;
-
-function intervalSeconds(schedule: string): number | undefined {
-  if (schedule === 'off') return undefined;
-  const [a, b] = new Cron(schedule, { paused: true, timezone: 'UTC' }).nextRuns(2);
-  return a && b ? (b.getTime() - a.getTime()) / 1000 : undefined;
-}
 
 /** What is wrong right now, read from the catalog tables every process shares. */
 export async function currentConditions(sql: Sql, config: Config): Promise<Condition[]> {
@@ -46,7 +40,8 @@ export async function currentConditions(sql: Sql, config: Config): Promise<Condi
       });
     }
   }
-  const interval = intervalSeconds(config.backup.schedule);
+  const intervalMs = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE');
+  const interval = intervalMs === undefined ? undefined : intervalMs / 1000;
   if (interval !== undefined && last) {
     const ages = await sql`
       select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age

@@ -10,15 +10,36 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
+
+/** Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors. */
+function ignorableDirSyncError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EINVAL' || code === 'EBADF';
+}
 
 /** fsyncs a directory so that a rename or create inside it survives a power loss. */
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
+  } catch (error) {
+    if (!ignorableDirSyncError(error)) throw error;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The same, without blocking the event loop. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    if (!ignorableDirSyncError(error)) throw error;
+  } finally {
+    await handle.close();
   }
 }
 

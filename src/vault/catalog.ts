@@ -1,4 +1,5 @@
 import type { Sql } from '../db/connection.ts';
+import type { DrillReport } from './drill.ts';
 
 export interface TargetOutcome {
   name: string;
@@ -44,22 +45,12 @@ export async function recordRunEnd(
 }
 
 /** Records a finished drill; best effort, like the backup catalog. */
-export async function recordDrill(
-  sql: Sql,
-  drill: {
-    status: string;
-    snapshotId: string;
-    target: string;
-    recoverySeconds: number;
-    reason?: string;
-    checks: unknown[];
-  },
-): Promise<void> {
+export async function recordDrill(sql: Sql, target: string, report: DrillReport): Promise<void> {
   try {
     await sql`
       insert into drill_runs (finished_at, status, snapshot_id, target, recovery_seconds, reason, checks)
-      values (now(), ${drill.status}, ${drill.snapshotId}, ${drill.target}, ${drill.recoverySeconds}, ${drill.reason ?? null},
-              ${sql.json(drill.checks as never)})`;
+      values (now(), ${report.status}, ${report.snapshot.id}, ${target}, ${report.recoverySeconds}, ${report.reason ?? null},
+              ${sql.json(report.checks as never)})`;
   } catch {
     // The drill's own verdict is printed and returned either way.
   }

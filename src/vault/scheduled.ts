@@ -111,14 +111,7 @@ export function drillJob(deps: VaultJobDeps): ScheduledJob {
         const repo = await openRepository(target!, deps.config.backup.password);
         const snapshot = await resolveSnapshot(repo, 'latest');
         const report = await runDrill(deps.config, repo, snapshot);
-        await recordDrill(deps.sql, {
-          status: report.status,
-          snapshotId: snapshot.id,
-          target: target!.name,
-          recoverySeconds: report.recoverySeconds,
-          reason: report.reason,
-          checks: report.checks,
-        });
+        await recordDrill(deps.sql, target!.name, report);
         if (report.status === 'passed')
           deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
         else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');

@@ -1,54 +1,31 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
-import { ObjectStore } from '../../src/objects/store.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestDatabase } from '../support/database.ts';
 import { seededRandom } from '../support/files.ts';
-import { tempDir } from '../support/temp.ts';
+import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 const BACKUP_KILLS = Number(process.env.BACKUP_KILLS ?? 30);
 const PRUNE_KILLS = Number(process.env.PRUNE_KILLS ?? 10);
 
 describe('faults: trendgen backup and forget --prune SIGKILLed at random moments', () => {
-  const temp = tempDir('backup-crash');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
-  let db: TestDatabase | undefined;
-  afterAll(async () => {
-    await redis.stop();
-    await db?.drop();
-    temp.remove();
-  });
+  let vault: VaultEnv | undefined;
+  afterAll(async () => vault?.close());
 
   it('I6: after every kill the repository checks clean, lists no partial snapshot, and the next backup restores', async () => {
     const seed = Number(process.env.BACKUP_CRASH_SEED ?? Date.now() % 1_000_000);
     console.log(`backup-crash seed ${seed}`);
     const random = seededRandom(seed);
-    db = await createTestDatabase();
-    const running = await redis.start();
-    const objectsDir = path.join(temp.dir, 'objects');
-    const objects = new ObjectStore(db.sql, new FileBlobStore(objectsDir), path.join(temp.dir, 'spool'));
+    vault = await startVaultEnv('backup-crash', { BACKUP_PASSWORD: 'a password for the crash test' });
+    const { db, env, objects, promptsDir } = vault;
     await db.sql`insert into prompts (name) values ('p')`;
     for (let i = 0; i < 60; i++)
       await objects.put(Readable.from([fakePng(150_000 + i * 1000)]), { kind: 'example', maxBytes: 1e9 });
     await db.sql`create table filler as select g as id, md5(g::text) as body from generate_series(1, 200000) g`;
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
     writeFileSync(path.join(promptsDir, 'p.yaml'), SAMPLE_PROMPT('p'));
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${objectsDir}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      BACKUP_PASSWORD: 'a password for the crash test',
-      LOG_LEVEL: 'error',
-    };
     const timed = Date.now();
     const first = await runCli(['backup', '--json'], env);
     expect(first.code, first.stderr).toBe(0);
@@ -90,7 +67,7 @@ describe('faults: trendgen backup and forget --prune SIGKILLed at random moments
           '--to-database',
           restoreDb.url,
           '--to-dir',
-          path.join(temp.dir, 'restored'),
+          path.join(vault.dir, 'restored'),
         ],
         env,
       );

@@ -1,63 +1,42 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type AlertEvent, currentConditions, evaluateAlerts } from '../../src/ops/alerts.ts';
 import { runDoctor } from '../../src/ops/doctor/index.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { backupJob } from '../../src/vault/scheduled.ts';
 import { loadSnapshots, openRepository, resolveTargets } from '../../src/vault/targets.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
-import { tempDir } from '../support/temp.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { offsiteEnv, startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 describe('the offsite target down for three runs', () => {
-  const temp = tempDir('outage');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
-  let db: TestDatabase | undefined;
+  let vault: VaultEnv | undefined;
   let s3: S3Server | undefined;
-  let proxy: TcpProxy | undefined;
+  let proxyRef: { close(): Promise<void> } | undefined;
   afterAll(async () => {
-    await proxy?.close();
-    await redis.stop();
+    await proxyRef?.close();
+    await vault?.close();
     await s3?.stop();
-    await db?.drop();
-    temp.remove();
   });
 
   it('I10: local backups go on, one alert fires, the missed snapshots follow on return with one resolved alert', async () => {
-    db = await createTestDatabase();
     s3 = await startS3Server({ buckets: ['offsite'] });
-    proxy = await startTcpProxy(Number(new URL(s3.endpoint).port));
-    const running = await redis.start();
-    mkdirSync(path.join(temp.dir, 'prompts'), { recursive: true });
-    const config = loadConfig(
-      {
-        DATABASE_URL: db.url,
-        REDIS_URL: running.url,
-        DATA_DIR: path.join(temp.dir, 'data'),
-        PROMPTS_DIR: path.join(temp.dir, 'prompts'),
-        STORAGE_URL: `file://${path.join(temp.dir, 'objects')}`,
-        BACKUP_DIR: path.join(temp.dir, 'backups'),
-        BACKUP_S3_URI: 's3://offsite/vault',
-        BACKUP_PASSWORD: 'outage password',
-        S3_ENDPOINT: `http://127.0.0.1:${proxy.port}`,
-        AWS_ACCESS_KEY_ID: s3.settings.accessKeyId!,
-        AWS_SECRET_ACCESS_KEY: s3.settings.secretAccessKey!,
-        BACKUP_SCHEDULE: '0 * * * *',
-        BACKUP_KEEP_LAST: '100',
-      },
-      { dotEnv: false },
-    );
+    const proxy = await startTcpProxy(Number(new URL(s3.endpoint).port));
+    proxyRef = proxy;
+    vault = await startVaultEnv('outage', {
+      ...offsiteEnv(s3, 's3://offsite/vault', 'outage password'),
+      S3_ENDPOINT: `http://127.0.0.1:${proxy.port}`,
+      BACKUP_SCHEDULE: '0 * * * *',
+      BACKUP_KEEP_LAST: '100',
+    });
+    const { db } = vault;
+    const config = loadConfig(vault.env, { dotEnv: false });
     const job = backupJob({
       config,
       sql: db.sql,
       databaseUrl: db.url,
-      redisUrl: running.url,
-      objects: new FileBlobStore(path.join(temp.dir, 'objects')),
+      redisUrl: vault.redisUrl,
+      objects: vault.objects.blobs,
       logger: pino({ level: 'silent' }),
       clock: { now: () => new Date(), sleepUntil: async () => {} },
     });
@@ -67,7 +46,7 @@ describe('the offsite target down for three runs', () => {
     };
     const runAndAlert = async () => {
       await job.run(new Date());
-      await evaluateAlerts(db!.sql, await currentConditions(db!.sql, config), send);
+      await evaluateAlerts(db.sql, await currentConditions(db.sql, config), send);
     };
 
     await runAndAlert();

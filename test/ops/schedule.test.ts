@@ -1,16 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type Clock, runSchedule } from '../../src/ops/scheduler.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { backupJob } from '../../src/vault/scheduled.ts';
 import { loadSnapshots, openRepository, resolveTargets } from '../../src/vault/targets.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
-import { tempDir } from '../support/temp.ts';
+import { offsiteEnv, startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 /** Simulated time: sleeping jumps to the slot once every job in flight has finished. */
 class FakeClock implements Clock {
@@ -29,52 +24,34 @@ class FakeClock implements Clock {
 }
 
 describe('scheduled backups', () => {
-  const temp = tempDir('schedule');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
-  let db: TestDatabase | undefined;
+  let vault: VaultEnv | undefined;
   let s3: S3Server | undefined;
   afterAll(async () => {
-    await redis.stop();
+    await vault?.close();
     await s3?.stop();
-    await db?.drop();
-    temp.remove();
   });
 
   it('a one-minute schedule for ten simulated minutes: a snapshot a minute on both targets, retention applied', async () => {
-    db = await createTestDatabase();
     s3 = await startS3Server({ buckets: ['offsite'] });
-    const running = await redis.start();
-    mkdirSync(path.join(temp.dir, 'prompts'), { recursive: true });
-    const config = loadConfig(
-      {
-        DATABASE_URL: db.url,
-        REDIS_URL: running.url,
-        DATA_DIR: path.join(temp.dir, 'data'),
-        PROMPTS_DIR: path.join(temp.dir, 'prompts'),
-        STORAGE_URL: `file://${path.join(temp.dir, 'objects')}`,
-        BACKUP_DIR: path.join(temp.dir, 'backups'),
-        BACKUP_S3_URI: 's3://offsite/vault',
-        BACKUP_PASSWORD: 'scheduled password',
-        S3_ENDPOINT: s3.endpoint,
-        AWS_ACCESS_KEY_ID: s3.settings.accessKeyId!,
-        AWS_SECRET_ACCESS_KEY: s3.settings.secretAccessKey!,
-        BACKUP_SCHEDULE: '* * * * *',
-        BACKUP_KEEP_LAST: '8',
-        BACKUP_KEEP_HOURLY: '0',
-        BACKUP_KEEP_DAILY: '0',
-        BACKUP_KEEP_WEEKLY: '0',
-        BACKUP_KEEP_MONTHLY: '0',
-      },
-      { dotEnv: false },
-    );
+    vault = await startVaultEnv('schedule', {
+      ...offsiteEnv(s3, 's3://offsite/vault', 'scheduled password'),
+      BACKUP_SCHEDULE: '* * * * *',
+      BACKUP_KEEP_LAST: '8',
+      BACKUP_KEEP_HOURLY: '0',
+      BACKUP_KEEP_DAILY: '0',
+      BACKUP_KEEP_WEEKLY: '0',
+      BACKUP_KEEP_MONTHLY: '0',
+    });
+    const { db } = vault;
+    const config = loadConfig(vault.env, { dotEnv: false });
     const clock = new FakeClock(new Date('2026-06-01T12:00:30Z'));
     const stop = new AbortController();
     const job = backupJob({
       config,
       sql: db.sql,
       databaseUrl: db.url,
-      redisUrl: running.url,
-      objects: new FileBlobStore(path.join(temp.dir, 'objects')),
+      redisUrl: vault.redisUrl,
+      objects: vault.objects.blobs,
       logger: pino({ level: 'silent' }),
       clock,
     });

@@ -1,55 +1,32 @@
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
-import { ObjectStore } from '../../src/objects/store.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { walkFiles } from '../support/files.ts';
-import { tempDir } from '../support/temp.ts';
+import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 const MARKER = 'Turn {subject} into a hand-painted anime portrait';
 
 describe('the vault against corruption and prying eyes', () => {
-  const temp = tempDir('corruption');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
-  let db: TestDatabase;
+  let vault: VaultEnv;
   let env: Record<string, string>;
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const running = await redis.start();
-    const objectsDir = path.join(temp.dir, 'objects');
-    const objects = new ObjectStore(db.sql, new FileBlobStore(objectsDir), path.join(temp.dir, 'spool'));
+    vault = await startVaultEnv('corruption', { BACKUP_PASSWORD: 'the right password' });
+    env = vault.env;
     for (let i = 0; i < 40; i++) {
-      await objects.put(Readable.from([fakePng(20_000 + i * 500, Buffer.from(`c${i}`))]), {
+      await vault.objects.put(Readable.from([fakePng(20_000 + i * 500, Buffer.from(`c${i}`))]), {
         kind: 'example',
         maxBytes: 1e9,
       });
     }
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
-    for (let i = 0; i < 5; i++) writeFileSync(path.join(promptsDir, `p${i}.yaml`), SAMPLE_PROMPT(`p${i}`));
-    env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${objectsDir}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      BACKUP_PASSWORD: 'the right password',
-      LOG_LEVEL: 'error',
-    };
+    for (let i = 0; i < 5; i++)
+      writeFileSync(path.join(vault.promptsDir, `p${i}.yaml`), SAMPLE_PROMPT(`p${i}`));
     const backup = await runCli(['backup', '--json'], env);
     expect(backup.code, backup.stderr).toBe(0);
   }, 120_000);
-  afterAll(async () => {
-    await redis.stop();
-    await db?.drop();
-    temp.remove();
-  });
+  afterAll(async () => vault?.close());
 
   it('encryption: no stored file holds a plaintext prompt or an image header', () => {
     const files = walkFiles(env.BACKUP_DIR!);
@@ -88,7 +65,7 @@ describe('the vault against corruption and prying eyes', () => {
     expect(named).toEqual(new Set(victims.map((file) => path.basename(file))));
 
     const restore = await runCli(
-      ['restore', 'latest', '--only', 'objects,prompts', '--to-dir', path.join(temp.dir, 'restored')],
+      ['restore', 'latest', '--only', 'objects,prompts', '--to-dir', path.join(vault.dir, 'restored')],
       env,
     );
     expect(restore.code).toBe(1);

@@ -1,51 +1,31 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
-import { ObjectStore } from '../../src/objects/store.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { walkFiles } from '../support/files.ts';
-import { tempDir } from '../support/temp.ts';
+import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 describe('trendgen drill', () => {
-  const temp = tempDir('drill');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
+  let vault: VaultEnv;
   let db: TestDatabase;
   let env: Record<string, string>;
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const running = await redis.start();
-    const objectsDir = path.join(temp.dir, 'objects');
-    const objects = new ObjectStore(db.sql, new FileBlobStore(objectsDir), path.join(temp.dir, 'spool'));
-    for (let i = 0; i < 12; i++)
-      await objects.put(Readable.from([fakePng(30_000, Buffer.from(`d${i}`))]), {
+    vault = await startVaultEnv('drill');
+    ({ db, env } = vault);
+    for (let i = 0; i < 12; i++) {
+      await vault.objects.put(Readable.from([fakePng(30_000, Buffer.from(`d${i}`))]), {
         kind: 'example',
         maxBytes: 1e9,
       });
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
-    writeFileSync(path.join(promptsDir, 'p.yaml'), SAMPLE_PROMPT('p'));
-    env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${objectsDir}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      LOG_LEVEL: 'error',
-    };
+    }
+    writeFileSync(path.join(vault.promptsDir, 'p.yaml'), SAMPLE_PROMPT('p'));
     const backup = await runCli(['backup'], env);
     expect(backup.code, backup.stderr).toBe(0);
   }, 120_000);
-  afterAll(async () => {
-    await redis.stop();
-    await db?.drop();
-    temp.remove();
-  });
+  afterAll(async () => vault?.close());
 
   it('passes on a good snapshot, reports the recovery time and records it', async () => {
     const drill = await runCli(['drill', '--json'], env);

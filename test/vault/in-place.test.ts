@@ -1,47 +1,29 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { tableFacts } from '../../src/vault/sources/postgres.ts';
 import { SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { tempDir } from '../support/temp.ts';
+import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 describe('restore --in-place', () => {
-  const temp = tempDir('in-place');
-  const redisServer = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
-  let db: TestDatabase | undefined;
-  afterAll(async () => {
-    await redisServer.stop();
-    await db?.drop();
-    temp.remove();
-  });
+  let vault: VaultEnv | undefined;
+  afterAll(async () => vault?.close());
 
   it('I9: refuses without --yes, then puts the database, Redis and prompts back exactly as they were', async () => {
-    db = await createTestDatabase();
-    const running = await redisServer.start();
-    const redis = new Redis(running.url);
+    vault = await startVaultEnv('in-place');
+    const { env, promptsDir } = vault;
+    const db = vault.db;
+    const redis = new Redis(vault.redisUrl);
     redis.on('error', () => {});
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
     writeFileSync(path.join(promptsDir, 'keep.yaml'), SAMPLE_PROMPT('keep'));
     await db.sql`create table notes as select g as id, 'note ' || g as body from generate_series(1, 1000) g`;
     await redis.set('session:1', 'alive');
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${path.join(temp.dir, 'objects')}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      LOG_LEVEL: 'error',
-    };
     expect((await runCli(['backup'], env)).code).toBe(0);
     // The catalog row of the backup is finished after its own dump was taken: it legitimately differs.
     const facts = async () => {
-      const all = await tableFacts(db!.url);
+      const all = await tableFacts(db.url);
       delete all['public.backup_runs'];
       return all;
     };

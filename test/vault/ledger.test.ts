@@ -1,51 +1,30 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { deleteUserData } from '../../src/generation/user-data.ts';
-import { ObjectStore } from '../../src/objects/store.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { syncLedgerEverywhere } from '../../src/vault/ledger.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { tempDir } from '../support/temp.ts';
+import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 describe('the deletion ledger', () => {
-  const temp = tempDir('ledger');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
+  let vault: VaultEnv | undefined;
   const databases: TestDatabase[] = [];
   afterAll(async () => {
-    await redis.stop();
+    await vault?.close();
     for (const db of databases) await db.drop();
-    temp.remove();
   });
 
   it('I3: a deletion made after a snapshot is applied again when that snapshot is restored', async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
-    const running = await redis.start();
-    const objectsDir = path.join(temp.dir, 'objects');
-    const objects = new ObjectStore(db.sql, new FileBlobStore(objectsDir), path.join(temp.dir, 'spool'));
+    vault = await startVaultEnv('ledger');
+    const { db, env, objects } = vault;
     const photo = await objects.put(Readable.from([fakePng(5000)]), { kind: 'photo', maxBytes: 1e9 });
     await db.sql`insert into prompts (name, current_version) values ('p', 1)`;
     await db.sql`insert into prompt_versions (name, version, sha256, content, origin) values ('p', 1, ${'0'.repeat(64)}, ${SAMPLE_PROMPT('p')}, 'api')`;
     await db.sql`insert into trends (slug, title, prompt_name) values ('t', 'T', 'p')`;
     await db.sql`insert into generations (user_id, trend_slug, prompt_name, prompt_version, params, variants, photo_key, status)
       values ('erin', 't', 'p', 1, '{}', 1, ${photo.key}, 'succeeded')`;
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${objectsDir}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      LOG_LEVEL: 'error',
-    };
     const backup = await runCli(['backup'], env);
     expect(backup.code, backup.stderr).toBe(0);
 

@@ -1,48 +1,26 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { runCli } from '../support/cli.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
-import { tempDir } from '../support/temp.ts';
+import { offsiteEnv, startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 interface Listed {
   snapshots: Array<{ id: string; targets: string[] }>;
 }
 
 describe('3-2-1: a local and an S3 target', () => {
-  const temp = tempDir('targets');
-  const redis = new EmbeddedRedis({ root: temp.dir, port: 0, appendfsync: 'everysec' });
+  let vault: VaultEnv;
   let db: TestDatabase;
   let s3: S3Server;
   let env: Record<string, string>;
   beforeAll(async () => {
-    db = await createTestDatabase();
     s3 = await startS3Server({ buckets: ['offsite'] });
-    const running = await redis.start();
-    const promptsDir = path.join(temp.dir, 'prompts');
-    mkdirSync(promptsDir, { recursive: true });
-    env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: running.url,
-      STORAGE_URL: `file://${path.join(temp.dir, 'objects')}`,
-      PROMPTS_DIR: promptsDir,
-      DATA_DIR: path.join(temp.dir, 'data'),
-      BACKUP_DIR: path.join(temp.dir, 'backups'),
-      BACKUP_S3_URI: 's3://offsite/trendgen',
-      BACKUP_PASSWORD: 'offsite password',
-      S3_ENDPOINT: s3.endpoint,
-      AWS_ACCESS_KEY_ID: s3.settings.accessKeyId!,
-      AWS_SECRET_ACCESS_KEY: s3.settings.secretAccessKey!,
-      LOG_LEVEL: 'error',
-    };
+    vault = await startVaultEnv('targets', offsiteEnv(s3, 's3://offsite/trendgen', 'offsite password'));
+    ({ db, env } = vault);
   }, 60_000);
   afterAll(async () => {
-    await redis.stop();
+    await vault?.close();
     await s3?.stop();
-    await db?.drop();
-    temp.remove();
   });
 
   it('refuses an offsite target without a password, in one sentence', async () => {

@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
-import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
+import { scheduleInterval } from '../../ops/schedule-interval.ts';
 import type { ApiDeps } from '../server.ts';
 
 interface Check {
@@ -10,14 +10,6 @@ interface Check {
   ms: number;
   /** A non-critical check is reported but does not make the service unready (a stale backup is an alarm, not an outage). */
   critical?: boolean;
-}
-
-/** Seconds between two slots of a cron schedule. */
-function scheduleInterval(schedule: string): number | undefined {
-  if (schedule === 'off') return undefined;
-  const cron = new Cron(schedule, { paused: true, timezone: 'UTC' });
-  const [a, b] = cron.nextRuns(2);
-  return a && b ? (b.getTime() - a.getTime()) / 1000 : undefined;
 }
 
 async function timed(name: string, probe: () => Promise<string>): Promise<Check> {
@@ -59,7 +51,8 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
             : 'all files valid';
         }),
         timed('backups', async () => {
-          const interval = scheduleInterval(deps.config.backup.schedule);
+          const intervalMs = scheduleInterval(deps.config.backup.schedule, new Date(), 'BACKUP_SCHEDULE');
+          const interval = intervalMs === undefined ? undefined : intervalMs / 1000;
           const rows = await deps.sql`
             select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age
             from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;

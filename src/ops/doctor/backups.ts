@@ -2,8 +2,8 @@ import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
 import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
 import { openRepository } from '../../vault/targets.ts';
+import { ScheduleError, scheduleInterval } from '../schedule-interval.ts';
 import { probeStore } from './context.ts';
-import { ScheduleError, scheduleInterval } from './schedule.ts';
 import {
   type DoctorCheck,
   type DoctorContext,

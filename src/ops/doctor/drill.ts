@@ -1,5 +1,5 @@
+import { ScheduleError, scheduleInterval } from '../schedule-interval.ts';
 import { databaseWith } from './backups.ts';
-import { ScheduleError, scheduleInterval } from './schedule.ts';
 import { type DoctorCheck, type DoctorContext, fail, formatDuration, ok, warn } from './types.ts';
 
 interface DrillRow {

@@ -1,5 +1,3 @@
-import { open } from 'node:fs/promises';
-
 export { readAll } from '../../blobstore/blobstore.ts';
 
 /** Runs at most `limit` of the functions passed to it at once; the rest wait their turn in order. */
@@ -23,15 +21,4 @@ export function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T
 }
 
 /** Makes a directory's entries (creations, renames) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors.
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'EBADF') throw error;
-  } finally {
-    await handle.close();
-  }
-}
+export { fsyncDirAsync as fsyncDir } from '../../services/fs-utils.ts';
