@@ -71,6 +71,9 @@ describe('the vault against corruption and prying eyes', () => {
     expect(restore.code).toBe(1);
     expect(restore.stderr).toMatch(/damaged|corrupt/i);
     // It names what is broken: one of the damaged blobs.
-    expect(victims.some((file) => restore.stderr.includes(path.basename(file))), restore.stderr).toBe(true);
+    expect(
+      victims.some((file) => restore.stderr.includes(path.basename(file))),
+      restore.stderr,
+    ).toBe(true);
   }, 120_000);
 });
