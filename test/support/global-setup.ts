@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { EmbeddedPostgres } from '../../src/services/postgres.ts';
 import { EmbeddedRedis } from '../../src/services/redis.ts';
+import { readResults, reliabilityDocument, reliabilityTable } from '../faults/harness/report.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -26,10 +27,30 @@ export default async function setup(project: TestProject) {
   });
   const redis = new EmbeddedRedis({ root, port: 0, appendfsync: 'everysec' });
   const [pg, rd] = await Promise.all([postgres.start(), redis.start()]);
+  const faultResultsFile = path.join(root, 'fault-results.jsonl');
+  writeFileSync(faultResultsFile, '');
   project.provide('postgresAdminUrl', pg.url);
   project.provide('redisUrl', rd.url);
+  project.provide('faultResultsFile', faultResultsFile);
   return async () => {
+    reportFaults(faultResultsFile);
     await Promise.all([postgres.stop(), redis.stop()]);
     rmSync(root, { recursive: true, force: true });
   };
+}
+
+/** Prints the fault table after every run; FAULT_REPORT also writes it as docs/reliability.md. */
+function reportFaults(file: string): void {
+  const results = readResults(file);
+  if (results.length === 0) return;
+  process.stdout.write(`\nfault scenarios:\n${reliabilityTable(results)}\n`);
+  const target = process.env.FAULT_REPORT;
+  if (target) {
+    const runs = Number(process.env.FAULT_RUNS ?? 1);
+    writeFileSync(
+      target,
+      reliabilityDocument(results, { date: new Date().toISOString().slice(0, 10), runs }),
+    );
+    process.stdout.write(`fault report written to ${target}\n`);
+  }
 }
