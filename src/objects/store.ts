@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs'
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobStore } from '../blobstore/blobstore.ts';
+import { type BlobStore, BlobStoreError } from '../blobstore/blobstore.ts';
 import type { Sql } from '../db/connection.ts';
 import {
   EmptyUploadError,
@@ -85,6 +85,14 @@ export class ObjectStore {
       );
     } catch (error) {
       rmSync(file, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        // The spool's disk, not the client, failed: answered like a full blob store, in one sentence.
+        throw new BlobStoreError(
+          `The disk under ${this.spoolDir} is full: free space or move DATA_DIR elsewhere.`,
+          { cause: error },
+        );
+      }
       throw error;
     }
     return { file, sha256: hash.digest('hex'), size, head: Buffer.concat(headParts) };
