@@ -11,6 +11,15 @@ import { readLedger } from './ledger.ts';
 import { restoreObjects } from './objects-source.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
+  databaseMarked,
+  dirMarked,
+  markDatabase,
+  markDir,
+  markRedis,
+  redisMarked,
+  unmarkDir,
+} from './restore-markers.ts';
+import {
   dropAndRecreateDatabase,
   isDatabaseEmpty,
   restorePostgres,
@@ -73,20 +82,37 @@ function dirHasFiles(dir: string): boolean {
   return existsSync(dir) && readdirSync(dir).some((name) => !name.startsWith('.'));
 }
 
+/** Destinations that hold only what an interrupted restore left (they carry its marker): replaced, not refused. */
+interface Leftovers {
+  postgres: boolean;
+  redis: boolean;
+  prompts: boolean;
+}
+
 /** Checks every destination before anything is written, so a refusal changes nothing. */
-async function refuseOverwrites(plan: RestorePlan): Promise<void> {
-  if (plan.inPlace) return;
+async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
+  const leftovers: Leftovers = { postgres: false, redis: false, prompts: false };
+  // In place, everything is replaced anyway.
+  if (plan.inPlace) return leftovers;
   const busy: string[] = [];
-  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl)))
-    busy.push('the database has tables');
-  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0) busy.push('Redis has keys');
-  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir))
-    busy.push(`${plan.promptsDir} has files`);
+  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl))) {
+    if (await databaseMarked(plan.databaseUrl)) leftovers.postgres = true;
+    else busy.push('the database has tables');
+  }
+  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0) {
+    if (await redisMarked(plan.redisUrl)) leftovers.redis = true;
+    else busy.push('Redis has keys');
+  }
+  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir)) {
+    if (dirMarked(plan.promptsDir)) leftovers.prompts = true;
+    else busy.push(`${plan.promptsDir} has files`);
+  }
   if (busy.length) {
     throw new RestoreRefusedError(
       `Restoring would overwrite live data (${busy.join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
     );
   }
+  return leftovers;
 }
 
 /** The prompts folder is replaced whole: restored beside it, then swapped in with renames. */
@@ -122,13 +148,19 @@ export async function runRestore(
   const facts = (snapshot.facts ?? {}) as { postgres?: PostgresFacts; redis?: RedisFacts };
   const missing = plan.parts.filter((part) => !snapshot.trees[part]);
   if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
-  await refuseOverwrites(plan);
+  const leftovers = await refuseOverwrites(plan);
+  // Every destination is marked before anything is written to it; the marks go only once all is verified.
+  if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
+  if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
+  if (plan.parts.includes('prompts')) markDir(plan.promptsDir, snapshot.id);
   const report: RestoreReport = {
     snapshot: { id: snapshot.id, time: snapshot.time },
     parts: {},
     deletionsReapplied: 0,
     durationMs: 0,
   };
+  // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
+  rmSync(plan.scratchDir, { recursive: true, force: true });
   mkdirSync(plan.scratchDir, { recursive: true });
   try {
     if (plan.parts.includes('objects')) {
@@ -154,7 +186,10 @@ export async function runRestore(
       progress('postgres', 'restoring');
       const dumpDir = path.join(plan.scratchDir, 'postgres');
       await repo.restoreTree(snapshot.trees.postgres!, dumpDir);
-      if (plan.inPlace) await dropAndRecreateDatabase(plan.databaseUrl);
+      if (plan.inPlace || leftovers.postgres) {
+        await dropAndRecreateDatabase(plan.databaseUrl);
+        await markDatabase(plan.databaseUrl, snapshot.id);
+      }
       await restorePostgres(dumpDir, plan.databaseUrl, { jobs: 2 });
       if (facts.postgres) {
         progress('postgres', 'verifying');
@@ -172,13 +207,14 @@ export async function runRestore(
     }
     if (plan.parts.includes('redis')) {
       progress('redis');
-      if (plan.inPlace) {
+      if (plan.inPlace || leftovers.redis) {
         const client = new Redis(plan.redisUrl, { maxRetriesPerRequest: 2 });
         try {
           await client.flushall();
         } finally {
           client.disconnect();
         }
+        await markRedis(plan.redisUrl, snapshot.id);
       }
       const redisDir = path.join(plan.scratchDir, 'redis');
       await repo.restoreTree(snapshot.trees.redis!, redisDir);
@@ -189,6 +225,9 @@ export async function runRestore(
     if (plan.parts.includes('postgres')) {
       report.deletionsReapplied = await reapplyDeletions(repo, snapshot, plan.databaseUrl);
     }
+    if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, undefined);
+    if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
+    if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
   } finally {
     rmSync(plan.scratchDir, { recursive: true, force: true });
   }
