@@ -31,7 +31,11 @@ export async function storeUploadedImage(
         `Send the image in the multipart field "${options.field ?? 'file'}".`,
       );
     }
-    const record = await objects.put(file.file, { kind: options.kind, maxBytes: options.maxBytes });
+    const record = await objects.put(file.file, {
+      kind: options.kind,
+      maxBytes: options.maxBytes,
+      declaredType: file.mimetype,
+    });
     if (file.file.truncated) throw new PayloadTooLargeError(options.maxBytes);
     return record;
   }
@@ -44,5 +48,9 @@ export async function storeUploadedImage(
       'Send the image as the raw body (Content-Type image/png, image/jpeg or image/webp) or as multipart field "file".',
     );
   }
-  return await objects.put(body, { kind: options.kind, maxBytes: options.maxBytes });
+  return await objects.put(body, {
+    kind: options.kind,
+    maxBytes: options.maxBytes,
+    declaredType: request.headers['content-type'],
+  });
 }

@@ -11,7 +11,7 @@ import {
   PayloadTooLargeError,
   UnsupportedTypeError,
 } from './errors.ts';
-import { type DetectedType, detectImageType, SNIFF_BYTES } from './sniff.ts';
+import { type DetectedType, detectImageType, IMAGE_TYPES, SNIFF_BYTES } from './sniff.ts';
 
 export const OBJECT_KINDS = ['example', 'photo', 'output', 'preview', 'receipt'] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
@@ -30,6 +30,31 @@ export interface PutObjectOptions {
   maxBytes: number;
   /** What the bytes may be; the type is decided by the bytes (magic numbers), not by the client. */
   detect?: (head: Uint8Array) => DetectedType | undefined;
+  /**
+   * The Content-Type the client declared, when there is one. The type is still decided by the bytes
+   * (a JPEG declared image/png is stored as the JPEG it is), but a declaration that is not an image at
+   * all (text/html, image/svg+xml, a script) is refused: the client meant to send something else.
+   */
+  declaredType?: string;
+}
+
+/** Declarations compatible with a stored image: the image types, or no claim at all. */
+const ACCEPTED_DECLARATIONS = new Set([
+  ...IMAGE_TYPES,
+  'image/jpg',
+  // No claim: none given, a generic byte stream, or multipart's default for a part without a type.
+  '',
+  'application/octet-stream',
+  'text/plain',
+]);
+
+export function assertDeclaredType(declared: string | undefined, detected: DetectedType): void {
+  if (declared === undefined) return;
+  const type = declared.split(';')[0]!.trim().toLowerCase();
+  if (ACCEPTED_DECLARATIONS.has(type)) return;
+  throw new UnsupportedTypeError(
+    `The upload is declared as ${JSON.stringify(type.slice(0, 100))}, but only PNG, JPEG and WebP images are accepted (its bytes are ${detected.contentType}).`,
+  );
 }
 
 /** `<kind>/<aa>/<sha256>.<ext>`: immutable, content-addressed, so the same bytes always land on one key. */
@@ -66,6 +91,7 @@ export class ObjectStore {
     let size = 0;
     const headParts: Buffer[] = [];
     let headSize = 0;
+    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
     try {
       await pipeline(
         body,
@@ -81,9 +107,11 @@ export class ObjectStore {
             yield chunk;
           }
         },
-        createWriteStream(file, { flags: 'wx', mode: 0o600 }),
+        out,
       );
     } catch (error) {
+      // A write stream destroyed while still opening creates its file afterwards: remove it once closed.
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       rmSync(file, { force: true });
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') {
@@ -109,6 +137,7 @@ export class ObjectStore {
           'The upload is not a PNG, JPEG or WebP image (decided by its bytes, not its name).',
         );
       }
+      assertDeclaredType(options.declaredType, detected);
       const key = objectKey(options.kind, spooled.sha256, detected.extension);
       const existing = await this.blobs.head(key);
       if (!existing || existing.size !== spooled.size) {

@@ -35,6 +35,7 @@ async function readGenerationForm(request: FastifyRequest, deps: ApiDeps) {
       photo = await deps.objects.put(part.file, {
         kind: 'photo',
         maxBytes: deps.config.limits.maxUploadBytes,
+        declaredType: part.mimetype,
       });
     } else {
       values[part.fieldname] = String(part.value);

@@ -4,6 +4,7 @@ import {
   getVersion,
   listPrompts,
   listVersions,
+  PromptValidationError,
   restoreVersion,
   savePrompt,
 } from '../../prompts/index.ts';
@@ -21,11 +22,57 @@ function ifMatchVersion(header: string | string[] | undefined): number | undefin
   return Number(value);
 }
 
+/** The YAML body types the server reads as text (src/api/server.ts). */
+const YAML_CONTENT_TYPES = [
+  'application/yaml',
+  'application/x-yaml',
+  'text/yaml',
+  'text/x-yaml',
+  'text/plain',
+];
+
+/**
+ * The body as UTF-8 text, or PromptValidationError at the first byte that is not UTF-8: decoding with
+ * replacement characters would store different bytes than the client sent, silently.
+ */
+export function decodePromptBody(bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  const again = Buffer.from(text, 'utf8');
+  if (again.equals(bytes)) return text;
+  let differs = 0;
+  while (differs < bytes.length && bytes[differs] === again[differs]) differs++;
+  // The character (in the decoded text) whose bytes hold the first difference: a replacement character.
+  let offset = 0;
+  let before = '';
+  for (const char of text) {
+    const size = Buffer.byteLength(char);
+    if (offset + size > differs) break;
+    offset += size;
+    before += char;
+  }
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  throw new PromptValidationError(`the prompt is not UTF-8 text (byte ${offset + 1})`, line, column);
+}
+
 export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
   const admin = requireRole(deps.tokens, 'admin');
   const client = requireRole(deps.tokens, 'client');
   const dir = deps.config.promptsDir;
   return async (app) => {
+    // In this plugin only: prompt bodies arrive as bytes and are decoded strictly.
+    app.removeContentTypeParser(YAML_CONTENT_TYPES);
+    app.addContentTypeParser(
+      YAML_CONTENT_TYPES,
+      { parseAs: 'buffer', bodyLimit: deps.config.limits.maxPromptBytes },
+      (_request, body, done) => {
+        try {
+          done(null, decodePromptBody(body as Buffer));
+        } catch (error) {
+          done(error as Error, undefined);
+        }
+      },
+    );
     app.get(
       '/prompts',
       { preHandler: client, schema: { summary: 'Prompts in use', tags: ['prompts'] } },
