@@ -21,3 +21,25 @@ export function untilStopped(): Promise<string> {
     }
   });
 }
+
+/**
+ * postgres.js 3.4 can throw from a setImmediate after a connection to PostgreSQL died (porsager/postgres
+ * #1154, #1208): the query it belonged to has already been rejected with CONNECTION_CLOSED, but the throw
+ * itself cannot be caught and would take a whole serving process down on a database restart. That one
+ * error is logged and ignored; anything else still ends the process, as Node would.
+ */
+export function survivePostgresSocketRace(log: (message: string) => void): void {
+  process.on('uncaughtException', (error) => {
+    const stack = error instanceof Error ? (error.stack ?? '') : '';
+    const isKnownRace =
+      error instanceof TypeError &&
+      error.message.includes("reading 'write'") &&
+      /postgres[\\/]src[\\/]connection\.js/.test(stack);
+    if (isKnownRace) {
+      log('a write on a closed PostgreSQL connection was dropped (its query had already failed)');
+      return;
+    }
+    process.stderr.write(`${stack || String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -7,7 +7,7 @@ import { createLogger } from '../ops/logger.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../ops/scheduler.ts';
 import { connectServices } from '../services/embedded.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
-import { untilStopped } from './lifecycle.ts';
+import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
   return new Command('scheduler')
@@ -17,6 +17,7 @@ export function schedulerCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
+      survivePostgresSocketRace((message) => logger.warn(message));
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');
       const services = await connectServices(config);

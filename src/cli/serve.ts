@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
 import { createLogger } from '../ops/logger.ts';
 import { writeFileAtomicSync } from '../services/fs-utils.ts';
-import { untilStopped } from './lifecycle.ts';
+import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
   return path.join(dataDir, 'run', 'api.json');
@@ -16,6 +16,7 @@ export function serveCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'api');
+      survivePostgresSocketRace((message) => logger.warn(message));
       const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger);
       const infoFile = apiInfoFile(config.dataDir);

@@ -7,7 +7,7 @@ import { migrate } from '../db/migrate.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
 import { connectServices } from '../services/embedded.ts';
-import { untilStopped } from './lifecycle.ts';
+import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function workerCommand(): Command {
   return new Command('worker')
@@ -17,6 +17,7 @@ export function workerCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'worker');
+      survivePostgresSocketRace((message) => logger.warn(message));
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');

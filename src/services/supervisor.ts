@@ -10,6 +10,9 @@ import { embeddedPostgres, embeddedRedis } from './embedded.ts';
 import { writeFileAtomicSync } from './fs-utils.ts';
 import { isProcessNamed, sleep, waitForExit } from './process-utils.ts';
 
+/** A child that dies sooner than this after its start counts as crash-looping and is restarted with backoff. */
+const CRASH_LOOP_MS = 5_000;
+
 const CLI_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/trendgen.js');
 
 export interface SupervisorOptions {
@@ -75,7 +78,16 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
 
   let databaseUrl = config.databaseUrl ?? '';
   let redisUrl = config.redisUrl ?? '';
-  const ensureServices = async () => {
+  // One start at a time: the watchdog and several dying children can all ask at once, and two
+  // `pg_ctl start` on one data folder make one of them fail.
+  let ensuring: Promise<void> | undefined;
+  const ensureServices = () => {
+    ensuring ??= startServices().finally(() => {
+      ensuring = undefined;
+    });
+    return ensuring;
+  };
+  const startServices = async () => {
     if (pg) {
       // An instance left running by a killed `up` or by another command is adopted, not duplicated.
       const running = pg.findRunning() ?? (await pg.start());
@@ -118,24 +130,31 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
     m.child = child;
     child.once('exit', (code, signal) => {
       if (stopping) return;
-      m.restarts++;
-      // Back off when a child keeps dying right after it starts; a long-lived child restarts at once.
-      const delay =
-        Date.now() - m.lastStart > 60_000 ? 0 : Math.min(30_000, 500 * 2 ** Math.min(m.restarts, 6));
+      // Back off only while a child keeps dying right after it starts (a crash loop); a child that had
+      // started properly restarts at once, however often it is killed.
+      const crashLoop = Date.now() - m.lastStart < CRASH_LOOP_MS;
+      m.restarts = crashLoop ? m.restarts + 1 : 0;
+      const delay = crashLoop ? Math.min(30_000, 250 * 2 ** Math.min(m.restarts, 7)) : 0;
       logger.error(
         { command: m.args.join(' '), code, signal, restartInMs: delay },
         'child exited; restarting',
       );
-      setTimeout(() => {
-        if (stopping) return;
-        void ensureServices()
-          .then(() => start(m))
-          .catch((error) => {
-            logger.error({ err: error }, 'could not restart services');
-            child.emit('exit', null, null);
-          });
-      }, delay);
+      restart(m, delay);
     });
+  };
+  // A child comes back only on top of running services; while they cannot start, keep trying.
+  const restart = (m: Managed, delay: number) => {
+    setTimeout(() => {
+      if (stopping) return;
+      ensureServices()
+        .then(() => {
+          if (!stopping) start(m);
+        })
+        .catch((error) => {
+          logger.error({ err: error }, 'could not restart services; trying again');
+          restart(m, Math.min(30_000, Math.max(1_000, delay * 2)));
+        });
+    }, delay);
   };
   for (const m of managed) start(m);
   options.onReady?.({ databaseUrl, redisUrl });
