@@ -1,8 +1,9 @@
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
@@ -62,6 +63,7 @@ export class S3BlobStore implements BlobStore {
   readonly prefix: string;
   private readonly endpoint: string;
   private readonly client: S3Client;
+  private readonly maxAttempts: number;
 
   constructor(options: S3BlobStoreOptions) {
     const { settings } = options;
@@ -70,6 +72,7 @@ export class S3BlobStore implements BlobStore {
     this.prefix = trimmed ? `${trimmed}/` : '';
     this.location = `s3://${this.bucket}${trimmed ? `/${trimmed}` : ''}`;
     this.endpoint = describeEndpoint(settings);
+    this.maxAttempts = options.maxAttempts ?? 5;
     // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     this.client = new S3Client({
@@ -83,7 +86,7 @@ export class S3BlobStore implements BlobStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       retryMode: 'standard',
-      maxAttempts: options.maxAttempts ?? 5,
+      maxAttempts: this.maxAttempts,
       requestHandler: { connectionTimeout: 10_000, socketTimeout: 300_000 },
     });
   }
@@ -110,15 +113,84 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /**
+   * The blob's bytes. A body cut short (the connection dropped before the promised length) is resumed with
+   * a ranged GET of the same ETag; it never ends early as if complete, and when it cannot be finished the
+   * stream fails with one BlobStoreError sentence.
+   */
   async get(key: string): Promise<Readable> {
     const Key = this.objectKey(key);
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
-      return out.Body as Readable;
+      return Readable.from(this.resumable(key, Key, out), { objectMode: false });
     } catch (error) {
       if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
       throw this.fail(error, key);
     }
+  }
+
+  private async *resumable(key: string, Key: string, first: GetObjectCommandOutput): AsyncGenerator<Buffer> {
+    const total = first.ContentLength;
+    let body = first.Body as Readable;
+    let received = 0;
+    let skip = 0;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        let cause: unknown;
+        try {
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            const part = skip ? chunk.subarray(Math.min(skip, chunk.length)) : chunk;
+            skip -= chunk.length - part.length;
+            received += part.length;
+            if (part.length) yield part;
+          }
+        } catch (error) {
+          cause = error;
+        }
+        if (total === undefined ? cause === undefined : received === total) return;
+        if (total !== undefined && received > total) {
+          throw new BlobStoreError(
+            `Reading ${key} from ${this.location} gave ${received} bytes instead of the ${total} announced: read it again.`,
+          );
+        }
+        const why = cause ? `${(cause as SdkError).code ?? (cause as Error).message}` : 'early end';
+        if (attempt >= this.maxAttempts || total === undefined) {
+          throw new BlobStoreError(
+            `Reading ${key} from ${this.location} was cut short after ${received} of ${total ?? 'unknown'} bytes ${attempt} time(s) (${why}): check the network to ${this.endpoint}.`,
+            { cause },
+          );
+        }
+        body.destroy();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
+        let next: GetObjectCommandOutput;
+        try {
+          next = await this.client.send(
+            new GetObjectCommand({
+              Bucket: this.bucket,
+              Key,
+              Range: `bytes=${received}-`,
+              ...(first.ETag ? { IfMatch: first.ETag } : {}),
+            }),
+          );
+        } catch (error) {
+          if (isNotFound(error) || isPreconditionFailed(error)) throw this.changed(key, error);
+          throw this.fail(error, key);
+        }
+        body = next.Body as Readable;
+        if (first.ETag && next.ETag && next.ETag !== first.ETag) throw this.changed(key);
+        // A server that ignores Range sends the whole object again: drop what was already passed on.
+        skip = next.ContentRange ? 0 : received;
+      }
+    } finally {
+      body.destroy();
+    }
+  }
+
+  private changed(key: string, cause?: unknown): BlobStoreError {
+    return new BlobStoreError(
+      `${key} in ${this.location} was replaced or removed while it was being read: read it again.`,
+      { cause },
+    );
   }
 
   async head(key: string): Promise<BlobInfo | undefined> {
@@ -250,10 +322,17 @@ export class S3BlobStore implements BlobStore {
         { cause: error },
       );
     }
-    if (!err.$metadata) return error instanceof Error ? error : new Error(String(error));
+    if (!err.$metadata) {
+      const reason = err.code ?? err.message ?? String(error);
+      return new BlobStoreError(`The S3 request for ${key} in ${this.location} failed (${reason}).`, {
+        cause: error,
+      });
+    }
     const status = err.$metadata.httpStatusCode ? `, HTTP ${err.$metadata.httpStatusCode}` : '';
+    // Servers put anything in a message (XML, several lines); one line of it is enough.
+    const detail = (err.message ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
     return new BlobStoreError(
-      `The S3 request for ${key} in ${this.location} failed (${err.name}${status}): ${err.message}`,
+      `The S3 request for ${key} in ${this.location} failed (${err.name}${status})${detail && detail !== err.name ? `: ${detail}` : '.'}`,
       { cause: error },
     );
   }
