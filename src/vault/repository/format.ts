@@ -7,6 +7,8 @@ export const CONFIG_KEY = 'config';
 export const DATA_PREFIX = 'data/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const LOCKS_PREFIX = 'locks/';
+/** Damaged files moved aside by `check --repair`: never read as part of the repository, never deleted. */
+export const QUARANTINE_PREFIX = 'quarantine/';
 
 /** Blob, snapshot and lock ids: 32 bytes as lowercase hex. */
 const ID = /^[0-9a-f]{64}$/;
@@ -84,6 +86,13 @@ export function parseConfig(bytes: Buffer, location: string): ConfigFile {
   if (!isObject(chunker) || chunker['algorithm'] !== 'fastcdc') throw fail('unknown chunker');
   const sizes = [chunker['minSize'], chunker['avgSize'], chunker['maxSize']];
   if (!sizes.every((n) => Number.isSafeInteger(n))) throw fail('chunker sizes are not integers');
+  // The chunker's own limits (chunker.ts), checked here so that a damaged config is named as such.
+  const [min, avg, max] = sizes as number[];
+  if (
+    !(min! >= 64 && min! < avg! && avg! < max! && max! <= 64 * 1024 * 1024 && avg! >= 256) ||
+    (avg! & (avg! - 1)) !== 0
+  )
+    throw fail('chunker sizes out of range');
   if (chunker['seed'] !== undefined && !isId(chunker['seed'])) throw fail('bad chunker seed');
 
   const compression = value['compression'];
