@@ -91,9 +91,17 @@ describe('faults: processes killed and Redis wiped under load through the API', 
           } finally {
             await load.stop();
           }
+          const healthyMs = Date.now() - faultAt;
           await probeGeneration(system, probePhoto, 60_000);
           const recoveryMs = Date.now() - faultAt;
+          console.log(
+            `${scenario.name}: healthy after ${healthyMs} ms, a new generation done after ${recoveryMs} ms`,
+          );
           const verdict = await verifyLedger(system, ledger);
+          for (const file of system.checkObjectFiles()) {
+            verdict.corrupted++;
+            verdict.problems.push(`corrupted: the blob file ${file} does not hash to its name`);
+          }
           const acknowledged = acknowledgedCount(ledger);
           recordRun({
             scenario: scenario.name,

@@ -23,6 +23,8 @@ declare module 'vitest' {
 
 /** How many runs each scenario makes: 1 inside `npm test`, more with FAULT_RUNS (`npm run test:faults`). */
 export function faultRuns(): number {
+  // A replayed seed is one run: repeating it would only repeat the same choices.
+  if (process.env.FAULT_SEED) return 1;
   const runs = Number(process.env.FAULT_RUNS ?? 1);
   if (!Number.isInteger(runs) || runs < 1)
     throw new Error(`FAULT_RUNS must be a positive integer, not ${runs}`);

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { isAlive, sleep, waitFor, waitForExit } from '../../../src/services/process-utils.ts';
+import { walkFiles } from '../../support/files.ts';
 import { descendants, killTree, startUp, type UpProcess } from '../../support/processes.ts';
 import { tempDir } from '../../support/temp.ts';
+import { sha256 } from './load.ts';
 
 export type Role = 'serve' | 'worker' | 'scheduler' | 'postgres' | 'redis';
 
@@ -146,6 +148,25 @@ export class FaultSystem {
       throw new Error(`${(error as Error).message} Waiting for: ${missing}.\n${this.output().slice(-6000)}`);
     });
   }
+
+  /**
+   * I2 on disk: every blob file outside the temp folders hashes to its name, so nothing half-written is
+   * visible. Content addressing makes a file checked once safe to skip later.
+   */
+  checkObjectFiles(): string[] {
+    const root = path.join(this.env.DATA_DIR!, 'objects');
+    if (!existsSync(root)) return [];
+    const bad: string[] = [];
+    for (const file of walkFiles(root)) {
+      const relative = path.relative(root, file);
+      if (relative.startsWith('.tmp') || this.checkedFiles.has(relative)) continue;
+      if (path.basename(file).split('.')[0] !== sha256(readFileSync(file))) bad.push(relative);
+      else this.checkedFiles.add(relative);
+    }
+    return bad;
+  }
+
+  private readonly checkedFiles = new Set<string>();
 
   output(): string {
     return this.up?.output() ?? '';
