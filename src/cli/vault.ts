@@ -258,18 +258,25 @@ function checkCommand(): Command {
       'Verify the repository on each target: structure, and with --read-data every blob re-hashed. Names every damaged blob and the files it breaks.',
     )
     .option('--read-data', 're-read and re-hash every blob')
+    .option(
+      '--repair',
+      'move damaged blobs and unreadable snapshot records aside into quarantine/ (exclusive lock), so that the next backup stores that content again',
+    )
     .option('--target <name>', 'only this target (repeatable)', collect)
     .option('--json', 'one JSON document on stdout')
-    .action(async (options: { readData?: boolean; target?: string[]; json?: boolean }) => {
+    .action(async (options: { readData?: boolean; repair?: boolean; target?: string[]; json?: boolean }) => {
       const config = loadConfig();
       const results: Array<Record<string, unknown>> = [];
       let failed = false;
       for (const target of resolveTargets(config, options.target)) {
         try {
           const repo = await openRepository(target, config.backup.password);
-          const lock = await repo.lock({ exclusive: false });
+          const lock = await repo.lock({ exclusive: Boolean(options.repair) });
           try {
-            const report = await repo.check({ readData: Boolean(options.readData) });
+            const report = await repo.check({
+              readData: Boolean(options.readData),
+              repair: Boolean(options.repair),
+            });
             results.push({
               target: target.name,
               ...report,

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { BlobStore } from '../blobstore/blobstore.ts';
-import { CorruptBlobError, type Repository, type TreeEntry } from './repository/index.ts';
+import {
+  CorruptBlobError,
+  InvalidTreeError,
+  MissingBlobError,
+  type Repository,
+  type TreeEntry,
+} from './repository/index.ts';
 
 export interface ObjectsBackupStats {
   objects: number;
@@ -25,11 +31,26 @@ async function indexTree(
   treeId: string | undefined,
   prefix = '',
   out = new Map<string, TreeEntry>(),
+  tolerant = false,
 ) {
   if (!treeId) return out;
-  for (const entry of (await repo.readTree(treeId)).entries) {
+  let tree: Awaited<ReturnType<Repository['readTree']>>;
+  try {
+    tree = await repo.readTree(treeId);
+  } catch (error) {
+    // For the parent of a backup, a damaged or missing tree only means its objects are read again.
+    if (
+      tolerant &&
+      (error instanceof CorruptBlobError ||
+        error instanceof MissingBlobError ||
+        error instanceof InvalidTreeError)
+    )
+      return out;
+    throw error;
+  }
+  for (const entry of tree.entries) {
     const full = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.type === 'dir') await indexTree(repo, entry.subtree, full, out);
+    if (entry.type === 'dir') await indexTree(repo, entry.subtree, full, out, tolerant);
     else if (entry.type === 'file') out.set(full, entry);
   }
   return out;
@@ -59,7 +80,7 @@ export async function backupObjects(
     onProgress?: (done: number, total: number) => void;
   } = {},
 ): Promise<{ treeId: string; stats: ObjectsBackupStats }> {
-  const previous = await indexTree(repo, options.parentTree);
+  const previous = await indexTree(repo, options.parentTree, '', new Map(), true);
   const stats: ObjectsBackupStats = {
     objects: keys.length,
     reused: 0,

@@ -138,6 +138,7 @@ export async function restoreAndCompare(
   ledger: Ledger,
   snapshot: string,
   label: string,
+  env: Record<string, string> = vault.env,
 ): Promise<Verdict & { code: number | null; stderr: string }> {
   const scratch = await createTestDatabase({ migrate: false });
   const dir = path.join(vault.dir, `verify-${label}`);
@@ -153,7 +154,7 @@ export async function restoreAndCompare(
         '--to-dir',
         dir,
       ],
-      vault.env,
+      env,
     );
     if (restored.code !== 0) {
       return {

@@ -7,7 +7,7 @@ import {
   RepositoryError,
   SnapshotNotFoundError,
 } from './errors.ts';
-import { CONFIG_KEY, parseConfig } from './format.ts';
+import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from './format.ts';
 import { limiter, readAll } from './io.ts';
 import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -18,6 +18,12 @@ export interface CheckOptions {
   /** Requests at once. */
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Move every damaged blob and unreadable snapshot record aside, under `quarantine/<time>/` with its key
+   * unchanged (never deleted), so that the next backup stores that content again instead of deduplicating
+   * against the damaged copy. The caller holds an exclusive lock.
+   */
+  repair?: boolean;
 }
 
 /** Where a broken blob hurts: a file (or, for a tree, a whole directory ending in `/`) of a snapshot. */
@@ -50,6 +56,8 @@ export interface CheckReport {
   unexpectedFiles: string[];
   /** Blobs no snapshot refers to (for prune); undefined when a damaged snapshot or tree hides references. */
   unreferencedBlobs: string[] | undefined;
+  /** With repair: the keys moved aside, and where to. */
+  quarantined: { key: string; to: string }[];
 }
 
 /**
@@ -127,6 +135,18 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     );
   }
 
+  const quarantined: { key: string; to: string }[] = [];
+  if (options.repair && (damaged.size > 0 || damagedSnapshots.length > 0)) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const keys = [...[...damaged.keys()].map(dataKey), ...damagedSnapshots.map((s) => snapshotKey(s.id))];
+    for (const key of keys) {
+      const to = `${QUARANTINE_PREFIX}${stamp}/${key}`;
+      await quarantine(repo, key, to);
+      quarantined.push({ key, to });
+    }
+    for (const id of damaged.keys()) sizes.delete(id);
+  }
+
   const bad = new Set([...damaged.keys(), ...missing]);
   const paths =
     bad.size > 0 ? await brokenPaths(repo, snapshots, bad, limit) : new Map<string, BrokenPath[]>();
@@ -149,7 +169,21 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       damagedSnapshots.length > 0 || treesBroken
         ? undefined
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
+    quarantined,
   };
+}
+
+/**
+ * Copies a key to `to`, verifies the copy byte for byte, then deletes the original: a crash in between leaves
+ * both, never neither.
+ */
+async function quarantine(repo: Repository, key: string, to: string): Promise<void> {
+  const bytes = await readAll(await repo.store.get(key));
+  await repo.store.put(to, bytes, { size: bytes.length });
+  const copy = await readAll(await repo.store.get(to));
+  if (!copy.equals(bytes))
+    throw new Error(`The copy of ${key} in ${to} does not read back the same; ${key} was kept.`);
+  await repo.store.delete(key);
 }
 
 /** The config must still parse and name the same repository (it was read once, when opening). */
