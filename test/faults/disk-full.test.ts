@@ -112,6 +112,17 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
   }
 }
 
+/** `trendgen backup --json`, SIGKILLed and failed if it hangs for a minute on a full disk. */
+async function backupWithin(env: Record<string, string>): Promise<CliResult> {
+  const running = runCli(['backup', '--json'], env);
+  try {
+    return await within(60_000, 'trendgen backup', running);
+  } catch (error) {
+    running.child.kill('SIGKILL');
+    throw error;
+  }
+}
+
 /** A failure the client can act on: one plain sentence that says the disk is full. */
 function expectDiskFullSentence(message: unknown, context: string): void {
   expect(typeof message, context).toBe('string');
@@ -426,7 +437,7 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('disk-full-backup'))(
           const free = tail ? more + Math.floor(amount * overhead) : Math.floor(amount ** 2 * 0.95 * more);
           where = `${tail ? 'near the end' : 'among the data blobs'}, ${free} bytes left free`;
           backups.leave(free);
-          const result = await within(60_000, 'trendgen backup', runCli(['backup', '--json'], env));
+          const result = await backupWithin(env);
           if (result.code === 0 && tail) {
             // It fitted after all: an acknowledged snapshot like any other; fill the disk again for real.
             const id = (JSON.parse(result.stdout) as { snapshotId: string }).snapshotId;
@@ -483,7 +494,7 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('disk-full-backup'))(
         const freed = Date.now();
         let snapshotId: string | undefined;
         for (let attempt = 0; attempt < 3 && !snapshotId; attempt++) {
-          const again = await within(60_000, 'trendgen backup', runCli(['backup', '--json'], env));
+          const again = await backupWithin(env);
           if (again.code === 0) snapshotId = (JSON.parse(again.stdout) as { snapshotId: string }).snapshotId;
           else console.log(`seed ${seed}: backup after freeing space exited ${again.code}: ${again.stderr}`);
         }
