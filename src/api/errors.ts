@@ -55,7 +55,41 @@ function classify(error: unknown): HttpError | undefined {
     return new HttpError(415, 'unsupported_media_type', error.message);
   if (error instanceof EmptyUploadError) return new HttpError(400, 'empty_upload', error.message);
   if (error instanceof BlobStoreError) return new HttpError(503, 'storage_unavailable', error.message);
+  if (isDatabaseUnavailable(error)) {
+    return new HttpError(
+      503,
+      'service_unavailable',
+      'PostgreSQL or Redis cannot be reached right now (it may be restarting): retry in a few seconds.',
+    );
+  }
   return undefined;
+}
+
+/** Connection failures (postgres.js's own codes and socket errors) and PostgreSQL's "shutting down / starting up / connection failure" classes. */
+const DATABASE_UNAVAILABLE = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
+
+/**
+ * A request that failed because PostgreSQL or Redis went away (a restart, a failover) is a 503 the client may
+ * retry, not an internal error: nothing was acknowledged, and the connections come back on the next request.
+ */
+function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && DATABASE_UNAVAILABLE.has(code);
 }
 
 export function installErrorHandler(app: FastifyInstance): void {
@@ -63,6 +97,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const known = classify(error);
     if (known) {
       if (known.status >= 500) request.log.error({ err: error }, known.message);
+      if (known.status === 503) reply.header('retry-after', '2');
       return reply
         .status(known.status)
         .send({ error: { code: known.code, message: known.message, ...known.details } });

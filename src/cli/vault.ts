@@ -9,7 +9,7 @@ import { connectServices } from '../services/embedded.ts';
 import { runBackup } from '../vault/backup.ts';
 import { recordRunEnd, recordRunStart } from '../vault/catalog.ts';
 import { parseDuration, type RetentionPolicy, runForget } from '../vault/forget.ts';
-import type { Repository } from '../vault/repository/index.ts';
+import type { Lock, Repository } from '../vault/repository/index.ts';
 import { RESTORE_PARTS, type RestorePart, resolveSnapshot, runRestore } from '../vault/restore.ts';
 import { createDatabaseIfMissing } from '../vault/sources/postgres.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from '../vault/targets.ts';
@@ -252,6 +252,24 @@ function restoreCommand(): Command {
     );
 }
 
+const UNLOCKED_CHECK_WARNING =
+  'checked without a lock because none could be written (the disk is full or read-only): a prune running at the same time could make blobs look missing';
+
+/**
+ * A plain check only reads, so a target whose disk is full or read-only — exactly when an operator most
+ * needs to know whether the repository is whole — is still checked, without its shared lock. Repair writes,
+ * so it still needs its exclusive lock.
+ */
+async function lockForCheck(repo: Repository, repair: boolean): Promise<Lock | undefined> {
+  try {
+    return await repo.lock({ exclusive: repair });
+  } catch (error) {
+    const code = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (repair || !['ENOSPC', 'EDQUOT', 'EROFS'].includes(code ?? '')) throw error;
+    return undefined;
+  }
+}
+
 function checkCommand(): Command {
   return new Command('check')
     .description(
@@ -271,7 +289,7 @@ function checkCommand(): Command {
       for (const target of resolveTargets(config, options.target)) {
         try {
           const repo = await openRepository(target, config.backup.password);
-          const lock = await repo.lock({ exclusive: Boolean(options.repair) });
+          const lock = await lockForCheck(repo, Boolean(options.repair));
           try {
             const report = await repo.check({
               readData: Boolean(options.readData),
@@ -281,10 +299,12 @@ function checkCommand(): Command {
               target: target.name,
               ...report,
               unreferencedBlobs: report.unreferencedBlobs?.length,
+              ...(lock ? {} : { warning: UNLOCKED_CHECK_WARNING }),
             });
             if (!report.ok) failed = true;
+            if (!lock && !options.json) process.stderr.write(`${target.name}: ${UNLOCKED_CHECK_WARNING}\n`);
           } finally {
-            await lock.release();
+            await lock?.release();
           }
         } catch (error) {
           failed = true;

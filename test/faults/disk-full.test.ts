@@ -350,7 +350,7 @@ async function expectNothingHalfWritten(api: TestApi, storeDir: string, dataDir:
 /**
  * Seeds that found a problem. 1275467: the failed backup's stored blobs took the last page of BACKUP_DIR, so
  * `trendgen check` could not write its shared lock and refused to verify the repository (with the disk-full
- * sentence) until space was freed. Not fixed here: the lock lives in src/vault/repository/locks.ts.
+ * sentence) until space was freed; a plain check now runs without its lock when the disk is full.
  */
 const KEPT_BACKUP_SEEDS = [1275467];
 
@@ -470,20 +470,8 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('disk-full-backup'))(
         expect(listed.sort(), `seed ${seed}: a snapshot appeared from a failed backup`).toEqual(
           [...known].sort(),
         );
-        // `check` takes a shared lock, a file in the repository: when the failed backup left not even one page
-        // free, it cannot, and says so in one sentence; it is then run again once there is room (see
-        // KEPT_BACKUP_SEEDS). Anything else than that refusal is a failure.
-        const checkedFull = check.code === 0;
-        if (!checkedFull) {
-          const report = JSON.parse(check.stdout) as { targets: Array<{ error?: string }> };
-          expectDiskFullSentence(
-            report.targets[0]?.error,
-            `seed ${seed}: check on the full disk: ${check.stdout}`,
-          );
-          console.log(
-            `seed ${seed}: check could not take its lock on the full disk (${report.targets[0]?.error}); checked after freeing space`,
-          );
-        }
+        // A check on a disk too full for its lock file still runs (unlocked, with a warning): seed 1275467.
+        expect(check.code, `seed ${seed}: check on the full disk: ${check.stdout}${check.stderr}`).toBe(0);
         expect(earlier, `seed ${seed}: the earlier snapshot ${previous!.id} no longer restores`).toEqual({
           lost: 0,
           corrupted: 0,
@@ -500,12 +488,6 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('disk-full-backup'))(
         }
         const recoveryMs = Date.now() - freed;
         expect(snapshotId, `seed ${seed}: no backup succeeded after freeing space`).toBeDefined();
-        if (!checkedFull) {
-          const check = await runCli(['check', '--read-data', '--json'], env);
-          expect(check.code, `seed ${seed}: check after freeing space: ${check.stdout}${check.stderr}`).toBe(
-            0,
-          );
-        }
         const expected = await expectedOf(vault!, live);
         known.push(snapshotId!);
         overhead = Math.max(0, backups.used() - usedBefore - added);

@@ -9,17 +9,16 @@ export interface Verdict {
 }
 
 async function get(endpoint: Endpoint, path: string): Promise<Response> {
+  // Verification runs after recovery, but a client is allowed to retry a 503 (a pooled connection that
+  // died with the fault answers once more) or a refused connection; anything else is the answer.
   for (let attempt = 0; ; attempt++) {
-    try {
-      return await fetch(`${endpoint.baseUrl}${path}`, {
-        headers: endpoint.client,
-        signal: AbortSignal.timeout(15_000),
-      });
-    } catch (error) {
-      // Verification runs after recovery: a refused connection now is a failure, after a few tries.
-      if (attempt >= 3) throw error;
-      await sleep(500);
-    }
+    const response = await fetch(`${endpoint.baseUrl}${path}`, {
+      headers: endpoint.client,
+      signal: AbortSignal.timeout(15_000),
+    }).catch((error: Error) => error);
+    if (response instanceof Response && (response.status !== 503 || attempt >= 5)) return response;
+    if (response instanceof Error && attempt >= 5) throw response;
+    await sleep(500);
   }
 }
 
