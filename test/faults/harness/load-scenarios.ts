@@ -13,6 +13,8 @@ export interface LoadScenario {
   inject(system: FaultSystem): Promise<void>;
   /** After the fault the operator starts `trendgen up` again; otherwise the supervisor must recover alone. */
   restart?: boolean;
+  /** Seeds that once found a bug: replayed first in every run of the suite (timing makes them approximate). */
+  regressions?: number[];
 }
 
 /** A generation asked for after the fault completes: the whole pipeline works again. */
@@ -64,8 +66,10 @@ export function describeLoadScenarios(title: string, name: string, scenarios: Lo
       it.skipIf(!scenarioSelected(scenario.name))(
         `${scenario.name} (${scenario.why}): every acknowledged write survives`,
         async () => {
-          for (let run = 0; run < faultRuns(); run++) {
-            const seed = runSeed(scenario.name, run);
+          const regressions = process.env.FAULT_SEED ? [] : (scenario.regressions ?? []);
+          for (let run = 0; run < regressions.length + faultRuns(); run++) {
+            const seed = regressions[run] ?? runSeed(scenario.name, run - regressions.length);
+            if (run < regressions.length) console.log(`fault ${scenario.name}: regression seed ${seed}`);
             const random = seededRandom(seed);
             const before = acknowledgedCount(ledger);
             const load = new LoadGenerator(() => system, ledger, seed);
@@ -107,7 +111,7 @@ export function describeLoadScenarios(title: string, name: string, scenarios: Lo
             expect(acknowledged, 'the load made no acknowledged write at all').toBeGreaterThan(before);
           }
         },
-        faultRuns() * 240_000,
+        ((scenario.regressions?.length ?? 0) + faultRuns()) * 240_000,
       );
     }
   });
