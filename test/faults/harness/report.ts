@@ -129,11 +129,14 @@ moment, waits for recovery, and reads every acknowledged write back. A run with 
 How each scenario attacks the system, and what it counts as a write, is described in
 [\`test/faults/README.md\`](../test/faults/README.md).
 
-Run of ${meta.date}: ${meta.runs} runs per scenario, ${results.length} runs in all,
+Run of ${meta.date}: at least ${meta.runs} runs of every scenario (seeds kept as regression cases run too), ${results.length} runs in all,
 **${lost} lost, ${corrupted} corrupted**.
 
 ${reliabilityTable(results)}
 
+"Acknowledged writes" is summed over a scenario's runs. The API-load scenarios count the writes acknowledged
+during each run (and re-read every earlier one too); the vault scenarios count every write contained in the
+snapshot they restore, so a write that stays in the data is counted again by each run that checks it.
 Recovery is measured from the fault to the moment the system answered correctly again (for process
 kills: \`/readyz\` answering 200 and every acknowledged write readable; for backup faults: the next
 command that succeeds).
