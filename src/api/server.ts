@@ -17,7 +17,7 @@ import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
 import { objectRoutes } from './routes/objects.ts';
-import { promptRoutes } from './routes/prompts.ts';
+import { decodePromptBody, promptRoutes } from './routes/prompts.ts';
 import { trendRoutes } from './routes/trends.ts';
 
 export interface ApiDeps {
@@ -60,8 +60,15 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   app.addContentTypeParser(IMAGE_CONTENT_TYPES, (_request, payload, done) => done(null, payload));
   app.addContentTypeParser(
     YAML_CONTENT_TYPES,
-    { parseAs: 'string', bodyLimit: deps.config.limits.maxPromptBytes },
-    (_request, body, done) => done(null, body),
+    { parseAs: 'buffer', bodyLimit: deps.config.limits.maxPromptBytes },
+    (_request, body, done) => {
+      // Strictly: decoding with replacement characters would store other bytes than the client sent.
+      try {
+        done(null, decodePromptBody(body as Buffer));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
   );
   await app.register(multipart, {
     limits: { fileSize: deps.config.limits.maxUploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024 },

@@ -22,15 +22,6 @@ function ifMatchVersion(header: string | string[] | undefined): number | undefin
   return Number(value);
 }
 
-/** The YAML body types the server reads as text (src/api/server.ts). */
-const YAML_CONTENT_TYPES = [
-  'application/yaml',
-  'application/x-yaml',
-  'text/yaml',
-  'text/x-yaml',
-  'text/plain',
-];
-
 /**
  * The body as UTF-8 text, or PromptValidationError at the first byte that is not UTF-8: decoding with
  * replacement characters would store different bytes than the client sent, silently.
@@ -60,19 +51,6 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
   const client = requireRole(deps.tokens, 'client');
   const dir = deps.config.promptsDir;
   return async (app) => {
-    // In this plugin only: prompt bodies arrive as bytes and are decoded strictly.
-    app.removeContentTypeParser(YAML_CONTENT_TYPES);
-    app.addContentTypeParser(
-      YAML_CONTENT_TYPES,
-      { parseAs: 'buffer', bodyLimit: deps.config.limits.maxPromptBytes },
-      (_request, body, done) => {
-        try {
-          done(null, decodePromptBody(body as Buffer));
-        } catch (error) {
-          done(error as Error, undefined);
-        }
-      },
-    );
     app.get(
       '/prompts',
       { preHandler: client, schema: { summary: 'Prompts in use', tags: ['prompts'] } },
