@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { Header, type HeaderData } from 'tar';
+import type { HeaderData } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertValidKey, InvalidKeyError } from '../../src/blobstore/blobstore.ts';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
@@ -12,6 +12,7 @@ import {
   extractTarGzSafely,
   UnsafeArchiveError,
 } from '../../src/vault/legacy/safe-extract.ts';
+import { tarMember } from '../support/tar-member.ts';
 import { tempDir } from '../support/temp.ts';
 import { expectPlainSentence, holds, hostilePath, seedOf } from './hostile-support.ts';
 
@@ -104,18 +105,6 @@ describe('blob store keys', () => {
   });
 });
 
-/** One raw tar member (node-tar's header encoder), body padded to whole 512-byte blocks. */
-function member(header: HeaderData, body: Buffer = Buffer.alloc(0)): Buffer {
-  const encoded = new Header({
-    mode: 0o644,
-    mtime: new Date(1_700_000_000_000),
-    size: body.length,
-    ...header,
-  });
-  encoded.encode();
-  return Buffer.concat([encoded.block!, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-}
-
 const memberPath = fc.oneof(
   {
     weight: 3,
@@ -130,27 +119,27 @@ const memberPath = fc.oneof(
   },
 );
 const linkTarget = fc.constantFrom('/etc/passwd', '..', '../..', '/tmp', 'dir', '../outside', 'ok.txt', '/');
-const tarMember = fc.oneof(
+const arbitraryMember = fc.oneof(
   fc
     .record({ path: memberPath, body: fc.uint8Array({ maxLength: 600 }) })
     .map(({ path: p, body }) =>
-      member(
+      tarMember(
         { path: p, type: p.endsWith('/') ? 'Directory' : 'File' },
         p.endsWith('/') ? undefined : Buffer.from(body),
       ),
     ),
   fc
     .record({ path: memberPath, linkpath: linkTarget, type: fc.constantFrom('SymbolicLink', 'Link') })
-    .map((h) => member(h as HeaderData)),
+    .map((h) => tarMember(h as HeaderData)),
   fc
     .record({ path: memberPath, type: fc.constantFrom('CharacterDevice', 'FIFO', 'BlockDevice') })
-    .map((h) => member(h as HeaderData)),
+    .map((h) => tarMember(h as HeaderData)),
 );
 
 describe('classic archive extraction', () => {
   it(`hostile members are refused by name and nothing lands outside the target (seed ${seedOf(5001)})`, async () => {
     let run = 0;
-    await holds(5001, fc.array(tarMember, { minLength: 1, maxLength: 6 }), async (members) => {
+    await holds(5001, fc.array(arbitraryMember, { minLength: 1, maxLength: 6 }), async (members) => {
       const dir = path.join(temp.dir, `extract-${run++}`);
       const parent = path.join(dir, 'parent');
       const target = path.join(parent, 'target');

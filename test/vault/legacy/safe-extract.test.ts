@@ -4,29 +4,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { Header, type HeaderData } from 'tar';
+import type { HeaderData } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   DamagedArchiveError,
   extractTarGzSafely,
   UnsafeArchiveError,
 } from '../../../src/vault/legacy/safe-extract.ts';
+import { tarMember } from '../../support/tar-member.ts';
 import { tempDir } from '../../support/temp.ts';
 
-/** One raw tar member: node-tar's header encoder, then the body padded to whole 512-byte blocks. */
-function member(header: HeaderData, body: Buffer = Buffer.alloc(0)): Buffer {
-  const encoded = new Header({
-    mode: 0o644,
-    mtime: new Date(1_700_000_000_000),
-    size: body.length,
-    ...header,
-  });
-  encoded.encode();
-  return Buffer.concat([encoded.block!, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-}
-
 const file = (name: string, content: string | Buffer = 'x') =>
-  member({ path: name, type: 'File' }, Buffer.from(content));
+  tarMember({ path: name, type: 'File' }, Buffer.from(content));
 
 /** Members, then the two zero blocks that end a tar, gzip'd. */
 const tarGz = (...members: Buffer[]) => gzipSync(Buffer.concat([...members, Buffer.alloc(1024)]));
@@ -71,9 +60,12 @@ describe('extractTarGzSafely', () => {
     const archive = await write(
       'good.tar.gz',
       tarGz(
-        member({ path: 'prompts/', type: 'Directory', mode: 0o755 }),
+        tarMember({ path: 'prompts/', type: 'Directory', mode: 0o755 }),
         file('prompts/ghibli.yaml', 'name: ghibli\n'),
-        member({ path: 'data/trend_examples/tool', type: 'File', mode: 0o6755 }, Buffer.from('#!/bin/sh\n')),
+        tarMember(
+          { path: 'data/trend_examples/tool', type: 'File', mode: 0o6755 },
+          Buffer.from('#!/bin/sh\n'),
+        ),
         file('data/generated_images/a.png', Buffer.alloc(70_000, 7)),
       ),
     );
@@ -101,13 +93,16 @@ describe('extractTarGzSafely', () => {
       },
       {
         name: 'a path that climbs out midway',
-        members: () => [member({ path: 'a/', type: 'Directory' }), file('a/../../evil')],
+        members: () => [tarMember({ path: 'a/', type: 'Directory' }), file('a/../../evil')],
         member: 'a/../../evil',
         says: /"\.\."/,
       },
       {
         name: 'a symlink to /tmp followed by a member written through it',
-        members: () => [member({ path: 'link', type: 'SymbolicLink', linkpath: '/tmp' }), file('link/evil')],
+        members: () => [
+          tarMember({ path: 'link', type: 'SymbolicLink', linkpath: '/tmp' }),
+          file('link/evil'),
+        ],
         member: 'link',
         says: /symbolic link \(to "\/tmp"\)/,
         outside: '/tmp/evil',
@@ -115,8 +110,8 @@ describe('extractTarGzSafely', () => {
       {
         name: 'a symlink that stays inside (no links at all is the rule)',
         members: () => [
-          member({ path: 'sub/', type: 'Directory' }),
-          member({ path: 'l', type: 'SymbolicLink', linkpath: 'sub' }),
+          tarMember({ path: 'sub/', type: 'Directory' }),
+          tarMember({ path: 'l', type: 'SymbolicLink', linkpath: 'sub' }),
         ],
         member: 'l',
         says: /symbolic link/,
@@ -124,7 +119,7 @@ describe('extractTarGzSafely', () => {
       {
         name: 'a hard link to /etc/passwd followed by a member overwriting it',
         members: () => [
-          member({ path: 'passwd', type: 'Link', linkpath: '/etc/passwd' }),
+          tarMember({ path: 'passwd', type: 'Link', linkpath: '/etc/passwd' }),
           file('passwd', 'root::0:0::/:/bin/sh\n'),
         ],
         member: 'passwd',
@@ -132,13 +127,13 @@ describe('extractTarGzSafely', () => {
       },
       {
         name: 'a character device',
-        members: () => [member({ path: 'null', type: 'CharacterDevice', devmaj: 1, devmin: 3 })],
+        members: () => [tarMember({ path: 'null', type: 'CharacterDevice', devmaj: 1, devmin: 3 })],
         member: 'null',
         says: /character device/,
       },
       {
         name: 'a FIFO',
-        members: () => [member({ path: 'fifo', type: 'FIFO' })],
+        members: () => [tarMember({ path: 'fifo', type: 'FIFO' })],
         member: 'fifo',
         says: /a FIFO/,
       },
