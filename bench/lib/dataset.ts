@@ -7,10 +7,10 @@ import { Redis } from 'ioredis';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { ensureDatabase, openDatabase, type Sql } from '../../src/db/connection.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { findPostgresBinary } from '../../src/embedded/binaries.ts';
+import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
+import { EmbeddedRedis } from '../../src/embedded/redis.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
-import { findPostgresBinary } from '../../src/services/binaries.ts';
-import { EmbeddedPostgres } from '../../src/services/postgres.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 
 /**
  * The benchmark's dataset, laid out like a deployment of the service under one temp folder `root`:

@@ -6,12 +6,12 @@ import { createBlobStore } from '../blobstore/index.ts';
 import { adminTokenPath, type Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
+import { connectServices } from '../embedded/connect.ts';
 import { createQueue, queueConnection } from '../generation/queue.ts';
+import { ensureSecretFile } from '../lib/files.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
-import { connectServices } from '../services/embedded.ts';
-import { ensureSecretFile } from '../services/fs-utils.ts';
 import { buildServer } from './server.ts';
 
 export interface RunningApi {
@@ -21,14 +21,10 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-export function adminTokenFile(config: Config): string {
-  return adminTokenPath(config);
-}
-
 /** ADMIN_TOKEN, or one generated into DATA_DIR/secrets/admin-token: the API never runs open. */
 export function resolveAdminToken(config: Config): { token: string; file: string | undefined } {
   if (config.adminToken) return { token: config.adminToken, file: undefined };
-  const file = adminTokenFile(config);
+  const file = adminTokenPath(config);
   return { token: ensureSecretFile(file, 32), file };
 }
 

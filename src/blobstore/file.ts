@@ -4,7 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDirAsync as fsyncDir } from '../services/fs-utils.ts';
+import { fsyncDir } from '../lib/files.ts';
 import {
   assertValidKey,
   type BlobInfo,

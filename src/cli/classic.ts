@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { copyToTarget } from '../vault/backup.ts';
-import { exportClassic, importClassic } from '../vault/legacy/index.ts';
+import { exportClassic, importClassic } from '../vault/classic/index.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
 import { openRepository, resolveTargets } from '../vault/targets.ts';
 import { printJson } from './context.ts';

@@ -1,7 +1,7 @@
 import { type Config, loadConfig } from '../config/config.ts';
 import { openDatabase, type Sql } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectServices } from '../services/embedded.ts';
+import { connectServices } from '../embedded/connect.ts';
 
 /** Exit status 2: the command line itself is wrong. */
 export class UsageError extends Error {

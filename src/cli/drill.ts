@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { embeddedPostgres } from '../services/embedded.ts';
+import { embeddedPostgres } from '../embedded/connect.ts';
 import { recordDrill } from '../vault/catalog.ts';
 import { runDrill } from '../vault/drill.ts';
 import { resolveSnapshot } from '../vault/restore.ts';

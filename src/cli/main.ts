@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
+import { MissingBinaryError } from '../embedded/binaries.ts';
 import { scrub } from '../ops/logger.ts';
-import { MissingBinaryError } from '../services/binaries.ts';
 import { classicCommands } from './classic.ts';
 import { configCommand } from './config.ts';
 import { UsageError } from './context.ts';

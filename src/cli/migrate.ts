@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectServices } from '../services/embedded.ts';
+import { connectServices } from '../embedded/connect.ts';
 import { printJson } from './context.ts';
 
 export function migrateCommand(): Command {

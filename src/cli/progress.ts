@@ -1,3 +1,5 @@
+import { formatBytes } from '../lib/format.ts';
+
 export interface ProgressCounts {
   done?: number;
   total?: number;
@@ -5,13 +7,6 @@ export interface ProgressCounts {
 }
 
 export type ProgressFn = (phase: string, detail?: string, counts?: ProgressCounts) => void;
-
-const formatBytes = (n: number) =>
-  n >= 1024 ** 3
-    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
-    : n >= 1024 ** 2
-      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
-      : `${(n / 1024).toFixed(0)} KiB`;
 
 /**
  * Human progress on stderr. On a terminal one status line is redrawn (files, bytes, rate, ETA when the

@@ -3,9 +3,9 @@ import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
+import { connectServices } from '../embedded/connect.ts';
+import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
 import { createLogger } from '../ops/logger.ts';
-import { realClock, runSchedule, type ScheduledJob } from '../ops/scheduler.ts';
-import { connectServices } from '../services/embedded.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 

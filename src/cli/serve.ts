@@ -2,8 +2,8 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
+import { writeFileAtomicSync } from '../lib/files.ts';
 import { createLogger } from '../ops/logger.ts';
-import { writeFileAtomicSync } from '../services/fs-utils.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
@@ -37,7 +37,7 @@ export function upCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'up');
-      const { runSupervisor } = await import('../services/supervisor.ts');
+      const { runSupervisor } = await import('../supervisor/supervisor.ts');
       const code = await runSupervisor(config, {
         children: [['serve'], ['worker'], ['scheduler']],
         logger,

@@ -5,7 +5,8 @@ import { createBlobStore } from '../blobstore/index.ts';
 import { type Config, loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { connectServices } from '../services/embedded.ts';
+import { connectServices } from '../embedded/connect.ts';
+import { formatBytes } from '../lib/format.ts';
 import { runBackup } from '../vault/backup.ts';
 import { recordRunEnd, recordRunStart } from '../vault/catalog.ts';
 import { parseDuration, type RetentionPolicy, runForget } from '../vault/forget.ts';
@@ -20,13 +21,6 @@ const collect = (value: string, previous: string[] = []) => [
   ...previous,
   ...value.split(',').filter(Boolean),
 ];
-
-const formatBytes = (n: number) =>
-  n >= 1024 ** 3
-    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
-    : n >= 1024 ** 2
-      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
-      : `${(n / 1024).toFixed(1)} KiB`;
 
 /** The first target whose repository opens (restore, check and snapshots read from one). */
 async function openFirst(config: Config, only?: string[]): Promise<{ target: Target; repo: Repository }> {
@@ -195,7 +189,7 @@ function restoreCommand(): Command {
               'This snapshot is an imported classic backup: give --to-database URL and/or --to-dir DIR.',
             );
           }
-          const { restoreClassicSnapshot } = await import('../vault/legacy/index.ts');
+          const { restoreClassicSnapshot } = await import('../vault/classic/index.ts');
           const result = await restoreClassicSnapshot(repo, snapshot, {
             ...(options.toDatabase ? { databaseUrl: options.toDatabase } : {}),
             ...(options.toDir ? { toDir: path.resolve(options.toDir) } : {}),

@@ -4,9 +4,9 @@ import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
+import { connectServices } from '../embedded/connect.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
-import { connectServices } from '../services/embedded.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function workerCommand(): Command {

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
-import { scheduleInterval } from './schedule-interval.ts';
+import { scheduleInterval } from '../lib/schedule-interval.ts';
 
 export interface Condition {
   /** Stable identity of the incident, e.g. `backup-stale:s3`. */

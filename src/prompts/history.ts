@@ -1,5 +1,5 @@
 import type { Sql, TransactionSql } from '../db/connection.ts';
-import { writeFileAtomicSync } from '../services/fs-utils.ts';
+import { writeFileAtomicSync } from '../lib/files.ts';
 import { getVersion } from './history-reads.ts';
 import { type PromptFileRead, promptFilePath, readPromptFile, sha256Hex } from './prompt-file.ts';
 import { assertPromptName, PromptValidationError, parsePrompt } from './schema.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FileBlobStore } from '../blobstore/file.ts';
 import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
-import { EmbeddedPostgres } from '../services/postgres.ts';
+import { EmbeddedPostgres } from '../embedded/postgres.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { runRestore } from './restore.ts';
 import { dropAndRecreateDatabase } from './sources/postgres.ts';

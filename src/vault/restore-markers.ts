@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { openDatabase } from '../db/connection.ts';
-import { fsyncDir } from '../services/fs-utils.ts';
+import { fsyncDirSync } from '../lib/files.ts';
 
 /**
  * "A restore is writing here": set on every destination before a restore writes to it, cleared only when the
@@ -50,7 +50,7 @@ export function dirMarked(dir: string): boolean {
 export function markDir(dir: string, snapshotId: string): void {
   mkdirSync(path.dirname(dir), { recursive: true });
   writeFileSync(dirMarker(dir), `${JSON.stringify({ snapshot: snapshotId, startedAt: new Date() })}\n`);
-  fsyncDir(path.dirname(dir));
+  fsyncDirSync(path.dirname(dir));
 }
 
 /** Clears the marker, and the staging folders an interrupted restore left beside `dir`. */
@@ -63,7 +63,7 @@ export function unmarkDir(dir: string): void {
     }
   }
   rmSync(dirMarker(dir), { force: true });
-  if (existsSync(parent)) fsyncDir(parent);
+  if (existsSync(parent)) fsyncDirSync(parent);
 }
 
 async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T>): Promise<T> {

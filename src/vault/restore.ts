@@ -6,7 +6,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
-import { fsyncDir } from '../services/fs-utils.ts';
+import { fsyncDirSync } from '../lib/files.ts';
 import { readLedger } from './ledger.ts';
 import { restoreObjects } from './objects-source.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
@@ -128,7 +128,7 @@ async function restorePrompts(
   const old = path.join(parent, `.${path.basename(dir)}.replaced-${randomBytes(4).toString('hex')}`);
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(staging, dir);
-  fsyncDir(parent);
+  fsyncDirSync(parent);
   rmSync(old, { recursive: true, force: true });
   return { ...result };
 }

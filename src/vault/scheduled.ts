@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
-import type { Clock, ScheduledJob } from '../ops/scheduler.ts';
+import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { runBackup } from './backup.ts';
 import { recordDrill, recordRunEnd, recordRunStart } from './catalog.ts';
 import { runDrill } from './drill.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../src/services/process-utils.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
+import { EmbeddedRedis } from '../../src/embedded/redis.ts';
+import { waitFor } from '../../src/lib/process.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 import { tempDir } from '../support/temp.ts';
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMigrations } from '../../src/db/migrate.ts';
-import { waitFor } from '../../src/services/process-utils.ts';
+import { waitFor } from '../../src/lib/process.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { CLI } from '../support/processes.ts';
 import { tempDir } from '../support/temp.ts';

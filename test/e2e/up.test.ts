@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAlive, waitForExit } from '../../src/services/process-utils.ts';
+import { isAlive, waitForExit } from '../../src/lib/process.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { descendants, startUp, type UpProcess } from '../support/processes.ts';
 import { tempDir } from '../support/temp.ts';

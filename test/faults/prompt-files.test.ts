@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, waitFor } from '../../src/services/process-utils.ts';
+import { sleep, waitFor } from '../../src/lib/process.ts';
 import { seededRandom } from '../support/files.ts';
 import {
   acknowledgedCount,

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import { ensureDatabase, openDatabase } from '../../src/db/connection.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { embeddedPostgres, embeddedRedis } from '../../src/embedded/connect.ts';
 import { formatReport, runDoctor } from '../../src/ops/doctor/index.ts';
-import { embeddedPostgres, embeddedRedis } from '../../src/services/embedded.ts';
 import { tempDir } from '../support/temp.ts';
 
 /**

@@ -6,9 +6,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { doctorCommand } from '../../src/cli/doctor.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { EmbeddedRedis } from '../../src/embedded/redis.ts';
+import { freePort } from '../../src/lib/process.ts';
 import { type DoctorReport, formatReport, runDoctor } from '../../src/ops/doctor/index.ts';
-import { freePort } from '../../src/services/process-utils.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { Repository } from '../../src/vault/repository/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { tempDir } from '../support/temp.ts';

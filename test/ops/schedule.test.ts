@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
-import { type Clock, runSchedule } from '../../src/ops/scheduler.ts';
+import { type Clock, runSchedule } from '../../src/lib/scheduler.ts';
 import { backupJob } from '../../src/vault/scheduled.ts';
 import { loadSnapshots, openRepository, resolveTargets } from '../../src/vault/targets.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';

@@ -6,8 +6,8 @@ import type { ImageProvider } from '../../src/generation/providers/provider.ts';
 import { createProvider } from '../../src/generation/providers/provider.ts';
 import { queueConnection } from '../../src/generation/queue.ts';
 import { createGenerationWorker, type WorkerSettings } from '../../src/generation/worker.ts';
+import { waitFor } from '../../src/lib/process.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
-import { waitFor } from '../../src/services/process-utils.ts';
 import { SAMPLE_PROMPT, type TestApi } from './api.ts';
 
 /** A real, decodable photo (sharp draws it), small so that renders stay fast. */

@@ -2,8 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { EmbeddedPostgres } from '../../src/services/postgres.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
+import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
+import { EmbeddedRedis } from '../../src/embedded/redis.ts';
 import { readResults, reliabilityDocument, reliabilityTable } from '../faults/harness/report.ts';
 
 declare module 'vitest' {

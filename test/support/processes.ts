@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, isAlive, sleep, waitFor } from '../../src/services/process-utils.ts';
+import { freePort, isAlive, sleep, waitFor } from '../../src/lib/process.ts';
 
 export const CLI = path.resolve(import.meta.dirname, '../../bin/trendgen.js');
 

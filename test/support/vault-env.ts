@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
+import { EmbeddedRedis } from '../../src/embedded/redis.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
-import { EmbeddedRedis } from '../../src/services/redis.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import type { S3Server } from './s3-server.ts';
 import { tempDir } from './temp.ts';

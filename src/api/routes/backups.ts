@@ -77,7 +77,7 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
       async (request, reply) => {
         const { backupJob } = await import('../../vault/scheduled.ts');
-        const { realClock } = await import('../../ops/scheduler.ts');
+        const { realClock } = await import('../../lib/scheduler.ts');
         const { createBlobStore } = await import('../../blobstore/index.ts');
         const job = backupJob({
           config: deps.config,

@@ -1,6 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
-import { scheduleInterval } from '../../ops/schedule-interval.ts';
+import { scheduleInterval } from '../../lib/schedule-interval.ts';
 import type { ApiDeps } from '../server.ts';
 
 interface Check {

@@ -1,18 +1,11 @@
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
+import { formatDuration } from '../../lib/format.ts';
+import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts';
 import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
 import { openRepository } from '../../vault/targets.ts';
-import { ScheduleError, scheduleInterval } from '../schedule-interval.ts';
 import { probeStore } from './context.ts';
-import {
-  type DoctorCheck,
-  type DoctorContext,
-  errorMessage,
-  fail,
-  formatDuration,
-  ok,
-  warn,
-} from './types.ts';
+import { type DoctorCheck, type DoctorContext, errorMessage, fail, ok, warn } from './types.ts';
 
 /** The vault's targets by the names `resolveTargets` gives them; built here so a refused config still gets checked. */
 export function backupTargets(config: Config): Array<{ name: string; offsite: boolean; url: string }> {

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { type BlobStore, createBlobStore, S3BlobStore } from '../../blobstore/index.ts';
 import type { Config, S3Settings } from '../../config/config.ts';
 import { openDatabase, type Sql } from '../../db/connection.ts';
-import { embeddedPostgres, embeddedRedis } from '../../services/embedded.ts';
+import { embeddedPostgres, embeddedRedis } from '../../embedded/connect.ts';
 import { type DoctorContext, errorMessage, NotChecked } from './types.ts';
 
 export type RedisClient = Redis;

@@ -1,6 +1,7 @@
-import { ScheduleError, scheduleInterval } from '../schedule-interval.ts';
+import { formatDuration } from '../../lib/format.ts';
+import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts';
 import { databaseWith } from './backups.ts';
-import { type DoctorCheck, type DoctorContext, fail, formatDuration, ok, warn } from './types.ts';
+import { type DoctorCheck, type DoctorContext, fail, ok, warn } from './types.ts';
 
 interface DrillRow {
   status: 'passed' | 'failed';

@@ -17,7 +17,7 @@ import {
   NotChecked,
 } from './types.ts';
 
-export { scheduleInterval } from '../schedule-interval.ts';
+export { scheduleInterval } from '../../lib/schedule-interval.ts';
 export type { CheckResult, CheckStatus, DoctorCheck, DoctorContext, DoctorReport };
 
 export interface DoctorOptions {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { formatBytes } from '../../lib/format.ts';
 import { probeStore } from './context.ts';
-import { type DoctorCheck, errorMessage, fail, formatBytes, ok, warn } from './types.ts';
+import { type DoctorCheck, errorMessage, fail, ok, warn } from './types.ts';
 
 const GiB = 1024 ** 3;
 

@@ -67,22 +67,3 @@ export function errorMessage(error: unknown): string {
     return errorMessage(error.errors[0]);
   return message || (error as { code?: string }).code || 'unknown error';
 }
-
-/** "3 h", "12 min", "2 d 4 h": ages and intervals as an operator reads them. */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 90) return `${s} s`;
-  const min = Math.round(s / 60);
-  if (min < 90) return `${min} min`;
-  const h = Math.round(min / 60);
-  if (h < 48) return `${h} h`;
-  const d = Math.floor(h / 24);
-  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 4) return `${(n / 1024 ** 4).toFixed(1)} TiB`;
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MiB`;
-  return `${(n / 1024).toFixed(0)} KiB`;
-}

@@ -62,7 +62,9 @@ export interface CheckReport {
 
 /**
  * Checks structure (every snapshot and every tree it reaches loads, every referenced blob exists) and,
- * with readData, every blob's content. Deletes nothing. The caller holds a shared lock.
+ * with readData, every blob's content. Deletes nothing; with repair, moves damaged blobs and unreadable
+ * snapshot records aside into quarantine/ (never deletes them). The caller holds a shared lock, or an
+ * exclusive one to repair.
  */
 export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
   const limit = limiter(options.concurrency ?? 4);

@@ -19,6 +19,3 @@ export function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T
     }
   };
 }
-
-/** Makes a directory's entries (creations, renames) durable. */
-export { fsyncDirAsync as fsyncDir } from '../../services/fs-utils.ts';

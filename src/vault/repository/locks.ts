@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { BlobNotFoundError } from '../../blobstore/index.ts';
+import { isAlive } from '../../lib/process.ts';
 import { DecodeError } from './codec.ts';
 import { type LockHolder, LockLostError, RepositoryLockedError } from './errors.ts';
 import { isObject, LOCKS_PREFIX, lockKey } from './format.ts';
@@ -162,15 +163,6 @@ export function isStale(lock: StoredLock, staleAfterMs: number): boolean {
   if (!Number.isFinite(refreshed) || Date.now() - refreshed > staleAfterMs) return true;
   const { host, pid, pidNamespace } = lock.record;
   return lock.readable && host === os.hostname() && pidNamespace === PID_NAMESPACE && !isAlive(pid);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function writeLock(repo: Repository, id: string, record: LockRecord): Promise<void> {

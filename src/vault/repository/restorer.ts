@@ -12,6 +12,7 @@ import {
   utimes,
 } from 'node:fs/promises';
 import path from 'node:path';
+import { fsyncDir } from '../../lib/files.ts';
 import {
   CorruptBlobError,
   type DamagedFile,
@@ -19,7 +20,7 @@ import {
   MissingBlobError,
   RestoreIncompleteError,
 } from './errors.ts';
-import { fsyncDir, limiter } from './io.ts';
+import { limiter } from './io.ts';
 import type { Repository } from './repository.ts';
 import type { Tree, TreeEntry } from './tree.ts';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type Sql, type TransactionSql } from '../../db/connection.ts';
-import { findPostgresBinary } from '../../services/binaries.ts';
+import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { PostgresDump, PostgresFacts, TableFacts } from './types.ts';
 
 /**
@@ -280,22 +280,6 @@ export async function restorePostgres(
 export async function dumpToSql(dumpDir: string, outFile: string): Promise<void> {
   const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpDir];
   await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
-}
-
-/**
- * `schema.table` → the data file holding its rows in a directory dump (`3345.dat`), so that a damaged
- * file of the backup can be reported by the table it breaks (I7).
- */
-export async function dumpDataFiles(dumpDir: string): Promise<Record<string, string>> {
-  const listing = await run(findPostgresBinary('pg_restore'), ['--list', dumpDir], process.env, '').done;
-  const files: Record<string, string> = {};
-  for (const line of listing.split('\n')) {
-    const match = /^(\d+);\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/.exec(line);
-    if (match && existsSync(path.join(dumpDir, `${match[1]}.dat`))) {
-      files[`${match[2]}.${match[3]}`] = `${match[1]}.dat`;
-    }
-  }
-  return files;
 }
 
 /** One connection for one job, always closed. */

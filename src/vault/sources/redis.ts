@@ -15,10 +15,10 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { Redis } from 'ioredis';
-import { findRedisBinary } from '../../services/binaries.ts';
-import { writeFileAtomicSync } from '../../services/fs-utils.ts';
-import { freePort, sleep } from '../../services/process-utils.ts';
-import { redisProbe } from '../../services/redis.ts';
+import { findRedisBinary } from '../../embedded/binaries.ts';
+import { redisProbe } from '../../embedded/redis.ts';
+import { writeFileAtomicSync } from '../../lib/files.ts';
+import { freePort, sleep } from '../../lib/process.ts';
 import type { RedisFacts } from './types.ts';
 
 /**

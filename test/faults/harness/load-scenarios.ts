@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, waitFor } from '../../../src/services/process-utils.ts';
+import { sleep, waitFor } from '../../../src/lib/process.ts';
 import { seededRandom } from '../../support/files.ts';
 import { generationForm, samplePhoto } from '../../support/generation.ts';
 import { acknowledgedCount, emptyLedger, LoadGenerator, seedCatalog, TRENDS } from './load.ts';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { isAlive, sleep, waitFor, waitForExit } from '../../../src/services/process-utils.ts';
+import { isAlive, sleep, waitFor, waitForExit } from '../../../src/lib/process.ts';
 import { walkFiles } from '../../support/files.ts';
 import { descendants, killTree, startUp, type UpProcess } from '../../support/processes.ts';
 import { tempDir } from '../../support/temp.ts';

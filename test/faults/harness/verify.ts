@@ -1,4 +1,4 @@
-import { sleep } from '../../../src/services/process-utils.ts';
+import { sleep } from '../../../src/lib/process.ts';
 import { type Endpoint, type Ledger, sendDeletion, sha256 } from './load.ts';
 
 export interface Verdict {

@@ -3,13 +3,12 @@ import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
-import { findPostgresBinary } from '../../../src/services/binaries.ts';
+import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import {
   assertClientNotOlder,
   clientMajor,
   createDatabaseIfMissing,
   dropAndRecreateDatabase,
-  dumpDataFiles,
   dumpPostgres,
   dumpToSql,
   isDatabaseEmpty,
@@ -21,6 +20,17 @@ import {
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
+
+/** `schema.table` → the data file holding its rows in a directory dump (`3345.dat`). */
+function dumpDataFiles(dumpDir: string): Record<string, string> {
+  const listing = execFileSync(findPostgresBinary('pg_restore'), ['--list', dumpDir], { encoding: 'utf8' });
+  const files: Record<string, string> = {};
+  for (const line of listing.split('\n')) {
+    const match = /^(\d+);\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/.exec(line);
+    if (match) files[`${match[2]}.${match[3]}`] = `${match[1]}.dat`;
+  }
+  return files;
+}
 
 const work = tempDir('pg-source');
 const dumpDir = path.join(work.dir, 'dump');
@@ -156,7 +166,7 @@ describe('PostgreSQL source', () => {
   });
 
   it('I7: a damaged table file is named by verify, or by the restore when it cannot load', async () => {
-    const files = await dumpDataFiles(dumpDir);
+    const files = dumpDataFiles(dumpDir);
     expect(Object.keys(files)).toContain('public.big');
     // A changed character that still parses: the restore succeeds, verify names the table.
     const quiet = path.join(work.dir, 'damaged-quiet');

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedRedis } from '../../../src/services/redis.ts';
+import { EmbeddedRedis } from '../../../src/embedded/redis.ts';
 import {
   dumpRedis,
   type RedisRestoreResult,

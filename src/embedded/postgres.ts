@@ -11,8 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { findPostgresBinary } from './binaries.ts';
-import { ensureSecretFile, writeFileAtomicSync } from './fs-utils.ts';
+import { ensureSecretFile, writeFileAtomicSync } from '../lib/files.ts';
 import {
   freePort,
   isAlive,
@@ -21,7 +20,8 @@ import {
   sleep,
   waitFor,
   waitForExit,
-} from './process-utils.ts';
+} from '../lib/process.ts';
+import { findPostgresBinary } from './binaries.ts';
 import { type RunAs, runAsFor } from './run-as.ts';
 
 export interface PostgresOptions {

@@ -2,9 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connection.ts';
-import { EmbeddedPostgres } from '../../src/services/postgres.ts';
-import { isAlive, waitForExit } from '../../src/services/process-utils.ts';
-import { EmbeddedRedis, redisProbe } from '../../src/services/redis.ts';
+import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
+import { EmbeddedRedis, redisProbe } from '../../src/embedded/redis.ts';
+import { isAlive, waitForExit } from '../../src/lib/process.ts';
 import { tempDir } from '../support/temp.ts';
 
 describe('embedded PostgreSQL', () => {

@@ -2,8 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { findRedisBinary } from './binaries.ts';
-import { ensureSecretFile, writeFileAtomicSync } from './fs-utils.ts';
+import { ensureSecretFile, writeFileAtomicSync } from '../lib/files.ts';
 import {
   freePort,
   isAlive,
@@ -12,7 +11,8 @@ import {
   sleep,
   waitFor,
   waitForExit,
-} from './process-utils.ts';
+} from '../lib/process.ts';
+import { findRedisBinary } from './binaries.ts';
 
 export interface RedisOptions {
   root: string;

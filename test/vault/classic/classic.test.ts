@@ -5,14 +5,14 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findPostgresBinary } from '../../../src/services/binaries.ts';
-import { exportClassic } from '../../../src/vault/legacy/export.ts';
+import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
+import { exportClassic } from '../../../src/vault/classic/export.ts';
 import {
   importClassic,
   NotClassicBackupError,
   restoreClassicSnapshot,
-} from '../../../src/vault/legacy/import.ts';
-import { UnsafeArchiveError } from '../../../src/vault/legacy/safe-extract.ts';
+} from '../../../src/vault/classic/import.ts';
+import { UnsafeArchiveError } from '../../../src/vault/classic/safe-extract.ts';
 import { libpqConnection, tableFacts } from '../../../src/vault/sources/postgres.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';

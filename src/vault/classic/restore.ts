@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { findPostgresBinary } from '../../services/binaries.ts';
+import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
 import { isDatabaseEmpty, libpqConnection } from '../sources/postgres.ts';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Repository } from '../repository/index.ts';
-import { CLASSIC_PREFIX, DATA_MEMBER, parseClassicName, SQL_MEMBER } from './classic.ts';
+import { CLASSIC_PREFIX, DATA_MEMBER, parseClassicName, SQL_MEMBER } from './format.ts';
 import {
   DamagedArchiveError,
   type ExtractLimits,

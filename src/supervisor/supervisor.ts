@@ -6,9 +6,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { ensureDatabase, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
-import { embeddedPostgres, embeddedRedis } from './embedded.ts';
-import { writeFileAtomicSync } from './fs-utils.ts';
-import { isProcessNamed, sleep, waitForExit } from './process-utils.ts';
+import { embeddedPostgres, embeddedRedis } from '../embedded/connect.ts';
+import { writeFileAtomicSync } from '../lib/files.ts';
+import { isProcessNamed, sleep, waitForExit } from '../lib/process.ts';
 
 /** A child that dies sooner than this after its start counts as crash-looping and is restarted with backoff. */
 const CRASH_LOOP_MS = 5_000;

@@ -9,7 +9,7 @@ import {
   DamagedArchiveError,
   extractTarGzSafely,
   UnsafeArchiveError,
-} from '../../../src/vault/legacy/safe-extract.ts';
+} from '../../../src/vault/classic/safe-extract.ts';
 import { tarMember } from '../../support/tar-member.ts';
 import { tempDir } from '../../support/temp.ts';
 

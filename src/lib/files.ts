@@ -20,7 +20,7 @@ function ignorableDirSyncError(error: unknown): boolean {
 }
 
 /** fsyncs a directory so that a rename or create inside it survives a power loss. */
-export function fsyncDir(dir: string): void {
+export function fsyncDirSync(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
@@ -32,7 +32,7 @@ export function fsyncDir(dir: string): void {
 }
 
 /** The same, without blocking the event loop. */
-export async function fsyncDirAsync(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();
@@ -61,7 +61,7 @@ export function writeFileAtomicSync(file: string, content: string | Buffer, mode
     rmSync(temp, { force: true });
     throw error;
   }
-  fsyncDir(dir);
+  fsyncDirSync(dir);
 }
 
 /** Reads a secret kept in a file, creating it (mode 0600) with a random value the first time. */

@@ -4,9 +4,10 @@ import { mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { fsyncDir } from '../../lib/files.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
-import { fsyncDir } from '../repository/io.ts';
 import { dumpToSql } from '../sources/postgres.ts';
+import { writeTarGzByContent } from './data-archive.ts';
 import {
   classicName,
   DATA_MEMBER,
@@ -15,8 +16,7 @@ import {
   GENERATED_FOLDER,
   PROMPTS_FOLDER,
   SQL_MEMBER,
-} from './classic.ts';
-import { writeTarGzByContent } from './data-archive.ts';
+} from './format.ts';
 
 /** Writes a plain SQL file from a pg_dump directory dump (`dumpToSql` in sources/postgres.ts). */
 export type SqlFromDump = (dumpDir: string, outFile: string) => Promise<unknown>;
