@@ -2,16 +2,8 @@ import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
-import type { Config } from '../config/config.ts';
-import type { Sql } from '../db/connection.ts';
-import type { GenerationJobData } from '../generation/queue.ts';
-import type { ObjectStore } from '../objects/store.ts';
-import type { Metrics } from '../ops/metrics.ts';
-import type { Tokens } from './auth.ts';
+import type { ApiDeps } from './deps.ts';
 import { installErrorHandler } from './errors.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
@@ -20,18 +12,7 @@ import { objectRoutes } from './routes/objects.ts';
 import { decodePromptBody, promptRoutes } from './routes/prompts.ts';
 import { trendRoutes } from './routes/trends.ts';
 
-export interface ApiDeps {
-  config: Config;
-  sql: Sql;
-  redis: Redis;
-  queue: Queue<GenerationJobData>;
-  /** Where the database and Redis are, for work the API starts itself (a backup on request). */
-  urls: { database: string; redis: string };
-  objects: ObjectStore;
-  tokens: Tokens;
-  metrics: Metrics;
-  logger: Logger;
-}
+export type { ApiDeps } from './deps.ts';
 
 const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'];
 const YAML_CONTENT_TYPES = [

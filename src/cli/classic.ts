@@ -3,13 +3,9 @@ import { loadConfig } from '../config/config.ts';
 import { copyToTarget } from '../vault/backup.ts';
 import { exportClassic, importClassic } from '../vault/classic/index.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
-import { openRepository, resolveTargets } from '../vault/targets.ts';
+import { openFirstTarget, openRepository, resolveTargets } from '../vault/targets.ts';
 import { printJson } from './context.ts';
-
-const collect = (value: string, previous: string[] = []) => [
-  ...previous,
-  ...value.split(',').filter(Boolean),
-];
+import { collect } from './options.ts';
 
 /** The classic `trend_generator_backup_YYYYMMDD_HHMMSS.tar.gz`, both ways: nothing is locked in. */
 export function classicCommands(): Command[] {
@@ -23,8 +19,7 @@ export function classicCommands(): Command[] {
     .option('--json', 'one JSON document on stdout')
     .action(async (ref: string, options: { out: string; target?: string; json?: boolean }) => {
       const config = loadConfig();
-      const [target] = resolveTargets(config, options.target ? [options.target] : undefined);
-      const repo = await openRepository(target!, config.backup.password);
+      const { repo } = await openFirstTarget(config, options.target ? [options.target] : undefined);
       const snapshot = await resolveSnapshot(repo, ref);
       const result = await exportClassic(repo, snapshot.id, options.out);
       if (options.json) printJson(result);

@@ -6,7 +6,7 @@ import { embeddedPostgres } from '../embedded/connect.ts';
 import { recordDrill } from '../vault/catalog.ts';
 import { runDrill } from '../vault/drill.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
-import { openRepository, resolveTargets } from '../vault/targets.ts';
+import { openFirstTarget } from '../vault/targets.ts';
 import { printJson } from './context.ts';
 
 export function drillCommand(): Command {
@@ -19,8 +19,7 @@ export function drillCommand(): Command {
     .option('--json', 'one JSON document on stdout')
     .action(async (ref: string, options: { target?: string; json?: boolean }) => {
       const config = loadConfig();
-      const [target] = resolveTargets(config, options.target ? [options.target] : undefined);
-      const repo = await openRepository(target!, config.backup.password);
+      const { target, repo } = await openFirstTarget(config, options.target ? [options.target] : undefined);
       const snapshot = await resolveSnapshot(repo, ref);
       const report = await runDrill(config, repo, snapshot);
       // The drill is recorded in the service's database when it can be reached; it never starts one for that.
@@ -29,7 +28,7 @@ export function drillCommand(): Command {
         const sql = openDatabase(databaseUrl, { max: 1 });
         try {
           await migrate(sql);
-          await recordDrill(sql, target!.name, report);
+          await recordDrill(sql, target.name, report);
         } catch {
           // Recording is best effort: the verdict below is what matters.
         } finally {

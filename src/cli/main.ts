@@ -2,16 +2,20 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import { MissingBinaryError } from '../embedded/binaries.ts';
 import { scrub } from '../ops/logger.ts';
+import { backupCommand } from './backup.ts';
+import { checkCommand } from './check.ts';
 import { classicCommands } from './classic.ts';
 import { configCommand } from './config.ts';
 import { UsageError } from './context.ts';
 import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
+import { forgetCommand } from './forget.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
+import { restoreCommand } from './restore.ts';
 import { schedulerCommand } from './scheduler.ts';
 import { serveCommand, upCommand } from './serve.ts';
-import { vaultCommands } from './vault.ts';
+import { snapshotsCommand } from './snapshots.ts';
 import { workerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
@@ -28,7 +32,15 @@ export function buildProgram(): Command {
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
   program.addCommand(doctorCommand());
-  for (const command of [...vaultCommands(), drillCommand(), ...classicCommands()])
+  for (const command of [
+    backupCommand(),
+    snapshotsCommand(),
+    restoreCommand(),
+    checkCommand(),
+    forgetCommand(),
+    drillCommand(),
+    ...classicCommands(),
+  ])
     program.addCommand(command);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { createLogger } from '../ops/logger.ts';
+import { runSupervisor } from '../supervisor/supervisor.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
@@ -17,6 +18,7 @@ export function serveCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'api');
       survivePostgresSocketRace((message) => logger.warn(message));
+      // Loaded here, not at the top: Fastify, its plugins and sharp take a while to load, and other commands never need them.
       const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger);
       const infoFile = apiInfoFile(config.dataDir);
@@ -37,7 +39,6 @@ export function upCommand(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'up');
-      const { runSupervisor } = await import('../supervisor/supervisor.ts');
       const code = await runSupervisor(config, {
         children: [['serve'], ['worker'], ['scheduler']],
         logger,

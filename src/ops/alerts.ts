@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
-import { scheduleInterval } from '../lib/schedule-interval.ts';
+import { backupFreshness, latestDrill, latestFinishedRun } from '../vault/catalog.ts';
 
 export interface Condition {
   /** Stable identity of the incident, e.g. `backup-stale:s3`. */
@@ -23,42 +23,34 @@ export type Send = (event: AlertEvent) => Promise<void>;
 /** What is wrong right now, read from the catalog tables every process shares. */
 export async function currentConditions(sql: Sql, config: Config): Promise<Condition[]> {
   const conditions: Condition[] = [];
-  const targets = ['local', ...(config.backup.s3Uri ? ['s3'] : [])];
-  const [last] =
-    await sql`select id, status, targets, error from backup_runs where finished_at is not null order by id desc limit 1`;
+  const last = await latestFinishedRun(sql);
   if (last) {
-    const outcomes = (last.targets as Array<{ name: string; ok: boolean; error?: string }>) ?? [];
     if (last.status === 'failed')
       conditions.push({
         key: 'backup-failed',
         summary: `The last backup failed: ${last.error ?? 'no target could be written'}`,
       });
-    for (const outcome of outcomes.filter((o) => !o.ok)) {
+    for (const outcome of last.targets.filter((o) => !o.ok)) {
       conditions.push({
         key: `backup-failed:${outcome.name}`,
         summary: `The last backup did not reach ${outcome.name}: ${outcome.error ?? 'unknown error'}`,
       });
     }
   }
-  const intervalMs = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE');
-  const interval = intervalMs === undefined ? undefined : intervalMs / 1000;
-  if (interval !== undefined && last) {
-    const ages = await sql`
-      select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age
-      from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
-    const byTarget = new Map(ages.map((row) => [row.target as string, Number(row.age)]));
-    for (const target of targets) {
-      const age = byTarget.get(target);
-      if (age === undefined || age > 2 * interval) {
+  // Before the first backup has run there is nothing to be stale yet; doctor says so instead.
+  const freshness = await backupFreshness(sql, config);
+  if (freshness.intervalMs !== undefined && last) {
+    const interval = freshness.intervalMs / 1000;
+    for (const { target, ageMs, stale } of freshness.targets) {
+      if (stale) {
         conditions.push({
           key: `backup-stale:${target}`,
-          summary: `No backup has reached ${target} ${age === undefined ? 'yet' : `for ${Math.round(age / 60)} minutes`}; the schedule expects one every ${Math.round(interval / 60)} minutes.`,
+          summary: `No backup has reached ${target} ${ageMs === undefined ? 'yet' : `for ${Math.round(ageMs / 60_000)} minutes`}; the schedule expects one every ${Math.round(interval / 60)} minutes.`,
         });
       }
     }
   }
-  const [drill] =
-    await sql`select status, reason from drill_runs where finished_at is not null order by id desc limit 1`;
+  const drill = await latestDrill(sql);
   if (drill?.status === 'failed')
     conditions.push({ key: 'drill-failed', summary: `The last restore drill failed: ${drill.reason}` });
   for (const row of await sql`select name, file_error from prompts where file_state = 'invalid'`) {

@@ -1,5 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Sql } from '../db/connection.ts';
+import {
+  lastSuccessByTarget,
+  latestDrill,
+  latestFinishedRun,
+  repositorySizes,
+  runCountsByStatus,
+} from '../vault/catalog.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -131,11 +138,7 @@ export function createMetrics(sql: Sql): Metrics {
     async collect() {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
-      const rows = await sql`
-        select t->>'name' as target, extract(epoch from max(r.finished_at)) as at
-        from backup_runs r, jsonb_array_elements(r.targets) t
-        where (t->>'ok')::boolean group by 1`;
-      for (const row of rows) this.set({ target: row.target as string }, Number(row.at));
+      for (const [target, at] of await lastSuccessByTarget(sql)) this.set({ target }, at.getTime() / 1000);
     },
   });
   new Gauge({
@@ -146,13 +149,11 @@ export function createMetrics(sql: Sql): Metrics {
     async collect() {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
-      const [row] = await sql`
-        select extract(epoch from finished_at - started_at) as seconds, bytes_added, status
-        from backup_runs where finished_at is not null order by id desc limit 1`;
-      if (!row) return;
-      this.set({ field: 'duration_seconds' }, Number(row.seconds));
-      this.set({ field: 'bytes_added' }, Number(row.bytes_added));
-      this.set({ field: 'failed' }, row.status === 'succeeded' ? 0 : 1);
+      const run = await latestFinishedRun(sql);
+      if (!run) return;
+      this.set({ field: 'duration_seconds' }, (run.finishedAt!.getTime() - run.startedAt.getTime()) / 1000);
+      this.set({ field: 'bytes_added' }, run.bytesAdded);
+      this.set({ field: 'failed' }, run.status === 'succeeded' ? 0 : 1);
     },
   });
   new Gauge({
@@ -163,13 +164,9 @@ export function createMetrics(sql: Sql): Metrics {
     async collect() {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
-      const rows = await sql`
-        select distinct on (t->>'name') t->>'name' as target, t->>'snapshots' as snapshots, t->>'repositoryBytes' as bytes
-        from backup_runs r, jsonb_array_elements(r.targets) t
-        where (t->>'ok')::boolean and t ? 'snapshots' order by t->>'name', r.id desc`;
-      for (const row of rows) {
-        this.set({ target: row.target as string, field: 'snapshots' }, Number(row.snapshots));
-        this.set({ target: row.target as string, field: 'bytes' }, Number(row.bytes));
+      for (const { target, snapshots, bytes } of await repositorySizes(sql)) {
+        this.set({ target, field: 'snapshots' }, snapshots);
+        this.set({ target, field: 'bytes' }, bytes);
       }
     },
   });
@@ -195,9 +192,7 @@ export function createMetrics(sql: Sql): Metrics {
     async collect() {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
-      for (const row of await sql`select status, count(*)::int as n from backup_runs group by status`) {
-        this.set({ status: row.status as string }, row.n as number);
-      }
+      for (const [status, n] of await runCountsByStatus(sql)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -208,14 +203,10 @@ export function createMetrics(sql: Sql): Metrics {
     async collect() {
       this.reset();
       if (!(await hasTable('drill_runs'))) return;
-      const [passed] = await sql`
-        select extract(epoch from finished_at) as at, recovery_seconds from drill_runs
-        where status = 'passed' order by id desc limit 1`;
-      const [last] =
-        await sql`select status from drill_runs where finished_at is not null order by id desc limit 1`;
+      const [passed, last] = await Promise.all([latestDrill(sql, ['passed']), latestDrill(sql)]);
       if (passed) {
-        this.set({ field: 'success_timestamp_seconds' }, Number(passed.at));
-        this.set({ field: 'recovery_seconds' }, Number(passed.recovery_seconds));
+        this.set({ field: 'success_timestamp_seconds' }, passed.finishedAt.getTime() / 1000);
+        this.set({ field: 'recovery_seconds' }, Number(passed.recoverySeconds));
       }
       if (last) this.set({ field: 'failed' }, last.status === 'failed' ? 1 : 0);
     },

@@ -1,5 +1,14 @@
+import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { scheduleInterval } from '../lib/schedule-interval.ts';
 import type { DrillReport } from './drill.ts';
+import { targetNames } from './targets.ts';
+
+/**
+ * The backup catalog: the only module that reads or writes `backup_runs` and `drill_runs`. Every process
+ * (CLI, API, scheduler) records its runs here, and health, alerts, doctor and metrics read them here, so
+ * that they agree on what happened and on what counts as stale (I10).
+ */
 
 export interface TargetOutcome {
   name: string;
@@ -12,7 +21,29 @@ export interface TargetOutcome {
   repositoryBytes?: number;
 }
 
-/** The backup catalog in PostgreSQL: best effort, since a backup must not fail because its own log could not be written. */
+export interface BackupRun {
+  id: number;
+  startedAt: Date;
+  finishedAt: Date | null;
+  status: string;
+  snapshotId: string | null;
+  tags: string[];
+  targets: TargetOutcome[];
+  bytesAdded: number;
+  error: string | null;
+}
+
+export interface DrillRun {
+  status: 'passed' | 'failed';
+  startedAt: Date;
+  finishedAt: Date;
+  snapshotId: string | null;
+  target: string | null;
+  recoverySeconds: number | null;
+  reason: string | null;
+}
+
+/** Best effort, since a backup must not fail because its own log could not be written. */
 export async function recordRunStart(sql: Sql, tags: string[]): Promise<number | undefined> {
   try {
     const [row] = await sql`insert into backup_runs (tags) values (${tags}) returning id`;
@@ -25,7 +56,7 @@ export async function recordRunStart(sql: Sql, tags: string[]): Promise<number |
 export async function recordRunEnd(
   sql: Sql,
   id: number | undefined,
-  outcome: { snapshotId?: string; targets: TargetOutcome[]; bytesAdded: number; error?: string },
+  outcome: { snapshotId?: string | undefined; targets: TargetOutcome[]; bytesAdded: number; error?: string },
 ): Promise<void> {
   if (id === undefined) return;
   const okCount = outcome.targets.filter((t) => t.ok).length;
@@ -44,7 +75,131 @@ export async function recordRunEnd(
   }
 }
 
-/** Records a finished drill; best effort, like the backup catalog. */
+/** Records a backup run around `run`, whoever started it: the one place a run enters the catalog. */
+export async function recordedRun<
+  T extends { snapshotId: string | undefined; targets: TargetOutcome[]; bytesAdded: number },
+>(sql: Sql, tags: string[], run: () => Promise<T>): Promise<T> {
+  const id = await recordRunStart(sql, tags);
+  let result: T;
+  try {
+    result = await run();
+  } catch (error) {
+    await recordRunEnd(sql, id, { targets: [], bytesAdded: 0, error: (error as Error).message });
+    throw error;
+  }
+  await recordRunEnd(sql, id, {
+    snapshotId: result.snapshotId,
+    targets: result.targets,
+    bytesAdded: result.bytesAdded,
+  });
+  return result;
+}
+
+function toRun(row: Record<string, unknown>): BackupRun {
+  return {
+    id: Number(row.id),
+    startedAt: row.started_at as Date,
+    finishedAt: (row.finished_at as Date | null) ?? null,
+    status: row.status as string,
+    snapshotId: (row.snapshot_id as string | null) ?? null,
+    tags: (row.tags as string[]) ?? [],
+    targets: (row.targets as TargetOutcome[] | null) ?? [],
+    bytesAdded: Number(row.bytes_added ?? 0),
+    error: (row.error as string | null) ?? null,
+  };
+}
+
+/** Newest first. */
+export async function listRuns(sql: Sql, limit = 100): Promise<BackupRun[]> {
+  const rows = await sql`
+    select id, started_at, finished_at, status, snapshot_id, tags, targets, bytes_added, error
+    from backup_runs order by id desc limit ${limit}`;
+  return rows.map(toRun);
+}
+
+/** The newest run that has finished, however it ended. */
+export async function latestFinishedRun(sql: Sql): Promise<BackupRun | undefined> {
+  const [row] = await sql`
+    select id, started_at, finished_at, status, snapshot_id, tags, targets, bytes_added, error
+    from backup_runs where finished_at is not null order by finished_at desc, id desc limit 1`;
+  return row ? toRun(row) : undefined;
+}
+
+/** The newest run that reached `target`. */
+export async function latestSuccessOn(sql: Sql, target: string): Promise<BackupRun | undefined> {
+  const [row] = await sql`
+    select id, started_at, finished_at, status, snapshot_id, tags, targets, bytes_added, error
+    from backup_runs
+    where finished_at is not null
+      and targets @> jsonb_build_array(jsonb_build_object('name', ${target}::text, 'ok', true))
+    order by finished_at desc limit 1`;
+  return row ? toRun(row) : undefined;
+}
+
+/** When each target was last reached by a backup; ages count from the end of a run. */
+export async function lastSuccessByTarget(sql: Sql): Promise<Map<string, Date>> {
+  const rows = await sql`
+    select t->>'name' as target, max(r.finished_at) as at
+    from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
+  return new Map(rows.map((row) => [row.target as string, row.at as Date]));
+}
+
+/** Each target's repository after its last successful backup: snapshots held and bytes stored. */
+export async function repositorySizes(
+  sql: Sql,
+): Promise<Array<{ target: string; snapshots: number; bytes: number }>> {
+  const rows = await sql`
+    select distinct on (t->>'name') t->>'name' as target, t->>'snapshots' as snapshots, t->>'repositoryBytes' as bytes
+    from backup_runs r, jsonb_array_elements(r.targets) t
+    where (t->>'ok')::boolean and t ? 'snapshots' order by t->>'name', r.id desc`;
+  return rows.map((row) => ({
+    target: row.target as string,
+    snapshots: Number(row.snapshots),
+    bytes: Number(row.bytes),
+  }));
+}
+
+export async function runCountsByStatus(sql: Sql): Promise<Map<string, number>> {
+  const rows = await sql`select status, count(*)::int as n from backup_runs group by status`;
+  return new Map(rows.map((row) => [row.status as string, row.n as number]));
+}
+
+export interface TargetFreshness {
+  target: string;
+  lastSuccessAt: Date | undefined;
+  ageMs: number | undefined;
+  /** Never reached, or last reached more than twice the schedule's interval ago. */
+  stale: boolean;
+}
+
+/**
+ * The one staleness rule (I10): a target is stale when no backup has ever reached it, or when the last one
+ * that did ended more than twice BACKUP_SCHEDULE's interval ago. With the schedule off, only "never" is
+ * stale.
+ */
+export function isBackupStale(ageMs: number | undefined, intervalMs: number | undefined): boolean {
+  return ageMs === undefined || (intervalMs !== undefined && ageMs > 2 * intervalMs);
+}
+
+/** Every target's freshness by that rule. Throws ScheduleError for a schedule that is not cron. */
+export async function backupFreshness(
+  sql: Sql,
+  config: Config,
+  now = new Date(),
+): Promise<{ intervalMs: number | undefined; targets: TargetFreshness[] }> {
+  const intervalMs = scheduleInterval(config.backup.schedule, now, 'BACKUP_SCHEDULE');
+  const last = await lastSuccessByTarget(sql);
+  return {
+    intervalMs,
+    targets: targetNames(config).map((target) => {
+      const lastSuccessAt = last.get(target);
+      const ageMs = lastSuccessAt ? now.getTime() - lastSuccessAt.getTime() : undefined;
+      return { target, lastSuccessAt, ageMs, stale: isBackupStale(ageMs, intervalMs) };
+    }),
+  };
+}
+
+/** Records a finished drill; best effort, like the backup runs. */
 export async function recordDrill(sql: Sql, target: string, report: DrillReport): Promise<void> {
   try {
     await sql`
@@ -54,4 +209,17 @@ export async function recordDrill(sql: Sql, target: string, report: DrillReport)
   } catch {
     // The drill's own verdict is printed and returned either way.
   }
+}
+
+/** The newest finished drill with one of `statuses`. */
+export async function latestDrill(
+  sql: Sql,
+  statuses: Array<DrillRun['status']> = ['passed', 'failed'],
+): Promise<DrillRun | undefined> {
+  const [row] = await sql<DrillRun[]>`
+    select status, started_at as "startedAt", finished_at as "finishedAt", snapshot_id as "snapshotId", target,
+           recovery_seconds as "recoverySeconds", reason
+    from drill_runs where finished_at is not null and status in ${sql(statuses)}
+    order by finished_at desc, id desc limit 1`;
+  return row;
 }

@@ -3,12 +3,12 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
-import { runBackup } from './backup.ts';
-import { recordDrill, recordRunEnd, recordRunStart } from './catalog.ts';
+import { type BackupResult, runBackup } from './backup.ts';
+import { recordDrill, recordedRun } from './catalog.ts';
 import { runDrill } from './drill.ts';
-import { runForget } from './forget.ts';
 import { resolveSnapshot } from './restore.ts';
-import { openRepository, resolveTargets } from './targets.ts';
+import { applyRetention } from './retention.ts';
+import { openFirstTarget } from './targets.ts';
 
 export interface VaultJobDeps {
   config: Config;
@@ -20,7 +20,10 @@ export interface VaultJobDeps {
   clock: Clock;
 }
 
-/** Another scheduler (a second host, a second `up`) may hold the job: then this slot is theirs. */
+const BACKUP_LOCK = 7_401_552_332;
+const DRILL_LOCK = 7_401_552_333;
+
+/** Another scheduler (a second host, a second `up`) or an API request may hold the job: then this slot is theirs. */
 async function exclusively(sql: Sql, key: number, fn: () => Promise<void>): Promise<boolean> {
   const connection = await sql.reserve();
   try {
@@ -38,80 +41,70 @@ async function exclusively(sql: Sql, key: number, fn: () => Promise<void>): Prom
 }
 
 /**
- * The scheduled backup: one snapshot on every target (a target that was down catches up with what it
- * missed), recorded in the catalog, then the retention policy with prune on every target.
+ * One snapshot on every target (a target that was down catches up with what it missed), recorded in the
+ * catalog with `tags` saying who started it; with `prune`, the retention policy and prune on every target
+ * afterwards. One at a time across every process; undefined when another run holds the lock.
  */
+export async function backupNow(
+  deps: VaultJobDeps,
+  options: { tags: string[]; time?: Date; prune: boolean },
+): Promise<BackupResult | undefined> {
+  let result: BackupResult | undefined;
+  const ran = await exclusively(deps.sql, BACKUP_LOCK, async () => {
+    result = await recordedRun(deps.sql, options.tags, () =>
+      runBackup({
+        config: deps.config,
+        sql: deps.sql,
+        databaseUrl: deps.databaseUrl,
+        redisUrl: deps.redisUrl,
+        objects: deps.objects,
+        tags: options.tags,
+        ...(options.time ? { time: options.time } : {}),
+      }),
+    );
+    const failed = result.targets.filter((t) => !t.ok);
+    if (failed.length) deps.logger.error({ failed }, 'backup did not reach every target');
+    else deps.logger.info({ snapshot: result.snapshotId, ms: result.durationMs }, 'backup done');
+    if (!options.prune) return;
+    const retention = await applyRetention(deps.config, deps.config.backup.keep, {
+      prune: true,
+      now: deps.clock.now().getTime(),
+    });
+    for (const { target, result: forgot, error } of retention) {
+      if (error) deps.logger.error({ err: error, target }, 'retention failed; the next run tries again');
+      else if (forgot?.removed.length)
+        deps.logger.info(
+          { target, removed: forgot.removed.length, pruned: forgot.pruned },
+          'retention applied',
+        );
+    }
+  });
+  if (!ran) deps.logger.info('another process is running a backup; skipped');
+  return result;
+}
+
+/** The scheduled backup, then the retention policy with prune on every target. */
 export function backupJob(deps: VaultJobDeps): ScheduledJob {
   return {
     name: 'backup',
     schedule: deps.config.backup.schedule,
     run: async (slot) => {
-      const ran = await exclusively(deps.sql, 7_401_552_332, async () => {
-        const runId = await recordRunStart(deps.sql, ['scheduled']);
-        try {
-          const result = await runBackup({
-            config: deps.config,
-            sql: deps.sql,
-            databaseUrl: deps.databaseUrl,
-            redisUrl: deps.redisUrl,
-            objects: deps.objects,
-            tags: ['scheduled'],
-            time: slot,
-          });
-          await recordRunEnd(deps.sql, runId, {
-            snapshotId: result.snapshotId,
-            targets: result.targets,
-            bytesAdded: result.bytesAdded,
-          });
-          const failed = result.targets.filter((t) => !t.ok);
-          if (failed.length) deps.logger.error({ failed }, 'backup did not reach every target');
-          else
-            deps.logger.info({ snapshot: result.snapshotId, ms: result.durationMs }, 'scheduled backup done');
-        } catch (error) {
-          await recordRunEnd(deps.sql, runId, {
-            targets: [],
-            bytesAdded: 0,
-            error: (error as Error).message,
-          });
-          throw error;
-        }
-        for (const target of resolveTargets(deps.config)) {
-          try {
-            const repo = await openRepository(target, deps.config.backup.password);
-            const forgot = await runForget(repo, deps.config.backup.keep, {
-              prune: true,
-              now: deps.clock.now().getTime(),
-            });
-            if (forgot.removed.length)
-              deps.logger.info(
-                { target: target.name, removed: forgot.removed.length, pruned: forgot.pruned },
-                'retention applied',
-              );
-          } catch (error) {
-            deps.logger.error(
-              { err: error, target: target.name },
-              'retention failed; the next run tries again',
-            );
-          }
-        }
-      });
-      if (!ran) deps.logger.info('another scheduler is running the backup; skipped');
+      await backupNow(deps, { tags: ['scheduled'], time: slot, prune: true });
     },
   };
 }
 
-/** The scheduled restore drill of the newest snapshot on the first target. */
+/** The scheduled restore drill of the newest snapshot on the first target that opens. */
 export function drillJob(deps: VaultJobDeps): ScheduledJob {
   return {
     name: 'drill',
     schedule: deps.config.drill.schedule,
     run: async () => {
-      await exclusively(deps.sql, 7_401_552_333, async () => {
-        const [target] = resolveTargets(deps.config);
-        const repo = await openRepository(target!, deps.config.backup.password);
+      await exclusively(deps.sql, DRILL_LOCK, async () => {
+        const { target, repo } = await openFirstTarget(deps.config);
         const snapshot = await resolveSnapshot(repo, 'latest');
         const report = await runDrill(deps.config, repo, snapshot);
-        await recordDrill(deps.sql, target!.name, report);
+        await recordDrill(deps.sql, target.name, report);
         if (report.status === 'passed')
           deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
         else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');

@@ -1,7 +1,7 @@
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
-import { Repository, RepositoryNotFoundError } from './repository/index.ts';
+import { Repository, RepositoryNotFoundError, type Snapshot } from './repository/index.ts';
 
 export interface Target {
   /** `local` (BACKUP_DIR) or `s3` (BACKUP_S3_URI). */
@@ -14,19 +14,39 @@ export class TargetError extends Error {
   override name = 'TargetError';
 }
 
-/** The backup targets, local first: 3-2-1 means a copy on this machine and one somewhere else. */
-export function resolveTargets(config: Config, only?: string[]): Target[] {
-  const targets: Target[] = [
-    { name: 'local', offsite: false, store: createBlobStore(`file://${config.backup.dir}`, config.s3) },
+export interface TargetDescription {
+  name: string;
+  offsite: boolean;
+  url: string;
+}
+
+/**
+ * The configured targets, local first (3-2-1: a copy on this machine and one somewhere else). Never throws,
+ * so that a configuration `resolveTargets` refuses can still be reported on.
+ */
+export function describeTargets(config: Config): TargetDescription[] {
+  return [
+    { name: 'local', offsite: false, url: `file://${config.backup.dir}` },
+    ...(config.backup.s3Uri ? [{ name: 's3', offsite: true, url: config.backup.s3Uri }] : []),
   ];
-  if (config.backup.s3Uri) {
-    if (!config.backup.password && !config.backup.allowUnencryptedOffsite) {
-      throw new TargetError(
-        'BACKUP_S3_URI is set but BACKUP_PASSWORD is not: offsite backups are encrypted; set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies.',
-      );
-    }
-    targets.push({ name: 's3', offsite: true, store: createBlobStore(config.backup.s3Uri, config.s3) });
+}
+
+export function targetNames(config: Config): string[] {
+  return describeTargets(config).map((target) => target.name);
+}
+
+/** The backup targets ready to use, local first; `only` picks some by name. */
+export function resolveTargets(config: Config, only?: string[]): Target[] {
+  if (config.backup.s3Uri && !config.backup.password && !config.backup.allowUnencryptedOffsite) {
+    throw new TargetError(
+      'BACKUP_S3_URI is set but BACKUP_PASSWORD is not: offsite backups are encrypted; set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies.',
+    );
   }
+  const targets = describeTargets(config).map(({ name, offsite, url }) => ({
+    name,
+    offsite,
+    store: createBlobStore(url, config.s3),
+  }));
   if (!only || only.length === 0) return targets;
   const unknown = only.filter((name) => !targets.some((target) => target.name === name));
   if (unknown.length) {
@@ -62,4 +82,60 @@ export async function loadSnapshots(repo: Repository) {
     }
   }
   return snapshots.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+}
+
+/** The first target whose repository opens: restore, drill, export and snapshots read from one. */
+export async function openFirstTarget(
+  config: Config,
+  only?: string[],
+): Promise<{ target: Target; repo: Repository }> {
+  const problems: string[] = [];
+  for (const target of resolveTargets(config, only)) {
+    try {
+      return { target, repo: await openRepository(target, config.backup.password) };
+    } catch (error) {
+      problems.push(`${target.name}: ${(error as Error).message}`);
+    }
+  }
+  throw new TargetError(`No backup target could be opened. ${problems.join(' ')}`);
+}
+
+export interface SnapshotListing {
+  id: string;
+  time: string;
+  tags: string[];
+  /** The targets that hold it. */
+  targets: string[];
+  facts: Snapshot['facts'];
+  stats: Snapshot['stats'];
+}
+
+/** Every snapshot on every target (newest first), with the targets that hold it and those that could not be read. */
+export async function snapshotsOnTargets(
+  config: Config,
+  only?: string[],
+): Promise<{ snapshots: SnapshotListing[]; unreachable: Array<{ target: string; error: string }> }> {
+  const rows = new Map<string, SnapshotListing>();
+  const unreachable: Array<{ target: string; error: string }> = [];
+  for (const target of resolveTargets(config, only)) {
+    try {
+      const repo = await openRepository(target, config.backup.password);
+      for (const snapshot of await loadSnapshots(repo)) {
+        const row = rows.get(snapshot.id) ?? {
+          id: snapshot.id,
+          time: snapshot.time,
+          tags: snapshot.tags,
+          targets: [],
+          facts: snapshot.facts,
+          stats: snapshot.stats,
+        };
+        row.targets.push(target.name);
+        rows.set(snapshot.id, row);
+      }
+    } catch (error) {
+      unreachable.push({ target: target.name, error: (error as Error).message });
+    }
+  }
+  const snapshots = [...rows.values()].sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+  return { snapshots, unreachable };
 }

@@ -1,7 +1,10 @@
 import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
+import { realClock } from '../../lib/scheduler.ts';
+import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.ts';
+import { backupNow } from '../../vault/scheduled.ts';
 import { requireRole } from '../auth.ts';
-import type { ApiDeps } from '../server.ts';
+import type { ApiDeps } from '../deps.ts';
 
 const nextRun = (schedule: string) =>
   schedule === 'off'
@@ -22,37 +25,33 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async () => {
-        const runs = await deps.sql`
-        select id, started_at, finished_at, status, snapshot_id, tags, targets, bytes_added, error
-        from backup_runs order by id desc limit 100`;
-        const [drill] = await deps.sql`
-        select started_at, finished_at, status, snapshot_id, target, recovery_seconds, reason
-        from drill_runs order by id desc limit 1`;
-        const lastByTarget = await deps.sql`
-        select t->>'name' as target, max(r.finished_at) as at
-        from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
+        const [runs, lastSuccess, drill] = await Promise.all([
+          listRuns(deps.sql),
+          lastSuccessByTarget(deps.sql),
+          latestDrill(deps.sql),
+        ]);
         return {
           backups: runs.map((r) => ({
-            id: Number(r.id),
-            snapshotId: r.snapshot_id,
+            id: r.id,
+            snapshotId: r.snapshotId,
             status: r.status,
-            startedAt: (r.started_at as Date).toISOString(),
-            finishedAt: (r.finished_at as Date | null)?.toISOString() ?? null,
+            startedAt: r.startedAt.toISOString(),
+            finishedAt: r.finishedAt?.toISOString() ?? null,
             tags: r.tags,
             targets: r.targets,
-            bytesAdded: Number(r.bytes_added),
+            bytesAdded: r.bytesAdded,
             ...(r.error ? { error: r.error } : {}),
           })),
           targets: Object.fromEntries(
-            lastByTarget.map((r) => [r.target, { lastSuccessAt: (r.at as Date).toISOString() }]),
+            [...lastSuccess].map(([target, at]) => [target, { lastSuccessAt: at.toISOString() }]),
           ),
           lastDrill: drill
             ? {
                 status: drill.status,
-                snapshotId: drill.snapshot_id,
+                snapshotId: drill.snapshotId,
                 target: drill.target,
-                recoverySeconds: drill.recovery_seconds,
-                finishedAt: (drill.finished_at as Date | null)?.toISOString() ?? null,
+                recoverySeconds: drill.recoverySeconds,
+                finishedAt: drill.finishedAt.toISOString(),
                 ...(drill.reason ? { reason: drill.reason } : {}),
               }
             : null,
@@ -76,22 +75,20 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async (request, reply) => {
-        const { backupJob } = await import('../../vault/scheduled.ts');
-        const { realClock } = await import('../../lib/scheduler.ts');
-        const { createBlobStore } = await import('../../blobstore/index.ts');
-        const job = backupJob({
-          config: deps.config,
-          sql: deps.sql,
-          databaseUrl: deps.urls.database,
-          redisUrl: deps.urls.redis,
-          objects: createBlobStore(deps.config.storageUrl, deps.config.s3),
-          logger: request.log as never,
-          clock: realClock,
-        });
-        // The run records itself in the catalog; one at a time across every process (an advisory lock).
-        void job
-          .run(new Date())
-          .catch((error) => request.log.error({ err: error }, 'backup requested over the API failed'));
+        // Tagged as the API's: a backup on request never prunes; retention is the schedule's job. It records
+        // itself in the catalog, one at a time across every process.
+        void backupNow(
+          {
+            config: deps.config,
+            sql: deps.sql,
+            databaseUrl: deps.urls.database,
+            redisUrl: deps.urls.redis,
+            objects: deps.objects.blobs,
+            logger: request.log as never,
+            clock: realClock,
+          },
+          { tags: ['api'], prune: false },
+        ).catch((error) => request.log.error({ err: error }, 'backup requested over the API failed'));
         return reply.status(202).send({ status: 'started' });
       },
     );

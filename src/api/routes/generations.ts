@@ -4,10 +4,11 @@ import { createGeneration, getGeneration, listGenerations } from '../../generati
 import { enqueue } from '../../generation/queue.ts';
 import { deleteUserData } from '../../generation/user-data.ts';
 import type { ObjectRecord } from '../../objects/store.ts';
+import { syncLedgerEverywhere } from '../../vault/ledger.ts';
 import { requireRole } from '../auth.ts';
+import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { presentGeneration } from '../presenters.ts';
-import type { ApiDeps } from '../server.ts';
 
 const fields = z.object({
   trend: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a trend slug'),
@@ -137,8 +138,7 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
       async (request) => {
         const deletion = await deleteUserData(deps.sql, (request.params as { user: string }).user);
         // The record outlives this machine: it goes to the ledger on every backup target too (I3).
-        void import('../../vault/ledger.ts')
-          .then(({ syncLedgerEverywhere }) => syncLedgerEverywhere(deps.config, deps.sql))
+        void syncLedgerEverywhere(deps.config, deps.sql)
           .then((results) => {
             for (const r of results.filter((x) => x.error)) {
               request.log.warn(

@@ -1,7 +1,7 @@
 import { access, constants } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
-import { scheduleInterval } from '../../lib/schedule-interval.ts';
-import type { ApiDeps } from '../server.ts';
+import { backupFreshness } from '../../vault/catalog.ts';
+import type { ApiDeps } from '../deps.ts';
 
 interface Check {
   name: string;
@@ -51,18 +51,10 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
             : 'all files valid';
         }),
         timed('backups', async () => {
-          const intervalMs = scheduleInterval(deps.config.backup.schedule, new Date(), 'BACKUP_SCHEDULE');
-          const interval = intervalMs === undefined ? undefined : intervalMs / 1000;
-          const rows = await deps.sql`
-            select t->>'name' as target, extract(epoch from now() - max(r.finished_at)) as age
-            from backup_runs r, jsonb_array_elements(r.targets) t where (t->>'ok')::boolean group by 1`;
-          const ages = new Map(rows.map((row) => [row.target as string, Number(row.age)]));
-          const targets = ['local', ...(deps.config.backup.s3Uri ? ['s3'] : [])];
-          const stale = targets.filter(
-            (t) => !ages.has(t) || (interval !== undefined && ages.get(t)! > 2 * interval),
-          );
+          const { targets } = await backupFreshness(deps.sql, deps.config);
+          const stale = targets.filter((t) => t.stale).map((t) => t.target);
           if (stale.length) throw new Error(`no recent backup on ${stale.join(', ')}`);
-          return targets.map((t) => `${t} ${Math.round(ages.get(t)! / 60)} min ago`).join(', ');
+          return targets.map((t) => `${t.target} ${Math.round(t.ageMs! / 60_000)} min ago`).join(', ');
         }).then((check) => ({ ...check, critical: false })),
       ]);
       const ready = checks.every((check) => check.ok || check.critical === false);

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { assertValidKey } from '../../blobstore/blobstore.ts';
 import { requireRole } from '../auth.ts';
-import type { ApiDeps } from '../server.ts';
+import type { ApiDeps } from '../deps.ts';
 
 export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {

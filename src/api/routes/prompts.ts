@@ -9,8 +9,8 @@ import {
   savePrompt,
 } from '../../prompts/index.ts';
 import { requireRole } from '../auth.ts';
+import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
-import type { ApiDeps } from '../server.ts';
 
 const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
 

@@ -9,9 +9,9 @@ import {
   updateTrend,
 } from '../../trends/trends.ts';
 import { requireRole } from '../auth.ts';
+import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { presentObject, presentTrend } from '../presenters.ts';
-import type { ApiDeps } from '../server.ts';
 
 function parseBody<T>(
   schema: {

@@ -2,32 +2,17 @@ import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
 import { formatDuration } from '../../lib/format.ts';
 import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts';
+import { isBackupStale, latestFinishedRun, latestSuccessOn } from '../../vault/catalog.ts';
 import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
-import { openRepository } from '../../vault/targets.ts';
+import { describeTargets, openRepository, type TargetDescription } from '../../vault/targets.ts';
 import { probeStore } from './context.ts';
 import { type DoctorCheck, type DoctorContext, errorMessage, fail, ok, warn } from './types.ts';
-
-/** The vault's targets by the names `resolveTargets` gives them; built here so a refused config still gets checked. */
-export function backupTargets(config: Config): Array<{ name: string; offsite: boolean; url: string }> {
-  return [
-    { name: 'local', offsite: false, url: `file://${config.backup.dir}` },
-    ...(config.backup.s3Uri ? [{ name: 's3', offsite: true, url: config.backup.s3Uri }] : []),
-  ];
-}
 
 /** The database when it has the given table; undefined when that table does not exist (not migrated yet). */
 export async function databaseWith(ctx: DoctorContext, table: string): Promise<Sql | undefined> {
   const sql = await ctx.database();
   const [row] = await sql<Array<{ exists: boolean }>>`select to_regclass(${table}) is not null as exists`;
   return row!.exists ? sql : undefined;
-}
-
-interface RunRow {
-  finishedAt: Date;
-  status: string;
-  snapshotId: string | null;
-  targets: Array<{ name: string; ok: boolean; error?: string }>;
-  error: string | null;
 }
 
 const ago = (ctx: DoctorContext, at: Date) => `${formatDuration(ctx.now.getTime() - at.getTime())} ago`;
@@ -46,16 +31,7 @@ function freshCheck(name: string): DoctorCheck {
       }
       const sql = await databaseWith(ctx, 'backup_runs');
       if (!sql) return warn('the backup catalog does not exist yet', 'run: trendgen migrate');
-      // Ages count from the end of a run, as the alerts and /readyz count them, so all three agree.
-      const [success] = await sql<RunRow[]>`
-        select finished_at as "finishedAt", status, snapshot_id as "snapshotId", targets, error
-        from backup_runs
-        where finished_at is not null
-          and targets @> jsonb_build_array(jsonb_build_object('name', ${name}::text, 'ok', true))
-        order by finished_at desc limit 1`;
-      const [latest] = await sql<RunRow[]>`
-        select finished_at as "finishedAt", status, snapshot_id as "snapshotId", targets, error
-        from backup_runs where finished_at is not null order by finished_at desc limit 1`;
+      const [success, latest] = await Promise.all([latestSuccessOn(sql, name), latestFinishedRun(sql)]);
       // A run that failed before reaching any target (the dump failed, say) failed for every target.
       const entry = latest?.targets.find((t) => t.name === name);
       const latestError =
@@ -65,20 +41,20 @@ function freshCheck(name: string): DoctorCheck {
       if (!success) {
         return latestError
           ? fail(
-              `no backup has ever reached ${name}; the latest run (${ago(ctx, latest!.finishedAt)}) failed: ${latestError}`,
+              `no backup has ever reached ${name}; the latest run (${ago(ctx, latest!.finishedAt!)}) failed: ${latestError}`,
               `run: trendgen backup --target ${name}`,
             )
           : warn(`no backup has run to ${name} yet`, 'run: trendgen backup (the scheduler runs it on time)');
       }
-      const age = ctx.now.getTime() - success.finishedAt.getTime();
-      const last = `last successful backup to ${name} ${ago(ctx, success.finishedAt)} (snapshot ${success.snapshotId?.slice(0, 8) ?? '?'})`;
+      const age = ctx.now.getTime() - success.finishedAt!.getTime();
+      const last = `last successful backup to ${name} ${ago(ctx, success.finishedAt!)} (snapshot ${success.snapshotId?.slice(0, 8) ?? '?'})`;
       if (interval === undefined) {
         return warn(
           `${last}; BACKUP_SCHEDULE is off, so backups run only when someone starts them`,
           'set BACKUP_SCHEDULE (default hourly: 0 * * * *)',
         );
       }
-      if (age > 2 * interval) {
+      if (isBackupStale(age, interval)) {
         return fail(
           `stale: ${last}, though BACKUP_SCHEDULE runs every ${formatDuration(interval)}${latestError ? `; the latest run failed: ${latestError}` : ''}`,
           `see the scheduler's log (trendgen scheduler), then: trendgen backup --target ${name}`,
@@ -95,7 +71,7 @@ function freshCheck(name: string): DoctorCheck {
   };
 }
 
-function repositoryCheck(target: { name: string; offsite: boolean; url: string }): DoctorCheck {
+function repositoryCheck(target: TargetDescription): DoctorCheck {
   return {
     id: `backup.${target.name}.repository`,
     run: async (ctx) => {
@@ -124,7 +100,7 @@ function repositoryCheck(target: { name: string; offsite: boolean; url: string }
 }
 
 export function backupChecks(config: Config): DoctorCheck[] {
-  const targets = backupTargets(config);
+  const targets = describeTargets(config);
   return [
     ...targets.map((target) => freshCheck(target.name)),
     ...targets.map(repositoryCheck),

@@ -5,8 +5,6 @@ import { openDatabase, type Sql } from '../../db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../../embedded/connect.ts';
 import { type DoctorContext, errorMessage, NotChecked } from './types.ts';
 
-export type RedisClient = Redis;
-
 /** A dependency that cannot be reached: FAIL for its own check, "not checked" for the ones that need it. */
 export class Unreachable extends NotChecked {
   override name = 'Unreachable';

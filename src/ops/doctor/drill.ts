@@ -1,18 +1,10 @@
 import { formatDuration } from '../../lib/format.ts';
 import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts';
+import { type DrillRun, latestDrill } from '../../vault/catalog.ts';
 import { databaseWith } from './backups.ts';
 import { type DoctorCheck, type DoctorContext, fail, ok, warn } from './types.ts';
 
-interface DrillRow {
-  status: 'passed' | 'failed';
-  finishedAt: Date;
-  snapshotId: string | null;
-  target: string | null;
-  recoverySeconds: number | null;
-  reason: string | null;
-}
-
-function describe(ctx: DoctorContext, row: DrillRow): string {
+function describe(ctx: DoctorContext, row: DrillRun): string {
   const parts = [`${formatDuration(ctx.now.getTime() - row.finishedAt.getTime())} ago`];
   if (row.snapshotId)
     parts.push(`snapshot ${row.snapshotId.slice(0, 8)}${row.target ? ` from ${row.target}` : ''}`);
@@ -41,15 +33,7 @@ export function drillChecks(): DoctorCheck[] {
         // drill_runs comes with migration 0004; a database not migrated that far has simply seen no drill.
         const sql = await databaseWith(ctx, 'drill_runs');
         if (!sql) return none;
-        const latestOf = (statuses: string[]) => sql<DrillRow[]>`
-          select status, finished_at as "finishedAt", snapshot_id as "snapshotId", target,
-                 recovery_seconds as "recoverySeconds", reason
-          from drill_runs where finished_at is not null and status in ${sql(statuses)}
-          order by finished_at desc limit 1`;
-        const [[latest], [passed]] = await Promise.all([
-          latestOf(['passed', 'failed']),
-          latestOf(['passed']),
-        ]);
+        const [latest, passed] = await Promise.all([latestDrill(sql), latestDrill(sql, ['passed'])]);
         if (!latest) return none;
         if (latest.status === 'failed') {
           return fail(

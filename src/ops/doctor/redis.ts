@@ -1,4 +1,5 @@
-import { endpointOf, type RedisClient, Unreachable } from './context.ts';
+import type { Redis as RedisClient } from 'ioredis';
+import { endpointOf, Unreachable } from './context.ts';
 import { type DoctorCheck, fail, ok, warn } from './types.ts';
 
 /** CONFIG GET, or undefined when the server refuses it (managed services often rename or block CONFIG). */

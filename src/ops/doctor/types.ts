@@ -1,6 +1,6 @@
+import type { Redis as RedisClient } from 'ioredis';
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
-import type { RedisClient } from './context.ts';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL';
 

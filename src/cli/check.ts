@@ -1,0 +1,67 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/config.ts';
+import { checkTargets } from '../vault/check-targets.ts';
+import type { BlobProblem } from '../vault/repository/index.ts';
+import { printJson } from './context.ts';
+import { collect } from './options.ts';
+
+export function checkCommand(): Command {
+  return new Command('check')
+    .description(
+      'Verify the repository on each target: structure, and with --read-data every blob re-hashed. Names every damaged blob and the files it breaks.',
+    )
+    .option('--read-data', 're-read and re-hash every blob')
+    .option(
+      '--repair',
+      'move damaged blobs and unreadable snapshot records aside into quarantine/ (exclusive lock), so that the next backup stores that content again',
+    )
+    .option('--target <name>', 'only this target (repeatable)', collect)
+    .option('--json', 'one JSON document on stdout')
+    .action(async (options: { readData?: boolean; repair?: boolean; target?: string[]; json?: boolean }) => {
+      const checks = await checkTargets(loadConfig(), {
+        readData: Boolean(options.readData),
+        repair: Boolean(options.repair),
+        ...(options.target ? { only: options.target } : {}),
+      });
+      const failed = checks.some((c) => c.error !== undefined || !c.report?.ok);
+      if (options.json) {
+        printJson({
+          ok: !failed,
+          targets: checks.map(({ target, report, warning, error }) =>
+            error !== undefined
+              ? { target, ok: false, error }
+              : {
+                  target,
+                  ...report,
+                  unreferencedBlobs: report!.unreferencedBlobs?.length,
+                  ...(warning ? { warning } : {}),
+                },
+          ),
+        });
+      } else {
+        for (const { target, report, warning, error } of checks) {
+          if (error !== undefined || !report) {
+            process.stdout.write(`${target}: FAIL ${error}\n`);
+            continue;
+          }
+          if (warning) process.stderr.write(`${target}: ${warning}\n`);
+          process.stdout.write(
+            `${target}: ${report.ok ? 'OK' : 'FAIL'} — ${report.snapshots} snapshots, ${report.trees} trees, ${report.blobs} blobs${options.readData ? ', every blob re-hashed' : ''}\n`,
+          );
+          const problems: Array<[string, BlobProblem[] | Array<{ id: string; reason: string }>]> = [
+            ['damaged', report.damagedSnapshots],
+            ['damaged', report.damagedBlobs],
+            ['missing', report.missingBlobs],
+          ];
+          for (const [word, list] of problems) {
+            for (const problem of list) {
+              process.stdout.write(`  ${word} ${problem.id}: ${problem.reason}\n`);
+              for (const p of (problem as BlobProblem).paths ?? [])
+                process.stdout.write(`    breaks ${p.path} in snapshot ${p.snapshot.slice(0, 12)}\n`);
+            }
+          }
+        }
+      }
+      if (failed) process.exitCode = 1;
+    });
+}

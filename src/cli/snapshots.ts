@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/config.ts';
+import { snapshotsOnTargets } from '../vault/targets.ts';
+import { printJson } from './context.ts';
+import { collect } from './options.ts';
+
+export function snapshotsCommand(): Command {
+  return new Command('snapshots')
+    .description('List snapshots with their time, tags, contents and the targets that hold them.')
+    .option('--target <name>', 'only this target (repeatable)', collect)
+    .option('--json', 'one JSON document on stdout')
+    .action(async (options: { target?: string[]; json?: boolean }) => {
+      const { snapshots, unreachable } = await snapshotsOnTargets(loadConfig(), options.target);
+      if (options.json) return printJson({ snapshots, unreachable });
+      for (const u of unreachable) process.stderr.write(`trendgen: target ${u.target}: ${u.error}\n`);
+      process.stdout.write(
+        `${'ID'.padEnd(14)}${'TIME'.padEnd(22)}${'TARGETS'.padEnd(12)}${'OBJECTS'.padEnd(9)}TAGS\n`,
+      );
+      for (const s of snapshots) {
+        const objects = (s.facts as { objects?: { count?: number } } | undefined)?.objects?.count ?? '-';
+        process.stdout.write(
+          `${s.id.slice(0, 12).padEnd(14)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${s.targets.join(',').padEnd(12)}${String(objects).padEnd(9)}${s.tags.join(',')}\n`,
+        );
+      }
+      if (unreachable.length) process.exitCode = 1;
+    });
+}

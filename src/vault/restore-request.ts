@@ -1,0 +1,106 @@
+import path from 'node:path';
+import { FileBlobStore } from '../blobstore/file.ts';
+import { createBlobStore } from '../blobstore/index.ts';
+import type { Config } from '../config/config.ts';
+import { connectServices } from '../embedded/connect.ts';
+import { type ClassicRestoreResult, restoreClassicSnapshot } from './classic/index.ts';
+import type { Snapshot } from './repository/index.ts';
+import {
+  RESTORE_PARTS,
+  type RestorePart,
+  type RestorePlan,
+  type RestoreReport,
+  resolveSnapshot,
+  runRestore,
+} from './restore.ts';
+import { createDatabaseIfMissing } from './sources/postgres.ts';
+import { openFirstTarget } from './targets.ts';
+
+/** What an operator asks for: `trendgen restore` and anything else that restores on request. */
+export interface RestoreRequest {
+  /** A snapshot id, a unique prefix, or `latest`. */
+  ref: string;
+  only?: string[];
+  /** Restore PostgreSQL into this database instead (created when missing). */
+  toDatabase?: string;
+  /** Restore prompts and objects under this folder instead. */
+  toDir?: string;
+  inPlace?: boolean;
+  /** Read from this target instead of the first one that opens. */
+  target?: string;
+  onProgress?: RestorePlan['onProgress'];
+}
+
+export type RestoreOutcome =
+  | { kind: 'vault'; snapshot: Snapshot; parts: RestorePart[]; report: RestoreReport }
+  | { kind: 'classic'; snapshot: Snapshot; result: ClassicRestoreResult };
+
+/** The request itself is wrong (exit status 2 on the command line); nothing was read or written. */
+export class RestoreRequestError extends Error {
+  override name = 'RestoreRequestError';
+}
+
+/** The parts to restore: `only` when given; with --to-dir alone, the parts that go into folders. */
+export function restoreParts(request: Pick<RestoreRequest, 'only' | 'toDir' | 'toDatabase'>): RestorePart[] {
+  const bad = (request.only ?? []).filter((p) => !(RESTORE_PARTS as readonly string[]).includes(p));
+  if (bad.length)
+    throw new RestoreRequestError(`--only takes ${RESTORE_PARTS.join(', ')}; not ${bad.join(', ')}.`);
+  if (request.only) return request.only as RestorePart[];
+  if (request.toDir)
+    return request.toDatabase ? ['postgres', 'prompts', 'objects'] : ['prompts', 'objects'];
+  return [...RESTORE_PARTS];
+}
+
+/** Creates the --to-database database when it does not exist yet, through the server's `postgres` database. */
+async function prepareDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.slice(1));
+  target.pathname = '/postgres';
+  await createDatabaseIfMissing(target.toString(), name);
+}
+
+/**
+ * Plans and runs a restore: the snapshot from the first target that opens, destinations from the request
+ * (alongside, or in place), the embedded PostgreSQL and Redis started when they are the destination and not
+ * running. An imported classic archive goes only where it is told, since its SQL is the classic schema.
+ */
+export async function restoreFromTargets(config: Config, request: RestoreRequest): Promise<RestoreOutcome> {
+  const parts = restoreParts(request);
+  const { repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
+  const snapshot = await resolveSnapshot(repo, request.ref);
+  if (snapshot.trees.classic_sql || snapshot.trees.classic_data) {
+    if (!request.toDatabase && !request.toDir) {
+      throw new RestoreRequestError(
+        'This snapshot is an imported classic backup: give --to-database URL and/or --to-dir DIR.',
+      );
+    }
+    const result = await restoreClassicSnapshot(repo, snapshot, {
+      ...(request.toDatabase ? { databaseUrl: request.toDatabase } : {}),
+      ...(request.toDir ? { toDir: path.resolve(request.toDir) } : {}),
+    });
+    return { kind: 'classic', snapshot, result };
+  }
+  const embeddedPostgres = parts.includes('postgres') && !request.toDatabase;
+  const services =
+    embeddedPostgres || parts.includes('redis')
+      ? await connectServices(config, { postgres: embeddedPostgres, redis: parts.includes('redis') })
+      : undefined;
+  try {
+    if (request.toDatabase) await prepareDatabase(request.toDatabase);
+    const report = await runRestore(repo, snapshot, {
+      parts,
+      databaseUrl: request.toDatabase ?? services?.databaseUrl ?? '',
+      redisUrl: services?.redisUrl ?? '',
+      promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
+      objects: request.toDir
+        ? new FileBlobStore(path.resolve(request.toDir, 'objects'))
+        : createBlobStore(config.storageUrl, config.s3),
+      inPlace: Boolean(request.inPlace),
+      scratchDir: path.join(config.dataDir, 'tmp', `restore-${snapshot.id.slice(0, 12)}`),
+      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+    });
+    return { kind: 'vault', snapshot, parts, report };
+  } finally {
+    await services?.release();
+  }
+}
