@@ -46,8 +46,7 @@ export function restoreParts(request: Pick<RestoreRequest, 'only' | 'toDir' | 't
   if (bad.length)
     throw new RestoreRequestError(`--only takes ${RESTORE_PARTS.join(', ')}; not ${bad.join(', ')}.`);
   if (request.only) return request.only as RestorePart[];
-  if (request.toDir)
-    return request.toDatabase ? ['postgres', 'prompts', 'objects'] : ['prompts', 'objects'];
+  if (request.toDir) return request.toDatabase ? ['postgres', 'prompts', 'objects'] : ['prompts', 'objects'];
   return [...RESTORE_PARTS];
 }
 
