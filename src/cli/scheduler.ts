@@ -5,6 +5,8 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
+import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.ts';
+import { runDoctor } from '../ops/doctor/index.ts';
 import { createLogger } from '../ops/logger.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -18,6 +20,7 @@ export function schedulerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
       survivePostgresSocketRace((message) => logger.warn(message));
+      // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');
       const services = await connectServices(config);
@@ -43,7 +46,6 @@ export function schedulerCommand(): Command {
         };
         await tick();
         if (config.alertWebhookUrl) {
-          const { currentConditions, evaluateAlerts, webhookSender } = await import('../ops/alerts.ts');
           const send = webhookSender(config.alertWebhookUrl);
           const alertTick = async () => {
             try {
@@ -58,7 +60,6 @@ export function schedulerCommand(): Command {
         }
         const doctorTick = async () => {
           try {
-            const { runDoctor } = await import('../ops/doctor/index.ts');
             const report = await runDoctor(config);
             await sql`insert into doctor_reports (id, report) values (1, ${sql.json(report as never)})
               on conflict (id) do update set report = excluded.report, taken_at = now()`;
