@@ -7,6 +7,7 @@ import { connectServices } from '../embedded/connect.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
 import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.ts';
 import { runDoctor } from '../ops/doctor/index.ts';
+import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -61,8 +62,7 @@ export function schedulerCommand(): Command {
         const doctorTick = async () => {
           try {
             const report = await runDoctor(config);
-            await sql`insert into doctor_reports (id, report) values (1, ${sql.json(report as never)})
-              on conflict (id) do update set report = excluded.report, taken_at = now()`;
+            await saveDoctorReport(sql, report);
           } catch (error) {
             logger.error({ err: error }, 'doctor run failed');
           }

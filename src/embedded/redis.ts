@@ -3,21 +3,20 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rm
 import net from 'node:net';
 import path from 'node:path';
 import { ensureSecretFile, writeFileAtomicSync } from '../lib/files.ts';
-import {
-  freePort,
-  isAlive,
-  isPortFree,
-  isProcessNamed,
-  sleep,
-  waitFor,
-  waitForExit,
-} from '../lib/process.ts';
+import { freePort, isAlive, isPortFree, isProcessNamed, sleep, waitForExit } from '../lib/process.ts';
 import { findRedisBinary } from './binaries.ts';
 
 export interface RedisOptions {
   root: string;
   port: number;
   appendfsync: 'everysec' | 'always';
+  /**
+   * `aof` (the default): the service's Redis, AOF on. `none`: a throwaway server that keeps nothing and
+   * loads `redis/dump.rdb` when one is there (the vault reads and checks backups with it).
+   */
+  persistence?: 'aof' | 'none';
+  /** Lines appended to the server's config. */
+  extraConfig?: string[];
 }
 
 export interface RunningRedis {
@@ -127,16 +126,21 @@ export class EmbeddedRedis {
         `port ${port}`,
         'bind 127.0.0.1',
         `dir "${this.dataDir}"`,
-        'appendonly yes',
-        `appendfsync ${this.options.appendfsync}`,
-        'aof-use-rdb-preamble yes',
-        'save 3600 1 300 100 60 10000',
+        ...(this.options.persistence === 'none'
+          ? ['dbfilename dump.rdb', 'appendonly no', 'save ""']
+          : [
+              'appendonly yes',
+              `appendfsync ${this.options.appendfsync}`,
+              'aof-use-rdb-preamble yes',
+              'save 3600 1 300 100 60 10000',
+            ]),
         `requirepass "${password}"`,
         `pidfile "${this.pidFile}"`,
         'daemonize no',
         // Backups take an RDB over the replication protocol; the default 5 s wait for more replicas only slows them.
         'repl-diskless-sync-delay 0',
         'logfile ""',
+        ...(this.options.extraConfig ?? []),
       ];
       writeFileAtomicSync(configFile, `${settings.join('\n')}\n`, 0o600);
       const args = [configFile];
@@ -150,15 +154,7 @@ export class EmbeddedRedis {
         exitCode = code;
       });
       try {
-        return await waitFor(
-          'Redis to answer PING',
-          async () => {
-            if (exitCode !== undefined) throw new Error(`redis-server exited with code ${exitCode}`);
-            const found = await this.findRunning();
-            return found && found.pid === child.pid ? found : undefined;
-          },
-          30_000,
-        );
+        return await this.answering(child, password, () => exitCode);
       } catch (error) {
         lastError = error;
         if (child.pid && isAlive(child.pid)) child.kill('SIGKILL');
@@ -166,7 +162,36 @@ export class EmbeddedRedis {
         if (this.options.port) break;
       }
     }
-    throw new Error(`Redis did not start (log: ${this.logFile}): ${(lastError as Error).message}.`);
+    throw new Error(
+      `Redis did not start (log: ${this.logFile}): ${(lastError as Error).message}. ${this.logTail()}`.trim(),
+    );
+  }
+
+  /** Waits for PONG; loading a large RDB answers LOADING for a while, and that is waited out as long as it lasts. */
+  private async answering(
+    child: ChildProcess,
+    password: string,
+    exitCode: () => number | null | undefined,
+  ): Promise<RunningRedis> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (exitCode() !== undefined) throw new Error(`redis-server exited with code ${exitCode()}`);
+      const found = await this.findRunning();
+      if (found && found.pid === child.pid) return found;
+      const port = Number(readFileSync(this.portFile, 'utf8'));
+      const loading = (await redisProbe(port, password).catch(() => '')).startsWith('-LOADING');
+      if (!loading && Date.now() > deadline)
+        throw new Error('Timed out after 30 s waiting for Redis to answer PING');
+      await sleep(50);
+    }
+  }
+
+  private logTail(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-3).join(' ');
+    } catch {
+      return '';
+    }
   }
 
   /** SIGTERM makes Redis fsync its AOF and exit. */

@@ -1,4 +1,6 @@
 import type { Sql } from '../db/connection.ts';
+import { tombstoneObjects } from '../objects/store.ts';
+import { exampleKeysAmong } from '../trends/trends.ts';
 
 export interface UserDeletion {
   id: number;
@@ -6,6 +8,18 @@ export interface UserDeletion {
   requestedAt: Date;
   generations: number;
   objects: number;
+}
+
+/** Every deletion recorded, oldest first: what the deletion ledger on each backup target must hold. */
+export async function listUserDeletions(
+  sql: Sql,
+): Promise<Array<{ id: number; userId: string; requestedAt: Date }>> {
+  const rows = await sql`select id, user_id, requested_at from user_deletions order by id`;
+  return rows.map((row) => ({
+    id: Number(row.id),
+    userId: row.user_id as string,
+    requestedAt: row.requested_at as Date,
+  }));
 }
 
 /**
@@ -28,16 +42,23 @@ export async function deleteUserData(sql: Sql, userId: string): Promise<UserDele
       union select o.key from generation_outputs o join generations g on g.id = o.generation_id where g.user_id = ${userId}
       union select o.preview_key from generation_outputs o join generations g on g.id = o.generation_id where g.user_id = ${userId}`;
     // Content addressing means two users can share identical bytes: keep what anyone else still refers to.
-    const tombstoned = await tx`
-      update objects set deleted_at = now()
-      where deleted_at is null and key = any(${candidates.map((row) => row.key as string)})
-        and not exists (select 1 from generations g where g.photo_key = objects.key and g.deleted_at is null)
-        and not exists (select 1 from generation_outputs o join generations g on g.id = o.generation_id
-                        where (o.key = objects.key or o.preview_key = objects.key) and g.deleted_at is null)
-        and not exists (select 1 from trends t where t.example_key = objects.key)
-      returning key`;
+    const keys = candidates.map((row) => row.key as string).filter(Boolean);
+    const stillUsed = await tx`
+      select g.photo_key as key from generations g where g.photo_key = any(${keys}) and g.deleted_at is null
+      union select o.key from generation_outputs o join generations g on g.id = o.generation_id
+        where o.key = any(${keys}) and g.deleted_at is null
+      union select o.preview_key from generation_outputs o join generations g on g.id = o.generation_id
+        where o.preview_key = any(${keys}) and g.deleted_at is null`;
+    const keep = new Set([
+      ...stillUsed.map((row) => row.key as string),
+      ...(await exampleKeysAmong(tx, keys)),
+    ]);
+    const tombstoned = await tombstoneObjects(
+      tx,
+      keys.filter((key) => !keep.has(key)),
+    );
     const [record] = await tx`
-      insert into user_deletions (user_id, generations, objects) values (${userId}, ${ids.length}, ${tombstoned.length})
+      insert into user_deletions (user_id, generations, objects) values (${userId}, ${ids.length}, ${tombstoned})
       returning id, user_id, requested_at, generations, objects`;
     return {
       id: Number(record!.id),

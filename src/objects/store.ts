@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type BlobStore, BlobStoreError } from '../blobstore/blobstore.ts';
-import type { Sql } from '../db/connection.ts';
+import type { Sql, TransactionSql } from '../db/connection.ts';
 import {
   EmptyUploadError,
   ObjectNotFoundError,
@@ -182,12 +182,9 @@ export class ObjectStore {
     return { record, body: await this.blobs.get(key) };
   }
 
-  /** Marks an object deleted (I3): answers stop at once, the bytes stay until retention allows removal. */
+  /** Marks objects deleted (I3): answers stop at once, the bytes stay until retention allows removal. */
   async tombstone(keys: string[]): Promise<number> {
-    if (keys.length === 0) return 0;
-    const rows = await this.sql`
-      update objects set deleted_at = now() where key = any(${keys}) and deleted_at is null returning key`;
-    return rows.length;
+    return await tombstoneObjects(this.sql, keys);
   }
 }
 
@@ -200,4 +197,15 @@ function toRecord(row: Record<string, unknown>): ObjectRecord {
     kind: row.kind as string,
     createdAt: row.created_at as Date,
   };
+}
+
+/**
+ * Marks live objects deleted, inside the caller's transaction when given one (a user's deletion tombstones
+ * in the same transaction as it hides their rows); the number newly tombstoned.
+ */
+export async function tombstoneObjects(sql: Sql | TransactionSql, keys: string[]): Promise<number> {
+  if (keys.length === 0) return 0;
+  const rows = await sql`
+    update objects set deleted_at = now() where key = any(${keys}) and deleted_at is null returning key`;
+  return rows.length;
 }

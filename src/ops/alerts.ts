@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { invalidPromptFiles } from '../prompts/index.ts';
 import { backupFreshness, latestDrill, latestFinishedRun } from '../vault/catalog.ts';
 
 export interface Condition {
@@ -53,11 +54,10 @@ export async function currentConditions(sql: Sql, config: Config): Promise<Condi
   const drill = await latestDrill(sql);
   if (drill?.status === 'failed')
     conditions.push({ key: 'drill-failed', summary: `The last restore drill failed: ${drill.reason}` });
-  for (const row of await sql`select name, file_error from prompts where file_state = 'invalid'`) {
-    const error = row.file_error as { message?: string } | null;
+  for (const { name, error } of await invalidPromptFiles(sql)) {
     conditions.push({
-      key: `prompt-invalid:${row.name}`,
-      summary: `The prompt file ${row.name}.yaml is invalid (${error?.message ?? 'unreadable'}); its last valid version stays in use.`,
+      key: `prompt-invalid:${name}`,
+      summary: `The prompt file ${name}.yaml is invalid (${error?.message ?? 'unreadable'}); its last valid version stays in use.`,
     });
   }
   return conditions;

@@ -1,5 +1,5 @@
 import type { Sql } from '../db/connection.ts';
-import type { FileError, FileState, PromptOrigin } from './history.ts';
+import type { FileError, FileState, PromptOrigin } from './history-types.ts';
 import { assertPromptName, type PromptDocument, parsePrompt } from './schema.ts';
 
 export class PromptNotFoundError extends Error {
@@ -152,4 +152,39 @@ export async function listEvents(sql: Sql, name: string): Promise<PromptEvent[]>
   return sql<PromptEvent[]>`
     select id, name, event, sha256, size, content, error, created_at as "createdAt"
     from prompt_events where name = ${name} order by id`;
+}
+
+/** How many prompts have their file in each state (ok, invalid, deleted). */
+export async function countPromptsByFileState(sql: Sql): Promise<Map<string, number>> {
+  const rows = await sql`select file_state, count(*)::int as n from prompts group by file_state`;
+  return new Map(rows.map((row) => [row.file_state as string, row.n as number]));
+}
+
+export async function countPromptVersions(sql: Sql): Promise<number> {
+  const [row] = await sql`select count(*)::int as n from prompt_versions`;
+  return (row?.n as number) ?? 0;
+}
+
+/** Prompts whose file is invalid right now, with the error it was recorded with. */
+export async function invalidPromptFiles(
+  sql: Sql,
+): Promise<Array<{ name: string; error: FileError | null }>> {
+  const rows = await sql`select name, file_error from prompts where file_state = 'invalid'`;
+  return rows.map((row) => ({
+    name: row.name as string,
+    error: (row.file_error as FileError | null) ?? null,
+  }));
+}
+
+/**
+ * Prompts whose history is not every version from 1 to the newest, or whose current version is not in it
+ * (a restore must bring back whole histories), and how many prompts there are.
+ */
+export async function historyGaps(sql: Sql): Promise<{ prompts: number; gaps: string[] }> {
+  const gaps = await sql`
+    select p.name, p.current_version, count(v.version)::int as versions, max(v.version) as newest
+    from prompts p left join prompt_versions v on v.name = p.name group by p.name, p.current_version
+    having count(v.version) <> coalesce(max(v.version), 0) or p.current_version > coalesce(max(v.version), 0)`;
+  const [{ n: prompts } = { n: 0 }] = await sql`select count(*)::int as n from prompts`;
+  return { prompts: prompts as number, gaps: gaps.map((g) => g.name as string) };
 }

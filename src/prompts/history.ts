@@ -1,20 +1,11 @@
 import type { Sql, TransactionSql } from '../db/connection.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { getVersion } from './history-reads.ts';
+import type { FileError, FileState, PromptOrigin } from './history-types.ts';
 import { type PromptFileRead, promptFilePath, readPromptFile, sha256Hex } from './prompt-file.ts';
 import { assertPromptName, PromptValidationError, parsePrompt } from './schema.ts';
 
-export type PromptOrigin = 'file' | 'api' | 'restore' | 'import';
-export type FileState = 'ok' | 'invalid' | 'deleted';
-
-/** Stored in prompts.file_error and prompt_events.error. */
-export interface FileError {
-  message: string;
-  line: number;
-  column: number;
-  /** Set when the event's content is base64 because the file was not UTF-8 text. */
-  contentEncoding?: 'base64';
-}
+export type { FileError, FileState, PromptOrigin } from './history-types.ts';
 
 /** The config default (MAX_PROMPT_SIZE), for callers that have no Config at hand. */
 export const DEFAULT_MAX_PROMPT_BYTES = 256 * 1024;

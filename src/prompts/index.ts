@@ -12,8 +12,12 @@ export {
   syncPromptFile,
 } from './history.ts';
 export {
+  countPromptsByFileState,
+  countPromptVersions,
   getPrompt,
   getVersion,
+  historyGaps,
+  invalidPromptFiles,
   listEvents,
   listPrompts,
   listVersions,

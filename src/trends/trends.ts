@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Sql } from '../db/connection.ts';
+import type { Sql, TransactionSql } from '../db/connection.ts';
 
 export const TREND_STATUSES = ['active', 'hidden', 'archived'] as const;
 
@@ -148,4 +148,11 @@ export async function setTrendExample(sql: Sql, slugValue: string, objectKey: st
     update trends set example_key = ${objectKey}, updated_at = now() where slug = ${slugValue} returning slug`;
   if (rows.length === 0) throw new TrendNotFoundError(slugValue);
   return await getTrend(sql, slugValue);
+}
+
+/** Which of `keys` some trend shows as its example (such an object must stay, whoever else used it). */
+export async function exampleKeysAmong(sql: Sql | TransactionSql, keys: string[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const rows = await sql`select example_key from trends where example_key = any(${keys})`;
+  return new Set(rows.map((row) => row.example_key as string));
 }

@@ -6,7 +6,6 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { TargetOutcome } from './catalog.ts';
-import { copySnapshots } from './copy.ts';
 import { syncLedger } from './ledger.ts';
 import { backupObjects, type ObjectsBackupStats } from './objects-source.ts';
 import type { Repository, Snapshot, StoreStats } from './repository/index.ts';
@@ -204,7 +203,7 @@ export async function copyToTarget(
     const repo = await openRepository(target, password, { create: true, like: from });
     const lock = await repo.lock({ exclusive: false });
     try {
-      const copied = await copySnapshots(from, repo, await from.listSnapshots());
+      const copied = await from.copySnapshotsTo(repo, await from.listSnapshots());
       lock.assertHeld();
       return {
         name: target.name,

@@ -5,10 +5,13 @@ import { FileBlobStore } from '../blobstore/file.ts';
 import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { EmbeddedPostgres } from '../embedded/postgres.ts';
+import { liveObjects } from '../objects/queries.ts';
+import { historyGaps } from '../prompts/index.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { runRestore } from './restore.ts';
 import { dropAndRecreateDatabase } from './sources/postgres.ts';
-import { startScratchRedis, verifyRedis } from './sources/redis.ts';
+import { verifyRedis } from './sources/redis.ts';
+import { startScratchRedis } from './sources/redis-tools.ts';
 import type { RedisFacts } from './sources/types.ts';
 
 export interface DrillCheck {
@@ -77,11 +80,11 @@ async function verifyRestoredCopy(
   const sql = openDatabase(databaseUrl, { max: 1 });
   const checks: DrillCheck[] = [];
   try {
-    const rows = await sql`select key, sha256, size from objects where deleted_at is null`;
+    const rows = await liveObjects(sql);
     const broken: string[] = [];
     for (const row of rows) {
-      const file = path.join(objectsDir, row.key as string);
-      if (!existsSync(file) || (await sha256File(file)) !== row.sha256) broken.push(row.key as string);
+      const file = path.join(objectsDir, row.key);
+      if (!existsSync(file) || (await sha256File(file)) !== row.sha256) broken.push(row.key);
     }
     checks.push({
       name: 'objects',
@@ -90,16 +93,12 @@ async function verifyRestoredCopy(
         ? `${broken.length} of ${rows.length} objects missing or wrong: ${broken.slice(0, 5).join(', ')}`
         : `all ${rows.length} objects the database refers to are present and hash right`,
     });
-    const gaps = await sql`
-      select p.name, p.current_version, count(v.version)::int as versions, max(v.version) as newest
-      from prompts p left join prompt_versions v on v.name = p.name group by p.name, p.current_version
-      having count(v.version) <> coalesce(max(v.version), 0) or p.current_version > coalesce(max(v.version), 0)`;
-    const [{ n: prompts } = { n: 0 }] = await sql`select count(*)::int as n from prompts`;
+    const { prompts, gaps } = await historyGaps(sql);
     checks.push({
       name: 'prompt-history',
       ok: gaps.length === 0,
       detail: gaps.length
-        ? `history has gaps for ${gaps.map((g) => g.name).join(', ')}`
+        ? `history has gaps for ${gaps.join(', ')}`
         : `${prompts} prompts, every version from 1 to the newest present`,
     });
     checks.push({

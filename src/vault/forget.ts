@@ -1,4 +1,3 @@
-import { dataKey } from './repository/format.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { loadSnapshots } from './targets.ts';
 
@@ -110,10 +109,10 @@ export async function runForget(
       pruned = { blobs: 0, bytes: 0 };
       for (const id of report.unreferencedBlobs) {
         lock.assertHeld();
-        await repo.store.delete(dataKey(id));
+        const size = sizes.get(id) ?? 0;
+        await repo.deleteBlob(id);
         pruned.blobs++;
-        pruned.bytes += sizes.get(id) ?? 0;
-        sizes.delete(id);
+        pruned.bytes += size;
       }
     }
     return { decisions, removed: doomed, pruned };

@@ -1,15 +1,15 @@
-import { readAll } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
-import type { Repository } from './repository/index.ts';
+import { listUserDeletions } from '../generation/user-data.ts';
+import { ledgerEntryNames, type Repository, readLedgerEntry, writeLedgerEntry } from './repository/index.ts';
 import { openRepository, resolveTargets } from './targets.ts';
 
 /**
  * The deletion ledger: every user-data deletion, kept on each backup target beside the snapshots, so that
  * restoring any older snapshot — even onto a new machine after the old disk is gone — re-applies the
- * deletions that came after it (I3). Records use the snapshot encoding (encrypted when the repository is).
+ * deletions that came after it (I3). Entries are named `<ms>-<id>`, so a name says when.
  */
-const LEDGER_PREFIX = 'ledger/deletions/';
+const BOOK = 'deletions';
 
 export interface DeletionRecord {
   id: number;
@@ -17,26 +17,23 @@ export interface DeletionRecord {
   requestedAt: string;
 }
 
-function recordKey(record: DeletionRecord): string {
-  return `${LEDGER_PREFIX}${String(Date.parse(record.requestedAt)).padStart(15, '0')}-${record.id}`;
+function entryName(record: DeletionRecord): string {
+  return `${String(Date.parse(record.requestedAt)).padStart(15, '0')}-${record.id}`;
 }
 
 /** Writes the deletions the target does not have yet; idempotent. */
 export async function syncLedger(repo: Repository, sql: Sql): Promise<number> {
-  const present = new Set<string>();
-  for await (const info of repo.store.list(LEDGER_PREFIX)) present.add(info.key);
-  const rows = await sql`select id, user_id, requested_at from user_deletions order by id`;
+  const present = new Set(await ledgerEntryNames(repo, BOOK));
   let written = 0;
-  for (const row of rows) {
+  for (const deletion of await listUserDeletions(sql)) {
     const record: DeletionRecord = {
-      id: Number(row.id),
-      userId: row.user_id as string,
-      requestedAt: (row.requested_at as Date).toISOString(),
+      id: deletion.id,
+      userId: deletion.userId,
+      requestedAt: deletion.requestedAt.toISOString(),
     };
-    const key = recordKey(record);
-    if (present.has(key)) continue;
-    const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(record)));
-    await repo.store.put(key, bytes, { size: bytes.length });
+    const name = entryName(record);
+    if (present.has(name)) continue;
+    await writeLedgerEntry(repo, BOOK, name, Buffer.from(JSON.stringify(record)));
     written++;
   }
   return written;
@@ -50,14 +47,13 @@ export async function readLedger(
   const records: DeletionRecord[] = [];
   const unreadable: string[] = [];
   const sinceMs = Date.parse(since);
-  for await (const info of repo.store.list(LEDGER_PREFIX)) {
-    const at = Number(info.key.slice(LEDGER_PREFIX.length).split('-')[0]);
+  for (const name of await ledgerEntryNames(repo, BOOK)) {
+    const at = Number(name.split('-')[0]);
     if (!(at > sinceMs)) continue;
     try {
-      const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(info.key)));
-      records.push(JSON.parse(plaintext.toString('utf8')) as DeletionRecord);
+      records.push(JSON.parse((await readLedgerEntry(repo, BOOK, name)).toString('utf8')) as DeletionRecord);
     } catch {
-      unreadable.push(info.key);
+      unreadable.push(`ledger/${BOOK}/${name}`);
     }
   }
   return { records, unreadable };

@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
+import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
 import type { ApiDeps } from '../deps.ts';
 
@@ -44,8 +45,7 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
         }),
         timed('prompts', async () => {
           await access(deps.config.promptsDir, constants.R_OK | constants.W_OK);
-          const [row] = await deps.sql`select count(*)::int as n from prompts where file_state = 'invalid'`;
-          const invalid = (row?.n as number) ?? 0;
+          const invalid = (await invalidPromptFiles(deps.sql)).length;
           return invalid
             ? `${invalid} prompt file(s) invalid; their last valid versions stay in use`
             : 'all files valid';

@@ -1,8 +1,8 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { undecodablePhoto } from './errors.ts';
-import type { GeneratedImage, GenerationRequest, ImageProvider } from './provider.ts';
 import { MAX_INPUT_PIXELS, SIZE_TIERS, sizeTier } from './sizes.ts';
 import { chooseStyle, type Rgb, type Style } from './style.ts';
+import type { GeneratedImage, GenerationRequest, ImageProvider } from './types.ts';
 
 const FONT = "'DejaVu Sans', 'Liberation Sans', sans-serif";
 

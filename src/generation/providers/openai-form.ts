@@ -1,8 +1,8 @@
 import sharp, { type Metadata } from 'sharp';
 import { type DetectedType, detectImageType } from '../../objects/sniff.ts';
 import { undecodablePhoto } from './errors.ts';
-import type { GenerationRequest } from './provider.ts';
 import { MAX_INPUT_PIXELS, type SizeTier, sizeTier } from './sizes.ts';
+import type { GenerationRequest } from './types.ts';
 
 /** Images-API parameters a trend may set; the others (tint, frame, …) belong to the local renderer. */
 const PASS_THROUGH = [

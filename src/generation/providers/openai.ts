@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { detectImageType } from '../../objects/sniff.ts';
 import { PermanentProviderError, TransientProviderError } from './errors.ts';
 import { editForm } from './openai-form.ts';
-import type { GeneratedImage, GenerationRequest, ImageProvider } from './provider.ts';
+import type { GeneratedImage, GenerationRequest, ImageProvider } from './types.ts';
 
 export { foldNegative, openAISize } from './openai-form.ts';
 

@@ -3,8 +3,8 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { looksCompressed } from './compression.ts';
 import { CorruptBlobError, InvalidTreeError, MissingBlobError } from './errors.ts';
+import type { PutBlobResult, RepositoryHandle } from './handle.ts';
 import { limiter } from './io.ts';
-import type { PutBlobResult, Repository } from './repository.ts';
 import { encodeTree, type TreeEntry } from './tree.ts';
 
 const READ_BUFFER = 1024 * 1024;
@@ -26,7 +26,7 @@ export interface StoredFile {
 
 /** Chunks a stream and stores every chunk; a stream shorter than the minimum chunk is one blob. */
 export async function storeFile(
-  repo: Repository,
+  repo: RepositoryHandle,
   source: AsyncIterable<Uint8Array | string>,
   options: StoreFileOptions = {},
 ): Promise<StoredFile> {
@@ -78,7 +78,7 @@ export interface StoreDirectoryOptions {
 }
 
 interface Walk {
-  repo: Repository;
+  repo: RepositoryHandle;
   limit: <T>(task: () => Promise<T>) => Promise<T>;
   stats: StoreStats;
   onProgress: ((stats: StoreStats, path: string) => void) | undefined;
@@ -86,7 +86,7 @@ interface Walk {
 
 /** Stores a directory tree (symlinks as links, never followed) and returns its root tree id. */
 export async function storeDirectory(
-  repo: Repository,
+  repo: RepositoryHandle,
   dir: string,
   options: StoreDirectoryOptions = {},
 ): Promise<{ treeId: string; stats: StoreStats }> {
@@ -207,7 +207,10 @@ function meta(name: string, type: TreeEntry['type'], info: Awaited<ReturnType<ty
 }
 
 /** The parent's entries by name; a damaged or missing parent only means every file is read again. */
-async function parentEntries(repo: Repository, treeId: string | undefined): Promise<Map<string, TreeEntry>> {
+async function parentEntries(
+  repo: RepositoryHandle,
+  treeId: string | undefined,
+): Promise<Map<string, TreeEntry>> {
   if (!treeId) return new Map();
   try {
     return new Map((await repo.readTree(treeId)).entries.map((entry) => [entry.name, entry]));
@@ -223,7 +226,7 @@ async function parentEntries(repo: Repository, treeId: string | undefined): Prom
 }
 
 /** A reused chunk must still be in the repository, or the new snapshot would point at nothing. */
-async function allKnown(repo: Repository, ids: string[]): Promise<boolean> {
+async function allKnown(repo: RepositoryHandle, ids: string[]): Promise<boolean> {
   const sizes = await repo.index.load();
   return ids.every((id) => sizes.has(id));
 }

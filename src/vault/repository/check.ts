@@ -8,8 +8,8 @@ import {
   SnapshotNotFoundError,
 } from './errors.ts';
 import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from './format.ts';
+import type { RepositoryHandle } from './handle.ts';
 import { limiter, readAll } from './io.ts';
-import type { Repository } from './repository.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export interface CheckOptions {
@@ -66,7 +66,10 @@ export interface CheckReport {
  * snapshot records aside into quarantine/ (never deletes them). The caller holds a shared lock, or an
  * exclusive one to repair.
  */
-export async function checkRepository(repo: Repository, options: CheckOptions = {}): Promise<CheckReport> {
+export async function checkRepository(
+  repo: RepositoryHandle,
+  options: CheckOptions = {},
+): Promise<CheckReport> {
   const limit = limiter(options.concurrency ?? 4);
   const configProblem = await checkConfig(repo);
   const { sizes, unexpected } = await repo.index.reload();
@@ -179,7 +182,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
  * Copies a key to `to`, verifies the copy byte for byte, then deletes the original: a crash in between leaves
  * both, never neither.
  */
-async function quarantine(repo: Repository, key: string, to: string): Promise<void> {
+async function quarantine(repo: RepositoryHandle, key: string, to: string): Promise<void> {
   const bytes = await readAll(await repo.store.get(key));
   await repo.store.put(to, bytes, { size: bytes.length });
   const copy = await readAll(await repo.store.get(to));
@@ -189,7 +192,7 @@ async function quarantine(repo: Repository, key: string, to: string): Promise<vo
 }
 
 /** The config must still parse and name the same repository (it was read once, when opening). */
-async function checkConfig(repo: Repository): Promise<string | undefined> {
+async function checkConfig(repo: RepositoryHandle): Promise<string | undefined> {
   try {
     const config = parseConfig(await readAll(await repo.store.get(CONFIG_KEY)), repo.location);
     return config.id === repo.id ? undefined : `config now names another repository (${config.id})`;
@@ -199,7 +202,7 @@ async function checkConfig(repo: Repository): Promise<string | undefined> {
   }
 }
 
-async function readTreeOrDamage(repo: Repository, id: string, damaged: Map<string, string>) {
+async function readTreeOrDamage(repo: RepositoryHandle, id: string, damaged: Map<string, string>) {
   try {
     return await repo.readTree(id);
   } catch (error) {
@@ -222,7 +225,7 @@ interface Hit {
  * every snapshot that contains it, so unchanged directories cost nothing extra.
  */
 async function brokenPaths(
-  repo: Repository,
+  repo: RepositoryHandle,
   snapshots: Snapshot[],
   bad: Set<string>,
   limit: <T>(task: () => Promise<T>) => Promise<T>,

@@ -2,6 +2,7 @@
 export * from './archiver.ts';
 export type { BlobProblem, BrokenPath, CheckOptions, CheckReport } from './check.ts';
 export { Chunker } from './chunker.ts';
+export type { CopyResult } from './copy.ts';
 export * from './errors.ts';
 export {
   type ChunkerParams,
@@ -11,6 +12,8 @@ export {
   isId,
   type ScryptParams,
 } from './format.ts';
+export type { RepositoryHandle } from './handle.ts';
+export { ledgerEntryNames, readLedgerEntry, writeLedgerEntry } from './ledger.ts';
 export {
   DEFAULT_REFRESH_EVERY_MS,
   DEFAULT_STALE_AFTER_MS,

@@ -6,8 +6,8 @@ import { isAlive } from '../../lib/process.ts';
 import { DecodeError } from './codec.ts';
 import { type LockHolder, LockLostError, RepositoryLockedError } from './errors.ts';
 import { isObject, LOCKS_PREFIX, lockKey } from './format.ts';
+import type { RepositoryHandle } from './handle.ts';
 import { readAll } from './io.ts';
-import type { Repository } from './repository.ts';
 
 export const DEFAULT_STALE_AFTER_MS = 30 * 60 * 1000;
 export const DEFAULT_REFRESH_EVERY_MS = 5 * 60 * 1000;
@@ -32,7 +32,7 @@ export interface LockRecord extends LockHolder {
  * list every lock and look for a conflict; on conflict remove ours and fail. Two racing exclusive
  * lockers may both fail, never both succeed. This is restic's protocol.
  */
-export async function acquireLock(repo: Repository, options: LockOptions): Promise<Lock> {
+export async function acquireLock(repo: RepositoryHandle, options: LockOptions): Promise<Lock> {
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const now = new Date().toISOString();
   const record: LockRecord = {
@@ -70,7 +70,7 @@ export class Lock {
   private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly repo: Repository,
+    private readonly repo: RepositoryHandle,
     readonly id: string,
     readonly record: LockRecord,
     private readonly staleAfterMs: number,
@@ -133,7 +133,7 @@ export interface StoredLock {
 }
 
 /** Every lock in the repository; an unreadable one counts as exclusive, so it blocks rather than hides. */
-export async function readLocks(repo: Repository): Promise<StoredLock[]> {
+export async function readLocks(repo: RepositoryHandle): Promise<StoredLock[]> {
   const locks: StoredLock[] = [];
   for await (const info of repo.store.list(LOCKS_PREFIX)) {
     const id = info.key.slice(LOCKS_PREFIX.length);
@@ -165,7 +165,7 @@ export function isStale(lock: StoredLock, staleAfterMs: number): boolean {
   return lock.readable && host === os.hostname() && pidNamespace === PID_NAMESPACE && !isAlive(pid);
 }
 
-async function writeLock(repo: Repository, id: string, record: LockRecord): Promise<void> {
+async function writeLock(repo: RepositoryHandle, id: string, record: LockRecord): Promise<void> {
   const bytes = await repo.codec.encode('lock', Buffer.from(JSON.stringify(record)), false);
   await repo.store.put(lockKey(id), bytes, { size: bytes.length });
 }

@@ -12,6 +12,7 @@ import { canonicalJson } from './canonical-json.ts';
 import { type CheckOptions, type CheckReport, checkRepository } from './check.ts';
 import { Chunker } from './chunker.ts';
 import { Codec, DecodeError, type Kind } from './codec.ts';
+import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
 import {
   CorruptBlobError,
@@ -33,6 +34,7 @@ import {
   SNAPSHOTS_PREFIX,
   snapshotKey,
 } from './format.ts';
+import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
 import { readAll } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
@@ -40,15 +42,7 @@ import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
 import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
 import { decodeTree, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 
-export type BlobType = 'data' | 'tree';
-
-export interface PutBlobResult {
-  id: string;
-  /** True when this call uploaded the blob; false when the repository already held it. */
-  stored: boolean;
-  /** Bytes the blob takes in the repository (after compression and encryption). */
-  storedSize: number;
-}
+export type { BlobType, PutBlobResult } from './handle.ts';
 
 export interface OpenOptions {
   /** BACKUP_PASSWORD; an empty string counts as none. */
@@ -68,7 +62,7 @@ export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
  * snapshots and locks. Every read is verified against the blob's name (I7); a snapshot is one atomic
  * put, written by the caller after everything it refers to (I6).
  */
-export class Repository {
+export class Repository implements RepositoryHandle {
   readonly location: string;
   readonly chunker: Chunker;
   readonly codec: Codec;
@@ -276,6 +270,18 @@ export class Repository {
 
   check(options: CheckOptions = {}): Promise<CheckReport> {
     return checkRepository(this, options);
+  }
+
+  /** Copies snapshots with every blob and ledger entry they may need, as stored bytes (see copy.ts). */
+  copySnapshotsTo(to: Repository, snapshotIds: string[]): Promise<CopyResult> {
+    return copySnapshots(this, to, snapshotIds);
+  }
+
+  /** Deletes a blob (prune's job, under an exclusive lock); gone from the index too. */
+  async deleteBlob(id: string): Promise<void> {
+    if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
+    await this.store.delete(dataKey(id));
+    (await this.index.load()).delete(id);
   }
 
   private async decodeNamed(

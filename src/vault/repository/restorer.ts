@@ -20,8 +20,8 @@ import {
   MissingBlobError,
   RestoreIncompleteError,
 } from './errors.ts';
+import type { RepositoryHandle } from './handle.ts';
 import { limiter } from './io.ts';
-import type { Repository } from './repository.ts';
 import type { Tree, TreeEntry } from './tree.ts';
 
 /**
@@ -54,7 +54,7 @@ export interface RestoreResult {
 }
 
 interface Run {
-  repo: Repository;
+  repo: RepositoryHandle;
   root: string;
   limit: <T>(task: () => Promise<T>) => Promise<T>;
   result: RestoreResult;
@@ -70,7 +70,7 @@ interface Run {
  * Damaged or refused entries are left out and reported together in a RestoreIncompleteError at the end.
  */
 export async function restoreTree(
-  repo: Repository,
+  repo: RepositoryHandle,
   treeId: string,
   targetDir: string,
   options: RestoreOptions = {},
@@ -173,7 +173,7 @@ async function restoreFile(run: Run, entry: TreeEntry, abs: string, relPath: str
 }
 
 /** Writes the verified chunks in order, a few fetched ahead; a damaged one stops the file. */
-async function writeChunks(repo: Repository, handle: FileHandle, ids: string[]): Promise<number> {
+async function writeChunks(repo: RepositoryHandle, handle: FileHandle, ids: string[]): Promise<number> {
   const reads: Promise<Buffer>[] = [];
   let next = 0;
   const fetchAhead = () => {

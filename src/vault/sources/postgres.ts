@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type Sql, type TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { liveObjectKeys } from '../../objects/queries.ts';
 import type { PostgresDump, PostgresFacts, TableFacts } from './types.ts';
 
 /**
@@ -207,10 +208,10 @@ export async function dumpPostgres(
       dump.done.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
       if (dump.child.pid) options.onSpawn?.(dump.child.pid);
       let tables: Record<string, TableFacts>;
-      let liveObjectKeys: string[];
+      let liveKeys: string[];
       try {
         tables = await computeTableFacts(tx);
-        liveObjectKeys = await readLiveObjectKeys(tx);
+        liveKeys = await liveObjectKeys(tx);
       } catch (error) {
         dump.child.kill('SIGTERM');
         await dump.done.catch(() => {});
@@ -223,18 +224,11 @@ export async function dumpPostgres(
         database: server.database,
         tables,
       };
-      return { facts, liveObjectKeys };
+      return { facts, liveObjectKeys: liveKeys };
     });
   } finally {
     await sql.end({ timeout: 5 });
   }
-}
-
-async function readLiveObjectKeys(tx: TransactionSql): Promise<string[]> {
-  const [present] = await tx<{ ok: boolean }[]>`select to_regclass('objects') is not null as ok`;
-  if (!present?.ok) return [];
-  const rows = await tx<{ key: string }[]>`select key from objects where deleted_at is null`;
-  return rows.map((row) => row.key);
 }
 
 /** No tables, views or sequences outside the system schemas: safe to restore into. */

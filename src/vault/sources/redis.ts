@@ -1,24 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import {
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
-import os from 'node:os';
+import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { Redis } from 'ioredis';
-import { findRedisBinary } from '../../embedded/binaries.ts';
-import { redisProbe } from '../../embedded/redis.ts';
-import { writeFileAtomicSync } from '../../lib/files.ts';
-import { freePort, sleep } from '../../lib/process.ts';
+import { redisCliConnection, runCli, withRdb } from './redis-tools.ts';
 import type { RedisFacts } from './types.ts';
 
 /**
@@ -92,126 +78,6 @@ async function* scanEntries(client: Redis, dbs: number[]): AsyncGenerator<Batch>
       });
       yield batch;
     } while (cursor !== '0');
-  }
-}
-
-/** redis-cli arguments and environment: the password goes in REDISCLI_AUTH, never in argv (`ps`). */
-export function redisCliConnection(url: string): { args: string[]; env: NodeJS.ProcessEnv } {
-  const parsed = new URL(url);
-  const user = decodeURIComponent(parsed.username);
-  const password = decodeURIComponent(parsed.password);
-  const args = [
-    '-u',
-    `${parsed.protocol}//${parsed.host}`,
-    ...(user && user !== 'default' ? ['--user', user] : []),
-  ];
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.REDISCLI_AUTH;
-  if (password) env.REDISCLI_AUTH = password;
-  return { args, env };
-}
-
-/** Keeps the last lines a child prints, for error messages. */
-function outputTail(child: ChildProcess): () => string {
-  let text = '';
-  const keep = (chunk: Buffer) => {
-    text = (text + chunk.toString()).slice(-2000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return () => text.trim().split('\n').slice(-3).join(' ').replace(/\s+/g, ' ');
-}
-
-async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const child = spawn(findRedisBinary('redis-cli'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail = outputTail(child);
-  const [code] = (await once(child, 'close')) as [number | null];
-  if (code !== 0) throw new Error(`redis-cli --rdb failed (exit code ${code}): ${tail() || 'no output'}.`);
-}
-
-export interface ScratchRedis {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/**
- * A throwaway redis-server on a free local port with a random password, nothing persisted: it loads an
- * RDB (`rdbFile`) so its keys can be read one by one. `extraConfig` lines are appended to its config.
- */
-export async function startScratchRedis(options: {
-  dir: string;
-  rdbFile?: string;
-  extraConfig?: string[];
-}): Promise<ScratchRedis> {
-  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-  if (options.rdbFile) symlinkSync(path.resolve(options.rdbFile), path.join(options.dir, 'dump.rdb'));
-  const password = randomBytes(16).toString('hex');
-  let lastError: Error | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    // A config file, not argv: the password must not show in `ps`.
-    const config = path.join(options.dir, 'redis.conf');
-    const settings = [
-      `port ${port}\nbind 127.0.0.1\ndir "${options.dir}"\ndbfilename dump.rdb\nappendonly no\nsave ""`,
-      `requirepass "${password}"\ndaemonize no\nlogfile ""`,
-      ...(options.extraConfig ?? []),
-    ];
-    writeFileAtomicSync(config, `${settings.join('\n')}\n`, 0o600);
-    const child = spawn(findRedisBinary(), [config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const tail = outputTail(child);
-    const exited = once(child, 'exit');
-    try {
-      await waitForPong(child, port, password);
-      return { url: `redis://:${password}@127.0.0.1:${port}`, stop: () => stopChild(child, exited) };
-    } catch (error) {
-      await stopChild(child, exited);
-      lastError = new Error(`A scratch redis-server did not start: ${(error as Error).message} ${tail()}`);
-      if (!tail().includes('Address already in use')) break;
-    }
-  }
-  throw lastError!;
-}
-
-/** Loading a large RDB answers LOADING for a while: wait as long as the server lives and says so. */
-async function waitForPong(child: ChildProcess, port: number, password: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error('it exited.');
-    const reply = await redisProbe(port, password).catch(() => '');
-    if (reply === '+PONG') return;
-    if (!reply.startsWith('-LOADING') && Date.now() > deadline) throw new Error('it did not answer.');
-    await sleep(30);
-  }
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Loads an RDB in a scratch server for the time of `fn`: proves the file loads, and reads it key by key. */
-async function withRdb<T>(rdbFile: string, fn: (client: Redis) => Promise<T>): Promise<T> {
-  // A missing file would give an empty server, and an empty restore that looks fine.
-  if (!existsSync(rdbFile)) throw new Error(`The Redis backup has no ${path.basename(rdbFile)}.`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'trendgen-redis-'));
-  try {
-    const scratch = await startScratchRedis({ dir, rdbFile }).catch((error: Error) => {
-      throw new Error(
-        `The Redis backup ${rdbFile} cannot be loaded (damaged, or written by a newer Redis): ${error.message}`,
-      );
-    });
-    const client = connect(scratch.url);
-    try {
-      return await fn(client);
-    } finally {
-      client.disconnect();
-      await scratch.stop();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -6,13 +6,15 @@ import { EmbeddedRedis } from '../../../src/embedded/redis.ts';
 import {
   dumpRedis,
   type RedisRestoreResult,
-  redisCliConnection,
   redisKeyCount,
   restoreRedis,
-  type ScratchRedis,
-  startScratchRedis,
   verifyRedis,
 } from '../../../src/vault/sources/redis.ts';
+import {
+  redisCliConnection,
+  type ScratchRedis,
+  startScratchRedis,
+} from '../../../src/vault/sources/redis-tools.ts';
 import type { RedisFacts } from '../../../src/vault/sources/types.ts';
 import { tempDir } from '../../support/temp.ts';
 

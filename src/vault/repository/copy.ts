@@ -1,6 +1,7 @@
-import { readAll } from '../blobstore/blobstore.ts';
-import { dataKey, snapshotKey } from './repository/format.ts';
-import type { Repository } from './repository/index.ts';
+import { readAll } from '../../blobstore/index.ts';
+import { dataKey, snapshotKey } from './format.ts';
+import type { RepositoryHandle } from './handle.ts';
+import { copyLedger } from './ledger.ts';
 
 export interface CopyResult {
   blobsCopied: number;
@@ -13,8 +14,8 @@ export interface CopyResult {
  * Blobs go first, each snapshot record last (I6); the destination's listing is read once.
  */
 export async function copySnapshots(
-  from: Repository,
-  to: Repository,
+  from: RepositoryHandle,
+  to: RepositoryHandle,
   snapshotIds: string[],
 ): Promise<CopyResult> {
   if (from.blobId(Buffer.from('probe')) !== to.blobId(Buffer.from('probe'))) {
@@ -44,11 +45,7 @@ export async function copySnapshots(
     }),
   );
   // The deletion ledger travels with the snapshots (I3).
-  for await (const info of from.store.list('ledger/')) {
-    if (await to.store.head(info.key)) continue;
-    const bytes = await readAll(await from.store.get(info.key));
-    await to.store.put(info.key, bytes, { size: bytes.length });
-  }
+  await copyLedger(from, to);
   for (const id of wanted) {
     const bytes = await readAll(await from.store.get(snapshotKey(id)));
     await to.store.put(snapshotKey(id), bytes, { size: bytes.length });

@@ -1,0 +1,103 @@
+import type { S3Settings } from '../config/config.ts';
+import { BlobStoreError } from './blobstore.ts';
+
+/** How the S3 driver reads the SDK's errors: what is missing, what is refused, what cannot be reached. */
+
+// Network failures that mean "cannot reach the server" once the SDK's retries are spent.
+const UNREACHABLE_CODES = new Set(
+  'ECONNREFUSED ECONNRESET ENOTFOUND EAI_AGAIN ETIMEDOUT EHOSTUNREACH ENETUNREACH EPIPE'.split(' '),
+);
+const CREDENTIAL_ERRORS = new Set(
+  'AccessDenied InvalidAccessKeyId SignatureDoesNotMatch CredentialsProviderError ExpiredToken InvalidToken'.split(
+    ' ',
+  ),
+);
+
+export interface SdkError {
+  name?: string;
+  code?: string;
+  message?: string;
+  cause?: unknown;
+  errors?: unknown[];
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Turns an SDK error into one plain sentence that says what to check; never includes secrets. */
+export function describeS3Error(
+  error: unknown,
+  key: string,
+  where: { endpoint: string; bucket: string; location: string },
+): Error {
+  if (error instanceof BlobStoreError) return error;
+  const err = (error ?? {}) as SdkError;
+  const network = networkCode(err);
+  if (network) {
+    return new BlobStoreError(
+      `The S3 endpoint ${where.endpoint} is unreachable (${network}): check S3_ENDPOINT and the network.`,
+      { cause: error },
+    );
+  }
+  if (hasName(err, 'NoSuchBucket')) {
+    return new BlobStoreError(
+      `The bucket ${where.bucket} does not exist at ${where.endpoint}: create it or correct the bucket in the s3:// URL.`,
+      { cause: error },
+    );
+  }
+  if ((err.name && CREDENTIAL_ERRORS.has(err.name)) || err.$metadata?.httpStatusCode === 403) {
+    return new BlobStoreError(
+      `The S3 endpoint ${where.endpoint} refused the credentials for bucket ${where.bucket} (${err.name}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions.`,
+      { cause: error },
+    );
+  }
+  if (!err.$metadata) {
+    const reason = err.code ?? err.message ?? String(error);
+    return new BlobStoreError(`The S3 request for ${key} in ${where.location} failed (${reason}).`, {
+      cause: error,
+    });
+  }
+  const status = err.$metadata.httpStatusCode ? `, HTTP ${err.$metadata.httpStatusCode}` : '';
+  // Servers put anything in a message (XML, several lines); one line of it is enough.
+  const detail = (err.message ?? '').replace(/\s+/g, ' ').trim().slice(0, 200);
+  return new BlobStoreError(
+    `The S3 request for ${key} in ${where.location} failed (${err.name}${status})${detail && detail !== err.name ? `: ${detail}` : '.'}`,
+    { cause: error },
+  );
+}
+
+export function describeEndpoint(settings: S3Settings): string {
+  if (!settings.endpoint) return `https://s3.${settings.region}.amazonaws.com`;
+  try {
+    const url = new URL(settings.endpoint);
+    url.username = '';
+    url.password = '';
+    return url.href.replace(/\/$/, '');
+  } catch {
+    return settings.endpoint;
+  }
+}
+
+function networkCode(err: SdkError, depth = 0): string | undefined {
+  if (depth > 5 || !err) return undefined;
+  if (err.code && UNREACHABLE_CODES.has(err.code)) return err.code;
+  if (err.name === 'TimeoutError') return 'timeout';
+  for (const inner of [err.cause, ...(err.errors ?? [])]) {
+    const code = inner ? networkCode(inner as SdkError, depth + 1) : undefined;
+    if (code) return code;
+  }
+  return undefined;
+}
+
+function hasName(error: unknown, name: string): boolean {
+  return (error as SdkError | undefined)?.name === name;
+}
+
+export function isNotFound(error: unknown): boolean {
+  const err = error as SdkError;
+  if (err?.name === 'NoSuchBucket') return false;
+  return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
+}
+
+export function isPreconditionFailed(error: unknown): boolean {
+  const err = error as SdkError;
+  return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
+}

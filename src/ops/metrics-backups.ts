@@ -1,0 +1,85 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { Sql } from '../db/connection.ts';
+import {
+  lastSuccessByTarget,
+  latestDrill,
+  latestFinishedRun,
+  repositorySizes,
+  runCountsByStatus,
+} from '../vault/catalog.ts';
+
+/** The backup catalog at scrape time: last success per target, the last run, repository sizes, drills. */
+export function registerBackupMetrics(registry: Registry, sql: Sql): void {
+  // The catalog's tables come with migrations 0003 and 0004; a database not migrated that far reports nothing.
+  const hasTable = async (name: string) => {
+    const [row] = await sql`select to_regclass(${name}) is not null as present`;
+    return Boolean(row?.present);
+  };
+  new Gauge({
+    name: 'trendgen_backup_last_success_timestamp_seconds',
+    help: 'When the last backup that reached each target finished (Unix time).',
+    labelNames: ['target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      for (const [target, at] of await lastSuccessByTarget(sql)) this.set({ target }, at.getTime() / 1000);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_backup_last_run',
+    help: 'The last backup run: duration in seconds, bytes added, and 1 when it failed on any target.',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      const run = await latestFinishedRun(sql);
+      if (!run) return;
+      this.set({ field: 'duration_seconds' }, (run.finishedAt!.getTime() - run.startedAt.getTime()) / 1000);
+      this.set({ field: 'bytes_added' }, run.bytesAdded);
+      this.set({ field: 'failed' }, run.status === 'succeeded' ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_backup_repository',
+    help: 'Each target after its last successful backup: snapshots held and bytes stored.',
+    labelNames: ['target', 'field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      for (const { target, snapshots, bytes } of await repositorySizes(sql)) {
+        this.set({ target, field: 'snapshots' }, snapshots);
+        this.set({ target, field: 'bytes' }, bytes);
+      }
+    },
+  });
+  new Gauge({
+    name: 'trendgen_backup_runs',
+    help: 'Backup runs recorded, by outcome.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('backup_runs'))) return;
+      for (const [status, n] of await runCountsByStatus(sql)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_drill_last',
+    help: 'The last restore drill: success time (Unix), recovery seconds of the last passed drill, and 1 when the last drill failed.',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('drill_runs'))) return;
+      const [passed, last] = await Promise.all([latestDrill(sql, ['passed']), latestDrill(sql)]);
+      if (passed) {
+        this.set({ field: 'success_timestamp_seconds' }, passed.finishedAt.getTime() / 1000);
+        this.set({ field: 'recovery_seconds' }, Number(passed.recoverySeconds));
+      }
+      if (last) this.set({ field: 'failed' }, last.status === 'failed' ? 1 : 0);
+    },
+  });
+}
