@@ -1,4 +1,5 @@
 import type { Sql } from '../db/connection.ts';
+import { trendToGenerate } from '../trends/trends.ts';
 
 export const GENERATION_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type GenerationStatus = (typeof GENERATION_STATUSES)[number];
@@ -95,24 +96,20 @@ export async function createGeneration(
   input: NewGeneration,
 ): Promise<{ generation: Generation; created: boolean }> {
   const result = await sql.begin(async (tx) => {
-    const [trend] = await tx`
-      select t.slug, t.status, t.params as trend_params, p.current_version, v.content
-      from trends t join prompts p on p.name = t.prompt_name
-      left join prompt_versions v on v.name = p.name and v.version = p.current_version
-      where t.slug = ${input.trend}`;
+    const trend = await trendToGenerate(tx, input.trend);
     if (!trend) throw new GenerationInputError(`The trend ${input.trend} does not exist.`);
     if (trend.status !== 'active')
       throw new GenerationInputError(`The trend ${input.trend} is ${trend.status}, not active.`);
-    if (trend.current_version === null) {
+    if (trend.promptVersion === null) {
       throw new GenerationInputError(
         `The trend ${input.trend} has no valid prompt version to generate with.`,
       );
     }
+    // Pinned to what was just checked: the trend's prompt and that prompt's version, read together.
     const [row] = await tx`
       insert into generations (user_id, trend_slug, prompt_name, prompt_version, params, variants, photo_key, idempotency_key)
-      select ${input.userId}, t.slug, t.prompt_name, p.current_version, t.params, ${input.variants}, ${input.photoKey},
-             ${input.idempotencyKey ?? null}
-      from trends t join prompts p on p.name = t.prompt_name where t.slug = ${input.trend}
+      values (${input.userId}, ${trend.slug}, ${trend.promptName}, ${trend.promptVersion}, ${tx.json(trend.params)},
+              ${input.variants}, ${input.photoKey}, ${input.idempotencyKey ?? null})
       on conflict (user_id, idempotency_key) do nothing
       returning id`;
     return row?.id as string | undefined;

@@ -1,6 +1,6 @@
 import type { Sql, TransactionSql } from '../db/connection.ts';
 
-/** Reads of the objects index for other modules (metrics, backup, drill); writes go through ObjectStore. */
+/** Reads of the objects index for other modules (trends, metrics, backup, drill); writes are in store.ts. */
 
 export async function countLiveObjectsByKind(sql: Sql): Promise<Map<string, number>> {
   const rows = await sql`select kind, count(*)::int as n from objects where deleted_at is null group by kind`;
@@ -11,6 +11,22 @@ export async function liveObjectBytes(sql: Sql): Promise<number> {
   const [row] =
     await sql`select coalesce(sum(size), 0)::bigint as bytes from objects where deleted_at is null`;
   return Number(row?.bytes ?? 0);
+}
+
+/** The live objects among `keys`, by key: their hash, size and type (a trend shows its example's). */
+export async function liveObjectsByKey(
+  sql: Sql,
+  keys: string[],
+): Promise<Map<string, { sha256: string; size: number; contentType: string }>> {
+  if (keys.length === 0) return new Map();
+  const rows = await sql`
+    select key, sha256, size, content_type from objects where key = any(${keys}) and deleted_at is null`;
+  return new Map(
+    rows.map((row) => [
+      row.key as string,
+      { sha256: row.sha256 as string, size: Number(row.size), contentType: row.content_type as string },
+    ]),
+  );
 }
 
 /** Every live object with its hash and size (a drill checks each against the restored files). */

@@ -181,11 +181,6 @@ export class ObjectStore {
     if (!record) throw new ObjectNotFoundError(key);
     return { record, body: await this.blobs.get(key) };
   }
-
-  /** Marks objects deleted (I3): answers stop at once, the bytes stay until retention allows removal. */
-  async tombstone(keys: string[]): Promise<number> {
-    return await tombstoneObjects(this.sql, keys);
-  }
 }
 
 function toRecord(row: Record<string, unknown>): ObjectRecord {
@@ -200,8 +195,9 @@ function toRecord(row: Record<string, unknown>): ObjectRecord {
 }
 
 /**
- * Marks live objects deleted, inside the caller's transaction when given one (a user's deletion tombstones
- * in the same transaction as it hides their rows); the number newly tombstoned.
+ * Marks live objects deleted (I3): answers stop at once, the bytes stay until retention allows removal. Runs
+ * in the caller's transaction when given one (a user's deletion tombstones in the same transaction as it
+ * hides their rows); the number newly tombstoned.
  */
 export async function tombstoneObjects(sql: Sql | TransactionSql, keys: string[]): Promise<number> {
   if (keys.length === 0) return 0;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Sql, TransactionSql } from '../db/connection.ts';
+import { liveObjectsByKey } from '../objects/queries.ts';
 
 export const TREND_STATUSES = ['active', 'hidden', 'archived'] as const;
 
@@ -59,11 +60,9 @@ export class UnknownPromptError extends Error {
   }
 }
 
-const SELECT_TREND = (sql: Sql) => sql`
-  select t.*, o.sha256 as example_sha256, o.size as example_size, o.content_type as example_content_type
-  from trends t left join objects o on o.key = t.example_key and o.deleted_at is null`;
+type Example = NonNullable<Trend['example']>;
 
-function toTrend(row: Record<string, unknown>): Trend {
+function toTrend(row: Record<string, unknown>, example: Omit<Example, 'key'> | undefined): Trend {
   return {
     slug: row.slug as string,
     title: row.title as string,
@@ -73,15 +72,7 @@ function toTrend(row: Record<string, unknown>): Trend {
     params: row.params as Trend['params'],
     status: row.status as Trend['status'],
     position: row.position as number,
-    example:
-      row.example_key && row.example_sha256
-        ? {
-            key: row.example_key as string,
-            sha256: row.example_sha256 as string,
-            size: Number(row.example_size),
-            contentType: row.example_content_type as string,
-          }
-        : null,
+    example: row.example_key && example ? { key: row.example_key as string, ...example } : null,
     createdAt: row.created_at as Date,
     updatedAt: row.updated_at as Date,
   };
@@ -93,17 +84,27 @@ function mapForeignKey(error: unknown, prompt: string | undefined): never {
   throw error;
 }
 
+/** Trends with their example object, looked up in one batch; a tombstoned example shows as none. */
+async function withExamples(sql: Sql, rows: Array<Record<string, unknown>>): Promise<Trend[]> {
+  const keys = [
+    ...new Set(rows.map((row) => row.example_key as string | null).filter((key) => key !== null)),
+  ];
+  const examples = await liveObjectsByKey(sql, keys);
+  return rows.map((row) => toTrend(row, examples.get(row.example_key as string)));
+}
+
 export async function listTrends(sql: Sql, options: { includeHidden?: boolean } = {}): Promise<Trend[]> {
   const rows = options.includeHidden
-    ? await sql`${SELECT_TREND(sql)} order by t.position, t.slug`
-    : await sql`${SELECT_TREND(sql)} where t.status = 'active' order by t.position, t.slug`;
-  return rows.map(toTrend);
+    ? await sql`select * from trends order by position, slug`
+    : await sql`select * from trends where status = 'active' order by position, slug`;
+  return await withExamples(sql, rows);
 }
 
 export async function getTrend(sql: Sql, slugValue: string): Promise<Trend> {
-  const [row] = await sql`${SELECT_TREND(sql)} where t.slug = ${slugValue}`;
+  const [row] = await sql`select * from trends where slug = ${slugValue}`;
   if (!row) throw new TrendNotFoundError(slugValue);
-  return toTrend(row);
+  const [trend] = await withExamples(sql, [row]);
+  return trend!;
 }
 
 export async function createTrend(sql: Sql, input: TrendInput): Promise<Trend> {
@@ -155,4 +156,41 @@ export async function exampleKeysAmong(sql: Sql | TransactionSql, keys: string[]
   if (keys.length === 0) return new Set();
   const rows = await sql`select example_key from trends where example_key = any(${keys})`;
   return new Set(rows.map((row) => row.example_key as string));
+}
+
+/** A trend's title; undefined when there is no such trend. */
+export async function trendTitle(sql: Sql | TransactionSql, slugValue: string): Promise<string | undefined> {
+  const [row] = await sql`select title from trends where slug = ${slugValue}`;
+  return row ? (row.title as string) : undefined;
+}
+
+export interface TrendToGenerate {
+  slug: string;
+  status: Trend['status'];
+  params: Trend['params'];
+  promptName: string;
+  /** The prompt's current version, null while it has never had a valid content. */
+  promptVersion: number | null;
+}
+
+/**
+ * What a new generation is pinned to: the trend with its prompt's current version, read in one statement so
+ * that the prompt and the version come from the same moment even while the trend is moved to another prompt
+ * or the prompt is saved. (The one read here across owners: trends.prompt_name references prompts.)
+ */
+export async function trendToGenerate(
+  sql: Sql | TransactionSql,
+  slugValue: string,
+): Promise<TrendToGenerate | undefined> {
+  const [row] = await sql`
+    select t.slug, t.status, t.params, t.prompt_name, p.current_version
+    from trends t join prompts p on p.name = t.prompt_name where t.slug = ${slugValue}`;
+  if (!row) return undefined;
+  return {
+    slug: row.slug as string,
+    status: row.status as Trend['status'],
+    params: row.params as Trend['params'],
+    promptName: row.prompt_name as string,
+    promptVersion: (row.current_version as number | null) ?? null,
+  };
 }

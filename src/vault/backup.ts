@@ -7,11 +7,12 @@ import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { TargetOutcome } from './catalog.ts';
 import { syncLedger } from './ledger.ts';
-import { backupObjects, type ObjectsBackupStats } from './objects-source.ts';
-import type { Repository, Snapshot, StoreStats } from './repository/index.ts';
-import { dumpPostgres } from './sources/postgres.ts';
-import { dumpRedis } from './sources/redis.ts';
-import type { PostgresFacts, RedisFacts } from './sources/types.ts';
+import type { Repository, Snapshot } from './repository/index.ts';
+import { objectsSource } from './sources/objects.ts';
+import { postgresSource } from './sources/postgres.ts';
+import { promptsSource } from './sources/prompts.ts';
+import { redisSource } from './sources/redis.ts';
+import type { BackupContext, PostgresFacts, RedisFacts, SourceBackup } from './sources/types.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from './targets.ts';
 
 export const TRENDGEN_VERSION = '0.1.0';
@@ -56,10 +57,6 @@ function parentOf(snapshots: Snapshot[]): Snapshot | undefined {
   return snapshots.find((s) => s.host === os.hostname()) ?? snapshots[0];
 }
 
-function statsOf(stats: StoreStats | ObjectsBackupStats) {
-  return { ...stats, skipped: 'skipped' in stats ? stats.skipped.length : undefined };
-}
-
 /**
  * One snapshot of PostgreSQL, Redis, prompts and objects (I8), written to the first target that works and
  * then copied to every other target. Order (I2, I6, I8): the database is dumped first and the object keys are
@@ -94,49 +91,29 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   const time = (input.time ?? new Date()).toISOString();
   try {
     const parent = parentOf(await loadSnapshots(repo));
-    progress('postgres', 'dumping');
-    const dump = await dumpPostgres(input.databaseUrl, path.join(scratch, 'postgres'), { jobs: 2 });
-    const tick = (phase: string) => (stats: StoreStats) =>
-      progress(phase, undefined, {
-        done: stats.filesNew + stats.filesChanged + stats.filesUnchanged,
-        bytes: stats.bytesRead,
-      });
-    const pg = await repo.storeDirectory(path.join(scratch, 'postgres'), { onProgress: tick('postgres') });
-    progress('redis', 'dumping');
-    const redisFacts = await dumpRedis(input.redisUrl, path.join(scratch, 'redis'));
-    const redis = await repo.storeDirectory(path.join(scratch, 'redis'), { onProgress: tick('redis') });
-    progress('prompts');
-    mkdirSync(config.promptsDir, { recursive: true });
-    const prompts = await repo.storeDirectory(config.promptsDir, {
-      parentTree: parent?.trees.prompts,
-      onProgress: tick('prompts'),
-    });
-    progress('objects', `${dump.liveObjectKeys.length} objects`);
-    const objects = await backupObjects(repo, input.objects, dump.liveObjectKeys, {
-      parentTree: parent?.trees.objects,
-      onProgress: (done, total) => progress('objects', undefined, { done, total }),
-    });
+    const ctx: BackupContext = { repo, scratch, parent, progress };
+    // The database first: its snapshot fixes which objects the backup must hold (I2, I8).
+    const postgres = postgresSource(input.databaseUrl);
+    const sources = [
+      postgres,
+      redisSource(input.redisUrl),
+      promptsSource(config.promptsDir),
+      objectsSource(input.objects, () => postgres.liveObjectKeys),
+    ];
+    const stored: Record<string, SourceBackup<unknown>> = {};
+    for (const source of sources) stored[source.name] = await source.backup(ctx);
     lock.assertHeld();
-    const stats = {
-      postgres: statsOf(pg.stats),
-      redis: statsOf(redis.stats),
-      prompts: statsOf(prompts.stats),
-      objects: objects.stats,
-    };
-    const bytesAdded =
-      pg.stats.bytesAdded + redis.stats.bytesAdded + prompts.stats.bytesAdded + objects.stats.bytesAdded;
-    const facts = {
-      postgres: dump.facts,
-      redis: redisFacts,
-      prompts: { files: prompts.stats.filesNew + prompts.stats.filesChanged + prompts.stats.filesUnchanged },
-      objects: { count: dump.liveObjectKeys.length },
-    };
+    const stats = Object.fromEntries(Object.entries(stored).map(([name, part]) => [name, part.stats]));
+    const facts = Object.fromEntries(
+      Object.entries(stored).map(([name, part]) => [name, part.facts]),
+    ) as NonNullable<BackupResult['facts']>;
+    const bytesAdded = Object.values(stored).reduce((sum, part) => sum + part.stats.bytesAdded, 0);
     const snapshotId = await repo.saveSnapshot({
       time,
       host: os.hostname(),
       tags: input.tags ?? [],
       ...(parent ? { parent: parent.id } : {}),
-      trees: { postgres: pg.treeId, redis: redis.treeId, prompts: prompts.treeId, objects: objects.treeId },
+      trees: Object.fromEntries(Object.entries(stored).map(([name, part]) => [name, part.tree])),
       facts,
       stats,
       trendgen: { version: TRENDGEN_VERSION },

@@ -9,7 +9,7 @@ import { liveObjects } from '../objects/queries.ts';
 import { historyGaps } from '../prompts/index.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { runRestore } from './restore.ts';
-import { dropAndRecreateDatabase } from './sources/postgres.ts';
+import { dropAndRecreateDatabase } from './sources/postgres-admin.ts';
 import { verifyRedis } from './sources/redis.ts';
 import { startScratchRedis } from './sources/redis-tools.ts';
 import type { RedisFacts } from './sources/types.ts';

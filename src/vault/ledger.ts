@@ -1,29 +1,28 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { listUserDeletions } from '../generation/user-data.ts';
-import { ledgerEntryNames, type Repository, readLedgerEntry, writeLedgerEntry } from './repository/index.ts';
+import {
+  type DeletionRecord,
+  deletionEntryName,
+  listDeletions,
+  type Repository,
+  readDeletionsAfter,
+  writeDeletion,
+} from './repository/index.ts';
 import { openRepository, resolveTargets } from './targets.ts';
 
 /**
  * The deletion ledger: every user-data deletion, kept on each backup target beside the snapshots, so that
  * restoring any older snapshot — even onto a new machine after the old disk is gone — re-applies the
- * deletions that came after it (I3). Entries are named `<ms>-<id>`, so a name says when.
+ * deletions that came after it (I3). The repository stores the records (repository/ledger.ts); this file
+ * keeps them in step with PostgreSQL's `user_deletions`.
  */
-const BOOK = 'deletions';
 
-export interface DeletionRecord {
-  id: number;
-  userId: string;
-  requestedAt: string;
-}
-
-function entryName(record: DeletionRecord): string {
-  return `${String(Date.parse(record.requestedAt)).padStart(15, '0')}-${record.id}`;
-}
+export type { DeletionRecord };
 
 /** Writes the deletions the target does not have yet; idempotent. */
 export async function syncLedger(repo: Repository, sql: Sql): Promise<number> {
-  const present = new Set(await ledgerEntryNames(repo, BOOK));
+  const present = new Set(await listDeletions(repo));
   let written = 0;
   for (const deletion of await listUserDeletions(sql)) {
     const record: DeletionRecord = {
@@ -31,9 +30,8 @@ export async function syncLedger(repo: Repository, sql: Sql): Promise<number> {
       userId: deletion.userId,
       requestedAt: deletion.requestedAt.toISOString(),
     };
-    const name = entryName(record);
-    if (present.has(name)) continue;
-    await writeLedgerEntry(repo, BOOK, name, Buffer.from(JSON.stringify(record)));
+    if (present.has(deletionEntryName(record))) continue;
+    await writeDeletion(repo, record);
     written++;
   }
   return written;
@@ -44,19 +42,7 @@ export async function readLedger(
   repo: Repository,
   since: string,
 ): Promise<{ records: DeletionRecord[]; unreadable: string[] }> {
-  const records: DeletionRecord[] = [];
-  const unreadable: string[] = [];
-  const sinceMs = Date.parse(since);
-  for (const name of await ledgerEntryNames(repo, BOOK)) {
-    const at = Number(name.split('-')[0]);
-    if (!(at > sinceMs)) continue;
-    try {
-      records.push(JSON.parse((await readLedgerEntry(repo, BOOK, name)).toString('utf8')) as DeletionRecord);
-    } catch {
-      unreadable.push(`ledger/${BOOK}/${name}`);
-    }
-  }
-  return { records, unreadable };
+  return await readDeletionsAfter(repo, since);
 }
 
 /**

@@ -13,7 +13,7 @@ import {
   resolveSnapshot,
   runRestore,
 } from './restore.ts';
-import { createDatabaseIfMissing } from './sources/postgres.ts';
+import { createDatabaseIfMissing } from './sources/postgres-admin.ts';
 import { openFirstTarget } from './targets.ts';
 
 /** What an operator asks for: `trendgen restore` and anything else that restores on request. */

@@ -1,14 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import path from 'node:path';
-import { Redis } from 'ioredis';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
-import { fsyncDirSync } from '../lib/files.ts';
 import { readLedger } from './ledger.ts';
-import { restoreObjects } from './objects-source.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
   databaseMarked,
@@ -19,14 +14,12 @@ import {
   redisMarked,
   unmarkDir,
 } from './restore-markers.ts';
-import {
-  dropAndRecreateDatabase,
-  isDatabaseEmpty,
-  restorePostgres,
-  verifyPostgres,
-} from './sources/postgres.ts';
-import { redisKeyCount, restoreRedis } from './sources/redis.ts';
-import type { PostgresFacts, RedisFacts } from './sources/types.ts';
+import { objectsSource } from './sources/objects.ts';
+import { postgresSource } from './sources/postgres.ts';
+import { isDatabaseEmpty } from './sources/postgres-admin.ts';
+import { promptsSource } from './sources/prompts.ts';
+import { redisKeyCount, redisSource } from './sources/redis.ts';
+import type { SnapshotSource, SourceName } from './sources/types.ts';
 import { loadSnapshots } from './targets.ts';
 
 export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
@@ -37,9 +30,7 @@ export class RestoreRefusedError extends Error {
   override name = 'RestoreRefusedError';
 }
 
-export class RestoreVerificationError extends Error {
-  override name = 'RestoreVerificationError';
-}
+export { RestoreVerificationError } from './sources/types.ts';
 
 export interface RestorePlan {
   parts: RestorePart[];
@@ -115,24 +106,6 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
   return leftovers;
 }
 
-/** The prompts folder is replaced whole: restored beside it, then swapped in with renames. */
-async function restorePrompts(
-  repo: Repository,
-  treeId: string,
-  dir: string,
-): Promise<Record<string, unknown>> {
-  const parent = path.dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const staging = path.join(parent, `.${path.basename(dir)}.restoring-${randomBytes(4).toString('hex')}`);
-  const result = await repo.restoreTree(treeId, staging);
-  const old = path.join(parent, `.${path.basename(dir)}.replaced-${randomBytes(4).toString('hex')}`);
-  if (existsSync(dir)) renameSync(dir, old);
-  renameSync(staging, dir);
-  fsyncDirSync(parent);
-  rmSync(old, { recursive: true, force: true });
-  return { ...result };
-}
-
 /**
  * Restores a snapshot, all of it or some parts. Objects come first and the database after, so no restored
  * row refers to a missing object (I2); every part is verified against the facts recorded at backup time
@@ -145,7 +118,7 @@ export async function runRestore(
 ): Promise<RestoreReport> {
   const started = Date.now();
   const progress = plan.onProgress ?? (() => {});
-  const facts = (snapshot.facts ?? {}) as { postgres?: PostgresFacts; redis?: RedisFacts };
+  const facts = (snapshot.facts ?? {}) as Partial<Record<SourceName, unknown>>;
   const missing = plan.parts.filter((part) => !snapshot.trees[part]);
   if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
   const leftovers = await refuseOverwrites(plan);
@@ -163,63 +136,28 @@ export async function runRestore(
   rmSync(plan.scratchDir, { recursive: true, force: true });
   mkdirSync(plan.scratchDir, { recursive: true });
   try {
-    if (plan.parts.includes('objects')) {
-      progress('objects');
-      const result = await restoreObjects(repo, snapshot.trees.objects!, plan.objects, {
-        onProgress: (done, total) => progress('objects', undefined, { done, total }),
-      });
-      report.parts.objects = { ...result, damaged: result.damaged.length };
-      if (result.damaged.length) {
-        throw new RestoreVerificationError(
-          `${result.damaged.length} object(s) are damaged in the backup and were not restored: ${result.damaged
-            .slice(0, 5)
-            .map((d) => `${d.key} (${d.reason})`)
-            .join('; ')}.`,
-        );
-      }
-    }
-    if (plan.parts.includes('prompts')) {
-      progress('prompts');
-      report.parts.prompts = await restorePrompts(repo, snapshot.trees.prompts!, plan.promptsDir);
-    }
-    if (plan.parts.includes('postgres')) {
-      progress('postgres', 'restoring');
-      const dumpDir = path.join(plan.scratchDir, 'postgres');
-      await repo.restoreTree(snapshot.trees.postgres!, dumpDir);
-      if (plan.inPlace || leftovers.postgres) {
-        await dropAndRecreateDatabase(plan.databaseUrl);
-        await markDatabase(plan.databaseUrl, snapshot.id);
-      }
-      await restorePostgres(dumpDir, plan.databaseUrl, { jobs: 2 });
-      if (facts.postgres) {
-        progress('postgres', 'verifying');
-        const verdict = await verifyPostgres(plan.databaseUrl, facts.postgres);
-        if (!verdict.ok) {
-          throw new RestoreVerificationError(
-            `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
-          );
-        }
-      }
-      report.parts.postgres = {
-        tables: Object.keys(facts.postgres?.tables ?? {}).length,
-        verified: Boolean(facts.postgres),
-      };
-    }
-    if (plan.parts.includes('redis')) {
-      progress('redis');
-      if (plan.inPlace || leftovers.redis) {
-        const client = new Redis(plan.redisUrl, { maxRetriesPerRequest: 2 });
-        try {
-          await client.flushall();
-        } finally {
-          client.disconnect();
-        }
-        await markRedis(plan.redisUrl, snapshot.id);
-      }
-      const redisDir = path.join(plan.scratchDir, 'redis');
-      await repo.restoreTree(snapshot.trees.redis!, redisDir);
-      report.parts.redis = await restoreRedis(redisDir, facts.redis!, plan.redisUrl, {
-        replace: plan.inPlace,
+    // Objects before the database, so no restored row refers to a missing object (I2).
+    const sources: SnapshotSource<unknown>[] = [
+      objectsSource(plan.objects),
+      promptsSource(plan.promptsDir),
+      postgresSource(plan.databaseUrl),
+      redisSource(plan.redisUrl),
+    ];
+    // A destination a source empties is marked again at once.
+    const remark: Partial<Record<SourceName, () => Promise<void>>> = {
+      postgres: () => markDatabase(plan.databaseUrl, snapshot.id),
+      redis: () => markRedis(plan.redisUrl, snapshot.id),
+    };
+    for (const source of sources.filter((s) => plan.parts.includes(s.name))) {
+      report.parts[source.name] = await source.restore({
+        repo,
+        tree: snapshot.trees[source.name]!,
+        facts: facts[source.name],
+        scratch: plan.scratchDir,
+        clear: plan.inPlace || Boolean(leftovers[source.name as keyof Leftovers]),
+        cleared: async () => await remark[source.name]?.(),
+        overwrite: plan.inPlace,
+        progress,
       });
     }
     if (plan.parts.includes('postgres')) {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { Repository } from '../../src/vault/repository/index.ts';
 import { databaseMarked } from '../../src/vault/restore-markers.ts';
-import { isDatabaseEmpty } from '../../src/vault/sources/postgres.ts';
+import { isDatabaseEmpty } from '../../src/vault/sources/postgres-admin.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seededRandom, walkFiles } from '../support/files.ts';

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
-import { isDatabaseEmpty, libpqConnection } from '../sources/postgres.ts';
+import { libpqConnection } from '../sources/postgres.ts';
+import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
 
 export interface ClassicRestoreOptions {
   /** Database to load db.sql into; must be empty. Left out: no database is touched. */

@@ -13,7 +13,14 @@ export {
   type ScryptParams,
 } from './format.ts';
 export type { RepositoryHandle } from './handle.ts';
-export { ledgerEntryNames, readLedgerEntry, writeLedgerEntry } from './ledger.ts';
+export {
+  type DeletionRecord,
+  deletionEntryName,
+  listDeletions,
+  readDeletion,
+  readDeletionsAfter,
+  writeDeletion,
+} from './ledger.ts';
 export {
   DEFAULT_REFRESH_EVERY_MS,
   DEFAULT_STALE_AFTER_MS,

@@ -2,38 +2,72 @@ import { readAll } from '../../blobstore/index.ts';
 import type { RepositoryHandle } from './handle.ts';
 
 /**
- * Ledger entries: small records kept beside the snapshots under `ledger/<book>/<name>` (format §7.2), encoded
- * like snapshot records (encrypted when the repository is). The caller names them; a name sorts by time.
+ * The deletion ledger (format §7.2): one record per user-data deletion under `ledger/deletions/<ms>-<id>`,
+ * JSON in the snapshot encoding (encrypted when the repository is). `<ms>` is the deletion time zero-padded
+ * to 15 digits, so a listing is in time order and a name says when. Copied with the snapshots, never pruned.
  */
 const LEDGER_PREFIX = 'ledger/';
+const DELETIONS_PREFIX = `${LEDGER_PREFIX}deletions/`;
 
-const entryKey = (book: string, name: string) => `${LEDGER_PREFIX}${book}/${name}`;
-
-export async function writeLedgerEntry(
-  repo: RepositoryHandle,
-  book: string,
-  name: string,
-  plaintext: Buffer,
-): Promise<void> {
-  const bytes = await repo.codec.encode('snapshot', plaintext);
-  await repo.store.put(entryKey(book, name), bytes, { size: bytes.length });
+export interface DeletionRecord {
+  id: number;
+  userId: string;
+  /** ISO time of the deletion. */
+  requestedAt: string;
 }
 
-/** The names of a book's entries. */
-export async function ledgerEntryNames(repo: RepositoryHandle, book: string): Promise<string[]> {
+const entryKey = (name: string) => `${DELETIONS_PREFIX}${name}`;
+
+/** The name a deletion is recorded under: `<ms>-<id>`. */
+export function deletionEntryName(record: DeletionRecord): string {
+  return `${String(Date.parse(record.requestedAt)).padStart(15, '0')}-${record.id}`;
+}
+
+/** Records a deletion (under `deletionEntryName(record)`); writing one again only rewrites the same record. */
+export async function writeDeletion(repo: RepositoryHandle, record: DeletionRecord): Promise<void> {
+  const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(record)));
+  await repo.store.put(entryKey(deletionEntryName(record)), bytes, { size: bytes.length });
+}
+
+/** The names of the recorded deletions; with `after` (ISO time), only those made later than it. */
+export async function listDeletions(
+  repo: RepositoryHandle,
+  options: { after?: string } = {},
+): Promise<string[]> {
+  const afterMs = options.after === undefined ? undefined : Date.parse(options.after);
   const names: string[] = [];
-  const prefix = entryKey(book, '');
-  for await (const info of repo.store.list(prefix)) names.push(info.key.slice(prefix.length));
+  for await (const info of repo.store.list(DELETIONS_PREFIX)) {
+    const name = info.key.slice(DELETIONS_PREFIX.length);
+    if (afterMs !== undefined && !(Number(name.split('-')[0]) > afterMs)) continue;
+    names.push(name);
+  }
   return names;
 }
 
-/** An entry's plaintext, authenticated; throws when it is damaged or unreadable. */
-export async function readLedgerEntry(repo: RepositoryHandle, book: string, name: string): Promise<Buffer> {
-  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(entryKey(book, name))));
-  return plaintext;
+/** One deletion record, authenticated; throws when it is damaged or unreadable. */
+export async function readDeletion(repo: RepositoryHandle, name: string): Promise<DeletionRecord> {
+  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(entryKey(name))));
+  return JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
 }
 
-/** Copies the entries `to` lacks as stored bytes (the repositories share keys). */
+/** Deletions made after `since` (ISO time); records that do not read are named by key, not skipped silently. */
+export async function readDeletionsAfter(
+  repo: RepositoryHandle,
+  since: string,
+): Promise<{ records: DeletionRecord[]; unreadable: string[] }> {
+  const records: DeletionRecord[] = [];
+  const unreadable: string[] = [];
+  for (const name of await listDeletions(repo, { after: since })) {
+    try {
+      records.push(await readDeletion(repo, name));
+    } catch {
+      unreadable.push(entryKey(name));
+    }
+  }
+  return { records, unreadable };
+}
+
+/** Copies the ledger entries `to` lacks as stored bytes (the repositories share keys). */
 export async function copyLedger(from: RepositoryHandle, to: RepositoryHandle): Promise<void> {
   for await (const info of from.store.list(LEDGER_PREFIX)) {
     if (await to.store.head(info.key)) continue;

@@ -2,10 +2,19 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase, type Sql, type TransactionSql } from '../../db/connection.ts';
+import { openDatabase, type TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
-import type { PostgresDump, PostgresFacts, TableFacts } from './types.ts';
+import { dropAndRecreateDatabase, isDatabaseEmpty, withSql } from './postgres-admin.ts';
+import {
+  directoryProgress,
+  directoryStats,
+  type PostgresDump,
+  type PostgresFacts,
+  RestoreVerificationError,
+  type SnapshotSource,
+  type TableFacts,
+} from './types.ts';
 
 /**
  * The PostgreSQL source of a snapshot: a directory-format dump (uncompressed, so content-defined chunking
@@ -231,18 +240,6 @@ export async function dumpPostgres(
   }
 }
 
-/** No tables, views or sequences outside the system schemas: safe to restore into. */
-export async function isDatabaseEmpty(url: string): Promise<boolean> {
-  const [row] = await withSql(
-    url,
-    (sql) => sql<{ n: number }[]>`
-    select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and c.relpersistence <> 't'
-      and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'`,
-  );
-  return Number(row!.n) === 0;
-}
-
 /** Restores a directory dump into an existing, empty database, in parallel; stops at the first error. */
 export async function restorePostgres(
   dumpDir: string,
@@ -276,49 +273,49 @@ export async function dumpToSql(dumpDir: string, outFile: string): Promise<void>
   await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
 }
 
-/** One connection for one job, always closed. */
-async function withSql<T>(url: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = openDatabase(url, { max: 1 });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
-/** Creates `name` (from template0: nothing of template1 to collide with the dump); true when it did. */
-export async function createDatabaseIfMissing(adminUrl: string, name: string): Promise<boolean> {
-  return await withSql(adminUrl, async (sql) => {
-    const rows = await sql`select 1 from pg_database where datname = ${name}`;
-    if (rows.length) return false;
-    try {
-      await sql.unsafe(`create database ${quoteIdent(name)} template template0`);
-      return true;
-    } catch (error) {
-      // Someone else created it in the meantime.
-      if ((error as { code?: string }).code === '42P04') return false;
-      throw error;
-    }
-  });
-}
-
 /**
- * Drops and recreates a database for an in-place restore, disconnecting its sessions. Without
- * `name`, the database of `url` is recreated through the server's `postgres` database. Destructive: the
- * caller decides when it may (I9).
+ * The database, dumped first: its snapshot also fixes which objects the backup must hold (I2, I8). Restored
+ * into an empty database (recreated when `clear`), then verified table by table against the facts (I7).
  */
-export async function dropAndRecreateDatabase(url: string, name?: string): Promise<void> {
-  let adminUrl = url;
-  if (!name) {
-    const parsed = new URL(url);
-    name = decodeURIComponent(parsed.pathname.slice(1));
-    parsed.pathname = '/postgres';
-    adminUrl = parsed.toString();
-  }
-  const target = name;
-  await withSql(adminUrl, async (sql) => {
-    // WITH (FORCE) (PostgreSQL 13+) disconnects every session, even one that arrives while we drop.
-    await sql.unsafe(`drop database if exists ${quoteIdent(target)} with (force)`);
-    await sql.unsafe(`create database ${quoteIdent(target)} template template0`);
-  });
+export function postgresSource(databaseUrl: string): SnapshotSource<PostgresFacts> & {
+  /** After backup(): the keys of live objects in the dump's database snapshot. */
+  readonly liveObjectKeys: string[];
+} {
+  let liveKeys: string[] = [];
+  return {
+    name: 'postgres',
+    get liveObjectKeys() {
+      return liveKeys;
+    },
+    backup: async (ctx) => {
+      ctx.progress('postgres', 'dumping');
+      const dir = path.join(ctx.scratch, 'postgres');
+      const dump = await dumpPostgres(databaseUrl, dir, { jobs: 2 });
+      liveKeys = dump.liveObjectKeys;
+      const { treeId, stats } = await ctx.repo.storeDirectory(dir, {
+        onProgress: directoryProgress(ctx, 'postgres'),
+      });
+      return { tree: treeId, facts: dump.facts, stats: directoryStats(stats) };
+    },
+    restore: async (ctx) => {
+      ctx.progress('postgres', 'restoring');
+      const dumpDir = path.join(ctx.scratch, 'postgres');
+      await ctx.repo.restoreTree(ctx.tree, dumpDir);
+      if (ctx.clear) {
+        await dropAndRecreateDatabase(databaseUrl);
+        await ctx.cleared();
+      }
+      await restorePostgres(dumpDir, databaseUrl, { jobs: 2 });
+      if (ctx.facts) {
+        ctx.progress('postgres', 'verifying');
+        const verdict = await verifyPostgres(databaseUrl, ctx.facts);
+        if (!verdict.ok) {
+          throw new RestoreVerificationError(
+            `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
+          );
+        }
+      }
+      return { tables: Object.keys(ctx.facts?.tables ?? {}).length, verified: Boolean(ctx.facts) };
+    },
+  };
 }

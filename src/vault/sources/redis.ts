@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { Redis } from 'ioredis';
 import { redisCliConnection, runCli, withRdb } from './redis-tools.ts';
-import type { RedisFacts } from './types.ts';
+import { directoryProgress, directoryStats, type RedisFacts, type SnapshotSource } from './types.ts';
 
 /**
  * The Redis source of a snapshot: an RDB taken over the replication protocol where the server allows
@@ -272,4 +272,38 @@ export async function verifyRedis(
       mismatches.push({ db: Number(db), expected: want, actual: actual[db] ?? 0 });
   }
   return { ok: mismatches.length === 0, mismatches };
+}
+
+/**
+ * Redis, dumped after the database: it is derived state (I4), kept so a restore needs no rebuild. Restored key
+ * by key into the server (flushed first when `clear`); the drill verifies the key counts with verifyRedis.
+ */
+export function redisSource(redisUrl: string): SnapshotSource<RedisFacts> {
+  return {
+    name: 'redis',
+    backup: async (ctx) => {
+      ctx.progress('redis', 'dumping');
+      const dir = path.join(ctx.scratch, 'redis');
+      const facts = await dumpRedis(redisUrl, dir);
+      const { treeId, stats } = await ctx.repo.storeDirectory(dir, {
+        onProgress: directoryProgress(ctx, 'redis'),
+      });
+      return { tree: treeId, facts, stats: directoryStats(stats) };
+    },
+    restore: async (ctx) => {
+      ctx.progress('redis');
+      if (ctx.clear) {
+        const client = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+        try {
+          await client.flushall();
+        } finally {
+          client.disconnect();
+        }
+        await ctx.cleared();
+      }
+      const dir = path.join(ctx.scratch, 'redis');
+      await ctx.repo.restoreTree(ctx.tree, dir);
+      return await restoreRedis(dir, ctx.facts!, redisUrl, { replace: ctx.overwrite });
+    },
+  };
 }

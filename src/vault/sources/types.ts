@@ -1,3 +1,5 @@
+import type { Repository, Snapshot, StoreStats } from '../repository/index.ts';
+
 /**
  * What each source records about itself in a snapshot, so that a restore (and a drill) can prove it brought
  * back exactly what was backed up (I7).
@@ -33,4 +35,77 @@ export interface RedisFacts {
   keysPerDb: Record<string, number>;
   /** When the dump was taken (ms since the epoch): TTLs in `keys.jsonl` are stated as of this moment. */
   takenAt: number;
+}
+
+export type SourceName = 'postgres' | 'redis' | 'prompts' | 'objects';
+
+type Progress = (
+  phase: string,
+  detail?: string,
+  counts?: { done?: number; total?: number; bytes?: number },
+) => void;
+
+/** Everything a source needs to put itself into a snapshot. */
+export interface BackupContext {
+  repo: Repository;
+  /** A folder of this run for dumps; removed when the run ends. */
+  scratch: string;
+  /** The parent snapshot: unchanged files and objects are not read again. */
+  parent: Snapshot | undefined;
+  progress: Progress;
+}
+
+/** What a source stored: its root tree, the facts a restore is verified against (I7), and statistics. */
+export interface SourceBackup<Facts> {
+  tree: string;
+  facts: Facts;
+  stats: { blobsAdded: number; bytesAdded: number } & Record<string, unknown>;
+}
+
+/** Everything a source needs to bring its part of a snapshot back. */
+export interface RestoreContext<Facts> {
+  repo: Repository;
+  /** The source's root tree in the snapshot. */
+  tree: string;
+  /** The facts recorded at backup time; absent in snapshots that carry none. */
+  facts: Facts | undefined;
+  /** A folder of this restore for downloaded dumps; removed when the restore ends. */
+  scratch: string;
+  /** The destination holds data to replace (in place, or what an interrupted restore left): empty it first. */
+  clear: boolean;
+  /** Called right after the source emptied its destination, so the restore can mark it again. */
+  cleared(): Promise<void>;
+  /** In place: entries already at the destination are overwritten rather than refused. */
+  overwrite: boolean;
+  progress: Progress;
+}
+
+/** A restored part that does not match its backup. */
+export class RestoreVerificationError extends Error {
+  override name = 'RestoreVerificationError';
+}
+
+/**
+ * One of a snapshot's four parts (I8): postgres, redis, prompts, objects. `backup` dumps the live part and
+ * stores it; `restore` brings a stored tree back into the source's destination, verified against the facts
+ * where the part allows it (throwing RestoreVerificationError), and returns what the restore report shows.
+ */
+export interface SnapshotSource<Facts> {
+  readonly name: SourceName;
+  backup(ctx: BackupContext): Promise<SourceBackup<Facts>>;
+  restore(ctx: RestoreContext<Facts>): Promise<Record<string, unknown>>;
+}
+
+/** A directory stored with the archiver, as the snapshot records its statistics. */
+export function directoryStats(stats: StoreStats): SourceBackup<unknown>['stats'] {
+  return { ...stats, skipped: stats.skipped.length };
+}
+
+/** The progress callback the archiver takes, reporting under `phase`. */
+export function directoryProgress(ctx: BackupContext, phase: string): (stats: StoreStats) => void {
+  return (stats) =>
+    ctx.progress(phase, undefined, {
+      done: stats.filesNew + stats.filesChanged + stats.filesUnchanged,
+      bytes: stats.bytesRead,
+    });
 }

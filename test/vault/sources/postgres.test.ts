@@ -7,16 +7,18 @@ import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import {
   assertClientNotOlder,
   clientMajor,
-  createDatabaseIfMissing,
-  dropAndRecreateDatabase,
   dumpPostgres,
   dumpToSql,
-  isDatabaseEmpty,
   libpqConnection,
   restorePostgres,
   tableFacts,
   verifyPostgres,
 } from '../../../src/vault/sources/postgres.ts';
+import {
+  createDatabaseIfMissing,
+  dropAndRecreateDatabase,
+  isDatabaseEmpty,
+} from '../../../src/vault/sources/postgres-admin.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { BlobStore } from '../blobstore/blobstore.ts';
+import type { BlobStore } from '../../blobstore/blobstore.ts';
 import {
   CorruptBlobError,
   InvalidTreeError,
   MissingBlobError,
   type Repository,
   type TreeEntry,
-} from './repository/index.ts';
+} from '../repository/index.ts';
+import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
 export interface ObjectsBackupStats {
   objects: number;
@@ -198,4 +199,43 @@ export async function restoreObjects(
     options.onProgress?.(++done, files.length);
   });
   return result;
+}
+
+/**
+ * The objects the database snapshot refers to (`liveKeys`, from the postgres source: needed to back up only),
+ * copied by key (I8); restored into `objects`, where an object that fails its hash is named, never written.
+ */
+export function objectsSource(
+  objects: BlobStore,
+  liveKeys: () => string[] = () => {
+    throw new Error('Backing up objects needs the live keys the postgres source read.');
+  },
+): SnapshotSource<{ count: number }> {
+  return {
+    name: 'objects',
+    backup: async (ctx) => {
+      const live = liveKeys();
+      ctx.progress('objects', `${live.length} objects`);
+      const result = await backupObjects(ctx.repo, objects, live, {
+        ...(ctx.parent?.trees.objects ? { parentTree: ctx.parent.trees.objects } : {}),
+        onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
+      });
+      return { tree: result.treeId, facts: { count: live.length }, stats: { ...result.stats } };
+    },
+    restore: async (ctx) => {
+      ctx.progress('objects');
+      const result = await restoreObjects(ctx.repo, ctx.tree, objects, {
+        onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
+      });
+      if (result.damaged.length) {
+        throw new RestoreVerificationError(
+          `${result.damaged.length} object(s) are damaged in the backup and were not restored: ${result.damaged
+            .slice(0, 5)
+            .map((d) => `${d.key} (${d.reason})`)
+            .join('; ')}.`,
+        );
+      }
+      return { ...result, damaged: result.damaged.length };
+    },
+  };
 }
