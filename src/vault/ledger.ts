@@ -9,7 +9,7 @@ import {
   readDeletionsAfter,
   writeDeletion,
 } from './repository/index.ts';
-import { openRepository, resolveTargets } from './targets.ts';
+import { localTarget, openRepository, resolveTargets } from './targets.ts';
 
 /**
  * The deletion ledger: every user-data deletion, kept on each backup target beside the snapshots, so that
@@ -63,4 +63,14 @@ export async function syncLedgerEverywhere(
     }
   }
   return results;
+}
+
+/**
+ * I3: a deletion is acknowledged only once the ledger of the local target holds it, so a restore onto a new
+ * disk right after the answer still re-applies it. The first deletion before any backup creates the local
+ * repository. Throws when the ledger cannot be written; a repeat of the request writes it.
+ */
+export async function syncLocalLedger(config: Config, sql: Sql): Promise<number> {
+  const repo = await openRepository(localTarget(config), config.backup.password, { create: true });
+  return await syncLedger(repo, sql);
 }

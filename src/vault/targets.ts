@@ -35,6 +35,12 @@ export function targetNames(config: Config): string[] {
   return describeTargets(config).map((target) => target.name);
 }
 
+/** BACKUP_DIR's target; never throws, since the local ledger must be writable whatever the offsite settings. */
+export function localTarget(config: Config): Target {
+  const [local] = describeTargets(config);
+  return { name: local!.name, offsite: false, store: createBlobStore(local!.url, config.s3) };
+}
+
 /** The backup targets ready to use, local first; `only` picks some by name. */
 export function resolveTargets(config: Config, only?: string[]): Target[] {
   if (config.backup.s3Uri && !config.backup.password && !config.backup.allowUnencryptedOffsite) {

@@ -4,7 +4,7 @@ import { createGeneration, getGeneration, listGenerations } from '../../generati
 import { enqueue } from '../../generation/queue.ts';
 import { deleteUserData } from '../../generation/user-data.ts';
 import type { ObjectRecord } from '../../objects/store.ts';
-import { syncLedgerEverywhere } from '../../vault/ledger.ts';
+import { syncLedgerEverywhere, syncLocalLedger } from '../../vault/ledger.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -136,8 +136,19 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const deletion = await deleteUserData(deps.sql, (request.params as { user: string }).user);
-        // The record outlives this machine: it goes to the ledger on every backup target too (I3).
+        const user = (request.params as { user: string }).user;
+        const deletion = await deleteUserData(deps.sql, user);
+        // I3: the record must outlive this machine before the answer: the local target's ledger first.
+        try {
+          await syncLocalLedger(deps.config, deps.sql);
+        } catch (error) {
+          throw new HttpError(
+            503,
+            'ledger_unwritten',
+            `The deletion of ${user}'s data is recorded in the database but not yet in the backup ledger in ${deps.config.backup.dir} (${(error as Error).message}); repeat the request to complete it.`,
+          );
+        }
+        // Offsite targets follow; whatever this cannot write, the next backup does.
         void syncLedgerEverywhere(deps.config, deps.sql)
           .then((results) => {
             for (const r of results.filter((x) => x.error)) {
