@@ -37,6 +37,8 @@ describe('backups API', () => {
       200,
     );
     expect(view.backups[0].snapshotId).toMatch(/^[0-9a-f]{64}$/);
+    // Started over the API, not by the schedule: tagged so, and it prunes nothing.
+    expect(view.backups[0].tags).toEqual(['api']);
     expect(view.backups[0].targets).toEqual([expect.objectContaining({ name: 'local', ok: true })]);
     expect(view.targets.local.lastSuccessAt).toBeTruthy();
     expect(view.schedule.nextBackupAt).toMatch(/^\d{4}-/);
