@@ -75,23 +75,8 @@ export async function checkRepository(
   const { sizes, unexpected } = await repo.index.reload();
   const damaged = new Map<string, string>();
   const missing = new Set<string>();
-  const damagedSnapshots: { id: string; reason: string }[] = [];
-
-  const snapshots: Snapshot[] = [];
   const ids = await repo.listSnapshots();
-  await Promise.all(
-    ids.map((id) =>
-      limit(async () => {
-        try {
-          snapshots.push(await repo.loadSnapshot(id));
-        } catch (error) {
-          if (error instanceof SnapshotNotFoundError) return; // forgotten while we looked
-          if (!(error instanceof InvalidSnapshotError)) throw error;
-          damagedSnapshots.push({ id, reason: error.reason });
-        }
-      }),
-    ),
-  );
+  const { snapshots, damagedSnapshots } = await loadSnapshots(repo, ids, limit);
 
   // Structure: every tree reachable from a snapshot, each read once; every chunk looked up in the listing.
   const referenced = new Set<string>();
@@ -124,33 +109,10 @@ export async function checkRepository(
 
   if (options.readData) {
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
-    let done = 0;
-    await Promise.all(
-      toRead.map((id) =>
-        limit(async () => {
-          try {
-            await repo.readBlob(id);
-          } catch (error) {
-            if (error instanceof CorruptBlobError) damaged.set(id, error.reason);
-            else if (!(error instanceof MissingBlobError)) throw error;
-          }
-          options.onProgress?.(++done, toRead.length);
-        }),
-      ),
-    );
+    await readData(repo, toRead, damaged, limit, options.onProgress);
   }
-
-  const quarantined: { key: string; to: string }[] = [];
-  if (options.repair && (damaged.size > 0 || damagedSnapshots.length > 0)) {
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const keys = [...[...damaged.keys()].map(dataKey), ...damagedSnapshots.map((s) => snapshotKey(s.id))];
-    for (const key of keys) {
-      const to = `${QUARANTINE_PREFIX}${stamp}/${key}`;
-      await quarantine(repo, key, to);
-      quarantined.push({ key, to });
-    }
-    for (const id of damaged.keys()) sizes.delete(id);
-  }
+  const quarantined = options.repair ? await quarantineDamaged(repo, damaged, damagedSnapshots) : [];
+  if (quarantined.length) for (const id of damaged.keys()) sizes.delete(id);
 
   const bad = new Set([...damaged.keys(), ...missing]);
   const paths =
@@ -176,6 +138,72 @@ export async function checkRepository(
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
     quarantined,
   };
+}
+
+/** Every snapshot record; an unreadable one is reported as damaged, one forgotten meanwhile is skipped. */
+async function loadSnapshots(
+  repo: RepositoryHandle,
+  ids: string[],
+  limit: ReturnType<typeof limiter>,
+): Promise<{ snapshots: Snapshot[]; damagedSnapshots: { id: string; reason: string }[] }> {
+  const snapshots: Snapshot[] = [];
+  const damagedSnapshots: { id: string; reason: string }[] = [];
+  await Promise.all(
+    ids.map((id) =>
+      limit(async () => {
+        try {
+          snapshots.push(await repo.loadSnapshot(id));
+        } catch (error) {
+          if (error instanceof SnapshotNotFoundError) return; // forgotten while we looked
+          if (!(error instanceof InvalidSnapshotError)) throw error;
+          damagedSnapshots.push({ id, reason: error.reason });
+        }
+      }),
+    ),
+  );
+  return { snapshots, damagedSnapshots };
+}
+
+/** Re-reads and re-hashes each blob; a corrupt one is recorded in `damaged`. */
+async function readData(
+  repo: RepositoryHandle,
+  ids: string[],
+  damaged: Map<string, string>,
+  limit: ReturnType<typeof limiter>,
+  onProgress: CheckOptions['onProgress'],
+): Promise<void> {
+  let done = 0;
+  await Promise.all(
+    ids.map((id) =>
+      limit(async () => {
+        try {
+          await repo.readBlob(id);
+        } catch (error) {
+          if (error instanceof CorruptBlobError) damaged.set(id, error.reason);
+          else if (!(error instanceof MissingBlobError)) throw error;
+        }
+        onProgress?.(++done, ids.length);
+      }),
+    ),
+  );
+}
+
+/** Moves damaged blobs and snapshot records under quarantine/<time>/, so the next backup stores them again. */
+async function quarantineDamaged(
+  repo: RepositoryHandle,
+  damaged: Map<string, string>,
+  damagedSnapshots: { id: string }[],
+): Promise<{ key: string; to: string }[]> {
+  const quarantined: { key: string; to: string }[] = [];
+  if (damaged.size === 0 && damagedSnapshots.length === 0) return quarantined;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const keys = [...[...damaged.keys()].map(dataKey), ...damagedSnapshots.map((s) => snapshotKey(s.id))];
+  for (const key of keys) {
+    const to = `${QUARANTINE_PREFIX}${stamp}/${key}`;
+    await quarantine(repo, key, to);
+    quarantined.push({ key, to });
+  }
+  return quarantined;
 }
 
 /**
