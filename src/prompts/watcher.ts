@@ -31,168 +31,205 @@ export interface PromptWatcher {
 
 const silent: PromptLogger = { info() {}, warn() {}, error() {} };
 
+/** Logs what a sync recorded and tells `onChange`; a failing handler is logged, never thrown. */
+function reportSync(logger: PromptLogger, onChange: WatchOptions['onChange'], result: SyncResult): void {
+  if (!result.changed) return;
+  const fields = { name: result.name, version: result.version };
+  if (result.outcome === 'added') logger.info({ ...fields, origin: 'file' }, 'prompt: new version recorded');
+  else if (result.outcome === 'invalid') {
+    logger.warn(
+      { ...fields, error: result.error },
+      'prompt: file is invalid; the last valid version stays in use',
+    );
+  } else if (result.outcome === 'deleted') logger.warn(fields, 'prompt: file deleted; its history is kept');
+  else logger.info(fields, 'prompt: file matches its current version again');
+  try {
+    onChange?.(result);
+  } catch (error) {
+    logger.error({ err: error, name: result.name }, 'prompt: onChange handler failed');
+  }
+}
+
 /**
  * Keeps prompt history in step with the folder: fs.watch for quick reaction, a periodic full scan because
  * fs.watch can miss events (network filesystems, overflowing inotify queues, a replaced folder).
  */
-export function watchPrompts(sql: Sql, promptsDir: string, options: WatchOptions): PromptWatcher {
-  const logger = options.logger ?? silent;
-  const debounceMs = options.debounceMs ?? 150;
-  const largeFileCache: LargeFileCache = new Map();
-  const timers = new Map<string, NodeJS.Timeout>();
-  const running = new Map<string, Promise<void>>();
-  const inFlight = new Set<Promise<unknown>>();
-  let closed = false;
-  let watcher: FSWatcher | undefined;
-  let watchedIno: number | undefined;
-  let lastSkipped = '';
+class FolderWatcher {
+  private readonly logger: PromptLogger;
+  private readonly debounceMs: number;
+  private readonly largeFileCache: LargeFileCache = new Map();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** One sync per name at a time: an event during a sync starts another one after it. */
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+  private watcher: FSWatcher | undefined;
+  private watchedIno: number | undefined;
+  private lastSkipped = '';
+  private current: Promise<SyncReport> | undefined;
+  private queued: Promise<SyncReport> | undefined;
 
-  const track = <T>(promise: Promise<T>): Promise<T> => {
-    inFlight.add(promise);
-    const forget = () => inFlight.delete(promise);
+  constructor(
+    private readonly sql: Sql,
+    private readonly promptsDir: string,
+    private readonly options: WatchOptions,
+  ) {
+    this.logger = options.logger ?? silent;
+    this.debounceMs = options.debounceMs ?? 150;
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    const forget = () => this.inFlight.delete(promise);
     promise.then(forget, forget);
     return promise;
-  };
+  }
 
-  const report = (result: SyncResult) => {
-    if (!result.changed) return;
-    const fields = { name: result.name, version: result.version };
-    if (result.outcome === 'added')
-      logger.info({ ...fields, origin: 'file' }, 'prompt: new version recorded');
-    else if (result.outcome === 'invalid') {
-      logger.warn(
-        { ...fields, error: result.error },
-        'prompt: file is invalid; the last valid version stays in use',
-      );
-    } else if (result.outcome === 'deleted') logger.warn(fields, 'prompt: file deleted; its history is kept');
-    else logger.info(fields, 'prompt: file matches its current version again');
-    try {
-      options.onChange?.(result);
-    } catch (error) {
-      logger.error({ err: error, name: result.name }, 'prompt: onChange handler failed');
-    }
-  };
+  private report(result: SyncResult): void {
+    reportSync(this.logger, this.options.onChange, result);
+  }
 
-  const syncOne = (name: string): Promise<void> => {
-    // One sync per name at a time: an event during a sync starts another one after it.
-    const previous = running.get(name) ?? Promise.resolve();
+  private syncOne(name: string): Promise<void> {
+    const previous = this.running.get(name) ?? Promise.resolve();
     const next = previous.then(async () => {
-      if (closed) return;
+      if (this.closed) return;
       try {
-        report(await syncPromptFile(sql, promptsDir, name, { maxBytes: options.maxBytes }));
+        this.report(
+          await syncPromptFile(this.sql, this.promptsDir, name, { maxBytes: this.options.maxBytes }),
+        );
       } catch (error) {
-        logger.error({ err: error, name }, 'prompt: could not record the file; the next scan retries');
+        this.logger.error({ err: error, name }, 'prompt: could not record the file; the next scan retries');
       }
     });
-    running.set(name, next);
+    this.running.set(name, next);
     void next.then(() => {
-      if (running.get(name) === next) running.delete(name);
+      if (this.running.get(name) === next) this.running.delete(name);
     });
-    return track(next);
-  };
+    return this.track(next);
+  }
 
-  const onEvent = (filename: string | Buffer | null) => {
-    if (closed) return;
+  private onEvent(filename: string | Buffer | null): void {
+    if (this.closed) return;
     const base = filename === null ? null : String(filename);
     if (base === null) {
-      void rescan().catch(() => {});
+      void this.rescan().catch(() => {});
       return;
     }
     // Editors' temp and swap files are not prompts; their rename onto <name>.yaml raises an event for it.
     if (!PROMPT_FILE_PATTERN.test(base)) return;
     const name = base.slice(0, -'.yaml'.length);
-    clearTimeout(timers.get(name));
-    timers.set(
+    clearTimeout(this.timers.get(name));
+    this.timers.set(
       name,
       setTimeout(() => {
-        timers.delete(name);
-        void syncOne(name);
-      }, debounceMs),
+        this.timers.delete(name);
+        void this.syncOne(name);
+      }, this.debounceMs),
     );
-  };
+  }
 
-  const ensureWatching = () => {
-    if (closed) return;
-    mkdirSync(promptsDir, { recursive: true });
-    const ino = statSync(promptsDir).ino;
-    if (watcher && ino === watchedIno) return;
+  private ensureWatching(): void {
+    if (this.closed) return;
+    mkdirSync(this.promptsDir, { recursive: true });
+    const ino = statSync(this.promptsDir).ino;
+    if (this.watcher && ino === this.watchedIno) return;
     // The folder was replaced (rm -rf and mkdir, a restore): the old watch sees nothing any more.
-    watcher?.close();
-    watcher = watch(promptsDir, { persistent: false }, (_event, filename) => onEvent(filename));
-    watchedIno = ino;
-    watcher.on('error', (error) => {
-      logger.error({ err: error, dir: promptsDir }, 'prompt: watching the folder failed; relying on rescans');
-      watcher?.close();
-      watcher = undefined;
+    this.watcher?.close();
+    this.watcher = watch(this.promptsDir, { persistent: false }, (_event, filename) =>
+      this.onEvent(filename),
+    );
+    this.watchedIno = ino;
+    this.watcher.on('error', (error) => {
+      this.logger.error(
+        { err: error, dir: this.promptsDir },
+        'prompt: watching the folder failed; relying on rescans',
+      );
+      this.watcher?.close();
+      this.watcher = undefined;
     });
-  };
+  }
 
-  const scan = async (): Promise<SyncReport> => {
+  private async scan(): Promise<SyncReport> {
     try {
-      ensureWatching();
+      this.ensureWatching();
     } catch (error) {
-      logger.error({ err: error, dir: promptsDir }, 'prompt: cannot watch the folder; relying on rescans');
+      this.logger.error(
+        { err: error, dir: this.promptsDir },
+        'prompt: cannot watch the folder; relying on rescans',
+      );
     }
-    const result = await syncPromptsDir(sql, promptsDir, { maxBytes: options.maxBytes, largeFileCache });
-    for (const change of result.changes) report(change);
+    const result = await syncPromptsDir(this.sql, this.promptsDir, {
+      maxBytes: this.options.maxBytes,
+      largeFileCache: this.largeFileCache,
+    });
+    for (const change of result.changes) this.report(change);
     for (const failure of result.failed) {
-      logger.error(failure, 'prompt: could not record the file; the next scan retries');
+      this.logger.error(failure, 'prompt: could not record the file; the next scan retries');
     }
     const skipped = result.skipped.join('\n');
-    if (skipped && skipped !== lastSkipped) {
-      logger.warn({ files: result.skipped }, 'prompt: file names that are not prompt names were skipped');
+    if (skipped && skipped !== this.lastSkipped) {
+      this.logger.warn(
+        { files: result.skipped },
+        'prompt: file names that are not prompt names were skipped',
+      );
     }
-    lastSkipped = skipped;
+    this.lastSkipped = skipped;
     return result;
-  };
+  }
 
-  let current: Promise<SyncReport> | undefined;
-  let queued: Promise<SyncReport> | undefined;
-  const rescan = (): Promise<SyncReport> => {
-    if (closed) return Promise.reject(new Error('the prompt watcher is closed'));
-    if (!current) {
-      current = track(scan()).finally(() => {
-        current = undefined;
+  rescan(): Promise<SyncReport> {
+    if (this.closed) return Promise.reject(new Error('the prompt watcher is closed'));
+    if (!this.current) {
+      this.current = this.track(this.scan()).finally(() => {
+        this.current = undefined;
       });
-      return current;
+      return this.current;
     }
-    queued ??= current
+    this.queued ??= this.current
       .catch(() => undefined)
       .then(() => {
-        queued = undefined;
-        return rescan();
+        this.queued = undefined;
+        return this.rescan();
       });
-    return queued;
-  };
+    return this.queued;
+  }
 
-  const periodic = async () => {
+  async periodic(): Promise<void> {
     try {
-      await rescan();
+      await this.rescan();
     } catch (error) {
-      if (!closed) logger.error({ err: error }, 'prompt: scan failed; retrying at the next interval');
+      if (!this.closed)
+        this.logger.error({ err: error }, 'prompt: scan failed; retrying at the next interval');
     }
-  };
+  }
 
-  const ready = rescan();
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.watcher?.close();
+    this.watcher = undefined;
+    // Let running syncs finish, so the caller can close the database right after.
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+}
+
+export function watchPrompts(sql: Sql, promptsDir: string, options: WatchOptions): PromptWatcher {
+  const folder = new FolderWatcher(sql, promptsDir, options);
+  const logger = options.logger ?? silent;
+  const ready = folder.rescan();
   // The caller may never await ready; the periodic scan reports later failures.
   ready.catch((error) =>
     logger.error({ err: error }, 'prompt: first scan failed; retrying at the next interval'),
   );
-  const interval = setInterval(() => void periodic(), options.rescanSeconds * 1000);
+  const interval = setInterval(() => void folder.periodic(), options.rescanSeconds * 1000);
   interval.unref();
-
   return {
     ready,
-    rescan,
+    rescan: () => folder.rescan(),
     close: async () => {
-      closed = true;
       clearInterval(interval);
-      for (const timer of timers.values()) clearTimeout(timer);
-      timers.clear();
-      watcher?.close();
-      watcher = undefined;
-      // Let running syncs finish, so the caller can close the database right after.
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      await folder.close();
     },
   };
 }
