@@ -9,8 +9,9 @@ import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
 import { objectRoutes } from './routes/objects.ts';
-import { decodePromptBody, promptRoutes } from './routes/prompts.ts';
+import { decodePromptBody, promptHistoryRoutes, promptRoutes } from './routes/prompts.ts';
 import { trendRoutes } from './routes/trends.ts';
+import { userRoutes } from './routes/users.ts';
 
 export type { ApiDeps } from './deps.ts';
 
@@ -83,9 +84,11 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandler(app);
   await app.register(healthRoutes(deps));
   await app.register(promptRoutes(deps), { prefix: '/api/v1' });
+  await app.register(promptHistoryRoutes(deps), { prefix: '/api/v1' });
   await app.register(trendRoutes(deps), { prefix: '/api/v1' });
   await app.register(objectRoutes(deps), { prefix: '/api/v1' });
   await app.register(generationRoutes(deps), { prefix: '/api/v1' });
+  await app.register(userRoutes(deps), { prefix: '/api/v1' });
   await app.register(backupRoutes(deps), { prefix: '/api/v1' });
   return app;
 }

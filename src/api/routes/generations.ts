@@ -2,9 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createGeneration, getGeneration, listGenerations } from '../../generation/jobs.ts';
 import { enqueue } from '../../generation/queue.ts';
-import { deleteUserData } from '../../generation/user-data.ts';
 import type { ObjectRecord } from '../../objects/store.ts';
-import { syncLedgerEverywhere, syncLocalLedger } from '../../vault/ledger.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -52,7 +50,7 @@ async function readGenerationForm(request: FastifyRequest, deps: ApiDeps) {
 }
 
 export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
-  const admin = requireRole(deps.tokens, 'admin');
+  const _admin = requireRole(deps.tokens, 'admin');
   const client = requireRole(deps.tokens, 'client');
   return async (app) => {
     app.post(
@@ -124,43 +122,6 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
           presentGeneration,
         ),
       }),
-    );
-
-    app.delete(
-      '/users/:user/data',
-      {
-        preHandler: admin,
-        schema: {
-          summary: "Delete a user's photos and results (recorded; re-applied after a restore)",
-          tags: ['users'],
-        },
-      },
-      async (request) => {
-        const user = (request.params as { user: string }).user;
-        const deletion = await deleteUserData(deps.sql, user);
-        // I3: the record must outlive this machine before the answer: the local target's ledger first.
-        try {
-          await syncLocalLedger(deps.config, deps.sql);
-        } catch (error) {
-          throw new HttpError(
-            503,
-            'ledger_unwritten',
-            `The deletion of ${user}'s data is recorded in the database but not yet in the backup ledger in ${deps.config.backup.dir} (${(error as Error).message}); repeat the request to complete it.`,
-          );
-        }
-        // Offsite targets follow; whatever this cannot write, the next backup does.
-        void syncLedgerEverywhere(deps.config, deps.sql)
-          .then((results) => {
-            for (const r of results.filter((x) => x.error)) {
-              request.log.warn(
-                { target: r.target, error: r.error },
-                'deletion ledger not written; the next backup will',
-              );
-            }
-          })
-          .catch((error) => request.log.warn({ err: error }, 'deletion ledger sync failed'));
-        return { ...deletion, requestedAt: deletion.requestedAt.toISOString() };
-      },
     );
   };
 }

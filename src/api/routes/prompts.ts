@@ -121,7 +121,15 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
         return reply.status(result.created && result.version === 1 ? 201 : 200).send(result);
       },
     );
+  };
+}
 
+/** A prompt's history: its versions, one version, and making an old version current again. */
+export function promptHistoryRoutes(deps: ApiDeps): FastifyPluginAsync {
+  const admin = requireRole(deps.tokens, 'admin');
+  const client = requireRole(deps.tokens, 'client');
+  const dir = deps.config.promptsDir;
+  return async (app) => {
     app.get(
       '/prompts/:name/versions',
       {
