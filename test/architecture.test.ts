@@ -127,6 +127,15 @@ describe('architecture (docs/architecture.md)', () => {
     expect(strays).toEqual([]);
   });
 
+  it('the table rule sees plain and comma joins', () => {
+    const text = 'select 1 from trends t, prompt_versions v where true; select 2 from objects';
+    expect(tablesMentioned(text, ['trends', 'prompt_versions', 'objects', 'prompts'])).toEqual([
+      'trends',
+      'prompt_versions',
+      'objects',
+    ]);
+  });
+
   it('no source file is over 350 lines', () => {
     const long = sources
       .map(({ file, text }) => ({ file, lines: text.split('\n').length - 1 }))

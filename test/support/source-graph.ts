@@ -104,11 +104,20 @@ export function importCycles(imports: SourceImport[]): string[][] {
   return cycles;
 }
 
-/** The SQL statements' table names a file mentions: `from t`, `join t`, `into t`, `update t`, `truncate t`. */
+/**
+ * The tables a file's SQL names: `from t`, `join t`, `into t`, `update t`, `truncate t`, and the later tables
+ * of a comma join (`from a x, t y`).
+ */
 export function tablesMentioned(text: string, tables: string[]): string[] {
-  return tables.filter((table) =>
-    new RegExp(`\\b(?:from|join|into|update|truncate)\\s+(?:only\\s+)?${table}\\b(?!['"\`/.-])`, 'i').test(
-      text,
-    ),
-  );
+  return tables.filter((table) => {
+    const direct = new RegExp(
+      `\\b(?:from|join|into|update|truncate)\\s+(?:only\\s+)?${table}\\b(?!['"\`/.-])`,
+      'i',
+    );
+    const commaJoin = new RegExp(
+      `\\bfrom\\s+\\w+\\s+\\w+\\s*,\\s*(?:\\w+\\s+\\w+\\s*,\\s*)*${table}\\s+\\w+`,
+      'i',
+    );
+    return direct.test(text) || commaJoin.test(text);
+  });
 }
