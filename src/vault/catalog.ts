@@ -1,7 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { scheduleInterval } from '../lib/schedule-interval.ts';
-import type { DrillReport } from './drill.ts';
 import { targetNames } from './targets.ts';
 
 /**
@@ -199,8 +198,17 @@ export async function backupFreshness(
   };
 }
 
+/** What the catalog keeps of a drill's report (drill.ts's DrillReport has this shape). */
+export interface DrillOutcome {
+  status: 'passed' | 'failed';
+  snapshot: { id: string };
+  recoverySeconds: number;
+  reason?: string | undefined;
+  checks: unknown[];
+}
+
 /** Records a finished drill; best effort, like the backup runs. */
-export async function recordDrill(sql: Sql, target: string, report: DrillReport): Promise<void> {
+export async function recordDrill(sql: Sql, target: string, report: DrillOutcome): Promise<void> {
   try {
     await sql`
       insert into drill_runs (finished_at, status, snapshot_id, target, recovery_seconds, reason, checks)
@@ -222,4 +230,36 @@ export async function latestDrill(
     from drill_runs where finished_at is not null and status in ${sql(statuses)}
     order by finished_at desc, id desc limit 1`;
   return row;
+}
+
+/**
+ * After a restore the catalog is as the dump saw it: the run that took this very snapshot shows as running
+ * forever, so doctor would say no backup ever reached its target. That run is closed as it ended (succeeded,
+ * on the target the snapshot came from, at the snapshot's time); any older run left unfinished is closed as
+ * interrupted. Returns the number of runs closed.
+ */
+export async function closeRunsAfterRestore(
+  sql: Sql,
+  snapshot: { id: string; time: string },
+  target: string,
+): Promise<number> {
+  return await sql.begin(async (tx) => {
+    const [producer] = await tx`
+      select id from backup_runs where finished_at is null and started_at <= ${snapshot.time}
+      order by started_at desc, id desc limit 1`;
+    let closed = 0;
+    if (producer) {
+      const targets: TargetOutcome[] = [{ name: target, ok: true }];
+      await tx`
+        update backup_runs set finished_at = ${snapshot.time}, status = 'succeeded', snapshot_id = ${snapshot.id},
+          targets = ${tx.json(targets as never)}
+        where id = ${producer.id}`;
+      closed++;
+    }
+    const interrupted = await tx`
+      update backup_runs set finished_at = ${snapshot.time}, status = 'failed',
+        error = ${`interrupted: this database was restored from snapshot ${snapshot.id.slice(0, 12)}`}
+      where finished_at is null and id <> ${producer?.id ?? -1} returning id`;
+    return closed + interrupted.length;
+  });
 }

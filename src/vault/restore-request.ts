@@ -65,7 +65,7 @@ async function prepareDatabase(url: string): Promise<void> {
  */
 export async function restoreFromTargets(config: Config, request: RestoreRequest): Promise<RestoreOutcome> {
   const parts = restoreParts(request);
-  const { repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
+  const { target, repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
   const snapshot = await resolveSnapshot(repo, request.ref);
   if (snapshot.trees.classic_sql || snapshot.trees.classic_data) {
     if (!request.toDatabase && !request.toDir) {
@@ -96,6 +96,7 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
         : createBlobStore(config.storageUrl, config.s3),
       inPlace: Boolean(request.inPlace),
       scratchDir: path.join(config.dataDir, 'tmp', `restore-${snapshot.id.slice(0, 12)}`),
+      sourceTarget: target.name,
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
     });
     return { kind: 'vault', snapshot, parts, report };

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
+import { closeRunsAfterRestore } from './catalog.ts';
 import { readLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
@@ -40,6 +41,8 @@ export interface RestorePlan {
   objects: BlobStore;
   inPlace: boolean;
   scratchDir: string;
+  /** The target the snapshot is read from: the restored catalog records the run that took it as ended there. */
+  sourceTarget?: string;
   onProgress?: (
     phase: string,
     detail?: string,
@@ -162,6 +165,7 @@ export async function runRestore(
     }
     if (plan.parts.includes('postgres')) {
       report.deletionsReapplied = await reapplyDeletions(repo, snapshot, plan.databaseUrl);
+      if (plan.sourceTarget) await closeCatalog(snapshot, plan.databaseUrl, plan.sourceTarget);
     }
     if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, undefined);
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
@@ -171,6 +175,17 @@ export async function runRestore(
   }
   report.durationMs = Date.now() - started;
   return report;
+}
+
+/** The restored catalog's runs that the dump saw running are closed as they ended (see closeRunsAfterRestore). */
+async function closeCatalog(snapshot: Snapshot, databaseUrl: string, target: string): Promise<void> {
+  const sql = openDatabase(databaseUrl, { max: 1 });
+  try {
+    await migrate(sql);
+    await closeRunsAfterRestore(sql, snapshot, target);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 /** User-data deletions recorded after the snapshot was taken: a deleted user's photos never come back (I3). */

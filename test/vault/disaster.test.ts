@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
+import { openDatabase } from '../../src/db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../../src/embedded/connect.ts';
 import { waitFor } from '../../src/lib/process.ts';
 import { tableFacts } from '../../src/vault/sources/postgres.ts';
@@ -156,6 +157,20 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
 
     up = await startUp(env);
     const after = await fingerprint();
+    // The restored catalog shows the run that took the snapshot as it ended, not running forever.
+    const pg = embeddedPostgres(loadConfig(env, { dotEnv: false })).findRunning()!;
+    const catalog = openDatabase(pg.url, { max: 1 });
+    try {
+      const taken = JSON.parse(backup.stdout) as { snapshotId: string; time: string };
+      const runs = await catalog`
+        select status, snapshot_id, finished_at from backup_runs where started_at <= ${taken.time}`;
+      expect(runs.filter((r) => r.finished_at === null)).toEqual([]);
+      expect(runs.filter((r) => r.snapshot_id === taken.snapshotId)).toEqual([
+        expect.objectContaining({ status: 'succeeded' }),
+      ]);
+    } finally {
+      await catalog.end({ timeout: 5 });
+    }
     expect(after.tables).toEqual(before.tables);
     expect(after.objects).toEqual(before.objects);
     expect(after.prompts).toEqual(before.prompts);
