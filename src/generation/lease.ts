@@ -1,6 +1,4 @@
 import type { Sql } from '../db/connection.ts';
-import { versionContent } from '../prompts/index.ts';
-import { trendTitle } from '../trends/trends.ts';
 import type { GenerationOutput } from './jobs.ts';
 
 /**
@@ -23,52 +21,37 @@ export interface LeasedGeneration {
   queuedMs: number;
 }
 
-/** A generation's trend or pinned version is gone: impossible under the foreign keys, so never leased. */
-class MissingReferenceError extends Error {}
-
-/**
- * Takes the lease on a queued generation (or one whose lease expired), with the trend title and the pinned
- * prompt text it runs with, all in one transaction; undefined when the generation is not there to take.
- */
 export async function acquireLease(
   sql: Sql,
   id: string,
   owner: string,
   leaseSeconds: number,
 ): Promise<LeasedGeneration | undefined> {
-  try {
-    return await sql.begin(async (tx) => {
-      const [row] = await tx`
-        update generations set status = 'running', lease_owner = ${owner},
-          lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
-          attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
-        where id = ${id} and deleted_at is null
-          and (status = 'queued' or (status = 'running' and lease_expires_at < now()))
-        returning id, user_id, trend_slug, prompt_name, prompt_version, params, variants, photo_key, attempts,
-          extract(epoch from (now() - created_at)) * 1000 as queued_ms`;
-      if (!row) return undefined;
-      const title = await trendTitle(tx, row.trend_slug as string);
-      const content = await versionContent(tx, row.prompt_name as string, row.prompt_version as number);
-      if (title === undefined || content === undefined) throw new MissingReferenceError();
-      return {
-        id: row.id as string,
-        userId: row.user_id as string,
-        trend: row.trend_slug as string,
-        trendTitle: title,
-        promptName: row.prompt_name as string,
-        promptVersion: row.prompt_version as number,
-        promptContent: content,
-        params: row.params as Record<string, unknown>,
-        variants: row.variants as number,
-        photoKey: row.photo_key as string,
-        attempts: row.attempts as number,
-        queuedMs: Number(row.queued_ms),
-      };
-    });
-  } catch (error) {
-    if (error instanceof MissingReferenceError) return undefined; // rolled back: the lease was not taken
-    throw error;
-  }
+  const [row] = await sql`
+    update generations g set status = 'running', lease_owner = ${owner},
+      lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
+      attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+    from trends t, prompt_versions v
+    where g.id = ${id} and g.deleted_at is null
+      and (g.status = 'queued' or (g.status = 'running' and g.lease_expires_at < now()))
+      and t.slug = g.trend_slug and v.name = g.prompt_name and v.version = g.prompt_version
+    returning g.id, g.user_id, g.trend_slug, t.title, g.prompt_name, g.prompt_version, v.content, g.params,
+      g.variants, g.photo_key, g.attempts, extract(epoch from (now() - g.created_at)) * 1000 as queued_ms`;
+  if (!row) return undefined;
+  return {
+    id: row.id as string,
+    userId: row.user_id as string,
+    trend: row.trend_slug as string,
+    trendTitle: row.title as string,
+    promptName: row.prompt_name as string,
+    promptVersion: row.prompt_version as number,
+    promptContent: row.content as string,
+    params: row.params as Record<string, unknown>,
+    variants: row.variants as number,
+    photoKey: row.photo_key as string,
+    attempts: row.attempts as number,
+    queuedMs: Number(row.queued_ms),
+  };
 }
 
 /** Extends the lease; false when it was lost (expired and taken, or the generation was deleted). */

@@ -1,4 +1,4 @@
-import type { Sql, TransactionSql } from '../db/connection.ts';
+import type { Sql } from '../db/connection.ts';
 import type { FileError, FileState, PromptOrigin } from './history-types.ts';
 import { assertPromptName, type PromptDocument, parsePrompt } from './schema.ts';
 
@@ -145,16 +145,6 @@ export async function getVersion(sql: Sql, name: string, version: number): Promi
     throw new PromptNotFoundError(name, version);
   }
   return { ...row, document: parseQuietly(row.content) };
-}
-
-/** The text of one version, unparsed (a worker renders it); undefined when there is no such version. */
-export async function versionContent(
-  sql: Sql | TransactionSql,
-  name: string,
-  version: number,
-): Promise<string | undefined> {
-  const [row] = await sql`select content from prompt_versions where name = ${name} and version = ${version}`;
-  return row ? (row.content as string) : undefined;
 }
 
 export async function listEvents(sql: Sql, name: string): Promise<PromptEvent[]> {

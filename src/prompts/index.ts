@@ -27,7 +27,6 @@ export {
   type PromptSummary,
   type PromptVersion,
   type PromptVersionInfo,
-  versionContent,
 } from './history-reads.ts';
 export { PROMPT_FILE_PATTERN, promptFilePath } from './prompt-file.ts';
 export {

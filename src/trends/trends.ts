@@ -158,12 +158,6 @@ export async function exampleKeysAmong(sql: Sql | TransactionSql, keys: string[]
   return new Set(rows.map((row) => row.example_key as string));
 }
 
-/** A trend's title; undefined when there is no such trend. */
-export async function trendTitle(sql: Sql | TransactionSql, slugValue: string): Promise<string | undefined> {
-  const [row] = await sql`select title from trends where slug = ${slugValue}`;
-  return row ? (row.title as string) : undefined;
-}
-
 export interface TrendToGenerate {
   slug: string;
   status: Trend['status'];

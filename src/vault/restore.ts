@@ -164,10 +164,9 @@ export async function runRestore(
       });
     }
     if (plan.parts.includes('postgres')) {
-      report.deletionsReapplied = await reapplyDeletions(repo, snapshot, plan.databaseUrl);
-      if (plan.sourceTarget) await closeCatalog(snapshot, plan.databaseUrl, plan.sourceTarget);
+      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan);
+      await markDatabase(plan.databaseUrl, undefined);
     }
-    if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, undefined);
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
     if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
   } finally {
@@ -177,26 +176,20 @@ export async function runRestore(
   return report;
 }
 
-/** The restored catalog's runs that the dump saw running are closed as they ended (see closeRunsAfterRestore). */
-async function closeCatalog(snapshot: Snapshot, databaseUrl: string, target: string): Promise<void> {
-  const sql = openDatabase(databaseUrl, { max: 1 });
-  try {
-    await migrate(sql);
-    await closeRunsAfterRestore(sql, snapshot, target);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
-
-/** User-data deletions recorded after the snapshot was taken: a deleted user's photos never come back (I3). */
-async function reapplyDeletions(repo: Repository, snapshot: Snapshot, databaseUrl: string): Promise<number> {
+/**
+ * The restored database brought up to date with what happened after its snapshot: user-data deletions
+ * recorded since are re-applied, so a deleted user's photos never come back (I3), and the catalog's run that
+ * took the snapshot is closed as it ended. Returns how many users' deletions were re-applied.
+ */
+async function settleDatabase(repo: Repository, snapshot: Snapshot, plan: RestorePlan): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
-  if (records.length === 0) return 0;
-  const sql = openDatabase(databaseUrl, { max: 1 });
+  if (records.length === 0 && !plan.sourceTarget) return 0;
+  const sql = openDatabase(plan.databaseUrl, { max: 1 });
   try {
     await migrate(sql);
     const users = [...new Set(records.map((r) => r.userId))];
     for (const user of users) await deleteUserData(sql, user);
+    if (plan.sourceTarget) await closeRunsAfterRestore(sql, snapshot, plan.sourceTarget);
     return users.length;
   } finally {
     await sql.end({ timeout: 5 });
