@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import {
   importCycles,
@@ -134,6 +135,23 @@ describe('architecture (docs/architecture.md)', () => {
       'prompt_versions',
       'objects',
     ]);
+  });
+
+  it('no function is over 100 lines', () => {
+    const long: string[] = [];
+    for (const { file, text } of sources) {
+      const tree = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node) => {
+        if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+          const first = tree.getLineAndCharacterOfPosition(node.getStart()).line;
+          const last = tree.getLineAndCharacterOfPosition(node.end).line;
+          if (last - first + 1 > 100) long.push(`${file}:${first + 1} (${last - first + 1} lines)`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(tree);
+    }
+    expect(long).toEqual([]);
   });
 
   it('no source file is over 350 lines', () => {
