@@ -32,3 +32,4 @@ export * from './repository.ts';
 export * from './restorer.ts';
 export type { Snapshot, SnapshotRecord } from './snapshot.ts';
 export type { EntryType, Tree, TreeEntry } from './tree.ts';
+export * from './wal-records.ts';

@@ -1,0 +1,259 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import postgres from 'postgres';
+import { extract } from 'tar';
+import { findPostgresBinary } from '../../embedded/binaries.ts';
+import type { RunAs } from '../../embedded/run-as.ts';
+import { freePort, isAlive, sleep, waitForExit } from '../../lib/process.ts';
+import type { Repository } from '../repository/index.ts';
+import { DEFAULT_SEGMENT_BYTES, formatLsn, parseLsn } from './lsn.ts';
+import type { PointInTimePlan } from './pitr-plan.ts';
+import { readTreeFile } from './tree-file.ts';
+
+const execFileAsync = promisify(execFile);
+
+export interface PhysicalRestoreOptions {
+  /** The data directory to create; it must not exist or be empty. */
+  dataDir: string;
+  /** A folder of this restore for WAL and the server's socket; removed by the caller. */
+  scratch: string;
+  /** The server's superuser (POSTGRES_USER for the embedded server). */
+  superuser: string;
+  /** Set the superuser's password (the service's current secret), for a restore onto a new machine. */
+  password?: string;
+  runAs: RunAs | undefined;
+  progress?: (phase: string, detail?: string) => void;
+}
+
+export interface PhysicalRestoreResult {
+  baseBackup: { id: string; time: string };
+  walFiles: number;
+  /** Replay stopped after this LSN (undefined: all the WAL the archive holds was replayed). */
+  stopLsn: string | undefined;
+  /** The commit time of the last transaction replayed. */
+  recoveredTo: string | undefined;
+  durationMs: number;
+}
+
+/** The last commit at or before `target` in the fetched WAL, read with pg_waldump (times in UTC, in µs). */
+async function stopPoint(
+  walDir: string,
+  plan: PointInTimePlan,
+): Promise<{ lsn: bigint; time: string | undefined }> {
+  const targetMicros = BigInt(plan.target!.getTime()) * 1000n;
+  const args = [
+    '-p',
+    walDir,
+    '-t',
+    String(plan.base.timeline),
+    '-s',
+    plan.base.startLsn,
+    '-r',
+    'Transaction',
+  ];
+  let stdout = '';
+  try {
+    ({ stdout } = await execFileAsync(findPostgresBinary('pg_waldump'), args, {
+      env: { ...process.env, TZ: 'UTC' },
+      maxBuffer: 512 * 1024 * 1024,
+    }));
+  } catch (error) {
+    // pg_waldump ends with an error at the end of the WAL it was given: what it printed before is the answer.
+    stdout = (error as { stdout?: string }).stdout ?? '';
+  }
+  let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
+  const line =
+    /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
+  for (const text of stdout.split('\n')) {
+    const match = line.exec(text);
+    if (!match) continue;
+    const micros =
+      BigInt(Date.parse(`${match[2]}T${match[3]}Z`)) * 1000n + BigInt((match[4] ?? '').padEnd(6, '0') || '0');
+    if (micros > targetMicros) break;
+    const lsn = parseLsn(match[1]!);
+    if (lsn >= best.lsn) best = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
+  }
+  return best;
+}
+
+/** Fetches the plan's WAL, verified, into `walDir`; a partial segment is padded to a whole one with zeros. */
+async function fetchWal(repo: Repository, plan: PointInTimePlan, walDir: string): Promise<void> {
+  mkdirSync(walDir, { recursive: true });
+  for (const record of plan.wal) {
+    await repo.restoreTree(record.tree, walDir);
+    if (record.kind === 'partial') truncateSync(path.join(walDir, record.name), DEFAULT_SEGMENT_BYTES);
+  }
+}
+
+/** The base backup's tar, verified chunk by chunk, extracted straight into the new data directory. */
+async function extractBase(repo: Repository, plan: PointInTimePlan, dataDir: string): Promise<void> {
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+    throw new Error(`${dataDir} is not empty: a physical restore creates a new data directory.`);
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  await pipeline(
+    Readable.from(readTreeFile(repo, plan.base.tree)),
+    extract({ cwd: dataDir, preserveOwner: false }),
+  );
+  for (const dir of ['pg_wal', 'pg_wal/archive_status'])
+    mkdirSync(path.join(dataDir, dir), { recursive: true });
+}
+
+function chownTree(dir: string, runAs: RunAs): void {
+  chownSync(dir, runAs.uid, runAs.gid);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) chownTree(full, runAs);
+    else chownSync(full, runAs.uid, runAs.gid);
+  }
+}
+
+/**
+ * Restores PostgreSQL to a moment: the base backup extracted into a new data directory, the WAL after it
+ * replayed by PostgreSQL itself up to the last commit at or before the target (found with pg_waldump, so
+ * an idle stretch after the target cannot make recovery fail), then promoted and shut down cleanly. The
+ * recovery settings are removed again, so the directory starts as an ordinary server afterwards.
+ */
+export async function restorePhysical(
+  repo: Repository,
+  plan: PointInTimePlan,
+  options: PhysicalRestoreOptions,
+): Promise<PhysicalRestoreResult> {
+  const started = Date.now();
+  const progress = options.progress ?? (() => {});
+  const walDir = path.join(options.scratch, 'wal');
+  progress('wal', `${plan.wal.length} files`);
+  await fetchWal(repo, plan, walDir);
+  progress('base', plan.base.id);
+  await extractBase(repo, plan, options.dataDir);
+  const stop = plan.target ? await stopPoint(walDir, plan) : undefined;
+  const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
+  const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
+  const recovery = [
+    `restore_command = 'cp "${walDir}/%f" "%p"'`,
+    "recovery_target_action = 'promote'",
+    "recovery_target_timeline = 'current'",
+    ...(stop ? [`recovery_target_lsn = '${formatLsn(stop.lsn)}'`, 'recovery_target_inclusive = on'] : []),
+  ];
+  writeFileSync(autoConf, `${original}\n${recovery.join('\n')}\n`);
+  writeFileSync(path.join(options.dataDir, 'recovery.signal'), '');
+  const socketDir = path.join(options.scratch, 'sock');
+  mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+  // Only this process reaches the server while it recovers: a socket in a private folder, trusted.
+  const hba = path.join(options.scratch, 'pg_hba.conf');
+  writeFileSync(hba, 'local all all trust\n');
+  if (options.runAs) {
+    chownTree(options.dataDir, options.runAs);
+    chownTree(options.scratch, options.runAs);
+  }
+  progress('replay', stop ? formatLsn(stop.lsn) : 'to the end of the archive');
+  const port = await freePort();
+  const server = startServer(options, port, socketDir, hba);
+  let recoveredTo = stop?.time;
+  try {
+    const sql = postgres({
+      host: socketDir,
+      port,
+      user: options.superuser,
+      database: 'postgres',
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      await waitUntilPromoted(sql, server);
+      const [row] = await sql<{ t: Date | null }[]>`select pg_last_xact_replay_timestamp() as t`;
+      recoveredTo ??= row?.t ? row.t.toISOString() : undefined;
+      if (options.password)
+        await sql.unsafe(
+          `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
+        );
+      await sql`checkpoint`;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  } finally {
+    await stopServer(server);
+  }
+  writeFileSync(autoConf, original);
+  return {
+    baseBackup: { id: plan.base.id, time: plan.base.time },
+    walFiles: plan.wal.length,
+    stopLsn: stop ? formatLsn(stop.lsn) : undefined,
+    recoveredTo,
+    durationMs: Date.now() - started,
+  };
+}
+
+function startServer(
+  options: PhysicalRestoreOptions,
+  port: number,
+  socketDir: string,
+  hba: string,
+): ChildProcess {
+  const args = ['-D', options.dataDir, '-c', `port=${port}`, '-c', 'listen_addresses='];
+  args.push(
+    '-c',
+    `unix_socket_directories=${socketDir}`,
+    '-c',
+    `hba_file=${hba}`,
+    '-c',
+    'logging_collector=off',
+  );
+  const log: string[] = [];
+  const child = spawn(findPostgresBinary('postgres'), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG'))),
+      LC_ALL: 'C',
+    },
+  });
+  const keep = (chunk: Buffer) => {
+    log.push(chunk.toString());
+    if (log.length > 200) log.shift();
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  (child as ChildProcess & { recentLog: string[] }).recentLog = log;
+  return child;
+}
+
+async function waitUntilPromoted(sql: postgres.Sql, server: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60 * 60_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null || server.signalCode !== null) {
+      const log = (server as ChildProcess & { recentLog: string[] }).recentLog.join('').trim().split('\n');
+      throw new Error(`PostgreSQL stopped while replaying the WAL: ${log.slice(-3).join(' ')}`);
+    }
+    try {
+      const [row] = await sql<{ r: boolean }[]>`select pg_is_in_recovery() as r`;
+      if (row && !row.r) return;
+    } catch {
+      // Not accepting connections yet.
+    }
+    await sleep(200);
+  }
+  throw new Error('PostgreSQL did not finish replaying the WAL within an hour.');
+}
+
+async function stopServer(server: ChildProcess): Promise<void> {
+  const pid = server.pid;
+  if (!pid || !isAlive(pid)) return;
+  server.kill('SIGINT');
+  if (!(await waitForExit(pid, 60_000))) {
+    server.kill('SIGKILL');
+    await waitForExit(pid, 5_000);
+  }
+}

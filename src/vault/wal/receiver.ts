@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { sleep } from '../../lib/process.ts';
+import { libpqConnection } from '../sources/postgres.ts';
+
+/** The name the receiver streams under: its replication slot, and the standby name synchronous mode waits for. */
+export const WAL_RECEIVER_NAME = 'trendgen_wal';
+
+export type ReceiverState = 'starting' | 'streaming' | 'stopped' | 'failed';
+
+/** The database URL with the application name that `synchronous_standby_names` and pg_stat_replication see. */
+export function receiverConnection(databaseUrl: string): ReturnType<typeof libpqConnection> {
+  const url = new URL(databaseUrl);
+  url.searchParams.set('application_name', WAL_RECEIVER_NAME);
+  return libpqConnection(url.toString());
+}
+
+/**
+ * Keeps `pg_receivewal` running into `walDir` with a physical replication slot, so the server keeps every
+ * segment until the receiver has it (bounded by the server's `max_slot_wal_keep_size`). The receiver runs in
+ * synchronous mode always: it fsyncs each write and reports its flush position at once, which is what lets
+ * the shipper know how far the file it reads is durable; only `synchronous_standby_names` makes commits wait.
+ */
+export class WalReceiver {
+  state: ReceiverState = 'stopped';
+  lastError: string | undefined;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: {
+      databaseUrl: string;
+      walDir: string;
+      /** The slot's WAL was removed before the receiver read it: the stream has a gap. */
+      onGap?: (reason: string) => void;
+      log?: (message: string) => void;
+    },
+  ) {}
+
+  start(): void {
+    this.stopping = false;
+    mkdirSync(this.options.walDir, { recursive: true, mode: 0o700 });
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.child?.kill('SIGTERM');
+    await this.loop;
+    this.loop = undefined;
+    this.state = 'stopped';
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      this.state = 'starting';
+      const started = Date.now();
+      const error = await this.once();
+      if (this.stopping) break;
+      this.state = 'failed';
+      this.lastError = error;
+      this.options.log?.(`The WAL receiver stopped: ${error}`);
+      if (/has already been removed|invalidated|wal_status|does not exist/i.test(error)) {
+        this.options.onGap?.(error);
+      }
+      backoff = Date.now() - started > 30_000 ? 500 : Math.min(backoff * 2, 10_000);
+      await sleep(backoff);
+    }
+  }
+
+  /** One run of pg_receivewal (after making sure the slot exists); resolves with why it ended. */
+  private async once(): Promise<string> {
+    const { dbname, env, password } = receiverConnection(this.options.databaseUrl);
+    const binary = findPostgresBinary('pg_receivewal');
+    const create = await runTool(
+      binary,
+      ['--create-slot', '--if-not-exists', '-S', WAL_RECEIVER_NAME, '-d', dbname],
+      env,
+    );
+    if (create.code !== 0)
+      return scrubbed(create.stderr, password) || 'the replication slot could not be created.';
+    const args = ['-D', this.options.walDir, '-S', WAL_RECEIVER_NAME, '--synchronous', '-n', '-d', dbname];
+    const child = spawn(binary, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    this.state = 'streaming';
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('error', (error) => {
+        stderr += error.message;
+        resolve(-1);
+      });
+      child.once('close', (exit) => resolve(exit));
+    });
+    this.child = undefined;
+    return scrubbed(stderr, password) || `pg_receivewal exited with code ${code}.`;
+  }
+}
+
+function scrubbed(stderr: string, secret: string): string {
+  let tail = stderr.trim().split('\n').slice(-3).join(' ').replace(/\s+/g, ' ');
+  if (secret) tail = tail.replaceAll(secret, '***');
+  return tail;
+}
+
+function runTool(
+  binary: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(binary, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('error', (error) => resolve({ code: -1, stderr: error.message }));
+    child.once('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+}

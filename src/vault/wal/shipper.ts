@@ -1,0 +1,289 @@
+import { open, readdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Sql } from '../../db/connection.ts';
+import { fsyncDir } from '../../lib/files.ts';
+import {
+  deleteWalRecord,
+  listWalKeys,
+  type Repository,
+  type WalRecord,
+  type WalRecordKind,
+  writeWalRecord,
+} from '../repository/index.ts';
+import { openRepository, type Target } from '../targets.ts';
+import { formatLsn, isHistoryName, isSegmentName, parseLsn, parseSegmentName, segmentStart } from './lsn.ts';
+import { WAL_RECEIVER_NAME } from './receiver.ts';
+import { storeAsTree } from './tree-file.ts';
+
+/** What the primary said at one moment: where its WAL ended, and how far the receiver had it on disk. */
+export interface WalSample {
+  time: Date;
+  currentLsn: bigint;
+  flushLsn: bigint | undefined;
+  segmentBytes: number;
+}
+
+export interface TargetProgress {
+  target: string;
+  timeline: number | undefined;
+  shippedLsn: bigint | undefined;
+  /** Every change committed before this moment is on the target. */
+  recoverableUntil: Date | undefined;
+  lagSeconds: number | undefined;
+  error: string | undefined;
+}
+
+interface TargetState extends TargetProgress {
+  repo: Repository | undefined;
+  known: Set<string> | undefined;
+  partial: { name: string; endLsn: bigint; writtenAt: number } | undefined;
+  retryAt: number;
+  failures: number;
+}
+
+/** A partial segment is rewritten at least this often, so the archive's own record of its reach stays fresh. */
+const PARTIAL_REFRESH_MS = 10_000;
+const MAX_SAMPLES = 7200;
+
+export async function sampleWal(sql: Sql): Promise<WalSample> {
+  const [row] = await sql<{ t: Date; cur: string; flush: string | null; seg: string }[]>`
+    select clock_timestamp() as t, pg_current_wal_lsn()::text as cur,
+      (select flush_lsn::text from pg_stat_replication where application_name = ${WAL_RECEIVER_NAME}
+        order by flush_lsn desc nulls last limit 1) as flush,
+      (select setting from pg_settings where name = 'wal_segment_size') as seg`;
+  return {
+    time: row!.t,
+    currentLsn: parseLsn(row!.cur),
+    flushLsn: row!.flush ? parseLsn(row!.flush) : undefined,
+    segmentBytes: Number(row!.seg),
+  };
+}
+
+/**
+ * Ships what the receiver wrote into every target's repository (I11): history files and completed segments
+ * as they appear, and the segment in progress up to the receiver's reported flush position. A target that
+ * fails is retried with backoff and never holds the others back; a local segment is removed only once every
+ * target records it. Each record is written after its blobs (I6); rerunning after a crash stores nothing twice.
+ */
+export class WalShipper {
+  private readonly samples: Array<{ time: Date; lsn: bigint }> = [];
+  private readonly states: TargetState[];
+
+  constructor(
+    private readonly options: {
+      walDir: string;
+      targets: Target[];
+      password: string | undefined;
+      sql: Sql;
+    },
+  ) {
+    this.states = options.targets.map((target) => ({
+      target: target.name,
+      timeline: undefined,
+      shippedLsn: undefined,
+      recoverableUntil: undefined,
+      lagSeconds: undefined,
+      error: undefined,
+      repo: undefined,
+      known: undefined,
+      partial: undefined,
+      retryAt: 0,
+      failures: 0,
+    }));
+  }
+
+  progress(): TargetProgress[] {
+    return this.states.map(({ target, timeline, shippedLsn, recoverableUntil, lagSeconds, error }) => ({
+      target,
+      timeline,
+      shippedLsn,
+      recoverableUntil,
+      lagSeconds,
+      error,
+    }));
+  }
+
+  /** The newest sampled moment at which the WAL ended at or before `lsn`. */
+  private coveredUntil(lsn: bigint | undefined): Date | undefined {
+    if (lsn === undefined) return undefined;
+    for (let i = this.samples.length - 1; i >= 0; i--) {
+      if (this.samples[i]!.lsn <= lsn) return this.samples[i]!.time;
+    }
+    return undefined;
+  }
+
+  async cycle(): Promise<TargetProgress[]> {
+    const sample = await sampleWal(this.options.sql);
+    this.samples.push({ time: sample.time, lsn: sample.currentLsn });
+    if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
+    const files = await readdir(this.options.walDir).catch(() => [] as string[]);
+    const complete = files.filter(isSegmentName).sort();
+    const history = files.filter(isHistoryName).sort();
+    const partial = files.find((name) => name.endsWith('.partial') && isSegmentName(name.slice(0, 24)));
+    for (const [index, state] of this.states.entries()) {
+      if (Date.now() < state.retryAt) continue;
+      try {
+        await this.shipTo(index, state, { complete, history, partial: partial?.slice(0, 24), sample });
+        state.error = undefined;
+        state.failures = 0;
+      } catch (error) {
+        state.error = (error as Error).message;
+        state.failures++;
+        state.retryAt = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(state.failures, 6));
+        state.repo = undefined;
+        state.known = undefined;
+      }
+      state.recoverableUntil = this.coveredUntil(state.shippedLsn) ?? state.recoverableUntil;
+      state.lagSeconds = state.recoverableUntil
+        ? Math.max(0, (sample.time.getTime() - state.recoverableUntil.getTime()) / 1000)
+        : undefined;
+    }
+    await this.removeShipped(complete, history);
+    return this.progress();
+  }
+
+  private async openTarget(index: number, state: TargetState): Promise<Repository> {
+    if (state.repo) return state.repo;
+    // Every target shares the first one's keys, so snapshots and records copy between them as stored bytes.
+    const like = index > 0 ? (this.states[0]!.repo ?? undefined) : undefined;
+    const repo = await openRepository(this.options.targets[index]!, this.options.password, {
+      create: true,
+      ...(like ? { like } : {}),
+    });
+    state.known = new Set((await listWalKeys(repo)).filter((k) => k.kind !== 'partial').map((k) => k.name));
+    state.repo = repo;
+    return repo;
+  }
+
+  private async shipTo(
+    index: number,
+    state: TargetState,
+    found: { complete: string[]; history: string[]; partial: string | undefined; sample: WalSample },
+  ): Promise<void> {
+    const repo = await this.openTarget(index, state);
+    const known = state.known!;
+    const { segmentBytes } = found.sample;
+    for (const name of found.history.filter((n) => !known.has(n))) {
+      await this.storeRecord(repo, 'history', name, path.join(this.options.walDir, name), {
+        timeline: Number.parseInt(name.slice(0, 8), 16),
+      });
+      known.add(name);
+    }
+    for (const name of found.complete) {
+      const { timeline, segno } = parseSegmentName(name, segmentBytes);
+      const endLsn = segmentStart(segno + 1n, segmentBytes);
+      if (!known.has(name)) {
+        await this.storeRecord(repo, 'segment', name, path.join(this.options.walDir, name), {
+          timeline,
+          endLsn: formatLsn(endLsn),
+          ...this.covers(endLsn),
+        });
+        known.add(name);
+      }
+      if (state.partial?.name === name) {
+        await deleteWalRecord(repo, 'partial', name).catch(() => {});
+        state.partial = undefined;
+      }
+      state.timeline = timeline;
+      if (state.shippedLsn === undefined || endLsn > state.shippedLsn) state.shippedLsn = endLsn;
+    }
+    await this.shipPartial(repo, state, found);
+  }
+
+  /** The segment in progress, up to the flush position the receiver reported before the file was read. */
+  private async shipPartial(
+    repo: Repository,
+    state: TargetState,
+    found: { partial: string | undefined; sample: WalSample },
+  ): Promise<void> {
+    const { partial: name, sample } = found;
+    if (!name || sample.flushLsn === undefined) return;
+    const { timeline, segno } = parseSegmentName(name, sample.segmentBytes);
+    const start = segmentStart(segno, sample.segmentBytes);
+    const valid = sample.flushLsn - start;
+    if (valid <= 0n || valid > BigInt(sample.segmentBytes)) return;
+    const fresh = state.partial?.name === name && state.partial.endLsn >= sample.flushLsn;
+    if (fresh && Date.now() - state.partial!.writtenAt < PARTIAL_REFRESH_MS) return;
+    const bytes = await readPrefix(path.join(this.options.walDir, `${name}.partial`), Number(valid));
+    if (!bytes) return;
+    await this.storeRecord(repo, 'partial', name, bytes, {
+      timeline,
+      endLsn: formatLsn(sample.flushLsn),
+      ...this.covers(sample.flushLsn),
+    });
+    state.partial = { name, endLsn: sample.flushLsn, writtenAt: Date.now() };
+    state.timeline = timeline;
+    if (state.shippedLsn === undefined || sample.flushLsn > state.shippedLsn)
+      state.shippedLsn = sample.flushLsn;
+  }
+
+  private covers(lsn: bigint): { coversUntil?: string } {
+    const until = this.coveredUntil(lsn);
+    return until ? { coversUntil: until.toISOString() } : {};
+  }
+
+  private async storeRecord(
+    repo: Repository,
+    kind: WalRecordKind,
+    name: string,
+    source: string | Buffer,
+    fields: Pick<WalRecord, 'timeline'> & Partial<WalRecord>,
+  ): Promise<void> {
+    const bytes = typeof source === 'string' ? await readWhole(source) : source;
+    const stored = await storeAsTree(
+      repo,
+      name,
+      (async function* () {
+        yield bytes;
+      })(),
+    );
+    await writeWalRecord(repo, {
+      kind,
+      name,
+      tree: stored.tree,
+      size: stored.size,
+      shippedAt: new Date().toISOString(),
+      ...fields,
+    });
+  }
+
+  /** Completed segments every target records are removed from the receiver's folder (the vault holds them). */
+  private async removeShipped(complete: string[], history: string[]): Promise<void> {
+    let removed = false;
+    for (const name of [...complete, ...history]) {
+      if (this.states.every((s) => s.known?.has(name))) {
+        // The newest history file stays: the receiver reads it to know its timeline.
+        if (isHistoryName(name) && name === history.at(-1)) continue;
+        await unlink(path.join(this.options.walDir, name)).catch(() => {});
+        removed = true;
+      }
+    }
+    if (removed) await fsyncDir(this.options.walDir);
+  }
+}
+
+async function readWhole(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The first `length` bytes of a file, or undefined when it was renamed or is shorter (the next cycle retries). */
+async function readPrefix(file: string, length: number): Promise<Buffer | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, 0);
+    return bytesRead === length ? buffer : undefined;
+  } finally {
+    await handle.close();
+  }
+}
