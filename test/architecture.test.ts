@@ -61,7 +61,9 @@ const tables = [
   'db/migrate.ts',
 ]
   .flatMap((file) => [
-    ...readFileSync(path.join(root, 'src', file), 'utf8').matchAll(/create table (?:if not exists )?(\w+)/gi),
+    ...readFileSync(path.join(root, 'src', file), 'utf8').matchAll(
+      /create (?:unlogged )?table (?:if not exists )?(\w+)/gi,
+    ),
   ])
   .map((m) => m[1]!);
 

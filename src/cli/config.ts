@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { describeConfig, loadConfig } from '../config/config.ts';
+import { loadConfig } from '../config/config.ts';
+import { describeConfig } from '../config/describe.ts';
 import { printJson } from './context.ts';
 
 export function configCommand(): Command {

@@ -12,10 +12,12 @@ import { drillCommand } from './drill.ts';
 import { forgetCommand } from './forget.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
+import { protectCommand } from './protect.ts';
 import { restoreCommand } from './restore.ts';
 import { schedulerCommand } from './scheduler.ts';
 import { serveCommand, upCommand } from './serve.ts';
 import { snapshotsCommand } from './snapshots.ts';
+import { statusCommand } from './status.ts';
 import { workerCommand } from './worker.ts';
 
 export function buildProgram(): Command {
@@ -28,12 +30,14 @@ export function buildProgram(): Command {
   program.addCommand(serveCommand());
   program.addCommand(workerCommand());
   program.addCommand(schedulerCommand());
+  program.addCommand(protectCommand());
   program.addCommand(migrateCommand());
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
   program.addCommand(doctorCommand());
   for (const command of [
     backupCommand(),
+    statusCommand(),
     snapshotsCommand(),
     restoreCommand(),
     checkCommand(),

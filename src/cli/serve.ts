@@ -34,13 +34,13 @@ export function serveCommand(): Command {
 export function upCommand(): Command {
   return new Command('up')
     .description(
-      'Run everything on this machine: embedded PostgreSQL and Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) then the API, the generation worker and the scheduler, each restarted if it dies. Ctrl-C stops it all in order.',
+      'Run everything on this machine: embedded PostgreSQL and Redis under DATA_DIR (unless DATABASE_URL / REDIS_URL are set) then the API, the generation worker, the scheduler and continuous protection (BACKUP_CONTINUOUS), each restarted if it dies. Ctrl-C stops it all in order.',
     )
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'up');
       const code = await runSupervisor(config, {
-        children: [['serve'], ['worker'], ['scheduler']],
+        children: [['serve'], ['worker'], ['scheduler'], ...(config.backup.continuous ? [['protect']] : [])],
         logger,
         onReady: () => {
           const tokenLine = config.adminToken
@@ -53,6 +53,7 @@ export function upCommand(): Command {
               `Data:        ${config.dataDir}`,
               `Prompts:     ${config.promptsDir}`,
               `Objects:     ${config.storageUrl}`,
+              `Protection:  ${config.backup.continuous ? `continuous (${config.backup.sync ? 'synchronous' : 'asynchronous'}) into ${config.backup.dir}` : `snapshots on ${config.backup.schedule}`}`,
               tokenLine,
               'Stop with Ctrl-C.',
               '',

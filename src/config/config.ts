@@ -9,7 +9,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const SECRET_KEYS = new Set([
+export const SECRET_KEYS = new Set([
   'API_TOKEN',
   'ADMIN_TOKEN',
   'BACKUP_PASSWORD',
@@ -113,6 +113,15 @@ const envSchema = z.object({
   DRILL_SCHEDULE: schedule('0 4 * * 0'),
   DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
+  BACKUP_CONTINUOUS: z.enum(['on', 'off']).default('on'),
+  BACKUP_SYNC: z.enum(['on', 'off']).default('off'),
+  BACKUP_PITR_WINDOW: z
+    .string()
+    .trim()
+    .regex(/^\d+[smhdw]$/, 'must be a duration such as 7d, 36h or 90m')
+    .default('7d')
+    .transform((v) => Number(v.slice(0, -1)) * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[v.at(-1)!]!),
+  BACKUP_SLOT_MAX_WAL: sizeInBytes.default(4 * 1024 ** 3),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),
   BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
   BACKUP_KEEP_DAILY: integer(0, 100000).optional(),
@@ -168,6 +177,12 @@ export interface Config {
     password: string | undefined;
     schedule: string;
     allowUnencryptedOffsite: boolean;
+    /** Continuous protection: WAL streamed and objects shipped as they are written (I11). */
+    continuous: boolean;
+    /** Commits and uploads wait for the local backup disk (RPO 0). */
+    sync: boolean;
+    pitrWindowSeconds: number;
+    slotMaxWalBytes: number;
     keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
   };
   drill: { schedule: string; databaseUrl: string | undefined };
@@ -249,6 +264,10 @@ export function loadConfig(
       password: e.BACKUP_PASSWORD,
       schedule: e.BACKUP_SCHEDULE,
       allowUnencryptedOffsite: e.BACKUP_ALLOW_UNENCRYPTED_OFFSITE === 'true',
+      continuous: e.BACKUP_CONTINUOUS === 'on',
+      sync: e.BACKUP_SYNC === 'on',
+      pitrWindowSeconds: e.BACKUP_PITR_WINDOW,
+      slotMaxWalBytes: e.BACKUP_SLOT_MAX_WAL,
       keep: {
         ...(e.BACKUP_KEEP_LAST !== undefined ? { last: e.BACKUP_KEEP_LAST } : {}),
         hourly: e.BACKUP_KEEP_HOURLY,
@@ -277,68 +296,6 @@ export function loadConfig(
     },
     source: relevant,
   };
-}
-
-/** The effective configuration as `KEY=value` pairs with secrets and URL passwords masked. */
-export function describeConfig(config: Config): Record<string, string> {
-  const out: Record<string, string> = {};
-  const effective: Record<string, string | number | undefined> = {
-    HOST: config.host,
-    PORT: config.port,
-    DATA_DIR: config.dataDir,
-    PROMPTS_DIR: config.promptsDir,
-    DATABASE_URL: config.databaseUrl ?? '(embedded PostgreSQL under DATA_DIR/postgres)',
-    REDIS_URL: config.redisUrl ?? '(embedded Redis under DATA_DIR/redis)',
-    STORAGE_URL: config.storageUrl,
-    POSTGRES_USER: config.postgres.user,
-    POSTGRES_DB: config.postgres.database,
-    POSTGRES_PORT: config.postgres.port || '(free port)',
-    REDIS_PORT: config.redis.port || '(free port)',
-    REDIS_APPENDFSYNC: config.redis.appendfsync,
-    API_TOKEN: config.apiToken,
-    ADMIN_TOKEN: config.adminToken ?? '(generated into DATA_DIR/secrets/admin-token)',
-    MAX_UPLOAD_SIZE: config.limits.maxUploadBytes,
-    MAX_PROMPT_SIZE: config.limits.maxPromptBytes,
-    LOG_LEVEL: config.logLevel,
-    PROMPTS_RESCAN_SECONDS: config.promptsRescanSeconds,
-    BACKUP_DIR: config.backup.dir,
-    BACKUP_RETENTION_DAYS: config.backup.retentionDays,
-    BACKUP_S3_URI: config.backup.s3Uri,
-    BACKUP_PASSWORD: config.backup.password,
-    BACKUP_SCHEDULE: config.backup.schedule,
-    BACKUP_ALLOW_UNENCRYPTED_OFFSITE: String(config.backup.allowUnencryptedOffsite),
-    BACKUP_KEEP_LAST: config.backup.keep.last,
-    BACKUP_KEEP_HOURLY: config.backup.keep.hourly,
-    BACKUP_KEEP_DAILY: config.backup.keep.daily,
-    BACKUP_KEEP_WEEKLY: config.backup.keep.weekly,
-    BACKUP_KEEP_MONTHLY: config.backup.keep.monthly,
-    DRILL_SCHEDULE: config.drill.schedule,
-    DRILL_DATABASE_URL: config.drill.databaseUrl,
-    IMAGE_PROVIDER: config.imageProvider,
-    WORKER_CONCURRENCY: config.generation.concurrency,
-    GENERATION_LEASE_SECONDS: config.generation.leaseSeconds,
-    GENERATION_TIMEOUT_SECONDS: config.generation.timeoutSeconds,
-    GENERATION_MAX_ATTEMPTS: config.generation.maxAttempts,
-    RECONCILE_INTERVAL_SECONDS: config.generation.reconcileIntervalSeconds,
-    OPENAI_API_KEY: config.openai.apiKey,
-    OPENAI_BASE_URL: config.openai.baseUrl,
-    ALERT_WEBHOOK_URL: config.alertWebhookUrl,
-    S3_ENDPOINT: config.s3.endpoint,
-    S3_FORCE_PATH_STYLE: String(config.s3.forcePathStyle),
-    AWS_ACCESS_KEY_ID: config.s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey,
-    AWS_REGION: config.s3.region,
-  };
-  for (const [key, value] of Object.entries(effective)) {
-    if (value === undefined) out[key] = '(unset)';
-    else if (SECRET_KEYS.has(key) && config.source[key] !== undefined) out[key] = '********';
-    else out[key] = maskUrlPassword(String(value));
-  }
-  return out;
-}
-
-export function maskUrlPassword(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]+@/i, '$1:********@');
 }
 
 /** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */

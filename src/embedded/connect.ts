@@ -17,6 +17,14 @@ export function embeddedPostgres(config: Config): EmbeddedPostgres {
     user: config.postgres.user,
     database: config.postgres.database,
     port: config.postgres.port,
+    settings: {
+      // A receiver that is down may hold back this much WAL, then its slot is given up (the stream has a gap).
+      max_slot_wal_keep_size: `${Math.max(64, Math.floor(config.backup.slotMaxWalBytes / 1024 ** 2))}MB`,
+      // Synchronous mode: a commit returns once the WAL receiver (trendgen protect) has it on the backup disk.
+      ...(config.backup.continuous && config.backup.sync
+        ? { synchronous_standby_names: 'trendgen_wal' }
+        : {}),
+    },
   });
 }
 

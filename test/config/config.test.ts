@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeConfig, loadConfig } from '../../src/config/config.ts';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { describeConfig } from '../../src/config/describe.ts';
 
 const load = (env: Record<string, string>, cwd = '/srv/app') => loadConfig(env, { dotEnv: false, cwd });
 

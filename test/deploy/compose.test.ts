@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.ts';
-import { describeConfig, loadConfig } from '../../src/config/config.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { describeConfig } from '../../src/config/describe.ts';
 import { tempDir } from '../support/temp.ts';
 import {
   appServices,
@@ -106,7 +107,17 @@ describe('deploy/docker-compose.yml', () => {
       }
       const services = run(envFile, '--profile', 'minio', 'config', '--services').stdout.trim().split('\n');
       expect(services.sort()).toEqual(
-        ['api', 'migrate', 'minio', 'minio-init', 'postgres', 'redis', 'scheduler', 'worker'].sort(),
+        [
+          'api',
+          'migrate',
+          'minio',
+          'minio-init',
+          'postgres',
+          'protect',
+          'redis',
+          'scheduler',
+          'worker',
+        ].sort(),
       );
       const empty = path.join(temp.dir, 'empty.env');
       writeFileSync(empty, '');
@@ -141,7 +152,7 @@ describe('deploy/docker-compose.yml', () => {
 
   it('starts api, worker and scheduler after healthy PostgreSQL and Redis and a completed migrate', () => {
     const doc = loadCompose({ ...SECRETS });
-    for (const name of ['api', 'worker', 'scheduler']) {
+    for (const name of ['api', 'worker', 'scheduler', 'protect']) {
       expect(doc.services[name]!.depends_on, name).toEqual({
         postgres: { condition: 'service_healthy' },
         redis: { condition: 'service_healthy' },
@@ -168,13 +179,19 @@ describe('deploy/docker-compose.yml', () => {
   it('runs, in every trendgen service, a command the CLI has', () => {
     const commands = new Set(buildProgram().commands.map((c) => c.name()));
     const apps = appServices(loadCompose({ ...SECRETS }));
-    expect(apps.map(([name]) => name).sort()).toEqual(['api', 'migrate', 'scheduler', 'worker']);
+    expect(apps.map(([name]) => name).sort()).toEqual(['api', 'migrate', 'protect', 'scheduler', 'worker']);
     for (const [name, service] of apps) {
       const command = Array.isArray(service.command) ? service.command : service.command!.split(/\s+/);
       expect(commands, `${name}: trendgen ${command[0]}`).toContain(command[0]);
     }
     const byService = Object.fromEntries(apps.map(([name, s]) => [name, (s.command as string[])[0]]));
-    expect(byService).toEqual({ api: 'serve', worker: 'worker', scheduler: 'scheduler', migrate: 'migrate' });
+    expect(byService).toEqual({
+      api: 'serve',
+      worker: 'worker',
+      scheduler: 'scheduler',
+      migrate: 'migrate',
+      protect: 'protect',
+    });
   });
 
   it('never uses a variable without a default or a required-message, and gives each one default', () => {

@@ -1,0 +1,51 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/config.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrate } from '../db/migrate.ts';
+import { connectServices } from '../embedded/connect.ts';
+import { createLogger } from '../ops/logger.ts';
+import { runProtect } from '../vault/wal/protect.ts';
+import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+
+export function protectCommand(): Command {
+  return new Command('protect')
+    .description(
+      'Run continuous protection: stream PostgreSQL’s WAL into every backup target (pg_receivewal with a replication slot; the recovery point is about a second old, or zero with BACKUP_SYNC=on) and take the base backups point-in-time restore starts from, on BACKUP_SCHEDULE. `trendgen up` runs it; run it as its own process under Compose or Kubernetes.',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel, 'protect');
+      survivePostgresSocketRace((message) => logger.warn(message));
+      if (!config.backup.continuous) {
+        logger.info('BACKUP_CONTINUOUS is off: nothing to do');
+        await untilStopped();
+        return;
+      }
+      const services = await connectServices(config, { postgres: true, redis: false });
+      const stop = new AbortController();
+      try {
+        const sql = openDatabase(services.databaseUrl, { max: 1 });
+        try {
+          await migrate(sql);
+        } finally {
+          await sql.end({ timeout: 5 });
+        }
+        void untilStopped().then((reason) => {
+          logger.info({ reason }, 'protect stopping');
+          stop.abort();
+        });
+        await runProtect({
+          config,
+          databaseUrl: services.databaseUrl,
+          signal: stop.signal,
+          log: {
+            info: (m) => logger.info(m),
+            warn: (m) => logger.warn(m),
+            error: (m) => logger.error(m),
+          },
+        });
+      } finally {
+        await services.release();
+      }
+    });
+}

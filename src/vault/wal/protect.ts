@@ -1,0 +1,174 @@
+import { readdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../../config/config.ts';
+import { openDatabase, type Sql } from '../../db/connection.ts';
+import { sleep } from '../../lib/process.ts';
+import { scheduleInterval } from '../../lib/schedule-interval.ts';
+import { listBaseBackups, type Repository } from '../repository/index.ts';
+import { openRepository, resolveTargets, type Target } from '../targets.ts';
+import { copyBaseBackup, takeBaseBackup } from './base-backup.ts';
+import { pruneContinuous } from './prune.ts';
+import { WAL_RECEIVER_NAME, WalReceiver } from './receiver.ts';
+import { WalShipper } from './shipper.ts';
+import { writeWalStatus } from './status.ts';
+
+export interface ProtectOptions {
+  config: Config;
+  databaseUrl: string;
+  signal: AbortSignal;
+  log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+  /** How often the stream is shipped; 500 ms meets the one-second recovery point (I11). */
+  cycleMs?: number;
+}
+
+/** Where the receiver writes: on the backup disk, so synchronous mode's fsync is the backup's. */
+export function receiverDir(config: Config): string {
+  return path.join(config.backup.dir, 'incoming', 'wal');
+}
+
+/**
+ * `trendgen protect`: continuous protection of PostgreSQL (I11). The receiver streams WAL into the backup
+ * disk, the shipper records it on every target about twice a second, and a base backup is taken whenever the
+ * newest one on the current timeline is older than BACKUP_SCHEDULE's interval (at once on first start).
+ * A server that refuses replication (a managed service) is reported once and left to its provider's PITR.
+ */
+export class Protector {
+  private readonly sql: Sql;
+  private readonly receiver: WalReceiver;
+  private readonly shipper: WalShipper;
+  private readonly targets: Target[];
+  private baseRunning: Promise<void> | undefined;
+  private needBase = false;
+  private gap: string | undefined;
+  private lastBaseCheck = 0;
+
+  constructor(private readonly options: ProtectOptions) {
+    const { config } = options;
+    this.sql = openDatabase(options.databaseUrl, { max: 2 });
+    this.targets = resolveTargets(config);
+    this.receiver = new WalReceiver({
+      databaseUrl: options.databaseUrl,
+      walDir: receiverDir(config),
+      onGap: (reason) => this.onGap(reason),
+      log: (message) => options.log.warn(message),
+    });
+    this.shipper = new WalShipper({
+      walDir: receiverDir(config),
+      targets: this.targets,
+      password: config.backup.password,
+      sql: this.sql,
+    });
+  }
+
+  async run(): Promise<void> {
+    const { signal, log } = this.options;
+    try {
+      const refused = await this.replicationRefused();
+      if (refused) return await this.reportRefused(refused);
+      this.receiver.start();
+      log.info(`continuous protection on: WAL streams into ${receiverDir(this.options.config)}`);
+      while (!signal.aborted) {
+        await this.cycle();
+        await sleep(this.options.cycleMs ?? 500);
+      }
+    } finally {
+      await this.receiver.stop();
+      await this.cycle().catch(() => {});
+      await this.baseRunning?.catch(() => {});
+      await this.sql.end({ timeout: 5 });
+    }
+  }
+
+  private async cycle(): Promise<void> {
+    try {
+      const progress = await this.shipper.cycle();
+      await writeWalStatus(this.sql, this.receiver.state, progress, this.gap ?? this.receiver.lastError);
+      if (
+        this.receiver.state === 'streaming' &&
+        !this.baseRunning &&
+        Date.now() - this.lastBaseCheck > 30_000
+      ) {
+        this.lastBaseCheck = Date.now();
+        this.baseRunning = this.baseBackupIfDue().finally(() => {
+          this.baseRunning = undefined;
+        });
+      }
+    } catch (error) {
+      this.options.log.error(`continuous protection cycle failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async replicationRefused(): Promise<string | undefined> {
+    const [row] = await this.sql<{ allowed: boolean }[]>`
+      select rolreplication or rolsuper as allowed from pg_roles where rolname = current_user`;
+    if (row?.allowed) return undefined;
+    return 'the database role may not open replication connections (a managed PostgreSQL?): the database is protected by scheduled logical snapshots and the provider’s point-in-time recovery, not by trendgen’s WAL stream';
+  }
+
+  private async reportRefused(reason: string): Promise<void> {
+    this.options.log.warn(reason);
+    const progress = this.targets.map((t) => ({
+      target: t.name,
+      timeline: undefined,
+      shippedLsn: undefined,
+      recoverableUntil: undefined,
+      lagSeconds: undefined,
+      error: reason,
+    }));
+    while (!this.options.signal.aborted) {
+      await writeWalStatus(this.sql, 'refused', progress).catch(() => {});
+      await sleep(5_000);
+    }
+  }
+
+  /** The slot's WAL was removed before it was received: start a new slot and a new base backup after the gap. */
+  private onGap(reason: string): void {
+    this.gap = `The WAL stream has a gap (${reason}); a new base backup is being taken, and moments inside the gap cannot be restored.`;
+    this.needBase = true;
+    void (async () => {
+      await this.sql`select pg_drop_replication_slot(slot_name) from pg_replication_slots
+        where slot_name = ${WAL_RECEIVER_NAME} and not active`.catch(() => {});
+      const dir = receiverDir(this.options.config);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (name.endsWith('.partial')) await unlink(path.join(dir, name)).catch(() => {});
+      }
+    })();
+  }
+
+  private async baseBackupIfDue(): Promise<void> {
+    const { config, log } = this.options;
+    try {
+      const repos: Repository[] = [];
+      for (const target of this.targets) {
+        repos.push(
+          await openRepository(target, config.backup.password, {
+            create: true,
+            ...(repos[0] ? { like: repos[0] } : {}),
+          }),
+        );
+      }
+      const [primary] = repos;
+      if (!primary) return;
+      const [row] = await this.sql<{ tli: number }[]>`select timeline_id as tli from pg_control_checkpoint()`;
+      const newest = (await listBaseBackups(primary)).backups.filter((b) => b.timeline === row!.tli).at(-1);
+      const interval = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE') ?? 86_400_000;
+      if (!this.needBase && newest && Date.now() - Date.parse(newest.time) < interval) return;
+      log.info('taking a base backup for point-in-time restore');
+      const record = await takeBaseBackup(primary, this.options.databaseUrl);
+      for (const repo of repos.slice(1)) await copyBaseBackup(primary, repo, record);
+      this.needBase = false;
+      this.gap = undefined;
+      log.info(
+        `base backup ${record.id} stored (${record.size} bytes, WAL ${record.startLsn} to ${record.endLsn})`,
+      );
+      for (const repo of repos) await pruneContinuous(repo, config.backup.pitrWindowSeconds);
+    } catch (error) {
+      log.error(`base backup failed: ${(error as Error).message}; retrying in a minute`);
+      this.lastBaseCheck = Date.now() - 30_000 + 60_000;
+    }
+  }
+}
+
+export async function runProtect(options: ProtectOptions): Promise<void> {
+  await new Protector(options).run();
+}

@@ -1,0 +1,52 @@
+import type { Config } from '../../config/config.ts';
+import type { Sql } from '../../db/connection.ts';
+import { WAL_RECEIVER_NAME } from './receiver.ts';
+import { readWalStatus, synchronousStall } from './status.ts';
+
+export interface SourceTargetStatus {
+  source: 'postgres' | 'objects';
+  target: string;
+  recoverableUntil: string | null;
+  lagSeconds: number | null;
+  state: string;
+  error: string | null;
+}
+
+export interface ProtectionStatus {
+  continuous: boolean;
+  mode: 'sync' | 'async' | 'off';
+  pitrWindow: string;
+  receiver: { state: string; slot: { retainedBytes: number | null; walStatus: string | null } | null };
+  /** Why commits are waiting in synchronous mode, when they are. */
+  stall: string | null;
+  sources: SourceTargetStatus[];
+}
+
+/** What `trendgen status`, `GET /api/v1/backups`, metrics and doctor report about continuous protection. */
+export async function protectionStatus(sql: Sql, config: Config): Promise<ProtectionStatus> {
+  const rows = await readWalStatus(sql);
+  const [slot] = await sql<{ retained: string | null; wal_status: string | null }[]>`
+    select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
+    from pg_replication_slots where slot_name = ${WAL_RECEIVER_NAME}`;
+  const receiverState = rows[0]?.receiver ?? (config.backup.continuous ? 'stopped' : 'off');
+  return {
+    continuous: config.backup.continuous,
+    mode: !config.backup.continuous ? 'off' : config.backup.sync ? 'sync' : 'async',
+    pitrWindow: config.source.BACKUP_PITR_WINDOW ?? '7d',
+    receiver: {
+      state: receiverState,
+      slot: slot
+        ? { retainedBytes: slot.retained === null ? null : Number(slot.retained), walStatus: slot.wal_status }
+        : null,
+    },
+    stall: (await synchronousStall(sql)) ?? null,
+    sources: rows.map((row) => ({
+      source: 'postgres' as const,
+      target: row.target,
+      recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+      lagSeconds: row.lagSeconds === null ? null : Math.round(row.lagSeconds * 1000) / 1000,
+      state: row.receiver,
+      error: row.error,
+    })),
+  };
+}
