@@ -52,6 +52,10 @@ export function checkCommand(): Command {
             ['damaged', report.damagedSnapshots],
             ['damaged', report.damagedBlobs],
             ['missing', report.missingBlobs],
+            [
+              'damaged',
+              report.damagedRecords.map((key) => ({ id: key, reason: 'the record does not read' })),
+            ],
           ];
           for (const [word, list] of problems) {
             for (const problem of list) {

@@ -11,6 +11,7 @@ import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from
 import type { RepositoryHandle } from './handle.ts';
 import { limiter, readAll } from './io.ts';
 import type { Snapshot } from './snapshot.ts';
+import { continuousRoots } from './wal-records.ts';
 
 export interface CheckOptions {
   /** Re-read and re-hash every blob in data/, not only the trees. */
@@ -56,6 +57,8 @@ export interface CheckReport {
   unexpectedFiles: string[];
   /** Blobs no snapshot refers to (for prune); undefined when a damaged snapshot or tree hides references. */
   unreferencedBlobs: string[] | undefined;
+  /** Base backup and WAL records that do not read (continuous protection). */
+  damagedRecords: string[];
   /** With repair: the keys moved aside, and where to. */
   quarantined: { key: string; to: string }[];
 }
@@ -106,6 +109,9 @@ export async function checkRepository(
     return pending;
   };
   await Promise.all(snapshots.flatMap((snapshot) => Object.values(snapshot.trees).map(visit)));
+  // Base backups and WAL are roots too: their blobs are in use though no snapshot names them.
+  const continuous = await continuousRoots(repo);
+  await Promise.all(continuous.roots.map(visit));
 
   if (options.readData) {
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
@@ -122,7 +128,12 @@ export async function checkRepository(
   const missingBlobs = [...missing].map((id) => problem(id, 'missing'));
   const treesBroken = [...bad].some((id) => visits.has(id));
   return {
-    ok: !configProblem && damagedSnapshots.length === 0 && damaged.size === 0 && missing.size === 0,
+    ok:
+      !configProblem &&
+      damagedSnapshots.length === 0 &&
+      continuous.unreadable.length === 0 &&
+      damaged.size === 0 &&
+      missing.size === 0,
     configProblem,
     snapshots: ids.length,
     trees: visits.size,
@@ -133,10 +144,11 @@ export async function checkRepository(
     missingBlobs: missingBlobs.sort(byId),
     unexpectedFiles: unexpected,
     unreferencedBlobs:
-      damagedSnapshots.length > 0 || treesBroken
+      damagedSnapshots.length > 0 || continuous.unreadable.length > 0 || treesBroken
         ? undefined
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
     quarantined,
+    damagedRecords: continuous.unreadable,
   };
 }
 

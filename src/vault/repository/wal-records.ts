@@ -149,18 +149,25 @@ export async function listBaseBackups(
   return { backups, unreadable };
 }
 
-/** The root trees continuous protection's records hold on to: check walks them and prune keeps their blobs. */
-export async function continuousRoots(repo: RepositoryHandle): Promise<string[]> {
+/**
+ * The root trees continuous protection's records hold on to: check walks them and prune keeps their blobs.
+ * Records that do not read are named: prune must then stop, since their blobs cannot be told from garbage.
+ */
+export async function continuousRoots(
+  repo: RepositoryHandle,
+): Promise<{ roots: string[]; unreadable: string[] }> {
   const roots: string[] = [];
-  for (const { kind, name } of await listWalKeys(repo)) {
+  const unreadable: string[] = [];
+  for (const { kind, name, key } of await listWalKeys(repo)) {
     try {
       roots.push((await readWalRecord(repo, kind, name)).tree);
     } catch {
-      // A damaged record is reported by check through its missing roots; its blobs are not protected.
+      unreadable.push(key);
     }
   }
-  for (const backup of (await listBaseBackups(repo)).backups) roots.push(backup.tree);
-  return roots;
+  const bases = await listBaseBackups(repo);
+  for (const backup of bases.backups) roots.push(backup.tree);
+  return { roots, unreadable: [...unreadable, ...bases.unreadable] };
 }
 
 /** Copies blobs `to` lacks as stored bytes (the repositories share keys), for records copied to another target. */

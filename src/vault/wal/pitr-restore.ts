@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import {
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -18,7 +19,7 @@ import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { RunAs } from '../../embedded/run-as.ts';
 import { freePort, isAlive, sleep, waitForExit } from '../../lib/process.ts';
 import type { Repository } from '../repository/index.ts';
-import { DEFAULT_SEGMENT_BYTES, formatLsn, parseLsn } from './lsn.ts';
+import { DEFAULT_SEGMENT_BYTES, formatLsn, isSegmentName, parseLsn } from './lsn.ts';
 import type { PointInTimePlan } from './pitr-plan.ts';
 import { readTreeFile } from './tree-file.ts';
 
@@ -34,6 +35,11 @@ export interface PhysicalRestoreOptions {
   /** Set the superuser's password (the service's current secret), for a restore onto a new machine. */
   password?: string;
   runAs: RunAs | undefined;
+  /**
+   * The receiver's folder on this machine: WAL it fsynced that the shipper had not recorded yet (in
+   * synchronous mode, acknowledged commits) is replayed too, so a restore on the same backup disk loses nothing.
+   */
+  receivedWalDir?: string;
   progress?: (phase: string, detail?: string) => void;
 }
 
@@ -89,12 +95,36 @@ async function stopPoint(
 }
 
 /** Fetches the plan's WAL, verified, into `walDir`; a partial segment is padded to a whole one with zeros. */
-async function fetchWal(repo: Repository, plan: PointInTimePlan, walDir: string): Promise<void> {
+async function fetchWal(
+  repo: Repository,
+  plan: PointInTimePlan,
+  walDir: string,
+  receivedDir?: string,
+): Promise<number> {
   mkdirSync(walDir, { recursive: true });
   for (const record of plan.wal) {
     await repo.restoreTree(record.tree, walDir);
     if (record.kind === 'partial') truncateSync(path.join(walDir, record.name), DEFAULT_SEGMENT_BYTES);
   }
+  return receivedDir ? addReceivedWal(plan, walDir, receivedDir) : 0;
+}
+
+/** Segments of the plan's timeline the receiver holds beyond the recorded chain (the newest one may be partial). */
+function addReceivedWal(plan: PointInTimePlan, walDir: string, receivedDir: string): number {
+  if (!existsSync(receivedDir)) return 0;
+  const last = plan.wal.at(-1);
+  const lastComplete = last?.kind === 'segment' ? last.name : undefined;
+  const prefix = plan.base.timeline.toString(16).toUpperCase().padStart(8, '0');
+  let added = 0;
+  for (const file of readdirSync(receivedDir).sort()) {
+    const name = file.replace(/\.partial$/, '');
+    if (!isSegmentName(name) || !name.startsWith(prefix)) continue;
+    if (last && (name < last.name || name === lastComplete)) continue;
+    copyFileSync(path.join(receivedDir, file), path.join(walDir, name));
+    if (file.endsWith('.partial')) truncateSync(path.join(walDir, name), DEFAULT_SEGMENT_BYTES);
+    added++;
+  }
+  return added;
 }
 
 /** The base backup's tar, verified chunk by chunk, extracted straight into the new data directory. */
@@ -135,7 +165,7 @@ export async function restorePhysical(
   const progress = options.progress ?? (() => {});
   const walDir = path.join(options.scratch, 'wal');
   progress('wal', `${plan.wal.length} files`);
-  await fetchWal(repo, plan, walDir);
+  const received = await fetchWal(repo, plan, walDir, options.receivedWalDir);
   progress('base', plan.base.id);
   await extractBase(repo, plan, options.dataDir);
   const stop = plan.target ? await stopPoint(walDir, plan) : undefined;
@@ -189,7 +219,7 @@ export async function restorePhysical(
   writeFileSync(autoConf, original);
   return {
     baseBackup: { id: plan.base.id, time: plan.base.time },
-    walFiles: plan.wal.length,
+    walFiles: plan.wal.length + received,
     stopLsn: stop ? formatLsn(stop.lsn) : undefined,
     recoveredTo,
     durationMs: Date.now() - started,

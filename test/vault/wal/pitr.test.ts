@@ -12,6 +12,7 @@ import { planPointInTime } from '../../../src/vault/wal/pitr-plan.ts';
 import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
 import { WalReceiver } from '../../../src/vault/wal/receiver.ts';
 import { WalShipper } from '../../../src/vault/wal/shipper.ts';
+import { treeFileBlobs } from '../../../src/vault/wal/tree-file.ts';
 import { tempDir } from '../../support/temp.ts';
 
 // I11: the WAL streamed into the vault restores PostgreSQL to any moment, and to the newest one.
@@ -91,6 +92,13 @@ describe('I11 point-in-time restore from the streamed WAL', () => {
 
     const newest = await restoreInto('newest', undefined);
     expect(newest.ids.length).toBe(total);
+
+    // Base backups and WAL are roots: check walks them and prune would keep every blob they need.
+    const report = await repo.check();
+    expect(report.ok).toBe(true);
+    const needed = await treeFileBlobs(repo, base.tree);
+    expect(report.unreferencedBlobs).toBeDefined();
+    expect(needed.filter((id) => report.unreferencedBlobs!.includes(id))).toEqual([]);
   });
 
   async function restoreInto(name: string, target: Date | undefined) {

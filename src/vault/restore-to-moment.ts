@@ -1,0 +1,147 @@
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { createBlobStore } from '../blobstore/index.ts';
+import type { Config } from '../config/config.ts';
+import { openDatabase } from '../db/connection.ts';
+import { migrate } from '../db/migrate.ts';
+import { connectServices, embeddedPostgres } from '../embedded/connect.ts';
+import { runAsFor } from '../embedded/run-as.ts';
+import { deleteUserData } from '../generation/user-data.ts';
+import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
+import { liveObjects } from '../objects/queries.ts';
+import { readLedger } from './ledger.ts';
+import { RestoreRefusedError } from './restore.ts';
+import { restoreObjects } from './sources/objects.ts';
+import { loadSnapshots, openFirstTarget } from './targets.ts';
+import { planPointInTime } from './wal/pitr-plan.ts';
+import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
+import { receiverDir } from './wal/protect.ts';
+
+export interface MomentRequest {
+  /** The moment to restore; undefined restores the newest one the vault holds. */
+  time: Date | undefined;
+  /** Replace the embedded PostgreSQL's data directory (moved aside, never deleted). */
+  inPlace?: boolean;
+  target?: string;
+  onProgress?: (phase: string, detail?: string) => void;
+}
+
+export interface MomentReport {
+  postgres: PhysicalRestoreResult;
+  /** Where the data directory that was replaced now is. */
+  movedAside: string | undefined;
+  deletionsReapplied: number;
+  objects: { referenced: number; restored: number; missing: string[] };
+  durationMs: number;
+}
+
+/** The embedded data directory must be free, or replaced only with --in-place --yes and never while it runs (I9). */
+function clearDestination(config: Config, inPlace: boolean): string | undefined {
+  const pg = embeddedPostgres(config);
+  if (!existsSync(pg.dataDir) || readdirSync(pg.dataDir).length === 0) return undefined;
+  if (pg.findRunning()) {
+    throw new RestoreRefusedError(
+      `PostgreSQL is running on ${pg.dataDir}: stop trendgen up first, then restore with --in-place --yes.`,
+    );
+  }
+  if (!inPlace) {
+    throw new RestoreRefusedError(
+      `Restoring would replace the database in ${pg.dataDir}: add --in-place --yes (the current one is moved aside, not deleted).`,
+    );
+  }
+  const aside = `${pg.dataDir}.before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(pg.dataDir, aside);
+  return aside;
+}
+
+/**
+ * Point-in-time restore onto this machine's embedded PostgreSQL (I11): the base backup and WAL replayed to the
+ * moment, into a folder beside the data directory that takes its place only once replay finished; then the
+ * database is settled like any restore: deletions recorded after the moment re-applied (I3), and every object
+ * the restored rows refer to put back from the vault, with any that is missing named (I8).
+ */
+export async function restoreToMoment(config: Config, request: MomentRequest): Promise<MomentReport> {
+  const started = Date.now();
+  if (config.databaseUrl) {
+    throw new RestoreRefusedError(
+      'Point-in-time restore writes a PostgreSQL data directory, which needs the embedded server: unset DATABASE_URL (for a managed or Kubernetes PostgreSQL use its own point-in-time recovery).',
+    );
+  }
+  const progress = request.onProgress ?? (() => {});
+  const { repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
+  const plan = await planPointInTime(repo, request.time);
+  const pg = embeddedPostgres(config);
+  const staging = `${pg.dataDir}.restoring`;
+  const scratch = path.join(config.dataDir, 'tmp', 'restore-to-moment');
+  // A killed earlier attempt leaves only these two folders, never a half-replayed data directory in place.
+  rmSync(staging, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  const movedAside = clearDestination(config, Boolean(request.inPlace));
+  let postgres: PhysicalRestoreResult;
+  try {
+    postgres = await restorePhysical(repo, plan, {
+      dataDir: staging,
+      scratch,
+      superuser: config.postgres.user,
+      password: ensureSecretFile(pg.passwordFile),
+      runAs: runAsFor('postgres', config.dataDir),
+      receivedWalDir: receiverDir(config),
+      progress,
+    });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  renameSync(staging, pg.dataDir);
+  await fsyncDir(path.dirname(pg.dataDir));
+  // The receiver's folder belongs to the timeline just left behind: protect starts a new stream after it.
+  if (existsSync(receiverDir(config))) {
+    renameSync(receiverDir(config), `${receiverDir(config)}.before-restore-${Date.now()}`);
+  }
+  const services = await connectServices(config, { postgres: true, redis: false });
+  const sql = openDatabase(services.databaseUrl, { max: 2 });
+  try {
+    await migrate(sql);
+    progress('settle');
+    const since = postgres.recoveredTo ?? plan.base.time;
+    const { records } = await readLedger(repo, since);
+    const users = [...new Set(records.map((r) => r.userId))];
+    for (const user of users) await deleteUserData(sql, user);
+    progress('objects');
+    const objects = await restoreReferencedObjects(config, repo, sql);
+    return {
+      postgres,
+      movedAside,
+      deletionsReapplied: users.length,
+      objects,
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
+    await services.release();
+  }
+}
+
+/** Every object the restored rows refer to, put back from the newest snapshots that hold it (I2, I8). */
+async function restoreReferencedObjects(
+  config: Config,
+  repo: Awaited<ReturnType<typeof openFirstTarget>>['repo'],
+  sql: ReturnType<typeof openDatabase>,
+): Promise<MomentReport['objects']> {
+  const store = createBlobStore(config.storageUrl, config.s3);
+  const referenced = await liveObjects(sql);
+  const missing = async () => {
+    const out: string[] = [];
+    for (const object of referenced) if (!(await store.head(object.key))) out.push(object.key);
+    return out;
+  };
+  let lacking = await missing();
+  let restored = 0;
+  for (const snapshot of await loadSnapshots(repo)) {
+    if (lacking.length === 0) break;
+    if (!snapshot.trees.objects) continue;
+    restored += (await restoreObjects(repo, snapshot.trees.objects, store)).written;
+    lacking = await missing();
+  }
+  return { referenced: referenced.length, restored, missing: lacking };
+}
