@@ -7,6 +7,11 @@ export interface DatabaseOptions {
   max?: number;
   /** Called with PostgreSQL's NOTICE messages; silent by default. */
   onNotice?: (notice: postgres.Notice) => void;
+  /**
+   * Commits wait only for this server's own disk, never for a synchronous standby: for trendgen's own
+   * bookkeeping (migrations, continuous protection's status), which must go on while the WAL receiver is down.
+   */
+  localCommit?: boolean;
 }
 
 /** One pool per process; every query is parameterised by the tagged-template API. */
@@ -26,7 +31,10 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
       },
     },
     transform: { undefined: null },
-    connection: { application_name: 'trendgen' },
+    connection: {
+      application_name: 'trendgen',
+      ...(options.localCommit ? { synchronous_commit: 'local' } : {}),
+    },
   });
 }
 
@@ -37,6 +45,7 @@ export async function ensureDatabase(adminUrl: string, database: string): Promis
     const rows = await sql`select 1 from pg_database where datname = ${database}`;
     if (rows.length === 0) {
       try {
+        await sql`set synchronous_commit to local`;
         await sql.unsafe(`create database "${database.replaceAll('"', '""')}"`);
       } catch (error) {
         // Two processes starting together: the other one created it first.

@@ -48,6 +48,8 @@ export async function migrate(
   const connection = await sql.reserve();
   const started = Date.now();
   try {
+    // With BACKUP_SYNC=on a commit waits for the WAL receiver, which may not run yet on a first start.
+    await connection`set synchronous_commit to local`;
     const [free] = await connection`select pg_try_advisory_lock(${MIGRATION_LOCK_KEY}) as got`;
     if (!free?.got) {
       options.onWait?.();
@@ -102,6 +104,7 @@ export async function migrate(
       await connection`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
     }
   } finally {
+    await connection`reset synchronous_commit`.catch(() => {});
     connection.release();
   }
 }

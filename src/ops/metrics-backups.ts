@@ -7,6 +7,28 @@ import {
   repositorySizes,
   runCountsByStatus,
 } from '../vault/catalog.ts';
+import { readWalStatus } from '../vault/wal/status.ts';
+
+/** PostgreSQL's recovery point per target (I11); the objects' stream reports under source="objects". */
+function registerRecoveryPointMetric(
+  registry: Registry,
+  sql: Sql,
+  hasTable: (name: string) => Promise<boolean>,
+): void {
+  new Gauge({
+    name: 'trendgen_recovery_point_lag_seconds',
+    help: 'How far behind the newest write the newest recoverable moment is, per source and backup target.',
+    labelNames: ['source', 'target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('wal_stream_status'))) return;
+      for (const row of await readWalStatus(sql)) {
+        if (row.lagSeconds !== null) this.set({ source: 'postgres', target: row.target }, row.lagSeconds);
+      }
+    },
+  });
+}
 
 /** The backup catalog at scrape time: last success per target, the last run, repository sizes, drills. */
 export function registerBackupMetrics(registry: Registry, sql: Sql): void {
@@ -15,6 +37,7 @@ export function registerBackupMetrics(registry: Registry, sql: Sql): void {
     const [row] = await sql`select to_regclass(${name}) is not null as present`;
     return Boolean(row?.present);
   };
+  registerRecoveryPointMetric(registry, sql, hasTable);
   new Gauge({
     name: 'trendgen_backup_last_success_timestamp_seconds',
     help: 'When the last backup that reached each target finished (Unix time).',

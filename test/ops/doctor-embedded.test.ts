@@ -65,11 +65,17 @@ describe('trendgen doctor next to trendgen up (I10)', () => {
     expect(text).toMatch(/^OK {3}redis\.aof +AOF is on$/m);
     expect(text).toMatch(/^OK {3}redis\.appendfsync +appendfsync is everysec/m);
     expect(text).toMatch(/^OK {3}backup\.local\.fresh +last successful backup to local 9 min ago/m);
-    // Expected on this layout: no offsite target, backups beside the data, no repository or drill yet.
+    // Expected on this layout: no offsite target, backups beside the data, no repository, drill or protect process yet.
     const warned = report.checks.filter((c) => c.status === 'WARN').map((c) => c.id);
     expect(warned).toEqual(expect.arrayContaining(['backup.offsite', 'backup.same_device', 'drill.last']));
     for (const id of warned) {
-      expect(['backup.offsite', 'backup.same_device', 'drill.last', 'backup.local.repository']).toContain(id);
+      expect([
+        'backup.offsite',
+        'backup.same_device',
+        'drill.last',
+        'backup.local.repository',
+        'backup.continuous',
+      ]).toContain(id);
     }
   });
 

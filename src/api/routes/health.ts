@@ -2,6 +2,7 @@ import { access, constants } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
 import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
+import { readWalStatus, synchronousStall } from '../../vault/wal/status.ts';
 import type { ApiDeps } from '../deps.ts';
 
 interface Check {
@@ -26,6 +27,31 @@ async function timed(name: string, probe: () => Promise<string>): Promise<Check>
   } catch (error) {
     return { name, ok: false, detail: (error as Error).message, ms: Math.round(performance.now() - started) };
   }
+}
+
+/**
+ * Continuous protection: a lagging stream is reported without taking the service out, but in synchronous mode a
+ * missing receiver means every commit hangs, and that is an outage.
+ */
+async function continuousCheck(deps: ApiDeps): Promise<Check> {
+  let stalled = false;
+  const check = await timed('continuous', async () => {
+    if (!deps.config.backup.continuous) return 'off';
+    const stall = await synchronousStall(deps.sql);
+    if (stall) {
+      stalled = true;
+      throw new Error(stall);
+    }
+    const rows = await readWalStatus(deps.sql);
+    if (rows.length === 0) throw new Error('trendgen protect has not reported yet');
+    const late = rows.filter((r) => r.lagSeconds === null || r.lagSeconds > 5 || r.error);
+    const text = rows
+      .map((r) => `${r.target} ${r.lagSeconds === null ? 'never' : `${r.lagSeconds.toFixed(1)} s`} behind`)
+      .join(', ');
+    if (late.length) throw new Error(`${text}${late[0]!.error ? `: ${late[0]!.error}` : ''}`);
+    return text;
+  });
+  return { ...check, critical: stalled };
 }
 
 export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
@@ -56,6 +82,7 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
           if (stale.length) throw new Error(`no recent backup on ${stale.join(', ')}`);
           return targets.map((t) => `${t.target} ${Math.round(t.ageMs! / 60_000)} min ago`).join(', ');
         }).then((check) => ({ ...check, critical: false })),
+        continuousCheck(deps),
       ]);
       const ready = checks.every((check) => check.ok || check.critical === false);
       return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });

@@ -2,6 +2,7 @@ import type { Config } from '../../config/config.ts';
 import { adminChecks } from './admin.ts';
 import { backupChecks } from './backups.ts';
 import { createContext, seconds, TimeoutError, Unreachable, withTimeout } from './context.ts';
+import { continuousChecks } from './continuous.ts';
 import { drillChecks } from './drill.ts';
 import { postgresChecks } from './postgres.ts';
 import { promptChecks } from './prompts.ts';
@@ -35,6 +36,7 @@ export function doctorChecks(config: Config): DoctorCheck[] {
     ...postgresChecks(),
     ...redisChecks(),
     ...backupChecks(config),
+    ...continuousChecks(),
     ...drillChecks(),
     ...storageChecks(),
     ...promptChecks(),

@@ -123,7 +123,7 @@ async function pinOutputSettings(tx: TransactionSql): Promise<void> {
 }
 
 /**
- * Facts of every ordinary table (not system, not temporary, not owned by an extension, as pg_dump
+ * Facts of every ordinary table (not system, not temporary or unlogged, not owned by an extension, as pg_dump
  * skips their data): row count and an order-independent digest, the sum mod 2^64 of the first 64 bits
  * of md5(row text). One sequential scan per table, no sort.
  */
@@ -131,7 +131,7 @@ async function computeTableFacts(tx: TransactionSql): Promise<Record<string, Tab
   const tables = await tx<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where c.relkind = 'r' and c.relpersistence <> 't'
+    where c.relkind = 'r' and c.relpersistence = 'p'
       and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
       and not exists (select 1 from pg_depend d
         where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
@@ -209,6 +209,8 @@ export async function dumpPostgres(
         `--jobs=${options.jobs ?? defaultJobs()}`,
         // The dump is scratch: the repository makes its blobs durable, fsyncing here only costs time.
         '--no-sync',
+        // Unlogged tables hold status, not data (PostgreSQL itself empties them after a crash).
+        '--no-unlogged-table-data',
         '--no-password',
         `--file=${outDir}`,
         `--dbname=${conn.dbname}`,

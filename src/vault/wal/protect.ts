@@ -44,7 +44,7 @@ export class Protector {
 
   constructor(private readonly options: ProtectOptions) {
     const { config } = options;
-    this.sql = openDatabase(options.databaseUrl, { max: 2 });
+    this.sql = openDatabase(options.databaseUrl, { max: 2, localCommit: true });
     this.targets = resolveTargets(config);
     this.receiver = new WalReceiver({
       databaseUrl: options.databaseUrl,
