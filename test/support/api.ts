@@ -71,7 +71,7 @@ export async function startTestApi(
     urls: { database: db.url, redis: options.redisUrl ?? testRedisUrl() },
     objects,
     tokens: { admin: adminToken, client: clientToken },
-    metrics: createMetrics(db.sql),
+    metrics: createMetrics(db.sql, config),
     logger: options.logger ?? pino({ level: 'silent' }),
   });
   await app.ready();
