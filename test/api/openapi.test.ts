@@ -222,6 +222,11 @@ describe('response schemas serialize what the routes send, dropping and changing
       headers: { 'content-type': 'image/png' },
       payload: fakePng(2048) as never,
     });
+    // The document names the key one path parameter: its slashes may come as they are or encoded.
+    const example = (await inject('GET', '/api/v1/trends/ghibli')).json().example as { key: string };
+    const encoded = await inject('GET', `/api/v1/objects/${encodeURIComponent(example.key)}`);
+    expect(encoded.statusCode).toBe(200);
+    expect(encoded.headers.etag).toBe(`"${example.key.split('/').pop()!.split('.')[0]}"`);
     await inject('GET', '/api/v1/trends?all=true');
     await inject('GET', '/api/v1/trends/ghibli');
     await inject('GET', '/api/v1/trends/nope');
