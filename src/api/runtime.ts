@@ -75,7 +75,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       urls: { database: services.databaseUrl, redis: services.redisUrl },
       objects,
       tokens: { admin: admin.token, client: config.apiToken },
-      metrics: createMetrics(sql),
+      metrics: createMetrics(sql, config),
       logger,
     });
     closers.push(() => app.close());

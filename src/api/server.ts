@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ApiDeps } from './deps.ts';
 import { installErrorHandler } from './errors.ts';
+import { addSharedSchemas, swaggerOptions } from './openapi.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -56,20 +57,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.limits.maxUploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024 },
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'trendgen API',
-        version: '1',
-        description:
-          'Trends, prompts with history, and content-addressed objects. Errors: {"error": {"code", "message"}}.',
-      },
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      },
-      security: [{ bearer: [] }],
-    },
-  });
+  addSharedSchemas(app);
+  await app.register(swagger, swaggerOptions(deps.config));
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
 
   app.addHook('onRequest', async (request, reply) => {

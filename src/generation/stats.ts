@@ -32,6 +32,30 @@ export async function recentGenerationTimes(sql: Sql): Promise<GenerationTimes |
   };
 }
 
+export interface GenerationTimeTotals {
+  /** Finished generations that had started, and their seconds in the queue (created to started) added up. */
+  queue: { count: number; sum: number };
+  /** Finished generations, and their seconds from created to finished added up. */
+  finish: { count: number; sum: number };
+}
+
+/**
+ * Since the beginning: every finished generation, hidden ones included, so the figures only grow (as a
+ * Prometheus summary's _count and _sum must) when a user's data is deleted.
+ */
+export async function generationTimeTotals(sql: Sql): Promise<GenerationTimeTotals> {
+  const [row] = await sql`
+    select count(started_at)::bigint as queue_count,
+           coalesce(sum(extract(epoch from started_at - created_at)), 0) as queue_sum,
+           count(*)::bigint as finish_count,
+           coalesce(sum(extract(epoch from finished_at - created_at)), 0) as finish_sum
+    from generations where finished_at is not null`;
+  return {
+    queue: { count: Number(row?.queue_count ?? 0), sum: Number(row?.queue_sum ?? 0) },
+    finish: { count: Number(row?.finish_count ?? 0), sum: Number(row?.finish_sum ?? 0) },
+  };
+}
+
 /** A counter kept in PostgreSQL (`bumpCounter` in jobs.ts adds to it), by label. */
 export async function opsCounter(sql: Sql, name: string): Promise<Map<string, number>> {
   const rows = await sql`select label, value from ops_counters where name = ${name}`;

@@ -1,6 +1,9 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { registerBackupMetrics } from './metrics-backups.ts';
+import { registerGenerationMetrics } from './metrics-generations.ts';
+import { registerHealthMetrics } from './metrics-health.ts';
 import { registerServiceMetrics } from './metrics-service.ts';
 
 export interface Metrics {
@@ -9,10 +12,22 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route'>;
 }
 
-/** Process metrics plus gauges read from PostgreSQL at scrape time, so every replica reports the same truth. */
-export function createMetrics(sql: Sql): Metrics {
+/**
+ * Node's process metrics under the names every Prometheus client library gives them (process_…, nodejs_…; the
+ * scrape's job label says whose they are), plus gauges read from PostgreSQL at scrape time, so every replica
+ * reports the same truth.
+ */
+export function createMetrics(sql: Sql, config: Config): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'trendgen_process_' });
+  collectDefaultMetrics({ register: registry });
+  // prom-client's sums of nodejs_active_handles/requests/resources are gauges named like counters, which
+  // Prometheus's linter rejects; sum(nodejs_active_handles) is the same figure.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
   const httpRequests = new Counter({
     name: 'trendgen_http_requests_total',
     help: 'HTTP requests answered, by route and status.',
@@ -27,6 +42,8 @@ export function createMetrics(sql: Sql): Metrics {
     registers: [registry],
   });
   registerServiceMetrics(registry, sql);
+  registerGenerationMetrics(registry, sql);
   registerBackupMetrics(registry, sql);
+  registerHealthMetrics(registry, sql, config);
   return { registry, httpRequests, httpDuration };
 }

@@ -13,7 +13,13 @@ describe('health, readiness and backup visibility', () => {
     const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     const names = ready.json().checks.map((c: { name: string }) => c.name);
-    expect(names).toEqual(['postgres', 'redis', 'objects', 'prompts', 'backups']);
+    expect(names).toEqual(['postgres', 'redis', 'objects', 'prompts', 'backups', 'continuous']);
+    // I11: no protect process runs here; that is reported without taking the service out.
+    expect(ready.json().checks.find((c: { name: string }) => c.name === 'continuous')).toMatchObject({
+      ok: false,
+      critical: false,
+      detail: 'trendgen protect has not reported yet',
+    });
   });
 
   it('I10: a missing or stale backup shows in /readyz (without taking the service out) and in /metrics', async () => {

@@ -31,7 +31,13 @@ export interface TestApi {
 /** The real HTTP server on a real database, Redis and file object store, driven in-process with inject(). */
 export async function startTestApi(
   env: Record<string, string> = {},
-  options: { logger?: Logger; redisUrl?: string; queuePrefix?: string } = {},
+  options: {
+    logger?: Logger;
+    redisUrl?: string;
+    queuePrefix?: string;
+    /** Hooks a test adds to the server before it starts (Fastify takes none after). */
+    beforeReady?: (app: FastifyInstance) => void;
+  } = {},
 ): Promise<TestApi> {
   const temp = tempDir('api');
   const db = await createTestDatabase();
@@ -71,9 +77,10 @@ export async function startTestApi(
     urls: { database: db.url, redis: options.redisUrl ?? testRedisUrl() },
     objects,
     tokens: { admin: adminToken, client: clientToken },
-    metrics: createMetrics(db.sql),
+    metrics: createMetrics(db.sql, config),
     logger: options.logger ?? pino({ level: 'silent' }),
   });
+  options.beforeReady?.(app);
   await app.ready();
   return {
     app,

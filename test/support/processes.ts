@@ -51,14 +51,15 @@ export interface UpProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `trendgen up` as a real process tree and waits until /readyz answers 200. */
+/** Runs `trendgen up` (or `serve`) as a real process tree and waits until /readyz answers 200. */
 export async function startUp(
   env: Record<string, string>,
-  options: { port?: number } = {},
+  options: { port?: number; command?: 'up' | 'serve' } = {},
 ): Promise<UpProcess> {
   const port = options.port ?? (await freePort());
+  const command = options.command ?? 'up';
   let output = '';
-  const child = spawn(process.execPath, [CLI, 'up'], {
+  const child = spawn(process.execPath, [CLI, command], {
     // Scheduled backups and drills stay off unless a test asks for them: they would fire at the top of the hour.
     env: {
       ...process.env,
@@ -83,9 +84,9 @@ export async function startUp(
     exited = true;
   });
   await waitFor(
-    `trendgen up to be ready on ${baseUrl}`,
+    `trendgen ${command} to be ready on ${baseUrl}`,
     async () => {
-      if (exited) throw new Error(`trendgen up exited early:\n${output}`);
+      if (exited) throw new Error(`trendgen ${command} exited early:\n${output}`);
       try {
         const response = await fetch(`${baseUrl}/readyz`);
         return response.status === 200 ? true : undefined;

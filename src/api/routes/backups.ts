@@ -5,6 +5,7 @@ import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.
 import { backupNow } from '../../vault/scheduled.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
+import { ADMIN_ERRORS, ADMIN_SECURITY, errors } from '../openapi.ts';
 
 const nextRun = (schedule: string) =>
   schedule === 'off'
@@ -21,7 +22,13 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         preHandler: admin,
         schema: {
           summary: 'Backups with per-target status, the last drill, the next run',
+          operationId: 'listBackups',
           tags: ['backups'],
+          response: {
+            200: { description: 'The catalog, newest run first', $ref: 'Backups#' },
+            ...errors(...ADMIN_ERRORS),
+          },
+          security: ADMIN_SECURITY,
         },
       },
       async () => {
@@ -71,7 +78,18 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         preHandler: admin,
         schema: {
           summary: 'Start a backup now (202); GET shows its progress and outcome',
+          operationId: 'startBackup',
           tags: ['backups'],
+          response: {
+            202: {
+              description: 'Started in the background (one backup at a time across every process)',
+              type: 'object',
+              properties: { status: { type: 'string', enum: ['started'] } },
+              additionalProperties: true,
+            },
+            ...errors(401, 403, 500),
+          },
+          security: ADMIN_SECURITY,
         },
       },
       async (request, reply) => {

@@ -6,6 +6,7 @@ import type { ObjectRecord } from '../../objects/store.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
+import { CLIENT_ERRORS, DOC_ONLY_BODY, errors } from '../openapi.ts';
 import { presentGeneration } from '../presenters.ts';
 
 const fields = z.object({
@@ -49,6 +50,90 @@ async function readGenerationForm(request: FastifyRequest, deps: ApiDeps) {
   return { ...parsed.data, photo };
 }
 
+const generationForm = {
+  required: true,
+  description: 'The photo and what to make of it (the photo at most MAX_UPLOAD_SIZE)',
+  content: {
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        properties: {
+          trend: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,63}$', description: 'an active trend' },
+          user: { type: 'string', minLength: 1, maxLength: 200, description: 'whose generation it is' },
+          variants: { type: 'integer', minimum: 1, maximum: 4, default: 3 },
+          photo: { type: 'string', format: 'binary', description: 'PNG, JPEG or WebP' },
+        },
+        required: ['trend', 'user', 'photo'],
+      },
+    },
+  },
+};
+
+const createGenerationSchema = {
+  summary:
+    'Start a generation: multipart trend, user, photo, variants (1–4); Idempotency-Key makes retries safe',
+  operationId: 'createGeneration',
+  tags: ['generations'],
+  headers: {
+    type: 'object',
+    properties: {
+      'idempotency-key': {
+        type: 'string',
+        description:
+          '1–200 letters, digits or . _ : -; a retry with the same key answers the same generation',
+      },
+    },
+  },
+  [DOC_ONLY_BODY]: generationForm,
+  response: {
+    202: {
+      description: 'Accepted: committed, then queued; GET it to follow it',
+      type: 'object',
+      properties: {
+        id: { type: 'string', format: 'uuid' },
+        status: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
+      },
+      additionalProperties: true,
+    },
+    ...errors(400, 413, 415, 422, ...CLIENT_ERRORS),
+  },
+};
+
+const getGenerationSchema = {
+  summary: 'One generation with its outputs',
+  operationId: 'getGeneration',
+  tags: ['generations'],
+  params: {
+    type: 'object',
+    properties: { id: { type: 'string', description: 'The id POST answered (a UUID)' } },
+    required: ['id'],
+  },
+  response: {
+    200: { description: 'The generation', $ref: 'Generation#' },
+    ...errors(404, ...CLIENT_ERRORS),
+  },
+};
+
+const listGenerationsSchema = {
+  summary: "A user's generations, newest first",
+  operationId: 'listGenerations',
+  tags: ['generations'],
+  querystring: {
+    type: 'object',
+    properties: { user: { type: 'string', minLength: 1 } },
+    required: ['user'],
+  },
+  response: {
+    200: {
+      description: "The user's generations",
+      type: 'object',
+      properties: { generations: { type: 'array', items: { $ref: 'Generation#' } } },
+      additionalProperties: true,
+    },
+    ...errors(400, ...CLIENT_ERRORS),
+  },
+};
+
 export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
   const _admin = requireRole(deps.tokens, 'admin');
   const client = requireRole(deps.tokens, 'client');
@@ -57,11 +142,7 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/generations',
       {
         preHandler: client,
-        schema: {
-          summary:
-            'Start a generation: multipart trend, user, photo, variants (1–4); Idempotency-Key makes retries safe',
-          tags: ['generations'],
-        },
+        schema: createGenerationSchema,
       },
       async (request, reply) => {
         const idempotencyKey = request.headers['idempotency-key'];
@@ -98,7 +179,10 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
 
     app.get(
       '/generations/:id',
-      { preHandler: client, schema: { summary: 'One generation with its outputs', tags: ['generations'] } },
+      {
+        preHandler: client,
+        schema: getGenerationSchema,
+      },
       async (request) =>
         presentGeneration(await getGeneration(deps.sql, (request.params as { id: string }).id)),
     );
@@ -107,15 +191,7 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/generations',
       {
         preHandler: client,
-        schema: {
-          summary: "A user's generations, newest first",
-          tags: ['generations'],
-          querystring: {
-            type: 'object',
-            properties: { user: { type: 'string', minLength: 1 } },
-            required: ['user'],
-          },
-        },
+        schema: listGenerationsSchema,
       },
       async (request) => ({
         generations: (await listGenerations(deps.sql, (request.query as { user: string }).user)).map(

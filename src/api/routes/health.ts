@@ -4,6 +4,7 @@ import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
 import { readWalStatus, synchronousStall } from '../../vault/wal/status.ts';
 import type { ApiDeps } from '../deps.ts';
+import { errors } from '../openapi.ts';
 
 interface Check {
   name: string;
@@ -53,12 +54,65 @@ async function continuousCheck(deps: ApiDeps): Promise<Check> {
   });
   return { ...check, critical: stalled };
 }
+const readiness = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not_ready'] },
+    checks: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name: {
+            type: 'string',
+            enum: ['postgres', 'redis', 'objects', 'prompts', 'backups', 'continuous'],
+          },
+          ok: { type: 'boolean' },
+          detail: { type: 'string' },
+          ms: { type: 'integer' },
+          critical: { type: 'boolean', description: 'false: reported, but the service stays ready' },
+        },
+        additionalProperties: true,
+      },
+    },
+  },
+  additionalProperties: true,
+};
 
 export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    app.get(
+      '/healthz',
+      {
+        schema: {
+          summary: 'Liveness: the process answers',
+          operationId: 'getHealth',
+          tags: ['health'],
+          security: [],
+          response: {
+            200: {
+              description: 'Alive',
+              type: 'object',
+              properties: { status: { type: 'string', enum: ['ok'] } },
+              additionalProperties: true,
+            },
+          },
+        },
+      },
+      async () => ({ status: 'ok' }),
+    );
 
-    app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const readyzSchema = {
+      summary: 'Readiness per dependency (a stale backup is reported without making the service unready)',
+      operationId: 'getReadiness',
+      tags: ['health'],
+      security: [],
+      response: {
+        200: { description: 'Every critical dependency answers', ...readiness },
+        503: { description: 'A critical dependency fails: see `checks`', ...readiness },
+      },
+    };
+    app.get('/readyz', { schema: readyzSchema }, async (_request, reply) => {
       const checks = await Promise.all([
         timed('postgres', async () => {
           await deps.sql`select 1`;
@@ -88,7 +142,20 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
       return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
     });
 
-    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const metricsSchema = {
+      summary: 'Prometheus metrics (text exposition format 0.0.4)',
+      operationId: 'getMetrics',
+      tags: ['health'],
+      security: [],
+      response: {
+        200: {
+          description: 'The metrics; deploy/prometheus/alerts.yml and deploy/grafana/trendgen.json use them',
+          content: { 'text/plain': { schema: { type: 'string' } } },
+        },
+        ...errors(500, 503),
+      },
+    };
+    app.get('/metrics', { schema: metricsSchema }, async (_request, reply) => {
       const body = await deps.metrics.registry.metrics();
       return reply.type(deps.metrics.registry.contentType).send(body);
     });

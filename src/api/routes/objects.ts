@@ -2,6 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { assertValidKey } from '../../blobstore/blobstore.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
+import { HttpError } from '../errors.ts';
+import { CLIENT_ERRORS, errors } from '../openapi.ts';
 
 export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
@@ -11,19 +13,38 @@ export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
         preHandler: requireRole(deps.tokens, 'client'),
         schema: {
           summary: 'The bytes of one object; ETag is its SHA-256',
+          operationId: 'getObject',
           tags: ['objects'],
           params: { type: 'object', properties: { '*': { type: 'string' } } },
+          headers: {
+            type: 'object',
+            properties: {
+              'if-none-match': {
+                type: 'string',
+                description: 'The ETag you hold: 304 when it is still this object',
+              },
+            },
+          },
+          response: {
+            200: {
+              description: 'The bytes, with the type they were stored with; immutable, cache them',
+              content: Object.fromEntries(
+                ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'].map((type) => [
+                  type,
+                  { schema: { type: 'string', format: 'binary' } },
+                ]),
+              ),
+            },
+            304: { description: 'Not modified: the If-None-Match ETag is this object', type: 'null' },
+            ...errors(400, 404, ...CLIENT_ERRORS),
+          },
         },
       },
       async (request, reply) => {
         const key = (request.params as { '*': string })['*'];
         assertValidKey(key);
         const record = await deps.objects.find(key);
-        if (!record) {
-          return reply
-            .status(404)
-            .send({ error: { code: 'not_found', message: `The object ${key} does not exist.` } });
-        }
+        if (!record) throw new HttpError(404, 'not_found', `The object ${key} does not exist.`);
         const etag = `"${record.sha256}"`;
         reply
           .header('etag', etag)

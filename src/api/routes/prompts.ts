@@ -11,8 +11,31 @@ import {
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
+import { ADMIN_ERRORS, ADMIN_SECURITY, CLIENT_ERRORS, DOC_ONLY_BODY, errors } from '../openapi.ts';
 
-const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
+const promptName = {
+  type: 'string',
+  pattern: '^[a-z0-9][a-z0-9_-]{0,63}$',
+  description: 'The prompt name, also its file name in PROMPTS_DIR without `.yaml`',
+} as const;
+// The pattern documents the rule; the prompt module enforces it (400 invalid_name), so validation stays there.
+const nameParams = {
+  type: 'object',
+  properties: { name: { type: 'string', description: promptName.description } },
+  required: ['name'],
+} as const;
+const ifMatch = {
+  type: 'object',
+  properties: {
+    'if-match': {
+      type: 'string',
+      description:
+        'The version you read (`ETag`): the change is refused with 409 when another one is current',
+    },
+  },
+} as const;
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'];
+const saved = (description: string) => ({ description, $ref: 'SavedPrompt#' });
 
 function ifMatchVersion(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined;
@@ -46,6 +69,118 @@ export function decodePromptBody(bytes: Buffer): string {
   throw new PromptValidationError(`the prompt is not UTF-8 text (byte ${offset + 1})`, line, column);
 }
 
+const listPromptsSchema = {
+  summary: 'Prompts in use',
+  operationId: 'listPrompts',
+  tags: ['prompts'],
+  response: {
+    200: {
+      description: 'Every prompt with its file state',
+      type: 'object',
+      properties: { prompts: { type: 'array', items: { $ref: 'PromptSummary#' } } },
+      additionalProperties: true,
+    },
+    ...errors(...CLIENT_ERRORS),
+  },
+};
+
+const getPromptSchema = {
+  summary: 'One prompt in use (?format=yaml for its text)',
+  operationId: 'getPrompt',
+  tags: ['prompts'],
+  params: nameParams,
+  querystring: {
+    type: 'object',
+    properties: {
+      format: { type: 'string', enum: ['json', 'yaml'], description: 'yaml: the file as text' },
+    },
+  },
+  response: {
+    200: {
+      description: 'The prompt; `ETag` is its version',
+      content: {
+        'application/json': { schema: { $ref: 'Prompt#' } },
+        'application/yaml': { schema: { type: 'string' } },
+      },
+    },
+    ...errors(400, 404, ...CLIENT_ERRORS),
+  },
+};
+
+const putPromptSchema = {
+  summary:
+    'Create or change a prompt: the YAML text as the body; If-Match: <version> guards against lost updates',
+  operationId: 'putPrompt',
+  tags: ['prompts'],
+  params: nameParams,
+  headers: ifMatch,
+  [DOC_ONLY_BODY]: {
+    required: true,
+    description: 'The prompt file, UTF-8 YAML (at most MAX_PROMPT_SIZE)',
+    content: Object.fromEntries(YAML_TYPES.map((type) => [type, { schema: { type: 'string' } }])),
+  },
+  response: {
+    200: saved('Changed: a new version (or the same one when the content did not change)'),
+    201: saved('Created: version 1'),
+    ...errors(400, 409, 413, 415, 422, ...ADMIN_ERRORS),
+  },
+  security: ADMIN_SECURITY,
+};
+
+const listPromptVersionsSchema = {
+  summary: 'The history of a prompt',
+  operationId: 'listPromptVersions',
+  tags: ['prompts'],
+  params: nameParams,
+  response: {
+    200: {
+      description: 'Every version, oldest first',
+      type: 'object',
+      properties: { versions: { type: 'array', items: { $ref: 'PromptVersionInfo#' } } },
+      additionalProperties: true,
+    },
+    ...errors(400, 404, ...CLIENT_ERRORS),
+  },
+};
+
+const getPromptVersionSchema = {
+  summary: 'One version of a prompt',
+  operationId: 'getPromptVersion',
+  tags: ['prompts'],
+  params: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', description: promptName.description },
+      version: { type: 'integer', minimum: 1 },
+    },
+    required: ['name', 'version'],
+  },
+  response: {
+    200: { description: 'The version with its content', $ref: 'PromptVersion#' },
+    ...errors(400, 404, ...CLIENT_ERRORS),
+  },
+};
+
+const restorePromptVersionSchema = {
+  summary: 'Make an old version current again (recorded as a new version with origin "restore")',
+  operationId: 'restorePromptVersion',
+  tags: ['prompts'],
+  params: nameParams,
+  headers: ifMatch,
+  body: {
+    type: 'object',
+    properties: {
+      version: { type: 'integer', minimum: 1, description: 'the version to bring back' },
+    },
+    required: ['version'],
+  },
+  response: {
+    200: saved('Restored: the new current version'),
+    ...errors(400, 404, 409, 415, 422, ...ADMIN_ERRORS),
+  },
+  security: ADMIN_SECURITY,
+};
+
 export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
   const admin = requireRole(deps.tokens, 'admin');
   const client = requireRole(deps.tokens, 'client');
@@ -53,7 +188,10 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
     app.get(
       '/prompts',
-      { preHandler: client, schema: { summary: 'Prompts in use', tags: ['prompts'] } },
+      {
+        preHandler: client,
+        schema: listPromptsSchema,
+      },
       async () => ({
         prompts: await listPrompts(deps.sql),
       }),
@@ -63,12 +201,7 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/prompts/:name',
       {
         preHandler: client,
-        schema: {
-          summary: 'One prompt in use (?format=yaml for its text)',
-          tags: ['prompts'],
-          params: nameParams,
-          querystring: { type: 'object', properties: { format: { type: 'string', enum: ['json', 'yaml'] } } },
-        },
+        schema: getPromptSchema,
       },
       async (request, reply) => {
         const prompt = await getPrompt(deps.sql, (request.params as { name: string }).name);
@@ -91,12 +224,7 @@ export function promptRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/prompts/:name',
       {
         preHandler: admin,
-        schema: {
-          summary:
-            'Create or change a prompt: the YAML text as the body; If-Match: <version> guards against lost updates',
-          tags: ['prompts'],
-          params: nameParams,
-        },
+        schema: putPromptSchema,
       },
       async (request, reply) => {
         if (typeof request.body !== 'string') {
@@ -134,7 +262,7 @@ export function promptHistoryRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/prompts/:name/versions',
       {
         preHandler: client,
-        schema: { summary: 'The history of a prompt', tags: ['prompts'], params: nameParams },
+        schema: listPromptVersionsSchema,
       },
       async (request) => ({
         versions: await listVersions(deps.sql, (request.params as { name: string }).name),
@@ -145,15 +273,7 @@ export function promptHistoryRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/prompts/:name/versions/:version',
       {
         preHandler: client,
-        schema: {
-          summary: 'One version of a prompt',
-          tags: ['prompts'],
-          params: {
-            type: 'object',
-            properties: { name: { type: 'string' }, version: { type: 'integer', minimum: 1 } },
-            required: ['name', 'version'],
-          },
-        },
+        schema: getPromptVersionSchema,
       },
       async (request) => {
         const { name, version } = request.params as { name: string; version: number };
@@ -165,16 +285,7 @@ export function promptHistoryRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/prompts/:name/restore',
       {
         preHandler: admin,
-        schema: {
-          summary: 'Make an old version current again (recorded as a new version with origin "restore")',
-          tags: ['prompts'],
-          params: nameParams,
-          body: {
-            type: 'object',
-            properties: { version: { type: 'integer', minimum: 1 } },
-            required: ['version'],
-          },
-        },
+        schema: restorePromptVersionSchema,
       },
       async (request, reply) => {
         const { name } = request.params as { name: string };

@@ -4,6 +4,7 @@ import { syncLedgerEverywhere, syncLocalLedger } from '../../vault/ledger.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
+import { ADMIN_ERRORS, ADMIN_SECURITY, errors } from '../openapi.ts';
 
 /** A user's data as a whole: deleting it (I3). */
 export function userRoutes(deps: ApiDeps): FastifyPluginAsync {
@@ -15,7 +16,22 @@ export function userRoutes(deps: ApiDeps): FastifyPluginAsync {
         preHandler: admin,
         schema: {
           summary: "Delete a user's photos and results (recorded; re-applied after a restore)",
+          operationId: 'deleteUserData',
           tags: ['users'],
+          params: {
+            type: 'object',
+            properties: { user: { type: 'string', description: 'The user id generations were made for' } },
+            required: ['user'],
+          },
+          response: {
+            200: {
+              description:
+                'Deleted: in PostgreSQL and in the local deletion ledger (503 ledger_unwritten otherwise: repeat)',
+              $ref: 'UserDeletion#',
+            },
+            ...errors(...ADMIN_ERRORS),
+          },
+          security: ADMIN_SECURITY,
         },
       },
       async (request) => {

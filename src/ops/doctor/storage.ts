@@ -8,7 +8,7 @@ import { type DoctorCheck, errorMessage, fail, ok, warn } from './types.ts';
 const GiB = 1024 ** 3;
 
 /** The folder itself, or its closest existing parent: BACKUP_DIR does not exist before the first backup, yet its disk does. */
-async function existingAncestor(dir: string): Promise<string> {
+export async function existingAncestor(dir: string): Promise<string> {
   let current = path.resolve(dir);
   for (;;) {
     try {
