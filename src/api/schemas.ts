@@ -177,6 +177,25 @@ export const SHARED_SCHEMAS = [
         description: 'Per target: when the last backup reached it',
         additionalProperties: open({ lastSuccessAt: time }),
       },
+      continuous: open({
+        continuous: { type: 'boolean' },
+        mode: { type: 'string', enum: ['sync', 'async', 'off'] },
+        pitrWindow: str,
+        stall: nullable(str),
+        receiver: open({ state: str }),
+        sources: {
+          type: 'array',
+          description: 'Per source and target: the newest recoverable moment and how far it is behind (I11)',
+          items: open({
+            source: { type: 'string', enum: ['postgres', 'objects'] },
+            target: str,
+            recoverableUntil: nullable(time),
+            lagSeconds: nullable({ type: 'number' }),
+            state: str,
+            error: nullable(str),
+          }),
+        },
+      }),
       lastDrill: nullable(
         open({
           status: { type: 'string', enum: ['passed', 'failed'] },

@@ -43,5 +43,7 @@ describe('backups API', () => {
     expect(view.targets.local.lastSuccessAt).toBeTruthy();
     expect(view.schedule.nextBackupAt).toMatch(/^\d{4}-/);
     expect(view.lastDrill).toBeNull();
+    // I11: continuous protection's state is part of the same view; nothing streams in this test.
+    expect(view.continuous).toMatchObject({ continuous: true, mode: 'async', stall: null, sources: [] });
   });
 });

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { realClock } from '../../lib/scheduler.ts';
 import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.ts';
 import { backupNow } from '../../vault/scheduled.ts';
+import { protectionStatus } from '../../vault/wal/report.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ADMIN_ERRORS, ADMIN_SECURITY, errors } from '../openapi.ts';
@@ -32,10 +33,11 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async () => {
-        const [runs, lastSuccess, drill] = await Promise.all([
+        const [runs, lastSuccess, drill, continuous] = await Promise.all([
           listRuns(deps.sql),
           lastSuccessByTarget(deps.sql),
           latestDrill(deps.sql),
+          protectionStatus(deps.sql, deps.config),
         ]);
         return {
           backups: runs.map((r) => ({
@@ -52,6 +54,7 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
           targets: Object.fromEntries(
             [...lastSuccess].map(([target, at]) => [target, { lastSuccessAt: at.toISOString() }]),
           ),
+          continuous,
           lastDrill: drill
             ? {
                 status: drill.status,
