@@ -7,7 +7,8 @@ import { recordDrill } from '../vault/catalog.ts';
 import { runDrill } from '../vault/drill.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
 import { openFirstTarget } from '../vault/targets.ts';
-import { printJson } from './context.ts';
+import { runMomentDrill } from '../vault/wal/drill-moment.ts';
+import { printJson, UsageError } from './context.ts';
 
 export function drillCommand(): Command {
   return new Command('drill')
@@ -16,12 +17,21 @@ export function drillCommand(): Command {
     )
     .argument('[snapshot]', 'snapshot id, prefix, or latest', 'latest')
     .option('--target <name>', 'drill from this target: local or s3')
+    .option(
+      '--moment [time]',
+      'drill continuous protection instead: restore this moment (ISO 8601; default a random one in the window) from base backup and WAL into a scratch data directory and verify it',
+    )
     .option('--json', 'one JSON document on stdout')
-    .action(async (ref: string, options: { target?: string; json?: boolean }) => {
+    .action(async (ref: string, options: { target?: string; json?: boolean; moment?: string | true }) => {
       const config = loadConfig();
       const { target, repo } = await openFirstTarget(config, options.target ? [options.target] : undefined);
-      const snapshot = await resolveSnapshot(repo, ref);
-      const report = await runDrill(config, repo, snapshot);
+      const moment = typeof options.moment === 'string' ? new Date(options.moment) : undefined;
+      if (moment && Number.isNaN(moment.getTime()))
+        throw new UsageError(`--moment ${JSON.stringify(options.moment)} is not an ISO 8601 time.`);
+      const report = options.moment
+        ? await runMomentDrill(config, repo, moment)
+        : await runDrill(config, repo, await resolveSnapshot(repo, ref));
+      const snapshot = report.snapshot;
       // The drill is recorded in the service's database when it can be reached; it never starts one for that.
       const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
       if (databaseUrl) {
@@ -38,7 +48,7 @@ export function drillCommand(): Command {
       if (options.json) printJson(report);
       else {
         process.stdout.write(
-          `${report.status === 'passed' ? 'PASS' : 'FAIL'} snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.time}: recovered in ${report.recoverySeconds} s\n`,
+          `${report.status === 'passed' ? 'PASS' : 'FAIL'} ${options.moment ? 'moment' : `snapshot ${snapshot.id.slice(0, 12)} of`} ${snapshot.time}: recovered in ${report.recoverySeconds} s\n`,
         );
         for (const check of report.checks)
           process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);

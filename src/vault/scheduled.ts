@@ -9,6 +9,8 @@ import { runDrill } from './drill.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
 import { openFirstTarget } from './targets.ts';
+import { runMomentDrill } from './wal/drill-moment.ts';
+import { recoverableWindow } from './wal/pitr-plan.ts';
 
 export interface VaultJobDeps {
   config: Config;
@@ -108,6 +110,17 @@ export function drillJob(deps: VaultJobDeps): ScheduledJob {
         if (report.status === 'passed')
           deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
         else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');
+        // Continuous protection is proven too: a random moment of its window, restored and verified.
+        if (deps.config.backup.continuous && (await recoverableWindow(repo))) {
+          const moment = await runMomentDrill(deps.config, repo);
+          await recordDrill(deps.sql, target.name, moment);
+          if (moment.status === 'passed')
+            deps.logger.info(
+              { seconds: moment.recoverySeconds, moment: moment.snapshot.time },
+              'moment drill passed',
+            );
+          else deps.logger.error({ reason: moment.reason }, 'moment drill FAILED');
+        }
       });
     },
   };

@@ -239,3 +239,8 @@ export function objectsSource(
     },
   };
 }
+
+/** The object keys a snapshot's objects tree holds (no object is read). */
+export async function storedObjectKeys(repo: Repository, treeId: string): Promise<Set<string>> {
+  return new Set((await indexTree(repo, treeId)).keys());
+}

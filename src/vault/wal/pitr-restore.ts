@@ -40,6 +40,8 @@ export interface PhysicalRestoreOptions {
    * synchronous mode, acknowledged commits) is replayed too, so a restore on the same backup disk loses nothing.
    */
   receivedWalDir?: string;
+  /** Runs against the promoted server before it is shut down (drills verify the restored moment here). */
+  inspect?: (connect: (database: string) => postgres.Sql) => Promise<void>;
   progress?: (phase: string, detail?: string) => void;
 }
 
@@ -209,6 +211,26 @@ export async function restorePhysical(
         await sql.unsafe(
           `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
         );
+      if (options.inspect) {
+        const opened: postgres.Sql[] = [];
+        const connect = (database: string) => {
+          const db = postgres({
+            host: socketDir,
+            port,
+            user: options.superuser,
+            database,
+            max: 1,
+            onnotice: () => {},
+          });
+          opened.push(db);
+          return db;
+        };
+        try {
+          await options.inspect(connect);
+        } finally {
+          for (const db of opened) await db.end({ timeout: 5 });
+        }
+      }
       await sql`checkpoint`;
     } finally {
       await sql.end({ timeout: 5 });

@@ -70,6 +70,13 @@ describe('I11 trendgen protect, then restore --to-time onto a bare machine', () 
     expect(lag).not.toBeNull();
     expect(lag!).toBeLessThan(2);
 
+    // A drill restores a random moment of the window into scratch and proves it (I11).
+    const drill = await runCli(['drill', '--moment', '--json'], env);
+    expect(drill.code, drill.stderr).toBe(0);
+    const drilled = JSON.parse(drill.stdout);
+    expect(drilled.status).toBe('passed');
+    expect(drilled.checks.map((c: { name: string }) => c.name)).toEqual(['postgres', 'objects', 'prompt-history']);
+
     // A power cut: every process at once, then the data folder is gone.
     killTree(protect.child.pid!);
     process.kill(pg.findRunning()!.pid, 'SIGKILL');
