@@ -13,6 +13,49 @@ const nextRun = (schedule: string) =>
     ? null
     : (new Cron(schedule, { paused: true, timezone: 'UTC' }).nextRun()?.toISOString() ?? null);
 
+/** What GET /backups answers: runs, per-target status, continuous protection, the last drill, the schedule. */
+async function backupsView(deps: ApiDeps) {
+  const [runs, lastSuccess, drill, continuous] = await Promise.all([
+    listRuns(deps.sql),
+    lastSuccessByTarget(deps.sql),
+    latestDrill(deps.sql),
+    protectionStatus(deps.sql, deps.config),
+  ]);
+  return {
+    backups: runs.map((r) => ({
+      id: r.id,
+      snapshotId: r.snapshotId,
+      status: r.status,
+      startedAt: r.startedAt.toISOString(),
+      finishedAt: r.finishedAt?.toISOString() ?? null,
+      tags: r.tags,
+      targets: r.targets,
+      bytesAdded: r.bytesAdded,
+      ...(r.error ? { error: r.error } : {}),
+    })),
+    targets: Object.fromEntries(
+      [...lastSuccess].map(([target, at]) => [target, { lastSuccessAt: at.toISOString() }]),
+    ),
+    continuous,
+    lastDrill: drill
+      ? {
+          status: drill.status,
+          snapshotId: drill.snapshotId,
+          target: drill.target,
+          recoverySeconds: drill.recoverySeconds,
+          finishedAt: drill.finishedAt.toISOString(),
+          ...(drill.reason ? { reason: drill.reason } : {}),
+        }
+      : null,
+    schedule: {
+      backup: deps.config.backup.schedule,
+      nextBackupAt: nextRun(deps.config.backup.schedule),
+      drill: deps.config.drill.schedule,
+      nextDrillAt: nextRun(deps.config.drill.schedule),
+    },
+  };
+}
+
 /** The admin view of backups, read from the catalog every process writes: runs, per-target status, drills, schedule. */
 export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
   const admin = requireRole(deps.tokens, 'admin');
@@ -32,47 +75,7 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
           security: ADMIN_SECURITY,
         },
       },
-      async () => {
-        const [runs, lastSuccess, drill, continuous] = await Promise.all([
-          listRuns(deps.sql),
-          lastSuccessByTarget(deps.sql),
-          latestDrill(deps.sql),
-          protectionStatus(deps.sql, deps.config),
-        ]);
-        return {
-          backups: runs.map((r) => ({
-            id: r.id,
-            snapshotId: r.snapshotId,
-            status: r.status,
-            startedAt: r.startedAt.toISOString(),
-            finishedAt: r.finishedAt?.toISOString() ?? null,
-            tags: r.tags,
-            targets: r.targets,
-            bytesAdded: r.bytesAdded,
-            ...(r.error ? { error: r.error } : {}),
-          })),
-          targets: Object.fromEntries(
-            [...lastSuccess].map(([target, at]) => [target, { lastSuccessAt: at.toISOString() }]),
-          ),
-          continuous,
-          lastDrill: drill
-            ? {
-                status: drill.status,
-                snapshotId: drill.snapshotId,
-                target: drill.target,
-                recoverySeconds: drill.recoverySeconds,
-                finishedAt: drill.finishedAt.toISOString(),
-                ...(drill.reason ? { reason: drill.reason } : {}),
-              }
-            : null,
-          schedule: {
-            backup: deps.config.backup.schedule,
-            nextBackupAt: nextRun(deps.config.backup.schedule),
-            drill: deps.config.drill.schedule,
-            nextDrillAt: nextRun(deps.config.drill.schedule),
-          },
-        };
-      },
+      async () => await backupsView(deps),
     );
 
     app.post(

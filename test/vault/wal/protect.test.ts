@@ -75,7 +75,11 @@ describe('I11 trendgen protect, then restore --to-time onto a bare machine', () 
     expect(drill.code, drill.stderr).toBe(0);
     const drilled = JSON.parse(drill.stdout);
     expect(drilled.status).toBe('passed');
-    expect(drilled.checks.map((c: { name: string }) => c.name)).toEqual(['postgres', 'objects', 'prompt-history']);
+    expect(drilled.checks.map((c: { name: string }) => c.name)).toEqual([
+      'postgres',
+      'objects',
+      'prompt-history',
+    ]);
 
     // A power cut: every process at once, then the data folder is gone.
     killTree(protect.child.pid!);
