@@ -1,0 +1,162 @@
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.ts';
+import { openDatabase, type Sql } from '../../src/db/connection.ts';
+import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
+import { sleep } from '../../src/lib/process.ts';
+import { restoreToMoment } from '../../src/vault/restore-to-moment.ts';
+import { runCli } from '../support/cli.ts';
+import { seededRandom } from '../support/files.ts';
+import { descendants, killTree } from '../support/processes.ts';
+import { tempDir } from '../support/temp.ts';
+import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
+
+/** The pg_receivewal child of a `trendgen protect` process. */
+function receiverPid(protectPid: number): number | undefined {
+  return descendants(protectPid).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('pg_receivewal');
+    } catch {
+      return false;
+    }
+  });
+}
+
+interface Machine {
+  env: Record<string, string>;
+  dataDir: string;
+  pg: EmbeddedPostgres;
+  sql: Sql;
+  protect: ReturnType<typeof runCli>;
+  remove(): Promise<void>;
+}
+
+async function lag(env: Record<string, string>): Promise<{ lag: number | null; window: unknown }> {
+  const result = await runCli(['status', '--json'], env);
+  const status = JSON.parse(result.stdout || 'null');
+  return { lag: status?.sources?.[0]?.lagSeconds ?? null, window: status?.window ?? null };
+}
+
+/** The embedded PostgreSQL of a fresh DATA_DIR with `trendgen protect` streaming it, its first base backup taken. */
+async function startMachine(): Promise<Machine> {
+  const temp = tempDir('fault-continuous');
+  const dataDir = path.join(temp.dir, 'data');
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    BACKUP_DIR: path.join(temp.dir, 'backups'),
+    PROMPTS_DIR: path.join(temp.dir, 'prompts'),
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: '',
+    REDIS_URL: '',
+  };
+  const pg = new EmbeddedPostgres({ root: dataDir, user: 'trends', database: 'trends', port: 0 });
+  const running = await pg.start();
+  const protect = runCli(['protect'], env);
+  for (let i = 0; i < 240 && !(await lag(env)).window; i++) await sleep(500);
+  const sql = openDatabase(running.url, { max: 2 });
+  await sql`create table if not exists ledger (id serial primary key, note text not null)`;
+  return {
+    env,
+    dataDir,
+    pg,
+    sql,
+    protect,
+    remove: async () => {
+      if (protect.child.pid) killTree(protect.child.pid);
+      await sql.end({ timeout: 1 }).catch(() => {});
+      await new EmbeddedPostgres({ root: dataDir, user: 'trends', database: 'trends', port: 0 })
+        .stop()
+        .catch(() => {});
+      temp.remove();
+    },
+  };
+}
+
+/**
+ * receiver-killed: under a write load, pg_receivewal is SIGKILLed 2–4 times at random moments. The stream must
+ * catch up with no gap: after a power cut (every process SIGKILLed, DATA_DIR deleted) the restore of the newest
+ * moment holds every write acknowledged more than a second before the cut.
+ */
+describe('faults: continuous protection', () => {
+  const machines: Machine[] = [];
+  afterAll(async () => {
+    for (const machine of machines) await machine.remove();
+  });
+
+  it.skipIf(!scenarioSelected('receiver-killed'))(
+    'receiver-killed: the WAL stream catches up with no gap after its receiver is killed under load',
+    async () => {
+      for (let run = 0; run < faultRuns(); run++) {
+        const seed = runSeed('receiver-killed', run);
+        const random = seededRandom(seed);
+        const machine = await startMachine();
+        machines.push(machine);
+        const acked: Array<{ id: number; at: number }> = [];
+        let writing = true;
+        const load = (async () => {
+          while (writing) {
+            const [row] = await machine.sql<
+              { id: number }[]
+            >`insert into ledger (note) values (${`w${acked.length}`}) returning id`;
+            acked.push({ id: row!.id, at: Date.now() });
+          }
+        })();
+        const kills = 2 + Math.floor(random() * 3);
+        for (let k = 0; k < kills; k++) {
+          await sleep(500 + random() * 2000);
+          const pid = receiverPid(machine.protect.child.pid!);
+          if (pid) process.kill(pid, 'SIGKILL');
+        }
+        const lastKill = Date.now();
+        // Catching up: the lag falls back under a second while the writes go on.
+        let caughtUp = false;
+        for (let i = 0; i < 120 && !caughtUp; i++) {
+          await sleep(250);
+          const { lag: seconds } = await lag(machine.env);
+          caughtUp = seconds !== null && seconds < 1;
+        }
+        const recoveryMs = Date.now() - lastKill;
+        await sleep(1000 + random() * 1000);
+        writing = false;
+        await load;
+        const cut = Date.now();
+        killTree(machine.protect.child.pid!);
+        process.kill(machine.pg.findRunning()!.pid, 'SIGKILL');
+        await machine.sql.end({ timeout: 1 }).catch(() => {});
+        rmSync(machine.dataDir, { recursive: true, force: true });
+
+        await restoreToMoment(loadConfig(machine.env, { dotEnv: false }), { time: undefined });
+        const back = new EmbeddedPostgres({
+          root: machine.dataDir,
+          user: 'trends',
+          database: 'trends',
+          port: 0,
+        });
+        const running = await back.start();
+        const check = openDatabase(running.url, { max: 1 });
+        const present = new Set((await check<{ id: number }[]>`select id from ledger`).map((r) => r.id));
+        await check.end({ timeout: 5 });
+        await back.stop();
+        const due = acked.filter((a) => a.at < cut - 1000);
+        const lost = due.filter((a) => !present.has(a.id)).length;
+        recordRun({
+          scenario: 'receiver-killed',
+          seed,
+          acknowledged: due.length,
+          lost,
+          corrupted: 0,
+          recoveryMs,
+        });
+        expect(caughtUp, `the stream had not caught up ${recoveryMs} ms after the last kill`).toBe(true);
+        expect(
+          lost,
+          `seed ${seed}: ${lost} of ${due.length} writes acknowledged over a second before the cut are gone`,
+        ).toBe(0);
+        await machine.remove();
+        machines.splice(machines.indexOf(machine), 1);
+      }
+    },
+    3_600_000,
+  );
+});
