@@ -11,6 +11,7 @@ import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
 import { forgetCommand } from './forget.ts';
 import { migrateCommand } from './migrate.ts';
+import { objectStreamCommand } from './object-stream.ts';
 import { promptsCommand } from './prompts.ts';
 import { restoreCommand } from './restore.ts';
 import { schedulerCommand } from './scheduler.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
   program.addCommand(doctorCommand());
+  program.addCommand(objectStreamCommand());
   for (const command of [
     backupCommand(),
     snapshotsCommand(),

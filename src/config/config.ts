@@ -36,13 +36,7 @@ const sizeInBytes = z
       return z.NEVER;
     }
     const unit = (match[2] ?? 'b').toLowerCase();
-    const factor = unit.startsWith('g')
-      ? 1024 ** 3
-      : unit.startsWith('m')
-        ? 1024 ** 2
-        : unit.startsWith('k')
-          ? 1024
-          : 1;
+    const factor = 1024 ** 'bkmg'.indexOf(unit[0]!);
     return Math.floor(Number(match[1]) * factor);
   });
 
@@ -113,6 +107,7 @@ const envSchema = z.object({
   DRILL_SCHEDULE: schedule('0 4 * * 0'),
   DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
+  BACKUP_SYNC: z.enum(['on', 'off']).default('off'),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),
   BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
   BACKUP_KEEP_DAILY: integer(0, 100000).optional(),
@@ -168,6 +163,8 @@ export interface Config {
     password: string | undefined;
     schedule: string;
     allowUnencryptedOffsite: boolean;
+    /** BACKUP_SYNC: an upload (and the WAL) is answered only once the local backup target holds it. */
+    sync: boolean;
     keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
   };
   drill: { schedule: string; databaseUrl: string | undefined };
@@ -249,6 +246,7 @@ export function loadConfig(
       password: e.BACKUP_PASSWORD,
       schedule: e.BACKUP_SCHEDULE,
       allowUnencryptedOffsite: e.BACKUP_ALLOW_UNENCRYPTED_OFFSITE === 'true',
+      sync: e.BACKUP_SYNC === 'on',
       keep: {
         ...(e.BACKUP_KEEP_LAST !== undefined ? { last: e.BACKUP_KEEP_LAST } : {}),
         hourly: e.BACKUP_KEEP_HOURLY,
@@ -307,6 +305,7 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_PASSWORD: config.backup.password,
     BACKUP_SCHEDULE: config.backup.schedule,
     BACKUP_ALLOW_UNENCRYPTED_OFFSITE: String(config.backup.allowUnencryptedOffsite),
+    BACKUP_SYNC: config.backup.sync ? 'on' : 'off',
     BACKUP_KEEP_LAST: config.backup.keep.last,
     BACKUP_KEEP_HOURLY: config.backup.keep.hourly,
     BACKUP_KEEP_DAILY: config.backup.keep.daily,

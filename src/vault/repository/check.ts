@@ -11,6 +11,7 @@ import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from
 import type { RepositoryHandle } from './handle.ts';
 import { limiter, readAll } from './io.ts';
 import type { Snapshot } from './snapshot.ts';
+import { readObjectsJournal } from './stream.ts';
 
 export interface CheckOptions {
   /** Re-read and re-hash every blob in data/, not only the trees. */
@@ -54,6 +55,8 @@ export interface CheckReport {
   missingBlobs: BlobProblem[];
   /** Keys under data/ that are not blob names; reported, never touched. */
   unexpectedFiles: string[];
+  /** Journal records of streamed objects that do not read (their blobs cannot be told apart for prune). */
+  unreadableStreamRecords: string[];
   /** Blobs no snapshot refers to (for prune); undefined when a damaged snapshot or tree hides references. */
   unreferencedBlobs: string[] | undefined;
   /** With repair: the keys moved aside, and where to. */
@@ -106,6 +109,14 @@ export async function checkRepository(
     return pending;
   };
   await Promise.all(snapshots.flatMap((snapshot) => Object.values(snapshot.trees).map(visit)));
+  // Objects streamed between snapshots are roots too: prune must never take a blob their journal names.
+  const journal = await readObjectsJournal(repo);
+  for (const record of journal.records) {
+    for (const chunk of record.objects.flatMap((object) => object.chunks)) {
+      referenced.add(chunk);
+      if (!sizes.has(chunk)) missing.add(chunk);
+    }
+  }
 
   if (options.readData) {
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
@@ -122,7 +133,12 @@ export async function checkRepository(
   const missingBlobs = [...missing].map((id) => problem(id, 'missing'));
   const treesBroken = [...bad].some((id) => visits.has(id));
   return {
-    ok: !configProblem && damagedSnapshots.length === 0 && damaged.size === 0 && missing.size === 0,
+    ok:
+      !configProblem &&
+      damagedSnapshots.length === 0 &&
+      damaged.size === 0 &&
+      missing.size === 0 &&
+      journal.unreadable.length === 0,
     configProblem,
     snapshots: ids.length,
     trees: visits.size,
@@ -132,8 +148,9 @@ export async function checkRepository(
     damagedBlobs: damagedBlobs.sort(byId),
     missingBlobs: missingBlobs.sort(byId),
     unexpectedFiles: unexpected,
+    unreadableStreamRecords: journal.unreadable,
     unreferencedBlobs:
-      damagedSnapshots.length > 0 || treesBroken
+      damagedSnapshots.length > 0 || treesBroken || journal.unreadable.length > 0
         ? undefined
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
     quarantined,

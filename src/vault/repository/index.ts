@@ -31,4 +31,5 @@ export {
 export * from './repository.ts';
 export * from './restorer.ts';
 export type { Snapshot, SnapshotRecord } from './snapshot.ts';
+export * from './stream.ts';
 export type { EntryType, Tree, TreeEntry } from './tree.ts';
