@@ -37,7 +37,7 @@ export function localObjectSync(
     } catch (error) {
       opening = undefined;
       throw new BackupSyncError(
-        `The upload was not acknowledged because BACKUP_SYNC is on and the local backup target ${config.backup.dir} could not be written (${(error as Error).message}); retry once it is writable.`,
+        `The upload was not acknowledged because BACKUP_SYNC is on and the local backup target ${config.backup.dir} could not be written (${(error as Error).message.replace(/\.$/, '')}); retry once it is writable.`,
         { cause: error },
       );
     }
