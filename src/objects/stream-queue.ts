@@ -138,3 +138,11 @@ export async function streamTargetErrors(sql: Sql): Promise<Map<string, string>>
   const rows = await sql`select target, last_error from object_stream_targets where last_error is not null`;
   return new Map(rows.map((row) => [row.target as string, row.last_error as string]));
 }
+
+/** The targets the queue serves (registered by a streamer); none before migration 0007. */
+export async function streamTargetNames(sql: Sql): Promise<string[]> {
+  const [present] = await sql`select to_regclass('object_stream_targets') is not null as ok`;
+  if (!present?.ok) return [];
+  const rows = await sql`select target from object_stream_targets order by target`;
+  return rows.map((row) => row.target as string);
+}

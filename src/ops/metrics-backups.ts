@@ -7,6 +7,7 @@ import {
   repositorySizes,
   runCountsByStatus,
 } from '../vault/catalog.ts';
+import { streamedTargetsStatus } from '../vault/stream/objects-status.ts';
 
 /** The backup catalog at scrape time: last success per target, the last run, repository sizes, drills. */
 export function registerBackupMetrics(registry: Registry, sql: Sql): void {
@@ -64,6 +65,18 @@ export function registerBackupMetrics(registry: Registry, sql: Sql): void {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
       for (const [status, n] of await runCountsByStatus(sql)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_recovery_point_lag_seconds',
+    help: 'How old the newest moment each source can be restored to on each target is (continuous protection).',
+    labelNames: ['source', 'target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { target, lagSeconds } of await streamedTargetsStatus(sql)) {
+        if (lagSeconds !== undefined) this.set({ source: 'objects', target }, lagSeconds);
+      }
     },
   });
   new Gauge({

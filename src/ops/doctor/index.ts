@@ -7,6 +7,7 @@ import { postgresChecks } from './postgres.ts';
 import { promptChecks } from './prompts.ts';
 import { redisChecks } from './redis.ts';
 import { storageChecks } from './storage.ts';
+import { streamChecks } from './stream.ts';
 import {
   type CheckResult,
   type CheckStatus,
@@ -35,6 +36,7 @@ export function doctorChecks(config: Config): DoctorCheck[] {
     ...postgresChecks(),
     ...redisChecks(),
     ...backupChecks(config),
+    ...streamChecks(config),
     ...drillChecks(),
     ...storageChecks(),
     ...promptChecks(),

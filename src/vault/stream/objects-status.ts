@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
-import { streamTargetErrors, streamWatermarks } from '../../objects/stream-queue.ts';
+import { streamTargetErrors, streamTargetNames, streamWatermarks } from '../../objects/stream-queue.ts';
 import {
   type Repository,
   readObjectsJournal,
@@ -26,7 +26,16 @@ export interface ObjectStreamTargetStatus {
 
 /** Continuous protection of the objects, per configured target, from the queue in PostgreSQL. */
 export async function objectStreamStatus(sql: Sql, config: Config): Promise<ObjectStreamTargetStatus[]> {
-  const names = targetNames(config);
+  return await objectStreamStatusOf(sql, targetNames(config));
+}
+
+/** objectStreamStatus for the targets a streamer has served (metrics, which have no configuration). */
+export async function streamedTargetsStatus(sql: Sql): Promise<ObjectStreamTargetStatus[]> {
+  const names = await streamTargetNames(sql);
+  return names.length ? await objectStreamStatusOf(sql, names) : [];
+}
+
+async function objectStreamStatusOf(sql: Sql, names: string[]): Promise<ObjectStreamTargetStatus[]> {
   const errors = await streamTargetErrors(sql);
   return (await streamWatermarks(sql, names)).map((backlog) => {
     const error = errors.get(backlog.target);
