@@ -58,10 +58,15 @@ export async function waitForStreamed(repo: Repository, keys: string[], timeoutM
 }
 
 /** Polls until `probe` is true. */
-export async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function until(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 20,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
-    await sleep(20);
+    await sleep(intervalMs);
   }
 }
