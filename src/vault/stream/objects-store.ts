@@ -32,6 +32,8 @@ export function streamTargets(config: Config): Target[] {
   return resolveTargets(config);
 }
 
+const STREAM_CONCURRENCY = 4;
+
 export class StreamedObjectError extends Error {
   override name = 'StreamedObjectError';
 }
@@ -82,12 +84,17 @@ export async function storeObjectsBatch(
   try {
     const stored: StreamedObject[] = [];
     const failed: Array<{ key: string; error: Error }> = [];
-    for (const key of keys) {
-      try {
-        stored.push(await streamOneObject(repo, objects, key));
-      } catch (error) {
-        failed.push({ key, error: error as Error });
-      }
+    // A few at a time: an offsite target catching up after an outage is bound by round trips, not bytes.
+    for (let i = 0; i < keys.length; i += STREAM_CONCURRENCY) {
+      await Promise.all(
+        keys.slice(i, i + STREAM_CONCURRENCY).map(async (key) => {
+          try {
+            stored.push(await streamOneObject(repo, objects, key));
+          } catch (error) {
+            failed.push({ key, error: error as Error });
+          }
+        }),
+      );
     }
     if (stored.length > 0) {
       const w = await watermark(stored);
