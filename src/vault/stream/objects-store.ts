@@ -34,6 +34,7 @@ export function streamTargets(config: Config): Target[] {
 
 const STREAM_CONCURRENCY = 4;
 
+/** The object itself (missing from the object store, or damaged), not the target, stops it being streamed. */
 export class StreamedObjectError extends Error {
   override name = 'StreamedObjectError';
 }
@@ -49,6 +50,9 @@ export async function streamOneObject(
   objects: BlobStore,
   key: string,
 ): Promise<StreamedObject> {
+  if (!(await objects.head(key))) {
+    throw new StreamedObjectError(`The object ${key} is not in the object store, so it cannot be streamed.`);
+  }
   let stored = await storeObject(repo, objects, key);
   if (stored.blobsAdded < stored.chunks.length) {
     let missing = false;

@@ -11,7 +11,12 @@ import {
 } from '../../objects/stream-queue.ts';
 import { type Repository, type StreamedObject, writeObjectsStreamState } from '../repository/index.ts';
 import type { Target } from '../targets.ts';
-import { openStreamRepository, storeObjectsBatch, streamTargets } from './objects-store.ts';
+import {
+  openStreamRepository,
+  StreamedObjectError,
+  storeObjectsBatch,
+  streamTargets,
+} from './objects-store.ts';
 
 export type ObjectStreamEvent =
   | { type: 'streamed'; target: string; objects: number; watermark: Date | undefined; ms: number }
@@ -121,7 +126,8 @@ async function targetLoop(
         healthy = true;
       }
       backoff = 0;
-      if (handled.taken < (options.batchSize ?? 64)) {
+      // A full batch means more are waiting; one that stored nothing (objects missing from the store) waits.
+      if (handled.taken < (options.batchSize ?? 64) || handled.streamed === 0) {
         await wakeup.wait(Math.min(options.pollMs ?? 2000, options.stateEveryMs ?? 1000), signal);
       }
     } catch (error) {
@@ -166,7 +172,11 @@ async function streamBatch(
   for (const { key, error } of failed) {
     options.onProgress?.({ type: 'object-failed', target, key, error: error.message });
   }
-  if (stored.length === 0) return { taken: entries.length, streamed: 0, failedAll: failed[0]!.error };
+  if (stored.length === 0) {
+    // Nothing stored because of the target (not because objects are missing or damaged): back off.
+    const targetError = failed.find((f) => !(f.error instanceof StreamedObjectError))?.error;
+    return { taken: entries.length, streamed: 0, ...(targetError ? { failedAll: targetError } : {}) };
+  }
   await markObjectsStreamed(options.sql, target, idsOf(stored), names);
   options.onProgress?.({
     type: 'streamed',
