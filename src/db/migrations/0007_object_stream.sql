@@ -19,7 +19,9 @@ create table object_stream_targets (
   failing_since timestamptz
 );
 
--- Wakes the streamer when entries commit (notifications are delivered at commit, never before).
+-- Wakes the streamer when entries commit (notifications are delivered at commit, never before). PostgreSQL
+-- serialises the commits of transactions that notify (one lock on its notification queue), so uploads commit
+-- one after another; each holds it only for its own commit's WAL flush (and a synchronous standby's answer).
 create function object_stream_notify() returns trigger language plpgsql as $$
 begin
   perform pg_notify('object_stream', '');
