@@ -12,6 +12,7 @@ import {
 } from '../../../src/vault/stream/objects-status.ts';
 import { type ObjectStreamEvent, runObjectStream } from '../../../src/vault/stream/objects-stream.ts';
 import { fakePng } from '../../support/api.ts';
+import { runCli } from '../../support/cli.ts';
 import { startVaultEnv, type VaultEnv } from '../../support/vault-env.ts';
 import { waitForRepository, waitForStreamed } from './support.ts';
 
@@ -55,7 +56,7 @@ describe('streamed objects and retention', () => {
     }
   }, 120_000);
 
-  it('I6, I11: prune keeps the blobs a stream journal names; check reports one that goes missing', async () => {
+  it('I6, I11: prune keeps the blobs a stream journal names, a snapshot reuses them, check reports one that goes missing', async () => {
     vault = await startVaultEnv('stream-prune');
     const config = loadConfig(vault.env, { dotEnv: false });
     const record = await vault.objects.put(Readable.from([fakePng(40_000)]), {
@@ -82,6 +83,11 @@ describe('streamed objects and retention', () => {
     const store = new FileBlobStore(path.join(vault.dir, 'restored'));
     const restored = await restoreStreamedObjects(repo, [record.key], store);
     expect(restored).toMatchObject({ written: 1, missing: [], damaged: [] });
+
+    // A snapshot taken now names the same blobs: the object costs the repository nothing more.
+    const backup = await runCli(['backup', '--json'], vault.env);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(JSON.parse(backup.stdout).stats.objects).toMatchObject({ objects: 1, blobsAdded: 0 });
 
     const [chunk] = (await streamedObjects(repo)).get(record.key)!.chunks;
     await repo.deleteBlob(chunk!);
