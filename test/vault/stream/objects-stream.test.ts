@@ -87,8 +87,13 @@ describe('objects streamed continuously to every backup target', () => {
     }
     console.log(`object stream latency, 2xx → in local and S3 repositories (ms): ${latencies.join(', ')}`);
     expect(Math.max(...latencies)).toBeLessThan(5000);
+    // Journals name an object just before the progress is marked in PostgreSQL.
+    await until(
+      'the progress marked',
+      async () => (await objectStreamStatus(api!.db.sql, api!.config)).every((t) => t.pending === 0),
+      5000,
+    );
     const status = await objectStreamStatus(api.db.sql, api.config);
-    expect(status.map((t) => t.pending)).toEqual([0, 0]);
     expect(status.every((t) => (t.lagSeconds ?? 99) < 5)).toBe(true);
     const cli = await runCli(['object-stream', '--status', '--json'], streamEnv(api.config));
     expect(cli.code, cli.stderr).toBe(0);
@@ -213,7 +218,11 @@ describe('objects streamed continuously to every backup target', () => {
       console.log(`with S3 down, the local target held the object after ${ms} ms`);
       await until(
         'the S3 failure to be recorded',
-        async () => (await objectStreamStatus(dead.db.sql, config))[1]!.error !== undefined,
+        async () => {
+          const [localNow, offsiteNow] = await objectStreamStatus(dead.db.sql, config);
+          const reported = events.some((e) => e.type === 'target-failed' && e.target === 's3');
+          return localNow!.pending === 0 && offsiteNow!.error !== undefined && reported;
+        },
         20_000,
       );
       const [localStatus, s3Status] = await objectStreamStatus(dead.db.sql, config);
@@ -231,7 +240,10 @@ describe('objects streamed continuously to every backup target', () => {
       await waitForStreamed(offsite, [record.key], 60_000);
       await until(
         'the S3 target to catch up',
-        async () => (await objectStreamStatus(dead.db.sql, config))[1]!.pending === 0,
+        async () => {
+          const [, offsiteStatus] = await objectStreamStatus(dead.db.sql, config);
+          return offsiteStatus!.pending === 0 && offsiteStatus!.error === undefined;
+        },
         10_000,
       );
       const after = await objectStreamStatus(dead.db.sql, config);
