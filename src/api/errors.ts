@@ -14,6 +14,7 @@ import {
   PromptValidationError,
 } from '../prompts/index.ts';
 import { TrendConflictError, TrendNotFoundError, UnknownPromptError } from '../trends/trends.ts';
+import { BackupSyncError } from '../vault/stream/objects-sync.ts';
 
 /** An error the API answers as it is: status, machine code, one plain sentence, optional details. */
 export class HttpError extends Error {
@@ -55,6 +56,7 @@ function classify(error: unknown): HttpError | undefined {
     return new HttpError(415, 'unsupported_media_type', error.message);
   if (error instanceof EmptyUploadError) return new HttpError(400, 'empty_upload', error.message);
   if (error instanceof BlobStoreError) return new HttpError(503, 'storage_unavailable', error.message);
+  if (error instanceof BackupSyncError) return new HttpError(503, 'backup_unavailable', error.message);
   if (isDatabaseUnavailable(error)) {
     return new HttpError(
       503,

@@ -12,6 +12,7 @@ import { ensureSecretFile } from '../lib/files.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
+import { objectStoreSyncOptions } from '../vault/stream/objects-sync.ts';
 import { buildServer } from './server.ts';
 
 export interface RunningApi {
@@ -58,7 +59,8 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       queueRedis.disconnect();
     });
     const blobs = createBlobStore(config.storageUrl, config.s3);
-    const objects = new ObjectStore(sql, blobs, path.join(config.dataDir, 'tmp', 'uploads'));
+    const spool = path.join(config.dataDir, 'tmp', 'uploads');
+    const objects = new ObjectStore(sql, blobs, spool, objectStoreSyncOptions(config, sql, blobs));
     const admin = resolveAdminToken(config);
     const watcher = watchPrompts(sql, config.promptsDir, {
       rescanSeconds: config.promptsRescanSeconds,

@@ -64,6 +64,8 @@ export function checkCommand(): Command {
                 process.stdout.write(`    breaks ${p.path} in snapshot ${p.snapshot.slice(0, 12)}\n`);
             }
           }
+          for (const key of report.unreadableStreamRecords)
+            process.stdout.write(`  damaged ${key}: the streamed objects' record does not read\n`);
         }
       }
       if (failed) process.exitCode = 1;

@@ -11,6 +11,7 @@ import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
 import { forgetCommand } from './forget.ts';
 import { migrateCommand } from './migrate.ts';
+import { objectStreamCommand } from './object-stream.ts';
 import { promptsCommand } from './prompts.ts';
 import { protectCommand } from './protect.ts';
 import { restoreCommand } from './restore.ts';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(configCommand());
   program.addCommand(promptsCommand());
   program.addCommand(doctorCommand());
+  program.addCommand(objectStreamCommand());
   for (const command of [
     backupCommand(),
     statusCommand(),

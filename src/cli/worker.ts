@@ -7,6 +7,7 @@ import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
+import { objectStoreSyncOptions } from '../vault/stream/objects-sync.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function workerCommand(): Command {
@@ -28,11 +29,10 @@ export function workerCommand(): Command {
       connection.on('error', () => {});
       try {
         await migrate(sql);
-        const objects = new ObjectStore(
-          sql,
-          createBlobStore(config.storageUrl, config.s3),
-          path.join(config.dataDir, 'tmp', 'worker'),
-        );
+        const blobs = createBlobStore(config.storageUrl, config.s3);
+        // BACKUP_SYNC: outputs are in the local backup target before the job finishes (a failure retries it).
+        const spool = path.join(config.dataDir, 'tmp', 'worker');
+        const objects = new ObjectStore(sql, blobs, spool, objectStoreSyncOptions(config, sql, blobs));
         const worker = createGenerationWorker({
           sql,
           connection,

@@ -36,13 +36,7 @@ const sizeInBytes = z
       return z.NEVER;
     }
     const unit = (match[2] ?? 'b').toLowerCase();
-    const factor = unit.startsWith('g')
-      ? 1024 ** 3
-      : unit.startsWith('m')
-        ? 1024 ** 2
-        : unit.startsWith('k')
-          ? 1024
-          : 1;
+    const factor = 1024 ** 'bkmg'.indexOf(unit[0]!);
     return Math.floor(Number(match[1]) * factor);
   });
 

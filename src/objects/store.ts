@@ -69,6 +69,14 @@ interface Spooled {
   head: Buffer;
 }
 
+export interface ObjectStoreOptions {
+  /**
+   * Runs after an index row commits, before the write is answered: with BACKUP_SYNC on, the layer above
+   * waits here until the object is in the local backup target (objects never import the vault).
+   */
+  onRecorded?: (record: ObjectRecord) => Promise<void>;
+}
+
 /**
  * Content-addressed objects on a blobstore, indexed in PostgreSQL.
  * Write path (I1, I2): the upload is spooled to a local temp file while hashed and measured (never held
@@ -81,6 +89,7 @@ export class ObjectStore {
     private readonly sql: Sql,
     readonly blobs: BlobStore,
     private readonly spoolDir: string,
+    private readonly options: ObjectStoreOptions = {},
   ) {
     mkdirSync(spoolDir, { recursive: true });
   }
@@ -161,12 +170,18 @@ export class ObjectStore {
     contentType: string,
     kind: string,
   ): Promise<ObjectRecord> {
+    // The stream queue's entry is written by the same statement (I11): a committed row always has one.
     const [row] = await this.sql`
-      insert into objects (key, sha256, size, content_type, kind)
-      values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
-      on conflict (key) do update set deleted_at = null
-      returning key, sha256, size, content_type, kind, created_at`;
-    return toRecord(row!);
+      with row as (
+        insert into objects (key, sha256, size, content_type, kind)
+        values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
+        on conflict (key) do update set deleted_at = null
+        returning key, sha256, size, content_type, kind, created_at),
+      queued as (insert into object_stream_queue (key) select key from row)
+      select * from row`;
+    const record = toRecord(row!);
+    await this.options.onRecorded?.(record);
+    return record;
   }
 
   async find(key: string): Promise<ObjectRecord | undefined> {

@@ -7,9 +7,10 @@ import {
   repositorySizes,
   runCountsByStatus,
 } from '../vault/catalog.ts';
+import { streamedTargetsStatus } from '../vault/stream/objects-status.ts';
 import { readWalStatus } from '../vault/wal/status.ts';
 
-/** PostgreSQL's recovery point per target (I11); the objects' stream reports under source="objects". */
+/** How old the newest moment each source can be restored to on each target is (I11). */
 function registerRecoveryPointMetric(
   registry: Registry,
   sql: Sql,
@@ -22,9 +23,15 @@ function registerRecoveryPointMetric(
     registers: [registry],
     async collect() {
       this.reset();
-      if (!(await hasTable('wal_stream_status'))) return;
-      for (const row of await readWalStatus(sql)) {
-        if (row.lagSeconds !== null) this.set({ source: 'postgres', target: row.target }, row.lagSeconds);
+      if (await hasTable('wal_stream_status')) {
+        for (const row of await readWalStatus(sql)) {
+          if (row.lagSeconds !== null) this.set({ source: 'postgres', target: row.target }, row.lagSeconds);
+        }
+      }
+      if (await hasTable('object_stream_targets')) {
+        for (const { target, lagSeconds } of await streamedTargetsStatus(sql)) {
+          if (lagSeconds !== undefined) this.set({ source: 'objects', target }, lagSeconds);
+        }
       }
     },
   });

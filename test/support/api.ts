@@ -11,6 +11,7 @@ import { type Config, loadConfig } from '../../src/config/config.ts';
 import { createQueue, type GenerationJobData, queueConnection } from '../../src/generation/queue.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
+import { objectStoreSyncOptions } from '../../src/vault/stream/objects-sync.ts';
 import { createTestDatabase, type TestDatabase, testRedisUrl } from './database.ts';
 import { tempDir } from './temp.ts';
 
@@ -64,10 +65,12 @@ export async function startTestApi(
   // Each test API gets its own queue name space through a key prefix, so parallel test files never share jobs.
   const queuePrefix = options.queuePrefix ?? `t${randomBytes(4).toString('hex')}`;
   const queue = createQueue(queueRedis, queuePrefix);
+  const blobs = createBlobStore(config.storageUrl, config.s3);
   const objects = new ObjectStore(
     db.sql,
-    createBlobStore(config.storageUrl, config.s3),
+    blobs,
     path.join(config.dataDir, 'tmp'),
+    objectStoreSyncOptions(config, db.sql, blobs),
   );
   const app = await buildServer({
     config,

@@ -8,6 +8,7 @@ import { postgresChecks } from './postgres.ts';
 import { promptChecks } from './prompts.ts';
 import { redisChecks } from './redis.ts';
 import { storageChecks } from './storage.ts';
+import { streamChecks } from './stream.ts';
 import {
   type CheckResult,
   type CheckStatus,
@@ -37,6 +38,7 @@ export function doctorChecks(config: Config): DoctorCheck[] {
     ...redisChecks(),
     ...backupChecks(config),
     ...continuousChecks(),
+    ...streamChecks(config),
     ...drillChecks(),
     ...storageChecks(),
     ...promptChecks(),

@@ -11,6 +11,7 @@ import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from
 import type { RepositoryHandle } from './handle.ts';
 import { limiter, readAll } from './io.ts';
 import type { Snapshot } from './snapshot.ts';
+import { readObjectsJournal } from './stream.ts';
 import { continuousRoots } from './wal-records.ts';
 
 export interface CheckOptions {
@@ -55,6 +56,8 @@ export interface CheckReport {
   missingBlobs: BlobProblem[];
   /** Keys under data/ that are not blob names; reported, never touched. */
   unexpectedFiles: string[];
+  /** Journal records of streamed objects that do not read (their blobs cannot be told apart for prune). */
+  unreadableStreamRecords: string[];
   /** Blobs no snapshot refers to (for prune); undefined when a damaged snapshot or tree hides references. */
   unreferencedBlobs: string[] | undefined;
   /** Base backup and WAL records that do not read (continuous protection). */
@@ -112,6 +115,14 @@ export async function checkRepository(
   // Base backups and WAL are roots too: their blobs are in use though no snapshot names them.
   const continuous = await continuousRoots(repo);
   await Promise.all(continuous.roots.map(visit));
+  // Objects streamed between snapshots are roots too: prune must never take a blob their journal names.
+  const journal = await readObjectsJournal(repo);
+  for (const record of journal.records) {
+    for (const chunk of record.objects.flatMap((object) => object.chunks)) {
+      referenced.add(chunk);
+      if (!sizes.has(chunk)) missing.add(chunk);
+    }
+  }
 
   if (options.readData) {
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
@@ -133,7 +144,8 @@ export async function checkRepository(
       damagedSnapshots.length === 0 &&
       continuous.unreadable.length === 0 &&
       damaged.size === 0 &&
-      missing.size === 0,
+      missing.size === 0 &&
+      journal.unreadable.length === 0,
     configProblem,
     snapshots: ids.length,
     trees: visits.size,
@@ -143,8 +155,12 @@ export async function checkRepository(
     damagedBlobs: damagedBlobs.sort(byId),
     missingBlobs: missingBlobs.sort(byId),
     unexpectedFiles: unexpected,
+    unreadableStreamRecords: journal.unreadable,
     unreferencedBlobs:
-      damagedSnapshots.length > 0 || continuous.unreadable.length > 0 || treesBroken
+      damagedSnapshots.length > 0 ||
+      continuous.unreadable.length > 0 ||
+      treesBroken ||
+      journal.unreadable.length > 0
         ? undefined
         : [...sizes.keys()].filter((id) => !referenced.has(id)).sort(),
     quarantined,

@@ -31,5 +31,6 @@ export {
 export * from './repository.ts';
 export * from './restorer.ts';
 export type { Snapshot, SnapshotRecord } from './snapshot.ts';
+export * from './stream.ts';
 export type { EntryType, Tree, TreeEntry } from './tree.ts';
 export * from './wal-records.ts';

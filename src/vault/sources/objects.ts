@@ -6,6 +6,7 @@ import {
   InvalidTreeError,
   MissingBlobError,
   type Repository,
+  type StoredFile,
   type TreeEntry,
 } from '../repository/index.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
@@ -99,9 +100,7 @@ export async function backupObjects(
       entries.set(key, { ...known, name });
       stats.reused++;
     } else {
-      // Images are compressed already; anything else lets the first chunk decide.
-      const compress = /\.(png|jpe?g|webp)$/.test(key) ? { compress: false } : {};
-      const stored = await repo.storeFile(await objects.get(key), compress);
+      const stored = await storeObject(repo, objects, key);
       entries.set(key, {
         name,
         type: 'file',
@@ -140,6 +139,48 @@ export async function backupObjects(
     return await repo.writeTree(list);
   };
   return { treeId: await write(root), stats };
+}
+
+/**
+ * Stores one object's bytes as chunks (the snapshot's objects tree and the stream name the same blobs, so each
+ * deduplicates against the other); what it holds.
+ */
+export async function storeObject(
+  repo: Repository,
+  objects: BlobStore,
+  key: string,
+): Promise<StoredFile & { sha256: string }> {
+  // Images are compressed already; anything else lets the first chunk decide.
+  const compress = /\.(png|jpe?g|webp)$/.test(key) ? { compress: false } : {};
+  const hash = createHash('sha256');
+  async function* hashed(source: AsyncIterable<Uint8Array>) {
+    for await (const chunk of source) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  }
+  const stored = await repo.storeFile(hashed(await objects.get(key)), compress);
+  return { ...stored, sha256: hash.digest('hex') };
+}
+
+/**
+ * One object's bytes from its chunks, re-hashed against the SHA-256 in its key (and `sha256` when known)
+ * before anyone writes them: damage is named, never restored (I7).
+ */
+export async function readObjectBytes(
+  repo: Repository,
+  key: string,
+  chunks: string[],
+  sha256?: string,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const chunk of chunks) parts.push(await repo.getBlob(chunk));
+  const bytes = Buffer.concat(parts);
+  const expected = sha256 ?? /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
+  if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
+    throw new Error('its bytes do not hash to the SHA-256 in its name');
+  }
+  return bytes;
 }
 
 async function everyChunkPresent(repo: Repository, chunks: string[]): Promise<boolean> {
@@ -181,13 +222,7 @@ export async function restoreObjects(
       if (existing && existing.size === entry.size) {
         result.present++;
       } else {
-        const parts: Buffer[] = [];
-        for (const chunk of entry.chunks ?? []) parts.push(await repo.getBlob(chunk));
-        const bytes = Buffer.concat(parts);
-        const expected = /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
-        if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
-          throw new Error('its bytes do not hash to the SHA-256 in its name');
-        }
+        const bytes = await readObjectBytes(repo, key, entry.chunks ?? []);
         await target.put(key, Readable.from([bytes]), { size: bytes.length });
         result.written++;
         result.bytes += bytes.length;
