@@ -1,16 +1,18 @@
 import { Command } from 'commander';
+import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { createLogger } from '../ops/logger.ts';
+import { runObjectStream } from '../vault/stream/objects-stream.ts';
 import { runProtect } from '../vault/wal/protect.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function protectCommand(): Command {
   return new Command('protect')
     .description(
-      'Run continuous protection: stream PostgreSQL’s WAL into every backup target (pg_receivewal with a replication slot; the recovery point is about a second old, or zero with BACKUP_SYNC=on) and take the base backups point-in-time restore starts from, on BACKUP_SCHEDULE. `trendgen up` runs it; run it as its own process under Compose or Kubernetes.',
+      'Run continuous protection: stream PostgreSQL’s WAL and every new object into every backup target (pg_receivewal with a replication slot; the recovery point is about a second old, or zero with BACKUP_SYNC=on) and take the base backups point-in-time restore starts from, on BACKUP_SCHEDULE. `trendgen up` runs it; run it as its own process under Compose or Kubernetes.',
     )
     .action(async () => {
       const config = loadConfig();
@@ -34,16 +36,35 @@ export function protectCommand(): Command {
           logger.info({ reason }, 'protect stopping');
           stop.abort();
         });
-        await runProtect({
-          config,
-          databaseUrl: services.databaseUrl,
-          signal: stop.signal,
-          log: {
-            info: (m) => logger.info(m),
-            warn: (m) => logger.warn(m),
-            error: (m) => logger.error(m),
-          },
-        });
+        // Objects stream beside the WAL, so one process keeps the whole recovery point current (I8, I11).
+        const streamSql = openDatabase(services.databaseUrl, { max: 4 });
+        try {
+          await Promise.all([
+            runProtect({
+              config,
+              databaseUrl: services.databaseUrl,
+              signal: stop.signal,
+              log: {
+                info: (m) => logger.info(m),
+                warn: (m) => logger.warn(m),
+                error: (m) => logger.error(m),
+              },
+            }),
+            runObjectStream({
+              config,
+              sql: streamSql,
+              objects: createBlobStore(config.storageUrl, config.s3),
+              signal: stop.signal,
+              onProgress: (event) => {
+                if (event.type === 'streamed') logger.debug(event, 'objects streamed');
+                else if (event.type === 'target-ok') logger.info(event, 'backup target works again');
+                else logger.warn(event, 'object stream problem; retrying');
+              },
+            }),
+          ]);
+        } finally {
+          await streamSql.end({ timeout: 5 });
+        }
       } finally {
         await services.release();
       }

@@ -10,8 +10,10 @@ import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { readLedger } from './ledger.ts';
+import type { Repository } from './repository/index.ts';
 import { RestoreRefusedError } from './restore.ts';
 import { restoreObjects } from './sources/objects.ts';
+import { readObjectsWatermark, restoreStreamedObjects } from './stream/objects-status.ts';
 import { loadSnapshots, openFirstTarget } from './targets.ts';
 import { planPointInTime } from './wal/pitr-plan.ts';
 import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
@@ -69,7 +71,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   }
   const progress = request.onProgress ?? (() => {});
   const { repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
-  const plan = await planPointInTime(repo, request.time);
+  const plan = await planMoment(config, repo, request.time);
   const pg = embeddedPostgres(config);
   const staging = `${pg.dataDir}.restoring`;
   const scratch = path.join(config.dataDir, 'tmp', 'restore-to-moment');
@@ -122,10 +124,23 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   }
 }
 
-/** Every object the restored rows refer to, put back from the newest snapshots that hold it (I2, I8). */
+/**
+ * The newest moment is where every source agrees (I8): PostgreSQL's WAL is replayed only up to the objects'
+ * watermark, so no restored row refers to an object the vault lacks. In synchronous mode every acknowledged
+ * upload is already in the local target, so the WAL is replayed to its end.
+ */
+async function planMoment(config: Config, repo: Repository, time: Date | undefined) {
+  if (time) return await planPointInTime(repo, time);
+  const newest = await planPointInTime(repo, undefined);
+  const watermark = config.backup.sync ? undefined : await readObjectsWatermark(repo);
+  if (!watermark || !newest.coversUntil || watermark >= newest.coversUntil) return newest;
+  return await planPointInTime(repo, watermark);
+}
+
+/** Every object the restored rows refer to, put back from the stream, else from the newest snapshot holding it (I2, I8). */
 async function restoreReferencedObjects(
   config: Config,
-  repo: Awaited<ReturnType<typeof openFirstTarget>>['repo'],
+  repo: Repository,
   sql: ReturnType<typeof openDatabase>,
 ): Promise<MomentReport['objects']> {
   const store = createBlobStore(config.storageUrl, config.s3);
@@ -137,6 +152,11 @@ async function restoreReferencedObjects(
   };
   let lacking = await missing();
   let restored = 0;
+  if (lacking.length) {
+    const streamed = await restoreStreamedObjects(repo, lacking, store);
+    restored += streamed.written;
+    lacking = await missing();
+  }
   for (const snapshot of await loadSnapshots(repo)) {
     if (lacking.length === 0) break;
     if (!snapshot.trees.objects) continue;

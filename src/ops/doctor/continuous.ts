@@ -23,6 +23,8 @@ export function continuousChecks(): DoctorCheck[] {
             'run: trendgen migrate, then trendgen protect',
           );
         const status = await protectionStatus(sql, ctx.config);
+        // Objects have their own checks (stream.objects.*): this one is about PostgreSQL's WAL.
+        status.sources = status.sources.filter((s) => s.source === 'postgres');
         if (status.stall) return fail(status.stall);
         if (status.sources.length === 0)
           return warn(

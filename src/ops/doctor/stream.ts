@@ -15,7 +15,7 @@ export function streamChecks(config: Config): DoctorCheck[] {
     run: async (ctx) => {
       const notRunning = warn(
         `objects are not streamed to ${target} yet: only snapshots protect them there`,
-        'run the object streamer: trendgen object-stream',
+        'run the object streamer: trendgen protect (trendgen up runs it), or trendgen object-stream alone',
       );
       // object_stream_queue comes with migration 0007.
       const sql = await databaseWith(ctx, 'object_stream_queue');
@@ -32,13 +32,13 @@ export function streamChecks(config: Config): DoctorCheck[] {
       if (status.lagSeconds > OBJECT_LAG_FAIL_SECONDS) {
         return fail(
           `${summary}: more than ${OBJECT_LAG_FAIL_SECONDS} s behind`,
-          'see that trendgen object-stream runs',
+          'see that trendgen protect (or trendgen object-stream) runs',
         );
       }
       if (status.lagSeconds > OBJECT_LAG_WARN_SECONDS) {
         return warn(
           `${summary}: more than ${OBJECT_LAG_WARN_SECONDS} s behind`,
-          'see that trendgen object-stream runs',
+          'see that trendgen protect (or trendgen object-stream) runs',
         );
       }
       return ok(summary);

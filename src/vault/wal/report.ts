@@ -1,5 +1,6 @@
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
+import { streamedTargetsStatus } from '../stream/objects-status.ts';
 import { WAL_RECEIVER_NAME } from './receiver.ts';
 import { readWalStatus, synchronousStall } from './status.ts';
 
@@ -40,13 +41,23 @@ export async function protectionStatus(sql: Sql, config: Config): Promise<Protec
         : null,
     },
     stall: (await synchronousStall(sql)) ?? null,
-    sources: rows.map((row) => ({
-      source: 'postgres' as const,
-      target: row.target,
-      recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
-      lagSeconds: row.lagSeconds === null ? null : Math.round(row.lagSeconds * 1000) / 1000,
-      state: row.receiver,
-      error: row.error,
-    })),
+    sources: [
+      ...rows.map((row) => ({
+        source: 'postgres' as const,
+        target: row.target,
+        recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+        lagSeconds: row.lagSeconds === null ? null : Math.round(row.lagSeconds * 1000) / 1000,
+        state: row.receiver,
+        error: row.error,
+      })),
+      ...(await streamedTargetsStatus(sql)).map((row) => ({
+        source: 'objects' as const,
+        target: row.target,
+        recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+        lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
+        state: row.error ? 'failing' : 'streaming',
+        error: row.error ?? null,
+      })),
+    ],
   };
 }
