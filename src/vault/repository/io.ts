@@ -19,3 +19,25 @@ export function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T
     }
   };
 }
+
+/**
+ * A stream's bytes when there are at most `max` of them; undefined (the rest left unread) when there are more,
+ * so a record file grown huge is refused without being held in memory.
+ */
+export async function readAtMost(
+  stream: NodeJS.ReadableStream & { destroy?: () => void },
+  max: number,
+): Promise<Buffer | undefined> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of stream) {
+    const bytes = typeof part === 'string' ? Buffer.from(part) : (part as Buffer);
+    size += bytes.length;
+    if (size > max) {
+      stream.destroy?.();
+      return undefined;
+    }
+    parts.push(bytes);
+  }
+  return Buffer.concat(parts, size);
+}
