@@ -41,3 +41,20 @@ export async function readAtMost(
   }
   return Buffer.concat(parts, size);
 }
+
+/** The first `bytes` bytes of a stream (fewer when it is shorter); the rest is left unread. */
+export async function readHead(
+  stream: NodeJS.ReadableStream & { destroy?: () => void },
+  bytes: number,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of stream) {
+    const chunk = typeof part === 'string' ? Buffer.from(part) : (part as Buffer);
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= bytes) break;
+  }
+  stream.destroy?.();
+  return Buffer.concat(parts, size).subarray(0, bytes);
+}

@@ -14,8 +14,11 @@ import { Chunker } from './chunker.ts';
 import { Codec, DECODE_LIMITS, DecodeError, type Kind } from './codec.ts';
 import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
+import { holdsEncryptedData } from './encryption-probe.ts';
 import {
   CorruptBlobError,
+  EncryptionConfigLostError,
+  InvalidConfigError,
   InvalidSnapshotError,
   InvalidTreeError,
   MissingBlobError,
@@ -108,7 +111,17 @@ export class Repository implements RepositoryHandle {
       if (error instanceof BlobNotFoundError) throw new RepositoryNotFoundError(store.location);
       throw error;
     }
-    const config = parseConfig(bytes, store.location);
+    let config: ConfigFile;
+    try {
+      config = parseConfig(bytes, store.location);
+    } catch (error) {
+      if (error instanceof InvalidConfigError && (await holdsEncryptedData(store)))
+        throw new EncryptionConfigLostError(store.location);
+      throw error;
+    }
+    // A config without its encryption section must not open an encrypted repository as a plaintext one.
+    if (!config.encryption && (await holdsEncryptedData(store)))
+      throw new EncryptionConfigLostError(store.location);
     const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
     return new Repository(store, config, keys, chunker);
   }
