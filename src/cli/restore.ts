@@ -24,7 +24,11 @@ export function restoreCommand(): Command {
     .option('--to-dir <dir>', 'restore prompts and objects under this folder instead')
     .option('--in-place', 'replace live data (needs --yes)')
     .option('--yes', 'confirm --in-place')
-    .option('--target <name>', 'read from this target: local or s3')
+    .option('--target <name>', 'read from this target: local or s3 (latest is then the newest there)')
+    .option(
+      '--accept-older',
+      'latest: when the newest snapshot is damaged or missing, restore the newest good one instead',
+    )
     .option('--json', 'one JSON document on stdout')
     .action(async (ref: string, flags: RestoreFlags) => {
       if (flags.inPlace && !flags.yes)

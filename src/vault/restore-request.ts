@@ -4,6 +4,7 @@ import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { type ClassicRestoreResult, restoreClassicSnapshot } from './classic/index.ts';
+import { knownElsewhere } from './latest.ts';
 import type { Snapshot } from './repository/index.ts';
 import {
   RESTORE_PARTS,
@@ -26,8 +27,10 @@ export interface RestoreRequest {
   /** Restore prompts and objects under this folder instead. */
   toDir?: string;
   inPlace?: boolean;
-  /** Read from this target instead of the first one that opens. */
+  /** Read from this target instead of the first one that opens; `latest` is then the newest there. */
   target?: string;
+  /** `latest`: go on with the newest good snapshot when a newer one is damaged or missing. */
+  acceptOlder?: boolean;
   onProgress?: RestorePlan['onProgress'];
 }
 
@@ -66,7 +69,12 @@ async function prepareDatabase(url: string): Promise<void> {
 export async function restoreFromTargets(config: Config, request: RestoreRequest): Promise<RestoreOutcome> {
   const parts = restoreParts(request);
   const { target, repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
-  const snapshot = await resolveSnapshot(repo, request.ref);
+  const snapshot = await resolveSnapshot(repo, request.ref, {
+    acceptOlder: Boolean(request.acceptOlder),
+    ...(request.ref === 'latest'
+      ? { known: await knownElsewhere(config, target.name, Boolean(request.target)) }
+      : {}),
+  });
   if (snapshot.trees.classic_sql || snapshot.trees.classic_data) {
     if (!request.toDatabase && !request.toDir) {
       throw new RestoreRequestError(

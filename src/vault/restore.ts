@@ -4,6 +4,7 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
+import { type LatestOptions, newestSnapshot } from './latest.ts';
 import { readLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
@@ -21,7 +22,6 @@ import { isDatabaseEmpty } from './sources/postgres-admin.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
 import type { SnapshotSource, SourceName } from './sources/types.ts';
-import { loadSnapshots } from './targets.ts';
 
 export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
 export type RestorePart = (typeof RESTORE_PARTS)[number];
@@ -57,13 +57,13 @@ export interface RestoreReport {
   durationMs: number;
 }
 
-export async function resolveSnapshot(repo: Repository, ref: string): Promise<Snapshot> {
-  if (ref === 'latest') {
-    const [latest] = await loadSnapshots(repo);
-    if (!latest)
-      throw new Error(`The repository at ${repo.location} holds no snapshot yet: run trendgen backup first.`);
-    return latest;
-  }
+/** `latest` is the newest snapshot or a refusal naming it (see latest.ts). */
+export async function resolveSnapshot(
+  repo: Repository,
+  ref: string,
+  latest: LatestOptions = {},
+): Promise<Snapshot> {
+  if (ref === 'latest') return await newestSnapshot(repo, latest);
   const ids = (await repo.listSnapshots()).filter((id) => id.startsWith(ref));
   if (ids.length === 0)
     throw new Error(`No snapshot ${ref} in ${repo.location}; trendgen snapshots lists them.`);

@@ -237,6 +237,16 @@ export class Repository implements RepositoryHandle {
     return ids.sort();
   }
 
+  /** Snapshot ids with when their file was last written, as the target lists them. */
+  async listSnapshotFiles(): Promise<Array<{ id: string; modified: Date | undefined }>> {
+    const files: Array<{ id: string; modified: Date | undefined }> = [];
+    for await (const info of this.store.list(SNAPSHOTS_PREFIX)) {
+      const id = info.key.slice(SNAPSHOTS_PREFIX.length);
+      if (isId(id)) files.push({ id, modified: info.lastModified });
+    }
+    return files.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
   /** A verified snapshot; a damaged or malformed one is InvalidSnapshotError naming it. */
   async loadSnapshot(id: string): Promise<Snapshot> {
     if (!isId(id)) throw new TypeError(`Not a snapshot id: ${JSON.stringify(id)}.`);
