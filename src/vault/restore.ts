@@ -140,10 +140,12 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   try {
     // Objects before the database, so no restored row refers to a missing object (I2).
+    // Prompts after the database: their folder is written from the restored prompt history (I8).
+    const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects),
-      promptsSource(plan.promptsDir),
       postgresSource(plan.databaseUrl),
+      promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),
     ];
     // A destination a source empties is marked again at once.
