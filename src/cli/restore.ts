@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { RESTORE_PARTS } from '../vault/restore.ts';
+import { acceptPartialRestore } from '../vault/restore-guards.ts';
 import {
   type RestoreRequest,
   RestoreRequestError,
@@ -11,14 +12,32 @@ import { printJson, UsageError } from './context.ts';
 import { collect } from './options.ts';
 import { progressPrinter } from './progress.ts';
 
-type RestoreFlags = Omit<RestoreRequest, 'ref' | 'onProgress'> & { yes?: boolean; json?: boolean };
+type RestoreFlags = Omit<RestoreRequest, 'ref' | 'onProgress'> & {
+  yes?: boolean;
+  json?: boolean;
+  acceptPartial?: boolean;
+};
+
+/** --accept-partial: the marks of an unfinished restore cleared, so `up` serves what it left. */
+async function acceptPartial(flags: RestoreFlags): Promise<void> {
+  const accepted = await acceptPartialRestore(loadConfig(), {
+    ...(flags.toDatabase ? { toDatabase: flags.toDatabase } : {}),
+    ...(flags.toDir ? { toDir: flags.toDir } : {}),
+  });
+  if (flags.json) return printJson({ accepted: accepted ?? null });
+  process.stdout.write(
+    accepted
+      ? `Accepted what the unfinished restore of snapshot ${accepted.snapshot.slice(0, 12)} left in ${accepted.where.join(', ')}: trendgen up serves it now.\n`
+      : 'No destination carries the mark of an unfinished restore: there is nothing to accept.\n',
+  );
+}
 
 export function restoreCommand(): Command {
   return new Command('restore')
     .description(
-      'Restore a snapshot (an id, a unique prefix, or latest). Into empty places with no flag; over live data only with --in-place --yes. On a bare machine it starts the embedded PostgreSQL and Redis first.',
+      'Restore a snapshot (an id, a unique prefix, or latest). Into empty places with no flag; over live data only with --in-place --yes; never while the service runs on them. On a bare machine it starts the embedded PostgreSQL and Redis first. A failed restore leaves its places marked and trendgen up refuses them: run the restore again, or keep what it left with --accept-partial.',
     )
-    .argument('<snapshot>', 'snapshot id, prefix, or latest')
+    .argument('[snapshot]', 'snapshot id, prefix, or latest')
     .option('--only <parts>', `comma-separated: ${RESTORE_PARTS.join(',')}`, collect)
     .option('--to-database <url>', 'restore PostgreSQL into this database instead (created when missing)')
     .option('--to-dir <dir>', 'restore prompts and objects under this folder instead')
@@ -29,11 +48,21 @@ export function restoreCommand(): Command {
       '--accept-older',
       'latest: when the newest snapshot is damaged or missing, restore the newest good one instead',
     )
+    .option(
+      '--accept-partial',
+      'restore nothing: accept what an unfinished restore left (in the service, or --to-database/--to-dir) and clear its marks',
+    )
     .option('--json', 'one JSON document on stdout')
-    .action(async (ref: string, flags: RestoreFlags) => {
+    .action(async (ref: string | undefined, flags: RestoreFlags) => {
+      if (flags.acceptPartial) {
+        if (ref !== undefined) throw new UsageError('--accept-partial restores nothing: give no snapshot.');
+        return await acceptPartial(flags);
+      }
+      if (ref === undefined)
+        throw new UsageError('Give the snapshot to restore: an id, a prefix, or latest.');
       if (flags.inPlace && !flags.yes)
         throw new UsageError('--in-place replaces live data: add --yes to confirm.');
-      const { yes: _yes, json, ...request } = flags;
+      const { yes: _yes, json, acceptPartial: _accept, ...request } = flags;
       const progress = progressPrinter({ json });
       let outcome: Awaited<ReturnType<typeof restoreFromTargets>>;
       try {

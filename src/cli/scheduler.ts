@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connection.ts';
+import { nameConnections, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
@@ -21,6 +21,7 @@ export function schedulerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
       survivePostgresSocketRace((message) => logger.warn(message));
+      nameConnections('scheduler');
       // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');

@@ -9,6 +9,18 @@ export interface DatabaseOptions {
   onNotice?: (notice: postgres.Notice) => void;
 }
 
+/** Connections of the service's long-running processes say which they are, e.g. `trendgen serve`. */
+export const SERVICE_APPLICATION_NAMES = ['trendgen serve', 'trendgen worker', 'trendgen scheduler'];
+let applicationName = 'trendgen';
+
+/**
+ * Names this process's connections from now on, so that a restore can tell the service is still using a
+ * database (pg_stat_activity) and refuse to replace it under it.
+ */
+export function nameConnections(role: 'serve' | 'worker' | 'scheduler'): void {
+  applicationName = `trendgen ${role}`;
+}
+
 /** One pool per process; every query is parameterised by the tagged-template API. */
 export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
   return postgres(url, {
@@ -26,7 +38,7 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
       },
     },
     transform: { undefined: null },
-    connection: { application_name: 'trendgen' },
+    connection: { application_name: applicationName },
   });
 }
 

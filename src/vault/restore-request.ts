@@ -14,6 +14,7 @@ import {
   resolveSnapshot,
   runRestore,
 } from './restore.ts';
+import { refuseWhileServiceRuns } from './restore-guards.ts';
 import { createDatabaseIfMissing } from './sources/postgres-admin.ts';
 import { openFirstTarget } from './targets.ts';
 
@@ -94,9 +95,11 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
       : undefined;
   try {
     if (request.toDatabase) await prepareDatabase(request.toDatabase);
+    const databaseUrl = request.toDatabase ?? services?.databaseUrl ?? '';
+    await refuseWhileServiceRuns(config, { ...request, parts, databaseUrl });
     const report = await runRestore(repo, snapshot, {
       parts,
-      databaseUrl: request.toDatabase ?? services?.databaseUrl ?? '',
+      databaseUrl,
       redisUrl: services?.redisUrl ?? '',
       promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
       objects: request.toDir

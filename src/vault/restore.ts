@@ -8,12 +8,14 @@ import { type LatestOptions, newestSnapshot } from './latest.ts';
 import { readLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
-  databaseMarked,
-  dirMarked,
+  databaseVerdict,
+  dirVerdict,
+  leaveMarks,
+  type MarkVerdict,
   markDatabase,
   markDir,
   markRedis,
-  redisMarked,
+  redisVerdict,
   unmarkDir,
 } from './restore-markers.ts';
 import { objectsSource } from './sources/objects.ts';
@@ -89,21 +91,32 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
   // In place, everything is replaced anyway.
   if (plan.inPlace) return leftovers;
   const busy: string[] = [];
-  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl))) {
-    if (await databaseMarked(plan.databaseUrl)) leftovers.postgres = true;
-    else busy.push('the database has tables');
-  }
-  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0) {
-    if (await redisMarked(plan.redisUrl)) leftovers.redis = true;
-    else busy.push('Redis has keys');
-  }
-  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir)) {
-    if (dirMarked(plan.promptsDir)) leftovers.prompts = true;
-    else busy.push(`${plan.promptsDir} has files`);
-  }
-  if (busy.length) {
+  const writtenSince: string[] = [];
+  const judge = async (
+    part: keyof Leftovers,
+    what: string,
+    has: string,
+    verdict: () => Promise<MarkVerdict>,
+  ) => {
+    const found = await verdict();
+    if (found === 'leftovers') leftovers[part] = true;
+    else if (found === 'written-since') writtenSince.push(what);
+    else busy.push(`${what} ${has}`);
+  };
+  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl)))
+    await judge('postgres', 'the database', 'has tables', () => databaseVerdict(plan.databaseUrl));
+  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0)
+    await judge('redis', 'Redis', 'has keys', () => redisVerdict(plan.redisUrl));
+  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir))
+    await judge('prompts', plan.promptsDir, 'has files', () => dirVerdict(plan.promptsDir));
+  if (writtenSince.length && !busy.length) {
     throw new RestoreRefusedError(
-      `Restoring would overwrite live data (${busy.join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
+      `An unfinished restore left ${writtenSince.join(', ')} and it was written to since, so it is not replaced: keep it with trendgen restore --accept-partial, or replace it with --in-place --yes.`,
+    );
+  }
+  if (busy.length || writtenSince.length) {
+    throw new RestoreRefusedError(
+      `Restoring would overwrite live data (${[...busy, ...writtenSince.map((w) => `${w} was written to after an unfinished restore`)].join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
     );
   }
   return leftovers;
@@ -171,6 +184,10 @@ export async function runRestore(
     }
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
     if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
+  } catch (error) {
+    // What the failed restore left is fingerprinted, so a later restore erases nothing written since.
+    await leaveMarks(plan, snapshot.id);
+    throw error;
   } finally {
     rmSync(plan.scratchDir, { recursive: true, force: true });
   }
