@@ -79,6 +79,22 @@ export async function knownElsewhere(
   named: boolean,
 ): Promise<KnownSnapshot[]> {
   const known: KnownSnapshot[] = [];
+  // Another target first: what holds the snapshot says best what to do.
+  for (const other of named ? [] : resolveTargets(config).filter((t) => t.name !== target)) {
+    try {
+      const repo = await openRepository(other, config.backup.password);
+      const [newest] = (await readSnapshots(repo)).snapshots;
+      if (newest)
+        known.push({
+          id: newest.id,
+          time: newest.time,
+          source: `target ${other.name}`,
+          remedy: `restore it from there with --target ${other.name}`,
+        });
+    } catch {
+      // An unreachable target is reported by snapshots and check.
+    }
+  }
   const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
   if (databaseUrl) {
     const sql = openDatabase(databaseUrl, { max: 1 });
@@ -95,21 +111,6 @@ export async function knownElsewhere(
       // No catalog here (a bare machine, a database not migrated yet).
     } finally {
       await sql.end({ timeout: 5 });
-    }
-  }
-  for (const other of named ? [] : resolveTargets(config).filter((t) => t.name !== target)) {
-    try {
-      const repo = await openRepository(other, config.backup.password);
-      const [newest] = (await readSnapshots(repo)).snapshots;
-      if (newest)
-        known.push({
-          id: newest.id,
-          time: newest.time,
-          source: `target ${other.name}`,
-          remedy: `restore it from there with --target ${other.name}`,
-        });
-    } catch {
-      // An unreachable target is reported by snapshots and check.
     }
   }
   return known;

@@ -231,7 +231,8 @@ export async function unfinishedRestore(
 ): Promise<{ snapshot: string; where: string[] } | undefined> {
   const found: Array<[string, Mark | undefined]> = [
     ['the database', dest.databaseUrl ? await databaseMark(dest.databaseUrl) : undefined],
-    ['Redis', dest.redisUrl ? await redisMark(dest.redisUrl) : undefined],
+    // Redis unreachable here tells nothing, and holds nothing PostgreSQL cannot rebuild (I4): not a reason to stop.
+    ['Redis', dest.redisUrl ? await redisMark(dest.redisUrl).catch(() => undefined) : undefined],
     [`the prompts folder ${dest.promptsDir}`, dirMark(dest.promptsDir)],
   ];
   const marked = found.filter(([, mark]) => mark);

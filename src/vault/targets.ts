@@ -2,6 +2,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import {
+  InvalidSnapshotError,
   Repository,
   RepositoryNotFoundError,
   type Snapshot,
@@ -102,7 +103,8 @@ export async function readSnapshots(
     } catch (error) {
       // Deleted between the listing and the read (forget on another host): not a damaged record.
       if (error instanceof SnapshotNotFoundError) continue;
-      damaged.push({ id, modified: modified?.toISOString(), reason: (error as Error).message });
+      const reason = error instanceof InvalidSnapshotError ? error.reason : (error as Error).message;
+      damaged.push({ id, modified: modified?.toISOString(), reason });
     }
   }
   snapshots.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));

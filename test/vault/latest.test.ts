@@ -2,7 +2,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.ts';
-import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
+import { type S3Server, startS3Server } from '../support/s3-server.ts';
+import { offsiteEnv, startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 interface Listed {
   snapshots: Array<{ id: string; status: string; problem?: string; targets: string[] }>;
@@ -83,4 +84,41 @@ describe('restore latest means the newest snapshot (issue 15, item 4)', () => {
     expect(restored.code, restored.stderr).toBe(0);
     expect(JSON.parse(restored.stdout).snapshot.id).toBe(newest);
   }, 120_000);
+});
+
+describe('restore latest asks the other targets too (issue 15, item 4)', () => {
+  let s3: S3Server;
+  let vault: VaultEnv;
+  beforeAll(async () => {
+    s3 = await startS3Server({ buckets: ['offsite'] });
+    vault = await startVaultEnv(
+      'latest-targets',
+      offsiteEnv(s3, 's3://offsite/trendgen', 'offsite password'),
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await vault?.close();
+    await s3?.stop();
+  });
+
+  it('a newest snapshot gone from the local target but on s3 stops the restore and says --target s3', async () => {
+    writeFileSync(path.join(vault.promptsDir, 'first.yaml'), 'name: first\ntemplate: "one {subject}"\n');
+    const one = await runCli(['backup', '--json'], vault.env);
+    expect(one.code, one.stderr).toBe(0);
+    const two = await runCli(['backup', '--json'], vault.env);
+    expect(two.code, two.stderr).toBe(0);
+    const newest = JSON.parse(two.stdout).snapshotId as string;
+    renameSync(
+      path.join(vault.env.BACKUP_DIR!, 'snapshots', newest),
+      path.join(vault.dir, 'newest-record-aside'),
+    );
+    const stopped = await restoreLatest(vault, 'stopped');
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain(newest.slice(0, 12));
+    expect(stopped.stderr).toMatch(/per target s3.*--target s3/);
+    // Named, the s3 target restores its own newest, which is the newest.
+    const fromS3 = await restoreLatest(vault, 'from-s3', '--target', 's3', '--json');
+    expect(fromS3.code, fromS3.stderr).toBe(0);
+    expect(JSON.parse(fromS3.stdout).snapshot.id).toBe(newest);
+  }, 180_000);
 });
