@@ -5,7 +5,6 @@ import { Redis } from 'ioredis';
 import { openDatabase } from '../db/connection.ts';
 import { fsyncDirSync, writeFileAtomicSync } from '../lib/files.ts';
 import { tableFacts } from './sources/postgres.ts';
-import { redisKeyspace } from './sources/redis.ts';
 
 /**
  * "A restore is writing here": set on every destination before a restore writes to it, cleared only when the
@@ -162,13 +161,26 @@ export const markRedis = (url: string, snapshotId: string | undefined, left?: st
   });
 
 /**
- * Keys per database, the marker left out. Redis holds nothing PostgreSQL cannot rebuild (I4), so a count is
- * enough to notice a service that ran on it.
+ * Keys without an expiry per database, the marker left out: keys that expire on their own would change a
+ * count that no one wrote to. Redis holds nothing PostgreSQL cannot rebuild (I4), so counts are enough to
+ * notice a service that ran on it.
  */
 export async function redisFingerprint(url: string): Promise<string> {
-  const keyspace = await redisKeyspace(url);
-  if (keyspace['0'] !== undefined && (await redisMarked(url))) keyspace['0'] -= 1;
-  return digest(JSON.stringify(Object.entries(keyspace).sort()));
+  const { info, marked } = await withRedis(url, async (client) => {
+    await client.select(0);
+    return { info: await client.info('keyspace'), marked: await client.exists(MARKER_KEY) };
+  });
+  const persistent = [...info.matchAll(/^db(\d+):keys=(\d+),expires=(\d+)/gm)]
+    .map(
+      ([, db, keys, expires]) => [db!, Number(keys) - Number(expires) - (db === '0' ? marked : 0)] as const,
+    )
+    .filter(([, count]) => count > 0);
+  return digest(
+    persistent
+      .map(([db, count]) => `${db}:${count}`)
+      .sort()
+      .join(','),
+  );
 }
 
 /** The destinations of one restore, as far as marks go. */

@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, upPidFile } from '../../src/lib/process.ts';
-import { databaseMarked } from '../../src/vault/restore-markers.ts';
+import {
+  databaseMarked,
+  dirFingerprint,
+  dirVerdict,
+  markDir,
+  markRedis,
+  redisFingerprint,
+  redisVerdict,
+  unmarkDir,
+} from '../../src/vault/restore-markers.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
@@ -155,4 +165,32 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       await scratch.drop();
     }
   }, 120_000);
+
+  it('a mark tells leftovers from writes made since: files and persistent Redis keys count, expiring keys do not', async () => {
+    const dir = path.join(vault.dir, 'marked', 'prompts');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'left.yaml'), 'left by a failed restore\n');
+    markDir(dir, 'a'.repeat(64), dirFingerprint(dir));
+    expect(await dirVerdict(dir)).toBe('leftovers');
+    writeFileSync(path.join(dir, 'new.yaml'), 'written since\n');
+    expect(await dirVerdict(dir)).toBe('written-since');
+    unmarkDir(dir);
+    expect(await dirVerdict(dir)).toBe('unmarked');
+
+    const redis = new Redis(vault.redisUrl);
+    try {
+      await redis.select(5);
+      await redis.set('left', '1');
+      await markRedis(vault.redisUrl, 'b'.repeat(64), await redisFingerprint(vault.redisUrl));
+      expect(await redisVerdict(vault.redisUrl)).toBe('leftovers');
+      await redis.set('expiring', '1', 'EX', 60);
+      expect(await redisVerdict(vault.redisUrl)).toBe('leftovers');
+      await redis.set('written', '1');
+      expect(await redisVerdict(vault.redisUrl)).toBe('written-since');
+    } finally {
+      await redis.flushdb();
+      await markRedis(vault.redisUrl, undefined);
+      redis.disconnect();
+    }
+  });
 });
