@@ -6,7 +6,7 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { runningPid, sleep, upPidFile } from '../lib/process.ts';
-import { unfinishedRestore } from '../vault/restore-markers.ts';
+import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
 import { SupervisedChildren } from './children.ts';
 import { SupervisedServices } from './services.ts';
 
@@ -29,20 +29,6 @@ function acquireLock(config: Config): string {
   }
   writeFileAtomicSync(lock, String(process.pid));
   return lock;
-}
-
-/** A destination an unfinished restore left marked holds neither the live data nor the snapshot: never serve it. */
-async function refuseUnfinishedRestore(config: Config, services: SupervisedServices): Promise<void> {
-  const unfinished = await unfinishedRestore({
-    databaseUrl: services.databaseUrl,
-    redisUrl: services.redisUrl,
-    promptsDir: config.promptsDir,
-  });
-  if (!unfinished) return;
-  const id = unfinished.snapshot.slice(0, 12);
-  throw new Error(
-    `A restore of snapshot ${id} did not finish (${unfinished.where.join(', ')} still carry its mark), so nothing is served: finish it with trendgen restore ${id}, or serve what it left with trendgen restore --accept-partial.`,
-  );
 }
 
 /**
@@ -78,7 +64,11 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
 
   try {
     await services.ensure();
-    await refuseUnfinishedRestore(config, services);
+    await refuseUnfinishedRestore({
+      databaseUrl: services.databaseUrl,
+      redisUrl: services.redisUrl,
+      promptsDir: config.promptsDir,
+    });
     const sql = openDatabase(services.databaseUrl, { max: 1 });
     try {
       await migrate(sql);

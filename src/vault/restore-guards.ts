@@ -78,3 +78,20 @@ export async function acceptPartialRestore(
     await services.release();
   }
 }
+
+/**
+ * A place an unfinished restore left marked holds neither the live data nor the snapshot: the service never
+ * serves it (`up`, and `serve` on its own). One sentence says how to finish the restore or keep what it left.
+ */
+export async function refuseUnfinishedRestore(dest: {
+  databaseUrl: string;
+  redisUrl: string;
+  promptsDir: string;
+}): Promise<void> {
+  const unfinished = await unfinishedRestore(dest);
+  if (!unfinished) return;
+  const id = unfinished.snapshot.slice(0, 12);
+  throw new RestoreRefusedError(
+    `A restore of snapshot ${id} did not finish (${unfinished.where.join(', ')} still carry its mark), so nothing is served: finish it with trendgen restore ${id}, or serve what it left with trendgen restore --accept-partial.`,
+  );
+}

@@ -28,16 +28,17 @@ export function flipByte(file: string, at = 0.5): void {
 }
 
 /**
- * `trendgen up` on a restore's destinations (the database and folders given), as an operator would start it
+ * `trendgen up` (or `serve` on its own, as Compose runs it) on a restore's destinations (the database and folders given), as an operator would start it
  * after a failed restore: it must refuse before it serves anything. Killed after `timeoutMs` if it did not.
  */
 export async function upOn(
   env: Record<string, string>,
   dest: { databaseUrl: string; dir: string; dataDir: string },
   timeoutMs = 30_000,
+  command: 'up' | 'serve' = 'up',
 ): Promise<CliResult & { served: boolean }> {
   const port = await freePort();
-  const run = runCli(['up'], {
+  const run = runCli([command], {
     ...env,
     DATABASE_URL: dest.databaseUrl,
     PROMPTS_DIR: path.join(dest.dir, 'prompts'),

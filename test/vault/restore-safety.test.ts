@@ -71,6 +71,15 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       expect(up.code).toBe(1);
       expect(up.stderr).toMatch(/restore of snapshot .* did not finish/);
       expect(up.stderr).toContain('--accept-partial');
+      const serve = await upOn(
+        vault.env,
+        { databaseUrl: scratch.url, dir, dataDir: path.join(vault.dir, 'failed-serve') },
+        30_000,
+        'serve',
+      );
+      expect(serve.served, 'serve served a marked destination').toBe(false);
+      expect(serve.code).toBe(1);
+      expect(serve.stderr).toMatch(/did not finish/);
 
       // A write after the failure: the next plain restore must not erase it.
       await scratch.sql`insert into kept_rows values ('written-after-the-failure')`;
