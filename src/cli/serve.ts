@@ -3,12 +3,10 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
 import { nameConnections } from '../db/connection.ts';
-import { embeddedPostgres } from '../embedded/connect.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { createLogger } from '../ops/logger.ts';
 import { runSupervisor } from '../supervisor/supervisor.ts';
-import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
-import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
   return path.join(dataDir, 'run', 'api.json');
@@ -22,16 +20,7 @@ export function serveCommand(): Command {
       const logger = createLogger(config.logLevel, 'api');
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('serve');
-      // Under `up` the supervisor has looked already; on its own (Compose), serve looks before it answers anyone.
-      if (!process.env.TRENDGEN_SUPERVISED) {
-        const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
-        if (databaseUrl)
-          await refuseUnfinishedRestore({
-            databaseUrl,
-            redisUrl: config.redisUrl ?? '',
-            promptsDir: config.promptsDir,
-          });
-      }
+      await refuseMarkedPlaces(config);
       // Loaded here, not at the top: Fastify, its plugins and sharp take a while to load, and other commands never need them.
       const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger);

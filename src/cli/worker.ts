@@ -7,7 +7,7 @@ import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
-import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function workerCommand(): Command {
   return new Command('worker')
@@ -19,6 +19,7 @@ export function workerCommand(): Command {
       const logger = createLogger(config.logLevel, 'worker');
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('worker');
+      await refuseMarkedPlaces(config);
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');
