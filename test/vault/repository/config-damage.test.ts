@@ -8,6 +8,8 @@ import {
   NotEncryptedError,
   Repository,
 } from '../../../src/vault/repository/index.ts';
+import { runCli } from '../../support/cli.ts';
+import { startVaultEnv } from '../../support/vault-env.ts';
 import { PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
 
 let t: TempRepo;
@@ -91,4 +93,34 @@ describe('a repository whose config lost its encryption section (issue 15, item 
       NotEncryptedError,
     );
   });
+});
+
+describe('trendgen backup into a repository whose config lost its encryption section (issue 15, item 6)', () => {
+  it('refuses with the damaged-config sentence, with or without BACKUP_PASSWORD, and writes nothing', async () => {
+    const vault = await startVaultEnv('config-damage', { BACKUP_PASSWORD: 'the real password' });
+    try {
+      await writeFile(path.join(vault.promptsDir, 'one.yaml'), 'name: one\ntemplate: "a {subject}"\n');
+      const first = await runCli(['backup'], vault.env);
+      expect(first.code, first.stderr).toBe(0);
+      const root = vault.env.BACKUP_DIR!;
+      const config = JSON.parse(await readFile(configFile(root), 'utf8'));
+      const { encryption: _removed, ...stripped } = config;
+      await writeFile(
+        configFile(root),
+        JSON.stringify({ ...stripped, chunker: { ...stripped.chunker, seed: 'b'.repeat(64) } }),
+      );
+      const before = await filesIn(root);
+      await writeFile(path.join(vault.promptsDir, 'two.yaml'), 'name: two\ntemplate: "b {subject}"\n');
+      for (const password of ['the real password', '']) {
+        const backup = await runCli(['backup'], { ...vault.env, BACKUP_PASSWORD: password });
+        expect(backup.code).toBe(1);
+        expect(backup.stderr).toMatch(/config .* is damaged/);
+        expect(backup.stderr).toMatch(/copy the file config back/);
+        expect(backup.stderr).not.toMatch(/unset BACKUP_PASSWORD/);
+      }
+      expect(await filesIn(root)).toBe(before);
+    } finally {
+      await vault.close();
+    }
+  }, 120_000);
 });
