@@ -7,6 +7,8 @@ export interface DatabaseOptions {
   max?: number;
   /** Called with PostgreSQL's NOTICE messages; silent by default. */
   onNotice?: (notice: postgres.Notice) => void;
+  /** Writes even into a database a restore has made read-only by default while it is unfinished. */
+  writable?: boolean;
 }
 
 /** Connections of the service's long-running processes say which they are, e.g. `trendgen serve`. */
@@ -38,7 +40,11 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
       },
     },
     transform: { undefined: null },
-    connection: { application_name: applicationName },
+    connection: {
+      application_name: applicationName,
+      // As text: postgres.js leaves out startup parameters whose value is falsy, `false` among them.
+      ...(options.writable ? { default_transaction_read_only: 'off' as unknown as boolean } : {}),
+    },
   });
 }
 

@@ -16,7 +16,8 @@ import { tableFacts } from './sources/postgres.ts';
  * a marked destination only while its fingerprint is unchanged, so nothing written after the failure is
  * erased. `trendgen up` refuses to serve a marked destination.
  *
- * - database: its comment (`COMMENT ON DATABASE`) starts with MARKER;
+ * - database: its comment (`COMMENT ON DATABASE`) starts with MARKER, and new sessions are read-only by
+ *   default (`ALTER DATABASE … SET default_transaction_read_only`), so nothing writes there unasked;
  * - prompts folder `<parent>/<name>`: the file `<parent>/.<name>.restore-incomplete`;
  * - Redis: the key MARKER_KEY in database 0.
  */
@@ -30,7 +31,7 @@ export interface Mark {
 }
 
 function withSql<T>(url: string, fn: (sql: ReturnType<typeof openDatabase>) => Promise<T>): Promise<T> {
-  const sql = openDatabase(url, { max: 1 });
+  const sql = openDatabase(url, { max: 1, writable: true });
   return fn(sql).finally(() => sql.end({ timeout: 5 }));
 }
 
@@ -51,7 +52,12 @@ export async function databaseMarked(url: string): Promise<boolean> {
   return (await databaseMark(url)) !== undefined;
 }
 
-/** Best effort: a role that may not comment on the database only loses the convenience of a plain rerun. */
+/**
+ * Marked, the database is also read-only by default for every new session, so that nothing (a service
+ * started by hand, a client) writes into what an unfinished restore left, even when a killed restore could
+ * not fingerprint it; the restore's own sessions ask for writes explicitly. Best effort: a role that may not
+ * comment on or alter the database only loses these guards.
+ */
 export async function markDatabase(
   url: string,
   snapshotId: string | undefined,
@@ -62,7 +68,12 @@ export async function markDatabase(
     const ident = `"${row!.name.replaceAll('"', '""')}"`;
     const detail = left ? `; left ${left}` : '';
     const text = snapshotId === undefined ? 'null' : `'${MARKER} (snapshot ${snapshotId}${detail})'`;
-    await sql.unsafe(`comment on database ${ident} is ${text}`);
+    await sql.unsafe(`comment on database ${ident} is ${text}`).catch(() => {});
+    const readOnly =
+      snapshotId === undefined
+        ? 'reset default_transaction_read_only'
+        : 'set default_transaction_read_only = on';
+    await sql.unsafe(`alter database ${ident} ${readOnly}`).catch(() => {});
   }).catch(() => {});
 }
 

@@ -203,7 +203,7 @@ export async function runRestore(
 async function settleDatabase(repo: Repository, snapshot: Snapshot, plan: RestorePlan): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
   if (records.length === 0 && !plan.sourceTarget) return 0;
-  const sql = openDatabase(plan.databaseUrl, { max: 1 });
+  const sql = openDatabase(plan.databaseUrl, { max: 1, writable: true });
   try {
     await migrate(sql);
     const users = [...new Set(records.map((r) => r.userId))];

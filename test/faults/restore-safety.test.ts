@@ -113,9 +113,20 @@ describe('faults: restores that cannot do harm', () => {
         }
         const writes = 1 + Math.floor(random() * 20);
         const rows = Array.from({ length: writes }, (_, i) => ({ id: `after-${seed}-${i}`, body: `w${i}` }));
-        // The table exists when the database part restored before the failure; made here when it did not.
-        await scratch.sql`create table if not exists fault_rows (id text primary key, body text not null)`;
-        await scratch.sql`insert into fault_rows ${scratch.sql(rows)}`;
+        if (!accept) {
+          // Marked, the database refuses writes by default: a plain write is turned away.
+          const plain = await scratch.sql`insert into fault_rows values ('plain', 'x')`.catch(
+            (e: Error) => e,
+          );
+          if (!(plain instanceof Error) || !/read-only/.test(plain.message))
+            problems.push(`a plain write into the marked database was not refused: ${plain}`);
+        }
+        // A client that insists (read write) writes anyway. The table exists when the database part restored
+        // before the failure; made here when it did not.
+        await scratch.sql.begin('read write', async (tx) => {
+          await tx`create table if not exists fault_rows (id text primary key, body text not null)`;
+          await tx`insert into fault_rows ${tx(rows)}`;
+        });
         acknowledged = writes;
 
         const again = await runCli(args, env);

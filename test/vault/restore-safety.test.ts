@@ -4,11 +4,13 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/connection.ts';
 import { sleep, upPidFile } from '../../src/lib/process.ts';
 import {
   databaseMarked,
   dirFingerprint,
   dirVerdict,
+  markDatabase,
   markDir,
   markRedis,
   redisFingerprint,
@@ -81,8 +83,13 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       expect(serve.code).toBe(1);
       expect(serve.stderr).toMatch(/did not finish/);
 
-      // A write after the failure: the next plain restore must not erase it.
-      await scratch.sql`insert into kept_rows values ('written-after-the-failure')`;
+      // Marked, the database refuses writes by default; a client that insists on writing (read write)
+      // gets through, and the next plain restore must not erase what it wrote.
+      await expect(scratch.sql`insert into kept_rows values ('refused')`).rejects.toThrow(/read-only/);
+      await scratch.sql.begin(
+        'read write',
+        (tx) => tx`insert into kept_rows values ('written-after-the-failure')`,
+      );
       const again = await restore();
       expect(again.code).toBe(1);
       expect(again.stderr.trim().split('\n')).toHaveLength(1);
@@ -174,6 +181,29 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       await scratch.drop();
     }
   }, 120_000);
+
+  it('a marked database refuses writes by default, so a killed restore (which fingerprints nothing) is safe too', async () => {
+    const scratch = await createTestDatabase();
+    try {
+      await markDatabase(scratch.url, 'c'.repeat(64));
+      const fresh = openDatabase(scratch.url, { max: 1 });
+      try {
+        await expect(fresh`insert into prompts (name) values ('x')`).rejects.toThrow(/read-only/);
+      } finally {
+        await fresh.end({ timeout: 1 });
+      }
+      // Unmarked, new sessions write again.
+      await markDatabase(scratch.url, undefined);
+      const after = openDatabase(scratch.url, { max: 1 });
+      try {
+        await after`insert into prompts (name) values ('x')`;
+      } finally {
+        await after.end();
+      }
+    } finally {
+      await scratch.drop();
+    }
+  });
 
   it('a mark tells leftovers from writes made since: files and persistent Redis keys count, expiring keys do not', async () => {
     const dir = path.join(vault.dir, 'marked', 'prompts');
