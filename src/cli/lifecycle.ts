@@ -1,3 +1,7 @@
+import type { Config } from '../config/config.ts';
+import { embeddedPostgres } from '../embedded/connect.ts';
+import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
+
 /**
  * Resolves when the process is asked to stop: SIGTERM, SIGINT, or — for a child of `trendgen up` — its
  * supervisor disappearing (Node has no parent-death signal; a supervisor killed with SIGKILL must not leave
@@ -41,5 +45,20 @@ export function survivePostgresSocketRace(log: (message: string) => void): void 
     }
     process.stderr.write(`${stack || String(error)}\n`);
     process.exit(1);
+  });
+}
+
+/**
+ * A service process run on its own (Compose, Kubernetes) never starts on places an unfinished restore left
+ * marked; under `up` the supervisor has looked already. The embedded PostgreSQL is looked at only when it runs.
+ */
+export async function refuseMarkedPlaces(config: Config): Promise<void> {
+  if (process.env.TRENDGEN_SUPERVISED) return;
+  const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
+  if (!databaseUrl) return;
+  await refuseUnfinishedRestore({
+    databaseUrl,
+    redisUrl: config.redisUrl ?? '',
+    promptsDir: config.promptsDir,
   });
 }

@@ -1,13 +1,14 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { RESTORE_PARTS } from '../vault/restore.ts';
+import { acceptPartialRestore } from '../vault/restore-guards.ts';
 import {
   type RestoreRequest,
   RestoreRequestError,
   restoreFromTargets,
   restoreParts,
 } from '../vault/restore-request.ts';
-import { restoreToMoment } from '../vault/restore-to-moment.ts';
+import { momentRestoreApplies, restoreToMoment } from '../vault/restore-to-moment.ts';
 import { printJson, UsageError } from './context.ts';
 import { collect } from './options.ts';
 import { progressPrinter } from './progress.ts';
@@ -16,12 +17,27 @@ type RestoreFlags = Omit<RestoreRequest, 'ref' | 'onProgress'> & {
   yes?: boolean;
   json?: boolean;
   toTime?: string;
+  acceptPartial?: boolean;
 };
+
+/** --accept-partial: the marks of an unfinished restore cleared, so `up` serves what it left. */
+async function acceptPartial(flags: RestoreFlags): Promise<void> {
+  const accepted = await acceptPartialRestore(loadConfig(), {
+    ...(flags.toDatabase ? { toDatabase: flags.toDatabase } : {}),
+    ...(flags.toDir ? { toDir: flags.toDir } : {}),
+  });
+  if (flags.json) return printJson({ accepted: accepted ?? null });
+  process.stdout.write(
+    accepted
+      ? `Accepted what the unfinished restore of snapshot ${accepted.snapshot.slice(0, 12)} left in ${accepted.where.join(', ')}: trendgen up serves it now.\n`
+      : 'No destination carries the mark of an unfinished restore: there is nothing to accept.\n',
+  );
+}
 
 export function restoreCommand(): Command {
   return new Command('restore')
     .description(
-      'Restore a snapshot (an id, a unique prefix, or latest). Into empty places with no flag; over live data only with --in-place --yes. On a bare machine it starts the embedded PostgreSQL and Redis first.',
+      'Restore a snapshot (an id, a unique prefix, or latest). Into empty places with no flag; over live data only with --in-place --yes; never while the service runs on them. On a bare machine it starts the embedded PostgreSQL and Redis first. A failed restore leaves its places marked and trendgen up refuses them: run the restore again, or keep what it left with --accept-partial.',
     )
     .argument('[snapshot]', 'snapshot id, prefix, or latest')
     .option(
@@ -33,14 +49,34 @@ export function restoreCommand(): Command {
     .option('--to-dir <dir>', 'restore prompts and objects under this folder instead')
     .option('--in-place', 'replace live data (needs --yes)')
     .option('--yes', 'confirm --in-place')
-    .option('--target <name>', 'read from this target: local or s3')
+    .option('--target <name>', 'read from this target: local or s3 (latest is then the newest there)')
+    .option(
+      '--accept-older',
+      'latest: when the newest snapshot is damaged or missing, restore the newest good one instead',
+    )
+    .option(
+      '--accept-partial',
+      'restore nothing: accept what an unfinished restore left (in the service, or --to-database/--to-dir) and clear its marks',
+    )
     .option('--json', 'one JSON document on stdout')
     .action(async (ref: string | undefined, flags: RestoreFlags) => {
+      if (flags.acceptPartial) {
+        if (ref !== undefined) throw new UsageError('--accept-partial restores nothing: give no snapshot.');
+        return await acceptPartial(flags);
+      }
       if (flags.inPlace && !flags.yes)
         throw new UsageError('--in-place replaces live data: add --yes to confirm.');
       if (flags.toTime !== undefined) return await restoreMoment(ref, flags);
-      if (!ref) throw new UsageError('Name a snapshot (an id, a prefix, or latest), or give --to-time.');
-      const { yes: _yes, json, ...request } = flags;
+      if (ref === undefined)
+        throw new UsageError(
+          'Give the snapshot to restore: an id, a prefix, or latest; or a moment with --to-time.',
+        );
+      if (ref === 'latest' && !flags.only && !flags.toDatabase && !flags.toDir) {
+        // With continuous protection, latest is the newest moment every source can be restored to (I8, I11).
+        if (await momentRestoreApplies(loadConfig(), flags.target))
+          return await restoreMoment(undefined, flags);
+      }
+      const { yes: _yes, json, acceptPartial: _accept, ...request } = flags;
       const progress = progressPrinter({ json });
       let outcome: Awaited<ReturnType<typeof restoreFromTargets>>;
       try {
@@ -80,8 +116,8 @@ async function restoreMoment(ref: string | undefined, flags: RestoreFlags): Prom
     throw new UsageError(
       '--to-time restores onto the embedded PostgreSQL and the object store: leave out --only, --to-database and --to-dir.',
     );
-  const time = new Date(flags.toTime!);
-  if (!/^\d{4}-\d\d-\d\d/.test(flags.toTime!) || Number.isNaN(time.getTime()))
+  const time = flags.toTime === undefined ? undefined : new Date(flags.toTime);
+  if (time && (!/^\d{4}-\d\d-\d\d/.test(flags.toTime!) || Number.isNaN(time.getTime())))
     throw new UsageError(
       `--to-time ${JSON.stringify(flags.toTime)} is not an ISO 8601 time such as 2026-12-02T14:02:00Z.`,
     );

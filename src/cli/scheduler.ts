@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connection.ts';
+import { nameConnections, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
@@ -10,7 +10,7 @@ import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
-import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
   return new Command('scheduler')
@@ -21,6 +21,8 @@ export function schedulerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
       survivePostgresSocketRace((message) => logger.warn(message));
+      nameConnections('scheduler');
+      await refuseMarkedPlaces(config);
       // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');

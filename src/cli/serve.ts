@@ -2,10 +2,11 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
+import { nameConnections } from '../db/connection.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { createLogger } from '../ops/logger.ts';
 import { runSupervisor } from '../supervisor/supervisor.ts';
-import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 function apiInfoFile(dataDir: string): string {
   return path.join(dataDir, 'run', 'api.json');
@@ -18,6 +19,8 @@ export function serveCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'api');
       survivePostgresSocketRace((message) => logger.warn(message));
+      nameConnections('serve');
+      await refuseMarkedPlaces(config);
       // Loaded here, not at the top: Fastify, its plugins and sharp take a while to load, and other commands never need them.
       const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger);

@@ -6,7 +6,9 @@ import { collect } from './options.ts';
 
 export function snapshotsCommand(): Command {
   return new Command('snapshots')
-    .description('List snapshots with their time, tags, contents and the targets that hold them.')
+    .description(
+      'List snapshots with their time, tags, contents and the targets that hold them; a record that does not load is listed as DAMAGED (with --json: status "damaged" and the problem).',
+    )
     .option('--target <name>', 'only this target (repeatable)', collect)
     .option('--json', 'one JSON document on stdout')
     .action(async (options: { target?: string[]; json?: boolean }) => {
@@ -17,11 +19,22 @@ export function snapshotsCommand(): Command {
         `${'ID'.padEnd(14)}${'TIME'.padEnd(22)}${'TARGETS'.padEnd(12)}${'OBJECTS'.padEnd(9)}TAGS\n`,
       );
       for (const s of snapshots) {
+        if (s.status === 'damaged') {
+          process.stdout.write(
+            `${s.id.slice(0, 12).padEnd(14)}${'DAMAGED'.padEnd(22)}${s.targets.join(',').padEnd(12)}${'-'.padEnd(9)}${s.problem ?? ''}\n`,
+          );
+          continue;
+        }
         const objects = (s.facts as { objects?: { count?: number } } | undefined)?.objects?.count ?? '-';
         process.stdout.write(
           `${s.id.slice(0, 12).padEnd(14)}${s.time.slice(0, 19).replace('T', ' ').padEnd(22)}${s.targets.join(',').padEnd(12)}${String(objects).padEnd(9)}${s.tags.join(',')}\n`,
         );
       }
+      const damaged = snapshots.filter((s) => s.status === 'damaged').length;
+      if (damaged)
+        process.stderr.write(
+          `trendgen: ${damaged} snapshot record(s) are damaged: trendgen check --read-data names them and --repair moves them aside.\n`,
+        );
       if (unreachable.length) process.exitCode = 1;
     });
 }

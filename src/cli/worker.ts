@@ -2,13 +2,13 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
-import { openDatabase } from '../db/connection.ts';
+import { nameConnections, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
 import { objectStoreSyncOptions } from '../vault/stream/objects-sync.ts';
-import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function workerCommand(): Command {
   return new Command('worker')
@@ -19,6 +19,8 @@ export function workerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'worker');
       survivePostgresSocketRace((message) => logger.warn(message));
+      nameConnections('worker');
+      await refuseMarkedPlaces(config);
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');

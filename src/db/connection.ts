@@ -12,6 +12,20 @@ export interface DatabaseOptions {
    * bookkeeping (migrations, continuous protection's status), which must go on while the WAL receiver is down.
    */
   localCommit?: boolean;
+  /** Writes even into a database a restore has made read-only by default while it is unfinished. */
+  writable?: boolean;
+}
+
+/** Connections of the service's long-running processes say which they are, e.g. `trendgen serve`. */
+export const SERVICE_APPLICATION_NAMES = ['trendgen serve', 'trendgen worker', 'trendgen scheduler'];
+let applicationName = 'trendgen';
+
+/**
+ * Names this process's connections from now on, so that a restore can tell the service is still using a
+ * database (pg_stat_activity) and refuse to replace it under it.
+ */
+export function nameConnections(role: 'serve' | 'worker' | 'scheduler'): void {
+  applicationName = `trendgen ${role}`;
 }
 
 /** One pool per process; every query is parameterised by the tagged-template API. */
@@ -32,8 +46,10 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
     },
     transform: { undefined: null },
     connection: {
-      application_name: 'trendgen',
+      application_name: applicationName,
       ...(options.localCommit ? { synchronous_commit: 'local' } : {}),
+      // As text: postgres.js leaves out startup parameters whose value is falsy, `false` among them.
+      ...(options.writable ? { default_transaction_read_only: 'off' as unknown as boolean } : {}),
     },
   });
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 
 export function isAlive(pid: number): boolean {
   try {
@@ -19,6 +20,22 @@ export function isProcessNamed(pid: number, name: string): boolean {
     // No /proc (macOS): trust the liveness check.
     return true;
   }
+}
+
+/** Where `trendgen up` keeps its pid, so that a second `up` or a restore can see it runs. */
+export function upPidFile(dataDir: string): string {
+  return path.join(dataDir, 'run', 'up.pid');
+}
+
+/** The pid in a pid file when that process is alive and named `name`; undefined for a stale or missing file. */
+export function runningPid(file: string, name: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return pid && pid !== process.pid && isProcessNamed(pid, name) ? pid : undefined;
 }
 
 export async function freePort(): Promise<number> {

@@ -1,3 +1,4 @@
+export { type FolderFromHistory, writePromptsFromHistory } from './from-history.ts';
 export {
   DEFAULT_MAX_PROMPT_BYTES,
   type FileError,

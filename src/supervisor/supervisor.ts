@@ -1,11 +1,12 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
-import { isProcessNamed, sleep } from '../lib/process.ts';
+import { runningPid, sleep, upPidFile } from '../lib/process.ts';
+import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
 import { SupervisedChildren } from './children.ts';
 import { SupervisedServices } from './services.ts';
 
@@ -18,15 +19,13 @@ export interface SupervisorOptions {
 
 /** Refuses a second `up` on the same DATA_DIR; a pid file left by a killed `up` is recognised as stale. */
 function acquireLock(config: Config): string {
-  const lock = path.join(config.dataDir, 'run', 'up.pid');
+  const lock = upPidFile(config.dataDir);
   mkdirSync(path.dirname(lock), { recursive: true });
-  if (existsSync(lock)) {
-    const pid = Number(readFileSync(lock, 'utf8'));
-    if (pid && pid !== process.pid && isProcessNamed(pid, 'trendgen')) {
-      throw new Error(
-        `trendgen up already runs on ${config.dataDir} (pid ${pid}); stop it first or use another DATA_DIR.`,
-      );
-    }
+  const pid = runningPid(lock, 'trendgen');
+  if (pid) {
+    throw new Error(
+      `trendgen up already runs on ${config.dataDir} (pid ${pid}); stop it first or use another DATA_DIR.`,
+    );
   }
   writeFileAtomicSync(lock, String(process.pid));
   return lock;
@@ -65,6 +64,11 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
 
   try {
     await services.ensure();
+    await refuseUnfinishedRestore({
+      databaseUrl: services.databaseUrl,
+      redisUrl: services.redisUrl,
+      promptsDir: config.promptsDir,
+    });
     const sql = openDatabase(services.databaseUrl, { max: 1 });
     try {
       await migrate(sql);

@@ -4,6 +4,7 @@ import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { type ClassicRestoreResult, restoreClassicSnapshot } from './classic/index.ts';
+import { knownElsewhere } from './latest.ts';
 import type { Snapshot } from './repository/index.ts';
 import {
   RESTORE_PARTS,
@@ -13,6 +14,7 @@ import {
   resolveSnapshot,
   runRestore,
 } from './restore.ts';
+import { refuseWhileServiceRuns } from './restore-guards.ts';
 import { createDatabaseIfMissing } from './sources/postgres-admin.ts';
 import { openFirstTarget } from './targets.ts';
 
@@ -26,8 +28,10 @@ export interface RestoreRequest {
   /** Restore prompts and objects under this folder instead. */
   toDir?: string;
   inPlace?: boolean;
-  /** Read from this target instead of the first one that opens. */
+  /** Read from this target instead of the first one that opens; `latest` is then the newest there. */
   target?: string;
+  /** `latest`: go on with the newest good snapshot when a newer one is damaged or missing. */
+  acceptOlder?: boolean;
   onProgress?: RestorePlan['onProgress'];
 }
 
@@ -66,7 +70,12 @@ async function prepareDatabase(url: string): Promise<void> {
 export async function restoreFromTargets(config: Config, request: RestoreRequest): Promise<RestoreOutcome> {
   const parts = restoreParts(request);
   const { target, repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
-  const snapshot = await resolveSnapshot(repo, request.ref);
+  const snapshot = await resolveSnapshot(repo, request.ref, {
+    acceptOlder: Boolean(request.acceptOlder),
+    ...(request.ref === 'latest'
+      ? { known: await knownElsewhere(config, target.name, Boolean(request.target)) }
+      : {}),
+  });
   if (snapshot.trees.classic_sql || snapshot.trees.classic_data) {
     if (!request.toDatabase && !request.toDir) {
       throw new RestoreRequestError(
@@ -86,9 +95,11 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
       : undefined;
   try {
     if (request.toDatabase) await prepareDatabase(request.toDatabase);
+    const databaseUrl = request.toDatabase ?? services?.databaseUrl ?? '';
+    await refuseWhileServiceRuns(config, { ...request, parts, databaseUrl });
     const report = await runRestore(repo, snapshot, {
       parts,
-      databaseUrl: request.toDatabase ?? services?.databaseUrl ?? '',
+      databaseUrl,
       redisUrl: services?.redisUrl ?? '',
       promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
       objects: request.toDir

@@ -9,13 +9,16 @@ import { runAsFor } from '../embedded/run-as.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
 import { liveObjects } from '../objects/queries.ts';
+import { writePromptsFromHistory } from '../prompts/index.ts';
+import { closeRunsAfterRestore } from './catalog.ts';
 import { readLedger } from './ledger.ts';
-import type { Repository } from './repository/index.ts';
-import { RestoreRefusedError } from './restore.ts';
+import type { Repository, Snapshot } from './repository/index.ts';
+import { RestoreRefusedError, runRestore } from './restore.ts';
+import { refuseWhileServiceRuns } from './restore-guards.ts';
 import { restoreObjects } from './sources/objects.ts';
 import { readObjectsWatermark, restoreStreamedObjects } from './stream/objects-status.ts';
 import { loadSnapshots, openFirstTarget } from './targets.ts';
-import { planPointInTime } from './wal/pitr-plan.ts';
+import { planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
 import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
 import { receiverDir } from './wal/protect.ts';
 
@@ -34,7 +37,25 @@ export interface MomentReport {
   movedAside: string | undefined;
   deletionsReapplied: number;
   objects: { referenced: number; restored: number; missing: string[] };
+  /** The prompts folder written from the restored history (the database is the recovery point). */
+  prompts: { written: number; removed: number };
+  /** Redis's keys, from the newest snapshot. */
+  redis: { snapshot: string; keys: unknown } | undefined;
   durationMs: number;
+}
+
+/**
+ * Whether `restore latest` means the newest moment rather than the newest snapshot: continuous protection is
+ * on, the database is the embedded one, and the vault holds a base backup with its WAL.
+ */
+export async function momentRestoreApplies(config: Config, target?: string): Promise<boolean> {
+  if (!config.backup.continuous || config.databaseUrl) return false;
+  try {
+    const { repo } = await openFirstTarget(config, target ? [target] : undefined);
+    return (await recoverableWindow(repo)) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** The embedded data directory must be free, or replaced only with --in-place --yes and never while it runs (I9). */
@@ -70,7 +91,20 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
     );
   }
   const progress = request.onProgress ?? (() => {});
-  const { repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
+  await refuseWhileServiceRuns(config, {
+    parts: ['postgres', 'redis', 'prompts', 'objects'],
+    databaseUrl: '',
+  });
+  const { target, repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
+  if (
+    !request.inPlace &&
+    existsSync(config.promptsDir) &&
+    readdirSync(config.promptsDir).some((n) => !n.startsWith('.'))
+  ) {
+    throw new RestoreRefusedError(
+      `Restoring would replace the prompt files in ${config.promptsDir}: add --in-place --yes, or move them away first.`,
+    );
+  }
   const plan = await planMoment(config, repo, request.time);
   const pg = embeddedPostgres(config);
   const staging = `${pg.dataDir}.restoring`;
@@ -111,15 +145,55 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
     for (const user of users) await deleteUserData(sql, user);
     progress('objects');
     const objects = await restoreReferencedObjects(config, repo, sql);
+    progress('prompts');
+    const prompts = await writePromptsFromHistory(sql, config.promptsDir, {
+      maxBytes: config.limits.maxPromptBytes,
+    });
+    mkdirSync(config.promptsDir, { recursive: true });
+    await fsyncDir(config.promptsDir);
+    const [newest] = await loadSnapshots(repo);
+    // Runs the restored catalog shows unfinished were cut off by the restore; the newest snapshot's did end.
+    if (newest) await closeRunsAfterRestore(sql, newest, target.name);
+    const redis = newest ? await restoreRedisOf(config, repo, newest, Boolean(request.inPlace)) : undefined;
     return {
       postgres,
       movedAside,
       deletionsReapplied: users.length,
       objects,
+      prompts: { written: prompts.written.length, removed: prompts.removed.length },
+      redis,
       durationMs: Date.now() - started,
     };
   } finally {
     await sql.end({ timeout: 5 });
+    await services.release();
+  }
+}
+
+/**
+ * Redis holds only what PostgreSQL can rebuild (I4): the newest snapshot's keys are put back so sessions and
+ * idempotency keys survive, and the reconciler re-queues whatever the restored database still has open.
+ */
+async function restoreRedisOf(
+  config: Config,
+  repo: Repository,
+  snapshot: Snapshot,
+  inPlace: boolean,
+): Promise<{ snapshot: string; keys: unknown } | undefined> {
+  if (!snapshot.trees.redis) return undefined;
+  const services = await connectServices(config, { postgres: false, redis: true });
+  try {
+    const report = await runRestore(repo, snapshot, {
+      parts: ['redis'],
+      databaseUrl: '',
+      redisUrl: services.redisUrl,
+      promptsDir: config.promptsDir,
+      objects: createBlobStore(config.storageUrl, config.s3),
+      inPlace,
+      scratchDir: path.join(config.dataDir, 'tmp', 'restore-to-moment-redis'),
+    });
+    return { snapshot: snapshot.id, keys: report.parts.redis };
+  } finally {
     await services.release();
   }
 }

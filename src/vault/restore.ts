@@ -4,15 +4,18 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
+import { type LatestOptions, newestSnapshot } from './latest.ts';
 import { readLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import {
-  databaseMarked,
-  dirMarked,
+  databaseVerdict,
+  dirVerdict,
+  leaveMarks,
+  type MarkVerdict,
   markDatabase,
   markDir,
   markRedis,
-  redisMarked,
+  redisVerdict,
   unmarkDir,
 } from './restore-markers.ts';
 import { objectsSource } from './sources/objects.ts';
@@ -21,7 +24,6 @@ import { isDatabaseEmpty } from './sources/postgres-admin.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
 import type { SnapshotSource, SourceName } from './sources/types.ts';
-import { loadSnapshots } from './targets.ts';
 
 export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
 export type RestorePart = (typeof RESTORE_PARTS)[number];
@@ -57,13 +59,13 @@ export interface RestoreReport {
   durationMs: number;
 }
 
-export async function resolveSnapshot(repo: Repository, ref: string): Promise<Snapshot> {
-  if (ref === 'latest') {
-    const [latest] = await loadSnapshots(repo);
-    if (!latest)
-      throw new Error(`The repository at ${repo.location} holds no snapshot yet: run trendgen backup first.`);
-    return latest;
-  }
+/** `latest` is the newest snapshot or a refusal naming it (see latest.ts). */
+export async function resolveSnapshot(
+  repo: Repository,
+  ref: string,
+  latest: LatestOptions = {},
+): Promise<Snapshot> {
+  if (ref === 'latest') return await newestSnapshot(repo, latest);
   const ids = (await repo.listSnapshots()).filter((id) => id.startsWith(ref));
   if (ids.length === 0)
     throw new Error(`No snapshot ${ref} in ${repo.location}; trendgen snapshots lists them.`);
@@ -89,21 +91,32 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
   // In place, everything is replaced anyway.
   if (plan.inPlace) return leftovers;
   const busy: string[] = [];
-  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl))) {
-    if (await databaseMarked(plan.databaseUrl)) leftovers.postgres = true;
-    else busy.push('the database has tables');
-  }
-  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0) {
-    if (await redisMarked(plan.redisUrl)) leftovers.redis = true;
-    else busy.push('Redis has keys');
-  }
-  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir)) {
-    if (dirMarked(plan.promptsDir)) leftovers.prompts = true;
-    else busy.push(`${plan.promptsDir} has files`);
-  }
-  if (busy.length) {
+  const writtenSince: string[] = [];
+  const judge = async (
+    part: keyof Leftovers,
+    what: string,
+    has: string,
+    verdict: () => Promise<MarkVerdict>,
+  ) => {
+    const found = await verdict();
+    if (found === 'leftovers') leftovers[part] = true;
+    else if (found === 'written-since') writtenSince.push(what);
+    else busy.push(`${what} ${has}`);
+  };
+  if (plan.parts.includes('postgres') && !(await isDatabaseEmpty(plan.databaseUrl)))
+    await judge('postgres', 'the database', 'has tables', () => databaseVerdict(plan.databaseUrl));
+  if (plan.parts.includes('redis') && (await redisKeyCount(plan.redisUrl)) > 0)
+    await judge('redis', 'Redis', 'has keys', () => redisVerdict(plan.redisUrl));
+  if (plan.parts.includes('prompts') && dirHasFiles(plan.promptsDir))
+    await judge('prompts', plan.promptsDir, 'has files', () => dirVerdict(plan.promptsDir));
+  if (writtenSince.length && !busy.length) {
     throw new RestoreRefusedError(
-      `Restoring would overwrite live data (${busy.join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
+      `An unfinished restore left ${writtenSince.join(', ')} and it was written to since, so it is not replaced: keep it with trendgen restore --accept-partial, or replace it with --in-place --yes.`,
+    );
+  }
+  if (busy.length || writtenSince.length) {
+    throw new RestoreRefusedError(
+      `Restoring would overwrite live data (${[...busy, ...writtenSince.map((w) => `${w} was written to after an unfinished restore`)].join('; ')}): restore alongside with --to-database/--to-dir, or replace it with --in-place --yes.`,
     );
   }
   return leftovers;
@@ -140,10 +153,12 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   try {
     // Objects before the database, so no restored row refers to a missing object (I2).
+    // Prompts after the database: their folder is written from the restored prompt history (I8).
+    const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects),
-      promptsSource(plan.promptsDir),
       postgresSource(plan.databaseUrl),
+      promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),
     ];
     // A destination a source empties is marked again at once.
@@ -169,6 +184,10 @@ export async function runRestore(
     }
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
     if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
+  } catch (error) {
+    // What the failed restore left is fingerprinted, so a later restore erases nothing written since.
+    await leaveMarks(plan, snapshot.id);
+    throw error;
   } finally {
     rmSync(plan.scratchDir, { recursive: true, force: true });
   }
@@ -184,7 +203,7 @@ export async function runRestore(
 async function settleDatabase(repo: Repository, snapshot: Snapshot, plan: RestorePlan): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
   if (records.length === 0 && !plan.sourceTarget) return 0;
-  const sql = openDatabase(plan.databaseUrl, { max: 1 });
+  const sql = openDatabase(plan.databaseUrl, { max: 1, writable: true });
   try {
     await migrate(sql);
     const users = [...new Set(records.map((r) => r.userId))];

@@ -1,7 +1,13 @@
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
-import { Repository, RepositoryNotFoundError, type Snapshot } from './repository/index.ts';
+import {
+  InvalidSnapshotError,
+  Repository,
+  RepositoryNotFoundError,
+  type Snapshot,
+  SnapshotNotFoundError,
+} from './repository/index.ts';
 
 export interface Target {
   /** `local` (BACKUP_DIR) or `s3` (BACKUP_S3_URI). */
@@ -77,17 +83,37 @@ export async function openRepository(
   }
 }
 
-/** Newest first. Snapshots that fail to load are skipped here; `check` reports them. */
-export async function loadSnapshots(repo: Repository) {
-  const snapshots = [];
-  for (const id of await repo.listSnapshots()) {
+/** A snapshot record on a target that does not load. */
+export interface DamagedRecord {
+  id: string;
+  /** When the file was last written, as the target lists it; its own time cannot be read. */
+  modified: string | undefined;
+  reason: string;
+}
+
+/** Newest first, plus the records that did not load. */
+export async function readSnapshots(
+  repo: Repository,
+): Promise<{ snapshots: Snapshot[]; damaged: DamagedRecord[] }> {
+  const snapshots: Snapshot[] = [];
+  const damaged: DamagedRecord[] = [];
+  for (const { id, modified } of await repo.listSnapshotFiles()) {
     try {
       snapshots.push(await repo.loadSnapshot(id));
-    } catch {
-      // Reported by check.
+    } catch (error) {
+      // Deleted between the listing and the read (forget on another host): not a damaged record.
+      if (error instanceof SnapshotNotFoundError) continue;
+      const reason = error instanceof InvalidSnapshotError ? error.reason : (error as Error).message;
+      damaged.push({ id, modified: modified?.toISOString(), reason });
     }
   }
-  return snapshots.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+  snapshots.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+  return { snapshots, damaged };
+}
+
+/** Newest first. Snapshots that fail to load are left out here; readSnapshots and `check` report them. */
+export async function loadSnapshots(repo: Repository): Promise<Snapshot[]> {
+  return (await readSnapshots(repo)).snapshots;
 }
 
 /** The first target whose repository opens: restore, drill, export and snapshots read from one. */
@@ -108,6 +134,9 @@ export async function openFirstTarget(
 
 export interface SnapshotListing {
   id: string;
+  /** `damaged`: the record does not load (its reason in `problem`); `time` is then when its file was written. */
+  status: 'ok' | 'damaged';
+  problem?: string;
   time: string;
   tags: string[];
   /** The targets that hold it. */
@@ -126,9 +155,29 @@ export async function snapshotsOnTargets(
   for (const target of resolveTargets(config, only)) {
     try {
       const repo = await openRepository(target, config.backup.password);
-      for (const snapshot of await loadSnapshots(repo)) {
-        const row = rows.get(snapshot.id) ?? {
+      const { snapshots, damaged } = await readSnapshots(repo);
+      for (const record of damaged) {
+        // A copy that loads on another target wins; the damage here is still named by check.
+        if (rows.get(record.id)?.status === 'ok') continue;
+        const row = rows.get(record.id) ?? {
+          id: record.id,
+          status: 'damaged' as const,
+          problem: record.reason,
+          time: record.modified ?? new Date(0).toISOString(),
+          tags: [],
+          targets: [],
+          facts: undefined,
+          stats: undefined,
+        };
+        row.targets.push(target.name);
+        rows.set(record.id, row);
+      }
+      for (const snapshot of snapshots) {
+        const existing = rows.get(snapshot.id);
+        if (existing?.status === 'damaged') rows.delete(snapshot.id);
+        const row = (existing?.status === 'ok' ? existing : undefined) ?? {
           id: snapshot.id,
+          status: 'ok' as const,
           time: snapshot.time,
           tags: snapshot.tags,
           targets: [],

@@ -191,9 +191,9 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
       for (const output of g.outputs)
         expect((await fetch(`${up.baseUrl}${output.url}`, { headers: auth })).status).toBe(200);
     }
-    // A second restore into the live service is refused without --in-place --yes, and changes nothing.
+    // A second restore into the live service is refused while it runs (issue 15), and changes nothing.
     const refused = await runCli(['restore', 'latest'], env);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/--in-place --yes/);
+    expect(refused.stderr).toMatch(/trendgen up runs on .*stop it before restoring/);
   }, 400_000);
 });

@@ -1,4 +1,11 @@
-import { type CompressionCode, maybeCompress, unpack } from './compression.ts';
+import {
+  COMPRESSION_NONE,
+  type CompressionCode,
+  DecompressionLimitError,
+  maybeCompress,
+  unpack,
+  zstdBound,
+} from './compression.ts';
 import { contentId, type KeyMaterial, seal, unseal } from './crypto.ts';
 
 /** What a stored file holds; the first header byte. Readers use it for reports, never to trust content. */
@@ -7,6 +14,17 @@ export type Kind = keyof typeof KIND;
 const KIND_NAMES = Object.keys(KIND) as Kind[];
 
 const HEADER_BYTES = 2;
+
+/**
+ * The most plaintext bytes one stored file may decode to, by what it is: checked before decompressing (and
+ * before reading, for the small kinds), so that a small crafted file cannot take the memory of a restore.
+ * Data and tree blobs get the larger of this and the chunker's largest chunk.
+ */
+export const DECODE_LIMITS = {
+  blob: 32 * 1024 * 1024,
+  snapshot: 16 * 1024 * 1024,
+  small: 1024 * 1024,
+} as const;
 
 export class DecodeError extends Error {
   override name = 'DecodeError';
@@ -31,14 +49,22 @@ export class Codec {
     return contentId(this.keys?.macKey, plaintext);
   }
 
-  async encode(kind: Kind, plaintext: Buffer, compressHint?: boolean): Promise<Buffer> {
-    const { compression, payload } = await maybeCompress(plaintext, this.level, compressHint);
+  /** `limit`: what a reader will accept; a zstd payload whose headers allow more is stored raw instead. */
+  async encode(kind: Kind, plaintext: Buffer, compressHint?: boolean, limit?: number): Promise<Buffer> {
+    let { compression, payload } = await maybeCompress(plaintext, this.level, compressHint);
+    if (compression !== COMPRESSION_NONE && limit !== undefined && zstdBound(payload, limit) > limit) {
+      compression = COMPRESSION_NONE;
+      payload = plaintext;
+    }
     const framed = Buffer.concat([header(kind, compression), payload]);
     return this.keys ? seal(this.keys.encryptionKey, framed) : framed;
   }
 
-  /** Authenticates (when encrypted) and decompresses; throws DecodeError saying what is wrong. */
-  async decode(stored: Buffer): Promise<{ kind: Kind; plaintext: Buffer }> {
+  /**
+   * Authenticates (when encrypted) and decompresses to at most `limit` bytes; throws DecodeError saying what
+   * is wrong.
+   */
+  async decode(stored: Buffer, limit: number): Promise<{ kind: Kind; plaintext: Buffer }> {
     let framed = stored;
     if (this.keys) {
       const opened = unseal(this.keys.encryptionKey, stored);
@@ -51,8 +77,9 @@ export class Codec {
     if (kind === undefined) throw new DecodeError(`unknown kind ${framed[0]}`);
     if (compression > 1) throw new DecodeError(`unknown compression ${compression}`);
     try {
-      return { kind, plaintext: await unpack(compression, framed.subarray(HEADER_BYTES)) };
-    } catch {
+      return { kind, plaintext: await unpack(compression, framed.subarray(HEADER_BYTES), limit) };
+    } catch (error) {
+      if (error instanceof DecompressionLimitError) throw new DecodeError(`zstd payload ${error.message}`);
       throw new DecodeError('zstd payload does not decompress');
     }
   }

@@ -42,6 +42,84 @@ export async function maybeCompress(
   return { compression: COMPRESSION_ZSTD, payload: packed };
 }
 
-export function unpack(compression: number, payload: Buffer): Promise<Buffer> {
-  return compression === COMPRESSION_ZSTD ? decompress(payload) : Promise.resolve(payload);
+/**
+ * The plaintext of a payload, refused (DecompressionLimitError) when its headers allow more than `limit`
+ * bytes: checked before zstd inflates anything, so a small file cannot take gigabytes of memory.
+ */
+export async function unpack(compression: number, payload: Buffer, limit: number): Promise<Buffer> {
+  if (compression !== COMPRESSION_ZSTD) return payload;
+  const bound = zstdBound(payload, limit);
+  if (bound > limit)
+    throw new DecompressionLimitError(`would decompress to more than ${limit} bytes, the most it may hold`);
+  const plain = await decompress(payload);
+  // A decoder that honours block sizes cannot exceed the bound; this is the last guard if one did not.
+  if (plain.length > bound) throw new DecompressionLimitError('decompressed past its block headers');
+  return plain;
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+/** The largest block a conforming zstd decoder produces (Block_Maximum_Size). */
+const ZSTD_BLOCK_MAX = 128 * 1024;
+
+export class DecompressionLimitError extends Error {
+  override name = 'DecompressionLimitError';
+}
+
+/**
+ * The most bytes a zstd payload can decompress to, read from its frame and block headers alone: raw and RLE
+ * blocks state their size, a compressed block gives at most min(window, 128 KiB). Stops counting as soon as
+ * the total passes `limit`, so a bomb of many tiny blocks is refused before a byte is inflated.
+ */
+export function zstdBound(payload: Buffer, limit: number): number {
+  let pos = 0;
+  let total = 0;
+  const need = (bytes: number) => {
+    if (pos + bytes > payload.length) throw new DecompressionLimitError('truncated zstd frame');
+  };
+  while (pos < payload.length) {
+    need(4);
+    const magic = payload.readUInt32LE(pos);
+    pos += 4;
+    if ((magic & 0xfffffff0) === 0x184d2a50) {
+      need(4);
+      pos += 4 + payload.readUInt32LE(pos);
+      continue;
+    }
+    if (magic !== ZSTD_MAGIC) throw new DecompressionLimitError('not a zstd frame');
+    need(1);
+    const descriptor = payload[pos++]!;
+    const singleSegment = (descriptor >> 5) & 1;
+    let window = Number.POSITIVE_INFINITY;
+    if (!singleSegment) {
+      need(1);
+      const w = payload[pos++]!;
+      const base = 2 ** (10 + (w >> 3));
+      window = base + (base / 8) * (w & 7);
+    }
+    pos += [0, 1, 2, 4][descriptor & 3]!;
+    const fcsFlag = descriptor >> 6;
+    const fcsBytes = fcsFlag === 0 ? singleSegment : [0, 2, 4, 8][fcsFlag]!;
+    need(fcsBytes);
+    if (singleSegment) {
+      // The whole frame is one segment: its window is its content size.
+      window = fcsBytes === 1 ? payload[pos]! : Number(payload.readUIntLE(pos, Math.min(fcsBytes, 6)));
+      if (fcsBytes === 2) window += 256;
+      if (fcsBytes === 8 && payload.readUInt16LE(pos + 6) !== 0) window = Number.POSITIVE_INFINITY;
+    }
+    pos += fcsBytes;
+    for (;;) {
+      need(3);
+      const header = payload.readUIntLE(pos, 3);
+      pos += 3;
+      const type = (header >> 1) & 3;
+      const size = header >>> 3;
+      if (type === 3) throw new DecompressionLimitError('reserved zstd block type');
+      total += type === 2 ? Math.min(window, ZSTD_BLOCK_MAX) : size;
+      pos += type === 1 ? 1 : size;
+      if (total > limit) return total;
+      if (header & 1) break;
+    }
+    if ((descriptor >> 2) & 1) pos += 4;
+  }
+  return total;
 }

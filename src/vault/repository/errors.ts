@@ -30,7 +30,19 @@ export class InvalidConfigError extends RepositoryError {
     readonly location: string,
     reason: string,
   ) {
-    super(`The config of the backup repository at ${location} is unreadable (${reason}).`);
+    super(
+      `The config of the backup repository at ${location} is unreadable (${reason}): copy the file config back from another backup target or from an earlier copy of this repository.`,
+    );
+  }
+}
+
+/** The config says (or cannot say) the repository is not encrypted, yet it holds encrypted files. */
+export class EncryptionConfigLostError extends RepositoryError {
+  override name = 'EncryptionConfigLostError';
+  constructor(readonly location: string) {
+    super(
+      `The config of the backup repository at ${location} is damaged: it has no usable encryption section, yet the repository holds encrypted data, so nothing was read or written; keep BACKUP_PASSWORD as it is and copy the file config back from another backup target (its config wraps the same keys) or from an earlier copy of this repository.`,
+    );
   }
 }
 

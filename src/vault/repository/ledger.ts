@@ -1,5 +1,7 @@
 import { readAll } from '../../blobstore/index.ts';
+import { DECODE_LIMITS, DecodeError } from './codec.ts';
 import type { RepositoryHandle } from './handle.ts';
+import { readAtMost } from './io.ts';
 
 /**
  * The deletion ledger (format §7.2): one record per user-data deletion under `ledger/deletions/<ms>-<id>`,
@@ -46,7 +48,9 @@ export async function listDeletions(
 
 /** One deletion record, authenticated; throws when it is damaged or unreadable. */
 export async function readDeletion(repo: RepositoryHandle, name: string): Promise<DeletionRecord> {
-  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(entryKey(name))));
+  const stored = await readAtMost(await repo.store.get(entryKey(name)), DECODE_LIMITS.small);
+  if (!stored) throw new DecodeError('larger than any deletion record');
+  const { plaintext } = await repo.codec.decode(stored, DECODE_LIMITS.small);
   return JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
 }
 

@@ -3,11 +3,11 @@ import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { BlobNotFoundError } from '../../blobstore/index.ts';
 import { isAlive } from '../../lib/process.ts';
-import { DecodeError } from './codec.ts';
+import { DECODE_LIMITS, DecodeError } from './codec.ts';
 import { type LockHolder, LockLostError, RepositoryLockedError } from './errors.ts';
 import { isObject, LOCKS_PREFIX, lockKey } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
-import { readAll } from './io.ts';
+import { readAtMost } from './io.ts';
 
 export const DEFAULT_STALE_AFTER_MS = 30 * 60 * 1000;
 export const DEFAULT_REFRESH_EVERY_MS = 5 * 60 * 1000;
@@ -138,7 +138,9 @@ export async function readLocks(repo: RepositoryHandle): Promise<StoredLock[]> {
   for await (const info of repo.store.list(LOCKS_PREFIX)) {
     const id = info.key.slice(LOCKS_PREFIX.length);
     try {
-      const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(info.key)));
+      const stored = await readAtMost(await repo.store.get(info.key), DECODE_LIMITS.small);
+      if (!stored) throw new DecodeError('larger than any lock file');
+      const { plaintext } = await repo.codec.decode(stored, DECODE_LIMITS.small);
       locks.push({ id, record: checkLockRecord(JSON.parse(plaintext.toString('utf8'))), readable: true });
     } catch (error) {
       // Released between the listing and the read: no longer a lock.

@@ -11,11 +11,14 @@ import { BlobIndex } from './blob-index.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { type CheckOptions, type CheckReport, checkRepository } from './check.ts';
 import { Chunker } from './chunker.ts';
-import { Codec, DecodeError, type Kind } from './codec.ts';
+import { Codec, DECODE_LIMITS, DecodeError, type Kind } from './codec.ts';
 import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
+import { holdsEncryptedData } from './encryption-probe.ts';
 import {
   CorruptBlobError,
+  EncryptionConfigLostError,
+  InvalidConfigError,
   InvalidSnapshotError,
   InvalidTreeError,
   MissingBlobError,
@@ -35,7 +38,7 @@ import {
   snapshotKey,
 } from './format.ts';
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
-import { readAll } from './io.ts';
+import { readAll, readAtMost } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
 import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
@@ -108,7 +111,17 @@ export class Repository implements RepositoryHandle {
       if (error instanceof BlobNotFoundError) throw new RepositoryNotFoundError(store.location);
       throw error;
     }
-    const config = parseConfig(bytes, store.location);
+    let config: ConfigFile;
+    try {
+      config = parseConfig(bytes, store.location);
+    } catch (error) {
+      if (error instanceof InvalidConfigError && (await holdsEncryptedData(store)))
+        throw new EncryptionConfigLostError(store.location);
+      throw error;
+    }
+    // A config without its encryption section must not open an encrypted repository as a plaintext one.
+    if (!config.encryption && (await holdsEncryptedData(store)))
+      throw new EncryptionConfigLostError(store.location);
     const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
     return new Repository(store, config, keys, chunker);
   }
@@ -143,7 +156,7 @@ export class Repository implements RepositoryHandle {
     const pending = this.inflight.get(id);
     if (pending) return { ...(await pending), stored: false };
     const upload = (async () => {
-      const bytes = await this.codec.encode(type, plaintext, options.compress);
+      const bytes = await this.codec.encode(type, plaintext, options.compress, this.blobLimit);
       await this.store.put(dataKey(id), bytes, { size: bytes.length });
       sizes.set(id, bytes.length);
       return { id, stored: true, storedSize: bytes.length };
@@ -171,7 +184,8 @@ export class Repository implements RepositoryHandle {
       if (error instanceof BlobNotFoundError) throw new MissingBlobError(id, this.location);
       throw error;
     }
-    return this.decodeNamed(id, stored, (reason) => new CorruptBlobError(id, this.location, reason));
+    const fail = (reason: string) => new CorruptBlobError(id, this.location, reason);
+    return this.decodeNamed(id, stored, fail, this.blobLimit);
   }
 
   /** Whether the index holds the blob (no request once the index is loaded). */
@@ -206,7 +220,9 @@ export class Repository implements RepositoryHandle {
     }
     const plaintext = Buffer.from(canonicalJson(record));
     const id = this.codec.idOf(plaintext);
-    const bytes = await this.codec.encode('snapshot', plaintext);
+    if (plaintext.length > DECODE_LIMITS.snapshot)
+      throw new TypeError(`A snapshot record of ${plaintext.length} bytes is more than a reader accepts.`);
+    const bytes = await this.codec.encode('snapshot', plaintext, undefined, DECODE_LIMITS.snapshot);
     await this.store.put(snapshotKey(id), bytes, { size: bytes.length });
     return id;
   }
@@ -221,18 +237,29 @@ export class Repository implements RepositoryHandle {
     return ids.sort();
   }
 
+  /** Snapshot ids with when their file was last written, as the target lists them. */
+  async listSnapshotFiles(): Promise<Array<{ id: string; modified: Date | undefined }>> {
+    const files: Array<{ id: string; modified: Date | undefined }> = [];
+    for await (const info of this.store.list(SNAPSHOTS_PREFIX)) {
+      const id = info.key.slice(SNAPSHOTS_PREFIX.length);
+      if (isId(id)) files.push({ id, modified: info.lastModified });
+    }
+    return files.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
   /** A verified snapshot; a damaged or malformed one is InvalidSnapshotError naming it. */
   async loadSnapshot(id: string): Promise<Snapshot> {
     if (!isId(id)) throw new TypeError(`Not a snapshot id: ${JSON.stringify(id)}.`);
-    let stored: Buffer;
+    let stored: Buffer | undefined;
     try {
-      stored = await readAll(await this.store.get(snapshotKey(id)));
+      stored = await readAtMost(await this.store.get(snapshotKey(id)), DECODE_LIMITS.snapshot + 64);
     } catch (error) {
       if (error instanceof BlobNotFoundError) throw new SnapshotNotFoundError(id, this.location);
       throw error;
     }
     const fail = (reason: string) => new InvalidSnapshotError(id, this.location, reason);
-    const { plaintext } = await this.decodeNamed(id, stored, fail);
+    if (!stored) throw fail(`larger than ${DECODE_LIMITS.snapshot} bytes, more than any snapshot record`);
+    const { plaintext } = await this.decodeNamed(id, stored, fail, DECODE_LIMITS.snapshot);
     try {
       return { ...checkSnapshotRecord(JSON.parse(plaintext.toString('utf8'))), id };
     } catch (error) {
@@ -284,14 +311,20 @@ export class Repository implements RepositoryHandle {
     (await this.index.load()).delete(id);
   }
 
+  /** The most a data or tree blob may decode to: at least the chunker's largest chunk. */
+  get blobLimit(): number {
+    return Math.max(DECODE_LIMITS.blob, this.chunkerParams.maxSize);
+  }
+
   private async decodeNamed(
     id: string,
     stored: Buffer,
     fail: (reason: string) => Error,
+    limit: number,
   ): Promise<{ kind: Kind; plaintext: Buffer }> {
     let decoded: { kind: Kind; plaintext: Buffer };
     try {
-      decoded = await this.codec.decode(stored);
+      decoded = await this.codec.decode(stored, limit);
     } catch (error) {
       if (error instanceof DecodeError) throw fail(error.message);
       throw error;

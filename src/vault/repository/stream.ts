@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BlobNotFoundError, readAll } from '../../blobstore/index.ts';
+import { DECODE_LIMITS } from './codec.ts';
 import type { RepositoryHandle } from './handle.ts';
 
 /**
@@ -40,7 +41,10 @@ async function putRecord(repo: RepositoryHandle, key: string, value: unknown): P
 }
 
 async function getRecord<T>(repo: RepositoryHandle, key: string): Promise<T> {
-  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(key)));
+  const { plaintext } = await repo.codec.decode(
+    await readAll(await repo.store.get(key)),
+    DECODE_LIMITS.snapshot,
+  );
   return JSON.parse(plaintext.toString('utf8')) as T;
 }
 
@@ -96,7 +100,9 @@ export async function readObjectsStreamState(
     throw error;
   }
   try {
-    const state = JSON.parse((await repo.codec.decode(stored)).plaintext.toString('utf8'));
+    const state = JSON.parse(
+      (await repo.codec.decode(stored, DECODE_LIMITS.small)).plaintext.toString('utf8'),
+    );
     return state.version === 1 && typeof state.watermark === 'string'
       ? (state as ObjectsStreamState)
       : undefined;

@@ -1,4 +1,5 @@
 import { readAll } from '../../blobstore/index.ts';
+import { DECODE_LIMITS } from './codec.ts';
 import { dataKey, isId } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 
@@ -63,7 +64,10 @@ async function putRecord(repo: RepositoryHandle, key: string, record: object): P
 }
 
 async function getRecord<T>(repo: RepositoryHandle, key: string, check: (value: T) => boolean): Promise<T> {
-  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(key)));
+  const { plaintext } = await repo.codec.decode(
+    await readAll(await repo.store.get(key)),
+    DECODE_LIMITS.small,
+  );
   const value = JSON.parse(plaintext.toString('utf8')) as T;
   if (!check(value)) throw new Error(`The record ${key} in ${repo.location} is malformed.`);
   return value;

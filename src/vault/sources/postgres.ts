@@ -252,6 +252,8 @@ export async function restorePostgres(
     throw new Error(`${dumpDir} is not a PostgreSQL directory dump (it has no toc.dat).`);
   }
   const conn = libpqConnection(targetUrl);
+  // The target is marked read-only by default while a restore is unfinished (restore-markers.ts).
+  conn.env.PGOPTIONS = `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off`.trim();
   if (!(await isDatabaseEmpty(targetUrl))) {
     throw new Error(
       `The database ${new URL(targetUrl).pathname.slice(1)} is not empty: restore into an empty one or recreate it first.`,

@@ -2,13 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fsyncDirSync } from '../../lib/files.ts';
+import {
+  DEFAULT_MAX_PROMPT_BYTES,
+  type FolderFromHistory,
+  writePromptsFromHistory,
+} from '../../prompts/index.ts';
+import { withSql } from './postgres-admin.ts';
 import { directoryProgress, directoryStats, type SnapshotSource } from './types.ts';
 
 /**
  * The prompts folder as it is on disk, stored incrementally against the parent snapshot's tree; restored
- * whole: beside it, then swapped in with renames.
+ * whole: beside it, then swapped in with renames. With `historyUrl` (the database this restore has just
+ * restored), the folder is then written from that prompt history, since the files were read seconds after
+ * the database was dumped: the database is the recovery point, and the archive serves only prompts the
+ * history does not know (I8).
  */
-export function promptsSource(promptsDir: string): SnapshotSource<{ files: number }> {
+export function promptsSource(promptsDir: string, historyUrl?: string): SnapshotSource<{ files: number }> {
   return {
     name: 'prompts',
     backup: async (ctx) => {
@@ -31,12 +40,24 @@ export function promptsSource(promptsDir: string): SnapshotSource<{ files: numbe
       const name = path.basename(promptsDir);
       const staging = path.join(parent, `.${name}.restoring-${randomBytes(4).toString('hex')}`);
       const result = await ctx.repo.restoreTree(ctx.tree, staging);
+      let fromHistory: FolderFromHistory | undefined;
+      if (historyUrl) {
+        ctx.progress('prompts', 'from the restored history');
+        fromHistory = await withSql(historyUrl, (sql) =>
+          writePromptsFromHistory(sql, staging, { maxBytes: DEFAULT_MAX_PROMPT_BYTES }),
+        );
+      }
       const old = path.join(parent, `.${name}.replaced-${randomBytes(4).toString('hex')}`);
       if (existsSync(promptsDir)) renameSync(promptsDir, old);
       renameSync(staging, promptsDir);
       fsyncDirSync(parent);
       rmSync(old, { recursive: true, force: true });
-      return { ...result };
+      return {
+        ...result,
+        ...(fromHistory
+          ? { fromHistory: { written: fromHistory.written.length, removed: fromHistory.removed.length } }
+          : {}),
+      };
     },
   };
 }

@@ -145,6 +145,11 @@ async function targetLoop(
       await sleep(backoff, signal);
     }
   }
+  // A clean stop leaves the newest watermark behind, so restoring the newest moment keeps all that was shipped.
+  if (repo) {
+    await streamBatch(options, names, target.name, repo).catch(() => {});
+    await writeState(options.sql, target.name, repo).catch(() => {});
+  }
 }
 
 /** One batch for one target; how many entries it took and stored. */

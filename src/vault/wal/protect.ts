@@ -72,8 +72,9 @@ export class Protector {
         await sleep(this.options.cycleMs ?? 500);
       }
     } finally {
-      await this.receiver.stop();
+      // The last cycle runs while the receiver still reports its flush position, so what it has is recorded.
       await this.cycle().catch(() => {});
+      await this.receiver.stop();
       await this.baseRunning?.catch(() => {});
       await this.sql.end({ timeout: 5 });
     }

@@ -10,7 +10,7 @@ import { tempDir } from '../../support/temp.ts';
 
 // I10 and I11 on a managed PostgreSQL: a role that may not replicate is said so, once, in status and doctor,
 // and protect keeps running without retrying a stream that cannot work.
-describe('I11 continuous protection on a server that refuses replication', () => {
+describe('I11 continuous protection on a server that refuses replication', { timeout: 300_000 }, () => {
   const temp = tempDir('managed');
   const cleanups: Array<() => Promise<unknown>> = [];
   afterAll(async () => {

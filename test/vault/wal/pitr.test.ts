@@ -16,7 +16,7 @@ import { treeFileBlobs } from '../../../src/vault/wal/tree-file.ts';
 import { tempDir } from '../../support/temp.ts';
 
 // I11: the WAL streamed into the vault restores PostgreSQL to any moment, and to the newest one.
-describe('I11 point-in-time restore from the streamed WAL', () => {
+describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }, () => {
   const temp = tempDir('pitr');
   const pg = new EmbeddedPostgres({
     root: path.join(temp.dir, 'data'),

@@ -10,7 +10,7 @@ import { tempDir } from '../../support/temp.ts';
 
 // I11 and I9: `trendgen protect` keeps PostgreSQL's recovery point about a second old; after every process is
 // SIGKILLed and DATA_DIR is deleted, `restore --to-time` brings back exactly the commits before the moment.
-describe('I11 trendgen protect, then restore --to-time onto a bare machine', () => {
+describe('I11 trendgen protect, then restore --to-time onto a bare machine', { timeout: 300_000 }, () => {
   const temp = tempDir('protect');
   const dataDir = path.join(temp.dir, 'data');
   const env: Record<string, string> = {
@@ -43,7 +43,8 @@ describe('I11 trendgen protect, then restore --to-time onto a bare machine', () 
 
   async function status(): Promise<{ sources: Array<{ lagSeconds: number | null }>; window: unknown }> {
     const result = await runCli(['status', '--json'], env);
-    return JSON.parse(result.stdout || '{"sources":[],"window":null}');
+    if (!result.stdout) throw new Error(`trendgen status printed nothing: ${result.stderr}`);
+    return JSON.parse(result.stdout);
   }
 
   it('restores every commit acknowledged before the moment and none after, with status showing the lag', async () => {

@@ -14,7 +14,7 @@ import { tempDir } from '../../support/temp.ts';
 // I1 and I11 in synchronous mode: a commit is acknowledged only once its WAL is on the backup disk, so a power
 // cut right after the acknowledgement, with DATA_DIR deleted, loses nothing; with the receiver down, commits
 // wait and say why.
-describe('I11 BACKUP_SYNC=on: recovery point zero', () => {
+describe('I11 BACKUP_SYNC=on: recovery point zero', { timeout: 300_000 }, () => {
   const temp = tempDir('sync');
   const dataDir = path.join(temp.dir, 'data');
   const env: Record<string, string> = {

@@ -1,0 +1,57 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { FileBlobStore } from '../../src/blobstore/file.ts';
+import { freePort } from '../../src/lib/process.ts';
+import { Repository } from '../../src/vault/repository/index.ts';
+import { type CliResult, runCli } from '../support/cli.ts';
+
+/** The data files of a snapshot's prompts files (one chunk each: prompts are small). */
+export async function promptChunks(
+  backupDir: string,
+  snapshotId: string,
+  password?: string,
+): Promise<string[]> {
+  const repo = await Repository.open(new FileBlobStore(backupDir), password ? { password } : {});
+  const snapshot = await repo.loadSnapshot(snapshotId);
+  const tree = await repo.readTree(snapshot.trees.prompts!);
+  return tree.entries
+    .flatMap((entry) => entry.chunks ?? [])
+    .map((id) => path.join(backupDir, 'data', id.slice(0, 2), id));
+}
+
+/** Flips one byte past the header, so the file no longer authenticates or hashes to its name. */
+export function flipByte(file: string, at = 0.5): void {
+  const bytes = readFileSync(file);
+  const i = Math.min(bytes.length - 1, 8 + Math.floor(at * (bytes.length - 8)));
+  bytes[i] = bytes[i]! ^ 0x20;
+  writeFileSync(file, bytes);
+}
+
+/**
+ * `trendgen up` (or `serve` on its own, as Compose runs it) on a restore's destinations (the database and folders given), as an operator would start it
+ * after a failed restore: it must refuse before it serves anything. Killed after `timeoutMs` if it did not.
+ */
+export async function upOn(
+  env: Record<string, string>,
+  dest: { databaseUrl: string; dir: string; dataDir: string },
+  timeoutMs = 30_000,
+  command: 'up' | 'serve' = 'up',
+): Promise<CliResult & { served: boolean }> {
+  const port = await freePort();
+  const run = runCli([command], {
+    ...env,
+    DATABASE_URL: dest.databaseUrl,
+    PROMPTS_DIR: path.join(dest.dir, 'prompts'),
+    STORAGE_URL: `file://${path.join(dest.dir, 'objects')}`,
+    DATA_DIR: dest.dataDir,
+    PORT: String(port),
+  });
+  let served = false;
+  const timer = setTimeout(() => {
+    served = true;
+    run.child.kill('SIGTERM');
+  }, timeoutMs);
+  const result = await run;
+  clearTimeout(timer);
+  return { ...result, served };
+}
