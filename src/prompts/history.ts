@@ -2,7 +2,13 @@ import type { Sql, TransactionSql } from '../db/connection.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { getVersion } from './history-reads.ts';
 import type { FileError, FileState, PromptOrigin } from './history-types.ts';
-import { type PromptFileRead, promptFilePath, readPromptFile, sha256Hex } from './prompt-file.ts';
+import {
+  type PromptFileRead,
+  promptFilePath,
+  promptFileProblem,
+  readPromptFile,
+  sha256Hex,
+} from './prompt-file.ts';
 import { assertPromptName, PromptValidationError, parsePrompt } from './schema.ts';
 
 export type { FileError, FileState, PromptOrigin } from './history-types.ts';
@@ -81,31 +87,6 @@ async function insertVersion(
   return version;
 }
 
-function fileProblem(read: Exclude<PromptFileRead, { kind: 'missing' }>, name: string, maxBytes: number) {
-  if (read.kind === 'large') {
-    return {
-      message: `line 1, column 1: the file is ${read.size} bytes, more than the limit of ${maxBytes} bytes (MAX_PROMPT_SIZE)`,
-      line: 1,
-      column: 1,
-    } satisfies FileError;
-  }
-  if (read.kind === 'binary') {
-    return {
-      message: 'line 1, column 1: the file is not UTF-8 text',
-      line: 1,
-      column: 1,
-      contentEncoding: 'base64',
-    } satisfies FileError;
-  }
-  try {
-    parsePrompt(read.text, name);
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof PromptValidationError)) throw error;
-    return { message: error.message, line: error.line, column: error.column } satisfies FileError;
-  }
-}
-
 /** Records what the file holds now against what the locked row knows (I5: invalid never becomes current). */
 async function applyFile(
   tx: TransactionSql,
@@ -136,7 +117,7 @@ async function applyFile(
     await tx`insert into prompt_events (name, event, sha256, size)
              values (${name}, 'recovered', ${read.sha256}, ${read.size})`;
   }
-  const problem = fileProblem(read, name, maxBytes);
+  const problem = promptFileProblem(read, name, maxBytes);
   if (problem === undefined && read.kind === 'text') {
     if (read.sha256 === row.currentSha256) {
       await tx`update prompts set file_state = 'ok', file_error = null, file_sha256 = ${read.sha256},

@@ -28,7 +28,13 @@ export {
   type PromptVersion,
   type PromptVersionInfo,
 } from './history-reads.ts';
-export { PROMPT_FILE_PATTERN, promptFilePath } from './prompt-file.ts';
+export {
+  PROMPT_FILE_PATTERN,
+  type PromptFileRead,
+  promptFilePath,
+  promptFileProblem,
+  readPromptFile,
+} from './prompt-file.ts';
 export {
   assertPromptName,
   InvalidPromptNameError,

@@ -45,10 +45,15 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
         }),
         timed('prompts', async () => {
           await access(deps.config.promptsDir, constants.R_OK | constants.W_OK);
-          const invalid = (await invalidPromptFiles(deps.sql)).length;
-          return invalid
-            ? `${invalid} prompt file(s) invalid; their last valid versions stay in use`
-            : 'all files valid';
+          const invalid = await invalidPromptFiles(deps.sql);
+          if (invalid.length === 0) return 'all files valid';
+          // One sentence per file, as recorded: "x.yaml: line 1, column 1: the file is a symbolic link, …".
+          const shown = invalid
+            .slice(0, 3)
+            .map(({ name, error }) => `${name}.yaml: ${error?.message ?? 'unreadable'}`)
+            .join('; ');
+          const more = invalid.length > 3 ? `; and ${invalid.length - 3} more` : '';
+          return `${invalid.length} prompt file(s) invalid, their last valid versions stay in use: ${shown}${more}`;
         }),
         timed('backups', async () => {
           const { targets } = await backupFreshness(deps.sql, deps.config);
