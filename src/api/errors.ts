@@ -10,6 +10,7 @@ import {
 import {
   InvalidPromptNameError,
   PromptConflictError,
+  PromptFileTimeoutError,
   PromptNotFoundError,
   PromptValidationError,
 } from '../prompts/index.ts';
@@ -43,6 +44,8 @@ function classify(error: unknown): HttpError | undefined {
     return new HttpError(404, 'not_found', error.message);
   }
   if (error instanceof InvalidPromptNameError) return new HttpError(400, 'invalid_name', error.message);
+  if (error instanceof PromptFileTimeoutError)
+    return new HttpError(503, 'prompt_file_unreadable', error.message);
   if (error instanceof GenerationNotFoundError) return new HttpError(404, 'not_found', error.message);
   if (error instanceof GenerationInputError) return new HttpError(422, 'invalid_generation', error.message);
   if (error instanceof BlobNotFoundError)

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
 import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.ts';
 import { runDoctor } from '../ops/doctor/index.ts';
@@ -21,6 +22,7 @@ export function schedulerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'scheduler');
       survivePostgresSocketRace((message) => logger.warn(message));
+      startLiveness(config.livenessTimeoutSeconds * 1000);
       // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');

@@ -5,6 +5,7 @@ import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -18,6 +19,7 @@ export function workerCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'worker');
       survivePostgresSocketRace((message) => logger.warn(message));
+      startLiveness(config.livenessTimeoutSeconds * 1000);
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { Cron } from 'croner';
 import { z } from 'zod';
+import { integer, schedule, sizeInBytes, token, url } from './values.ts';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
 export class ConfigError extends Error {
@@ -17,66 +17,6 @@ const SECRET_KEYS = new Set([
   'AWS_SECRET_ACCESS_KEY',
   'ALERT_WEBHOOK_URL',
 ]);
-
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-
-const sizeInBytes = z
-  .string()
-  .trim()
-  .transform((value, ctx) => {
-    const match = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(value);
-    if (!match) {
-      ctx.addIssue({ code: 'custom', message: 'must be a size such as 20MB, 512KiB or 1048576' });
-      return z.NEVER;
-    }
-    const unit = (match[2] ?? 'b').toLowerCase();
-    const factor = unit.startsWith('g')
-      ? 1024 ** 3
-      : unit.startsWith('m')
-        ? 1024 ** 2
-        : unit.startsWith('k')
-          ? 1024
-          : 1;
-    return Math.floor(Number(match[1]) * factor);
-  });
-
-const url = (protocols: string[]) =>
-  z
-    .string()
-    .trim()
-    .refine(
-      (value) => {
-        try {
-          return protocols.includes(new URL(value).protocol);
-        } catch {
-          return false;
-        }
-      },
-      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
-    );
-
-const schedule = (fallback: string) =>
-  z
-    .string()
-    .trim()
-    .default(fallback)
-    .refine((value) => {
-      if (value === 'off') return true;
-      try {
-        new Cron(value, { paused: true });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'must be a cron schedule such as "0 * * * *", or off');
-
-const token = z.string().min(16, 'must be at least 16 characters long');
 
 const envSchema = z.object({
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -105,6 +45,7 @@ const envSchema = z.object({
   MAX_PROMPT_SIZE: sizeInBytes.default(256 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PROMPTS_RESCAN_SECONDS: integer(1, 86400).default(10),
+  LIVENESS_TIMEOUT_SECONDS: integer(2, 3600).default(30),
   BACKUP_DIR: z.string().trim().min(1).default('./backups'),
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
@@ -161,6 +102,8 @@ export interface Config {
   limits: { maxUploadBytes: number; maxPromptBytes: number };
   logLevel: Env['LOG_LEVEL'];
   promptsRescanSeconds: number;
+  /** A service process whose thread pool or event loop is stuck this long is unhealthy (and restarted by `up`). */
+  livenessTimeoutSeconds: number;
   backup: {
     dir: string;
     retentionDays: number;
@@ -242,6 +185,7 @@ export function loadConfig(
     limits: { maxUploadBytes: e.MAX_UPLOAD_SIZE, maxPromptBytes: e.MAX_PROMPT_SIZE },
     logLevel: e.LOG_LEVEL,
     promptsRescanSeconds: e.PROMPTS_RESCAN_SECONDS,
+    livenessTimeoutSeconds: e.LIVENESS_TIMEOUT_SECONDS,
     backup: {
       dir: path.resolve(cwd, e.BACKUP_DIR),
       retentionDays: e.BACKUP_RETENTION_DAYS,
@@ -301,6 +245,7 @@ export function describeConfig(config: Config): Record<string, string> {
     MAX_PROMPT_SIZE: config.limits.maxPromptBytes,
     LOG_LEVEL: config.logLevel,
     PROMPTS_RESCAN_SECONDS: config.promptsRescanSeconds,
+    LIVENESS_TIMEOUT_SECONDS: config.livenessTimeoutSeconds,
     BACKUP_DIR: config.backup.dir,
     BACKUP_RETENTION_DAYS: config.backup.retentionDays,
     BACKUP_S3_URI: config.backup.s3Uri,

@@ -31,6 +31,7 @@ export {
 export {
   PROMPT_FILE_PATTERN,
   type PromptFileRead,
+  PromptFileTimeoutError,
   promptFilePath,
   promptFileProblem,
   readPromptFile,

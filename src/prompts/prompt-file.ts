@@ -52,12 +52,42 @@ function specialKind(info: Stats): SpecialKind | undefined {
   return 'device';
 }
 
+/** How long one prompt file may take to read: a hung filesystem must not hang a request or a scan. */
+export const PROMPT_READ_TIMEOUT_MS = 5_000;
+
+/** A prompt file whose read did not finish in time (a hung network filesystem, a stuck device). */
+export class PromptFileTimeoutError extends Error {
+  override name = 'PromptFileTimeoutError';
+  constructor(file: string, timeoutMs: number) {
+    super(
+      `The prompt file ${file} could not be read within ${timeoutMs / 1000} s: check the filesystem under PROMPTS_DIR.`,
+    );
+  }
+}
+
 /**
  * Reads `<name>.yaml` as it is now. Only a regular file inside the folder is ever opened: the path is checked
  * with lstat, opened with O_NOFOLLOW|O_NONBLOCK, and checked again with fstat on the open handle (so a file
- * swapped for a link or a FIFO between the two is still refused).
+ * swapped for a link or a FIFO between the two is still refused). A read that takes longer than `timeoutMs`
+ * is given up with PromptFileTimeoutError.
  */
-export async function readPromptFile(file: string, maxBytes: number): Promise<PromptFileRead> {
+export async function readPromptFile(
+  file: string,
+  maxBytes: number,
+  timeoutMs = PROMPT_READ_TIMEOUT_MS,
+): Promise<PromptFileRead> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PromptFileTimeoutError(file, timeoutMs)), timeoutMs);
+  });
+  try {
+    return await Promise.race([readNow(file, maxBytes), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readNow(file: string, maxBytes: number): Promise<PromptFileRead> {
   try {
     const kind = specialKind(await lstat(file));
     if (kind) return special(kind);

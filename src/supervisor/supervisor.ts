@@ -42,10 +42,15 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
   const lock = acquireLock(config);
   const services = new SupervisedServices(config, logger);
   const environment = () => ({ DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl });
-  const children = new SupervisedChildren(options.children, logger, async () => {
-    await services.ensure();
-    return environment();
-  });
+  const children = new SupervisedChildren(
+    options.children,
+    logger,
+    async () => {
+      await services.ensure();
+      return environment();
+    },
+    { livenessTimeoutMs: config.livenessTimeoutSeconds * 1000 },
+  );
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

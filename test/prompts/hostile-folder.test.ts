@@ -1,4 +1,17 @@
-import { lstatSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  openSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promptChecks } from '../../src/ops/doctor/prompts.ts';
@@ -110,5 +123,105 @@ describe('a hostile PROMPTS_DIR: links are never followed out of the folder', ()
     expect(statSync(secretShadow.file).size).toBe(
       Buffer.byteLength('root:TOPSECRET-SHADOW-HASH:19000:0:99999:7:::\n'),
     );
+  });
+});
+
+/** Resolves with `promise`, or rejects when it takes longer than `ms`: a hang is a failure, not a stuck test. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
+  ]);
+}
+
+describe('a hostile PROMPTS_DIR: FIFOs, sockets and devices never hang the API', () => {
+  let api: TestApi;
+  const fifos: string[] = [];
+  let socket: net.Server | undefined;
+  let device = false;
+  beforeAll(async () => {
+    api = await startTestApi();
+    const dir = api.config.promptsDir;
+    for (const name of ['pipe', 'pipe2', 'pipe3', 'pipe4', 'pipe5']) {
+      const fifo = path.join(dir, `${name}.yaml`);
+      execFileSync('mkfifo', [fifo]);
+      fifos.push(fifo);
+    }
+    socket = net.createServer().listen(path.join(dir, 'sock.yaml'));
+    await once(socket, 'listening');
+    try {
+      // A character device like /dev/null (root may create one; a container may forbid it).
+      execFileSync('mknod', [path.join(dir, 'dev.yaml'), 'c', '1', '3'], { stdio: 'ignore' });
+      device = true;
+    } catch {
+      device = false;
+    }
+    writeFileSync(path.join(dir, 'empty.yaml'), '');
+  });
+  afterAll(async () => {
+    // Lets go any reader an old build left blocked in open(), so the test process can end.
+    for (const fifo of fifos) {
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // Nobody waits on it.
+      }
+    }
+    socket?.close();
+    await api?.close();
+  });
+
+  it('a scan records each as invalid in one sentence, within a second', async () => {
+    const report = await within(
+      1000,
+      'the scan',
+      syncPromptsDir(api.db.sql, api.config.promptsDir, { maxBytes: MAX_BYTES }),
+    );
+    expect(report.failed).toEqual([]);
+    const expected = [
+      'empty',
+      'pipe',
+      'pipe2',
+      'pipe3',
+      'pipe4',
+      'pipe5',
+      'sock',
+      ...(device ? ['dev'] : []),
+    ];
+    expect(report.invalid.sort()).toEqual(expected.sort());
+    const errors = new Map(
+      (await api.db.sql`select name, file_error from prompts`).map((r) => [r.name, r.file_error.message]),
+    );
+    expect(errors.get('pipe')).toBe(
+      'line 1, column 1: the file is a named pipe (FIFO), not a regular file: replace it with the prompt file itself',
+    );
+    expect(errors.get('sock')).toBe(
+      'line 1, column 1: the file is a socket, not a regular file: replace it with the prompt file itself',
+    );
+    if (device)
+      expect(errors.get('dev')).toBe(
+        'line 1, column 1: the file is a device, not a regular file: replace it with the prompt file itself',
+      );
+  });
+
+  it('PUTs of prompts whose files are FIFOs answer at once, and the thread pool stays free for everything else', async () => {
+    const puts = ['pipe', 'pipe2', 'pipe3', 'pipe4', 'pipe5'].map((name) =>
+      api.app.inject({
+        method: 'PUT',
+        url: `/api/v1/prompts/${name}`,
+        headers: { ...api.admin, 'content-type': 'application/yaml' },
+        payload: promptYaml(name),
+      }),
+    );
+    const answers = await within(2000, 'five PUTs over FIFOs', Promise.all(puts));
+    for (const answer of answers) expect(answer.statusCode, answer.body).toBeLessThan(300);
+    // Files, uploads and readiness all need the pool: each answers within a second.
+    await within(1000, 'a file read', readFile(path.join(api.config.promptsDir, 'pipe.yaml')));
+    const ready = await within(1000, '/readyz', api.app.inject({ url: '/readyz' }));
+    const prompts = (ready.json().checks as Array<{ name: string; ok: boolean }>).find(
+      (c) => c.name === 'prompts',
+    );
+    expect(prompts?.ok).toBe(true);
+    for (const fifo of fifos) expect(lstatSync(fifo).isFile()).toBe(true);
   });
 });

@@ -9,6 +9,7 @@ import { buildServer } from '../../src/api/server.ts';
 import { createBlobStore } from '../../src/blobstore/index.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
 import { createQueue, type GenerationJobData, queueConnection } from '../../src/generation/queue.ts';
+import type { Liveness } from '../../src/lib/liveness.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { createTestDatabase, type TestDatabase, testRedisUrl } from './database.ts';
@@ -31,7 +32,7 @@ export interface TestApi {
 /** The real HTTP server on a real database, Redis and file object store, driven in-process with inject(). */
 export async function startTestApi(
   env: Record<string, string> = {},
-  options: { logger?: Logger; redisUrl?: string; queuePrefix?: string } = {},
+  options: { logger?: Logger; redisUrl?: string; queuePrefix?: string; liveness?: Liveness } = {},
 ): Promise<TestApi> {
   const temp = tempDir('api');
   const db = await createTestDatabase();
@@ -73,6 +74,7 @@ export async function startTestApi(
     tokens: { admin: adminToken, client: clientToken },
     metrics: createMetrics(db.sql),
     logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.liveness ? { liveness: options.liveness } : {}),
   });
   await app.ready();
   return {

@@ -30,7 +30,13 @@ async function timed(name: string, probe: () => Promise<string>): Promise<Check>
 
 export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    // Liveness: a process whose thread pool is stuck answers 503, so Kubernetes restarts it; one whose event
+    // loop is stuck does not answer at all, which a probe's timeout counts as a failure too.
+    app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
+      const status = deps.liveness?.status() ?? { ok: true };
+      if (status.ok) return { status: 'ok' };
+      return reply.status(503).send({ status: 'stuck', detail: status.problem });
+    });
 
     app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
       const checks = await Promise.all([
