@@ -11,6 +11,7 @@ import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { runScrub } from '../vault/scrub.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
@@ -80,6 +81,13 @@ export function schedulerCommand(): Command {
           logger,
           clock: realClock,
         };
+        const scrub = config.objectScrubBytesPerSecond
+          ? runScrub(deps, {
+              bytesPerSecond: config.objectScrubBytesPerSecond,
+              pauseMs: 60_000,
+              signal: stop.signal,
+            })
+          : undefined;
         const jobs: ScheduledJob[] = [];
         if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
         if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
@@ -92,7 +100,7 @@ export function schedulerCommand(): Command {
         const reason = await untilStopped();
         logger.info({ reason }, 'scheduler stopping; waiting for running jobs');
         stop.abort();
-        await schedule;
+        await Promise.all([schedule, scrub]);
       } finally {
         if (timer) clearTimeout(timer);
         if (alertTimer) clearTimeout(alertTimer);

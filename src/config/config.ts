@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
-import { integer, schedule, sizeInBytes, token, url } from './values.ts';
+import { integer, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
 export class ConfigError extends Error {
@@ -46,6 +46,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PROMPTS_RESCAN_SECONDS: integer(1, 86400).default(10),
   LIVENESS_TIMEOUT_SECONDS: integer(2, 3600).default(30),
+  OBJECT_SCRUB_RATE: rateOrOff('1MB'),
   BACKUP_DIR: z.string().trim().min(1).default('./backups'),
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
@@ -104,6 +105,8 @@ export interface Config {
   promptsRescanSeconds: number;
   /** A service process whose thread pool or event loop is stuck this long is unhealthy (and restarted by `up`). */
   livenessTimeoutSeconds: number;
+  /** Bytes per second the scheduler's scrub re-hashes the object store at; undefined: no scrub. */
+  objectScrubBytesPerSecond: number | undefined;
   backup: {
     dir: string;
     retentionDays: number;
@@ -186,6 +189,7 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     promptsRescanSeconds: e.PROMPTS_RESCAN_SECONDS,
     livenessTimeoutSeconds: e.LIVENESS_TIMEOUT_SECONDS,
+    objectScrubBytesPerSecond: e.OBJECT_SCRUB_RATE,
     backup: {
       dir: path.resolve(cwd, e.BACKUP_DIR),
       retentionDays: e.BACKUP_RETENTION_DAYS,
@@ -246,6 +250,8 @@ export function describeConfig(config: Config): Record<string, string> {
     LOG_LEVEL: config.logLevel,
     PROMPTS_RESCAN_SECONDS: config.promptsRescanSeconds,
     LIVENESS_TIMEOUT_SECONDS: config.livenessTimeoutSeconds,
+    OBJECT_SCRUB_RATE:
+      config.objectScrubBytesPerSecond === undefined ? 'off' : `${config.objectScrubBytesPerSecond} bytes/s`,
     BACKUP_DIR: config.backup.dir,
     BACKUP_RETENTION_DAYS: config.backup.retentionDays,
     BACKUP_S3_URI: config.backup.s3Uri,

@@ -62,3 +62,19 @@ export const schedule = (fallback: string) =>
     }, 'must be a cron schedule such as "0 * * * *", or off');
 
 export const token = z.string().min(16, 'must be at least 16 characters long');
+
+/** A rate in bytes per second (`4MB` is four mebibytes a second), or `off`. */
+export const rateOrOff = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .default(fallback)
+    .transform((value, ctx) => {
+      if (value === 'off') return undefined;
+      const parsed = sizeInBytes.safeParse(value);
+      if (!parsed.success || parsed.data < 1) {
+        ctx.addIssue({ code: 'custom', message: 'must be a rate in bytes per second such as 4MB, or off' });
+        return z.NEVER;
+      }
+      return parsed.data;
+    });

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { Sql } from '../db/connection.ts';
 import { registerBackupMetrics } from './metrics-backups.ts';
+import { registerIntegrityMetrics } from './metrics-integrity.ts';
 import { registerServiceMetrics } from './metrics-service.ts';
 
 export interface Metrics {
@@ -28,5 +29,6 @@ export function createMetrics(sql: Sql): Metrics {
   });
   registerServiceMetrics(registry, sql);
   registerBackupMetrics(registry, sql);
+  registerIntegrityMetrics(registry, sql);
   return { registry, httpRequests, httpDuration };
 }

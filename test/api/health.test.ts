@@ -13,7 +13,7 @@ describe('health, readiness and backup visibility', () => {
     const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     const names = ready.json().checks.map((c: { name: string }) => c.name);
-    expect(names).toEqual(['postgres', 'redis', 'objects', 'prompts', 'backups']);
+    expect(names).toEqual(['postgres', 'redis', 'objects', 'prompts', 'object-integrity', 'backups']);
   });
 
   it('I10: a missing or stale backup shows in /readyz (without taking the service out) and in /metrics', async () => {

@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
+import { unrepairedObjectDamage } from '../../objects/integrity.ts';
 import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -61,6 +62,18 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
           const more = invalid.length > 3 ? `; and ${invalid.length - 3} more` : '';
           return `${invalid.length} prompt file(s) invalid, their last valid versions stay in use: ${shown}${more}`;
         }),
+        timed('object-integrity', async () => {
+          const damaged = await unrepairedObjectDamage(deps.sql);
+          if (damaged.length) {
+            throw new Error(
+              `${damaged.length} object(s) damaged in the store and not repaired: ${damaged
+                .slice(0, 3)
+                .map((d) => d.key)
+                .join(', ')}`,
+            );
+          }
+          return 'no damaged object copies found';
+        }).then((check) => ({ ...check, critical: false })),
         timed('backups', async () => {
           const { targets } = await backupFreshness(deps.sql, deps.config);
           const stale = targets.filter((t) => t.stale).map((t) => t.target);

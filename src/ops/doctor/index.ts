@@ -3,6 +3,7 @@ import { adminChecks } from './admin.ts';
 import { backupChecks } from './backups.ts';
 import { createContext, seconds, TimeoutError, Unreachable, withTimeout } from './context.ts';
 import { drillChecks } from './drill.ts';
+import { objectChecks } from './objects.ts';
 import { postgresChecks } from './postgres.ts';
 import { promptChecks } from './prompts.ts';
 import { redisChecks } from './redis.ts';
@@ -37,6 +38,7 @@ export function doctorChecks(config: Config): DoctorCheck[] {
     ...backupChecks(config),
     ...drillChecks(),
     ...storageChecks(),
+    ...objectChecks(),
     ...promptChecks(),
     ...adminChecks(),
   ];
