@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { BlobNotFoundError, BlobStoreError, InvalidKeyError } from '../blobstore/blobstore.ts';
 import { GenerationInputError, GenerationNotFoundError } from '../generation/jobs.ts';
+import { pathOnly } from '../lib/redact.ts';
 import {
   EmptyUploadError,
   ObjectNotFoundError,
@@ -128,6 +129,9 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     reply
       .status(404)
-      .send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url}.` } }),
+      // The path only: a query string may carry a secret, and a body must never echo it.
+      .send({
+        error: { code: 'not_found', message: `No route ${request.method} ${pathOnly(request.url)}.` },
+      }),
   );
 }

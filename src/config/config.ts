@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
-import { integer, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
+import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
+import { registerSecret } from '../lib/redact.ts';
+import { integer, postgresUrl, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
 export class ConfigError extends Error {
@@ -23,7 +25,7 @@ const envSchema = z.object({
   PORT: integer(0, 65535).default(8080),
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
-  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_URL: postgresUrl.optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   STORAGE_URL: url(['file:', 's3:']).optional(),
   POSTGRES_USER: z
@@ -53,7 +55,7 @@ const envSchema = z.object({
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_SCHEDULE: schedule('0 * * * *'),
   DRILL_SCHEDULE: schedule('0 4 * * 0'),
-  DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DRILL_DATABASE_URL: postgresUrl.optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),
   BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
@@ -162,10 +164,12 @@ export function loadConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0]);
-    const shown = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(relevant[key]);
+    registerSecrets(relevant);
+    const shown = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(maskUrl(relevant[key] ?? ''));
     throw new ConfigError(`${key} ${issue.message} (got ${shown}).`);
   }
   const e = parsed.data;
+  registerSecrets(relevant);
   const dataDir = path.resolve(cwd, e.DATA_DIR);
   if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
     throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
@@ -288,8 +292,29 @@ export function describeConfig(config: Config): Record<string, string> {
   return out;
 }
 
+/** A value with every URL credential masked (user-info passwords, `?password=` and other secret parameters). */
 export function maskUrlPassword(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]+@/i, '$1:********@');
+  return maskUrl(value);
+}
+
+/** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */
+function registerSecrets(values: Record<string, string | undefined>): void {
+  for (const [key, value] of Object.entries(values)) {
+    if (!value) continue;
+    if (SECRET_KEYS.has(key)) registerSecret(value);
+    if (!value.includes('://')) continue;
+    try {
+      const url = parseConnectionUrl(value, { multiHost: true });
+      registerSecret(url.password);
+      for (const [param, secret] of url.params)
+        if (SECRET_PARAMS.has(param.toLowerCase())) registerSecret(secret);
+    } catch {
+      // Not a connection URL: maskUrl still hides what sits between its user name and its last @.
+      const at = value.lastIndexOf('@');
+      const colon = value.indexOf(':', value.indexOf('://') + 3);
+      if (at > colon && colon > 0) registerSecret(value.slice(colon + 1, at));
+    }
+  }
 }
 
 /** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */

@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { ConnectionUrlError, formatConnectionUrl, parseConnectionUrl } from '../lib/connection-url.ts';
 
 /** The kinds of value configuration variables take, each with the sentence a wrong value gets. */
 
@@ -78,3 +79,26 @@ export const rateOrOff = (fallback: string) =>
       }
       return parsed.data;
     });
+
+/**
+ * A PostgreSQL URL, one host or several (`postgres://u@host1:5432,host2:5432/db?target_session_attrs=primary`,
+ * the failover form libpq and postgres.js both take), normalised: user name and password percent-encoded, a
+ * `?password=` moved into the user info, so every client reads the same credentials.
+ */
+export const postgresUrl = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    try {
+      const parsed = parseConnectionUrl(value, { multiHost: true });
+      if (parsed.scheme === 'postgres' || parsed.scheme === 'postgresql') return formatConnectionUrl(parsed);
+      ctx.addIssue({ code: 'custom', message: 'must be a URL starting with postgres:// or postgresql://' });
+    } catch (error) {
+      if (!(error instanceof ConnectionUrlError)) throw error;
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be a URL starting with postgres:// or postgresql://, but ${error.message}`,
+      });
+    }
+    return z.NEVER;
+  });
