@@ -5,7 +5,7 @@ import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
-import { isProcessNamed, sleep } from '../lib/process.ts';
+import { assertPortFree, isProcessNamed, sleep } from '../lib/process.ts';
 import { SupervisedChildren } from './children.ts';
 import { SupervisedServices } from './services.ts';
 
@@ -39,6 +39,8 @@ function acquireLock(config: Config): string {
  */
 export async function runSupervisor(config: Config, options: SupervisorOptions): Promise<number> {
   const { logger } = options;
+  // Before anything starts: a taken API port would have its server restarted forever while the rest runs.
+  await assertPortFree(config.host, config.port, 'PORT');
   const lock = acquireLock(config);
   const services = new SupervisedServices(config, logger);
   const environment = () => ({ DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl });
