@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, unlink } from 'node:fs/promises';
+import { link, lstat, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../lib/files.ts';
 import { type PromptFileRead, readPromptFile } from './prompt-file.ts';
@@ -13,6 +13,28 @@ export function displacedPath(file: string): string {
 }
 
 const ATTEMPTS = 20;
+/** What link() answers on filesystems without hard links (some network and FUSE mounts). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Puts `from` at `to` only if `to` does not exist: a hard link fails with EEXIST rather than replace. Where the
+ * filesystem has no hard links, an lstat then a rename does the same with a window of microseconds.
+ */
+async function placeIfAbsent(from: string, to: string): Promise<'linked' | 'renamed'> {
+  try {
+    await link(from, to);
+    return 'linked';
+  } catch (error) {
+    if (!NO_HARD_LINKS.has(code(error) ?? '')) throw error;
+  }
+  const present = await lstat(to).then(
+    () => true,
+    (error) => (code(error) === 'ENOENT' ? false : Promise.reject(error)),
+  );
+  if (present) throw Object.assign(new Error(`${to} exists`), { code: 'EEXIST' });
+  await rename(from, to);
+  return 'renamed';
+}
 
 function code(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code;
@@ -55,7 +77,10 @@ export async function settleLeftover(
 ): Promise<boolean> {
   const left = displacedPath(file);
   try {
-    await link(left, file);
+    if ((await placeIfAbsent(left, file)) === 'renamed') {
+      await fsyncDir(path.dirname(file));
+      return true;
+    }
   } catch (error) {
     if (code(error) === 'ENOENT') return false;
     if (code(error) !== 'EEXIST') throw error;
@@ -93,7 +118,7 @@ export async function replacePromptFile(
         moved = false;
       });
       try {
-        await link(temp, file);
+        await placeIfAbsent(temp, file);
       } catch (error) {
         if (code(error) !== 'EEXIST') throw error;
         // Written between the rename and the link: both contents are hand edits, recorded in their order.
