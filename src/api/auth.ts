@@ -19,7 +19,9 @@ function same(a: string, b: string): boolean {
 function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (!header) return undefined;
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  // RFC 7235/6750: the scheme, one or more spaces, then printable ASCII. `\s` would also take a non-breaking
+  // or other Unicode space, which no client sends and a token copied from a document may hide.
+  const match = /^Bearer +([\x21-\x7e]+)$/i.exec(header);
   return match?.[1];
 }
 

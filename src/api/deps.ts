@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { GenerationJobData } from '../generation/queue.ts';
+import type { LivenessStatus } from '../lib/liveness.ts';
 import type { ObjectStore } from '../objects/store.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { Tokens } from './auth.ts';
@@ -20,4 +21,6 @@ export interface ApiDeps {
   tokens: Tokens;
   metrics: Metrics;
   logger: Logger;
+  /** Whether this process's thread pool still runs jobs: /healthz fails when it does not. */
+  liveness?: { status(): LivenessStatus };
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { BlobNotFoundError, BlobStoreError, InvalidKeyError } from '../blobstore/blobstore.ts';
 import { GenerationInputError, GenerationNotFoundError } from '../generation/jobs.ts';
+import { pathOnly } from '../lib/redact.ts';
 import {
   EmptyUploadError,
   ObjectNotFoundError,
@@ -10,6 +11,7 @@ import {
 import {
   InvalidPromptNameError,
   PromptConflictError,
+  PromptFileTimeoutError,
   PromptNotFoundError,
   PromptValidationError,
 } from '../prompts/index.ts';
@@ -44,6 +46,8 @@ function classify(error: unknown): HttpError | undefined {
     return new HttpError(404, 'not_found', error.message);
   }
   if (error instanceof InvalidPromptNameError) return new HttpError(400, 'invalid_name', error.message);
+  if (error instanceof PromptFileTimeoutError)
+    return new HttpError(503, 'prompt_file_unreadable', error.message);
   if (error instanceof GenerationNotFoundError) return new HttpError(404, 'not_found', error.message);
   if (error instanceof GenerationInputError) return new HttpError(422, 'invalid_generation', error.message);
   if (error instanceof BlobNotFoundError)
@@ -127,6 +131,9 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     reply
       .status(404)
-      .send({ error: { code: 'not_found', message: `No route ${request.method} ${request.url}.` } }),
+      // The path only: a query string may carry a secret, and a body must never echo it.
+      .send({
+        error: { code: 'not_found', message: `No route ${request.method} ${pathOnly(request.url)}.` },
+      }),
   );
 }

@@ -9,6 +9,7 @@ import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { createQueue, queueConnection } from '../generation/queue.ts';
 import { ensureSecretFile } from '../lib/files.ts';
+import type { Liveness } from '../lib/liveness.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
@@ -30,7 +31,7 @@ export function resolveAdminToken(config: Config): { token: string; file: string
 }
 
 /** Everything `trendgen serve` runs: database, Redis, object store, prompt watcher and the HTTP server. */
-export async function startApi(config: Config, logger: Logger): Promise<RunningApi> {
+export async function startApi(config: Config, logger: Logger, liveness?: Liveness): Promise<RunningApi> {
   const services = await connectServices(config);
   const sql = openDatabase(services.databaseUrl, { max: 20 });
   const closers: Array<() => Promise<unknown>> = [() => services.release(), () => sql.end({ timeout: 10 })];
@@ -79,6 +80,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       tokens: { admin: admin.token, client: config.apiToken },
       metrics: createMetrics(sql, config),
       logger,
+      ...(liveness ? { liveness } : {}),
     });
     closers.push(() => app.close());
     const url = await app.listen({ host: config.host, port: config.port });

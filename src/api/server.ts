@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ApiDeps } from './deps.ts';
 import { installErrorHandler } from './errors.ts';
 import { addSharedSchemas, swaggerOptions } from './openapi.ts';
@@ -37,6 +37,15 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: false,
+    // Errors Fastify raises before routing (a URL whose percent-encoding is malformed) get our shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 400;
+      const message =
+        error.code === 'FST_ERR_BAD_URL'
+          ? 'The request URL is not valid: a % must be followed by two hex digits; percent-encode the path.'
+          : 'The request could not be read.';
+      void (reply as FastifyReply).status(status).send({ error: { code: 'bad_request', message } });
+    },
   });
 
   // Images arrive as a raw body and are streamed to the spool, never buffered; the limit is enforced there.

@@ -34,7 +34,11 @@ export class FileBlobStore implements BlobStore {
   /** Directories whose entry in their parent this process has made durable, so it fsyncs each once. */
   private readonly durableDirs = new Map<string, Promise<void>>();
 
-  constructor(root: string) {
+  /** The variable that put the store here (STORAGE_URL, BACKUP_DIR): a full disk's sentence names it. */
+  private readonly setting: string;
+
+  constructor(root: string, options: { setting?: string } = {}) {
+    this.setting = options.setting ?? 'STORAGE_URL';
     this.root = path.resolve(root);
     this.location = pathToFileURL(this.root).href;
     this.tempDir = path.join(this.root, TEMP_DIR);
@@ -284,14 +288,20 @@ export class FileBlobStore implements BlobStore {
   /** Turns a filesystem error into one plain sentence that says what to do. */
   private fail(error: unknown, key: string): Error {
     if (error instanceof BlobStoreError) return error;
-    const sentence = fsSentence(error as NodeJS.ErrnoException, key, this.root, this.location);
+    const sentence = fsSentence(error as NodeJS.ErrnoException, key, this.root, this.location, this.setting);
     if (sentence) return new BlobStoreError(sentence, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
   }
 }
 
-function fsSentence(err: NodeJS.ErrnoException, key: string, root: string, location: string) {
-  const elsewhere = 'or move STORAGE_URL/BACKUP_DIR elsewhere';
+function fsSentence(
+  err: NodeJS.ErrnoException,
+  key: string,
+  root: string,
+  location: string,
+  setting: string,
+) {
+  const elsewhere = `or move ${setting} elsewhere`;
   switch (err.code) {
     case 'ENOSPC':
     case 'EDQUOT':

@@ -13,14 +13,14 @@ export { S3BlobStore, type S3BlobStoreOptions } from './s3.ts';
  * Opens the store a URL names: `file:///absolute/dir`, `file://relative/dir` (against the working
  * directory) or `s3://bucket/optional/prefix` (reached with the given S3 settings).
  */
-export function createBlobStore(url: string, s3: S3Settings): BlobStore {
+export function createBlobStore(url: string, s3: S3Settings, options: { setting?: string } = {}): BlobStore {
   if (url.startsWith('file://')) {
     const rest = url.slice('file://'.length).replace(/^localhost\//, '/');
     if (!rest) throw unsupported(url, 'it names no directory');
     const dir = rest.startsWith('/')
       ? fileURLToPath(`file://${rest}`)
       : path.resolve(decodeURIComponent(rest));
-    return new FileBlobStore(dir);
+    return new FileBlobStore(dir, options);
   }
   if (url.startsWith('s3://')) {
     const rest = url.slice('s3://'.length);

@@ -37,7 +37,14 @@ export interface S3BlobStoreOptions {
   settings: S3Settings;
   /** Attempts per request, retries included (standard mode: 5xx, throttling, network errors). */
   maxAttempts?: number;
+  /**
+   * A connection on which nothing at all moves for this long is given up (and retried): a stalled endpoint
+   * fails a backup within minutes, not 300 s per attempt. Bytes flowing either way keep it alive.
+   */
+  idleTimeoutMs?: number;
 }
+
+const IDLE_TIMEOUT_MS = 60_000;
 
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
@@ -75,7 +82,7 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       retryMode: 'standard',
       maxAttempts: this.maxAttempts,
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: 300_000 },
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS },
     });
   }
 

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { copyToTarget } from '../vault/backup.ts';
@@ -14,14 +15,16 @@ export function classicCommands(): Command[] {
       'Write a snapshot as a classic trend_generator_backup_YYYYMMDD_HHMMSS.tar.gz (db.sql.gz + data.tar.gz) that the classic manual restore (tar, gunzip | psql, tar) loads.',
     )
     .argument('<snapshot>', 'snapshot id, prefix, or latest')
-    .option('--out <path>', 'archive file, or a folder to write it into', '.')
+    .option('--out <path>', 'archive file, or a folder to write it into (default: BACKUP_DIR/exports/)')
     .option('--target <name>', 'read from this target: local or s3')
     .option('--json', 'one JSON document on stdout')
-    .action(async (ref: string, options: { out: string; target?: string; json?: boolean }) => {
+    .action(async (ref: string, options: { out?: string; target?: string; json?: boolean }) => {
       const config = loadConfig();
       const { repo } = await openFirstTarget(config, options.target ? [options.target] : undefined);
       const snapshot = await resolveSnapshot(repo, ref);
-      const result = await exportClassic(repo, snapshot.id, options.out);
+      // Not the working directory: an archive of every user's data must not land wherever the shell happens to be.
+      const out = options.out ?? `${path.join(config.backup.dir, 'exports')}${path.sep}`;
+      const result = await exportClassic(repo, snapshot.id, out);
       if (options.json) printJson(result);
       else process.stdout.write(`${result.file}\n`);
     });

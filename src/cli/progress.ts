@@ -18,16 +18,33 @@ export function progressPrinter(options: { json?: boolean } = {}): ProgressFn & 
   let phase = '';
   let phaseStarted = started;
   let lastDraw = 0;
+  /** The newest figures not drawn yet (redraws are throttled): drawn before the line is left, never lost. */
+  let undrawn: { detail?: string | undefined; counts?: ProgressCounts | undefined } | undefined;
   const clock = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`;
+  const flush = () => {
+    if (undrawn) draw(phase, undrawn.detail, undrawn.counts);
+    undrawn = undefined;
+  };
   const print = ((name: string, detail?: string, counts?: ProgressCounts) => {
     if (options.json && !tty) return;
     if (name !== phase) {
-      if (tty && phase) process.stderr.write('\n');
+      if (tty && phase) {
+        flush();
+        process.stderr.write('\n');
+      }
       phase = name;
       phaseStarted = Date.now();
       if (!tty) process.stderr.write(`${clock()} ${name}${detail ? `: ${detail}` : ''}\n`);
     }
-    if (!tty || Date.now() - lastDraw < 100) return;
+    if (!tty) return;
+    if (Date.now() - lastDraw < 100) {
+      undrawn = { detail, counts };
+      return;
+    }
+    undrawn = undefined;
+    draw(name, detail, counts);
+  }) as ProgressFn & { finish(): void };
+  const draw = (name: string, detail?: string, counts?: ProgressCounts) => {
     lastDraw = Date.now();
     const parts = [`${clock()} ${name}`];
     if (counts?.done !== undefined)
@@ -44,9 +61,11 @@ export function progressPrinter(options: { json?: boolean } = {}): ProgressFn & 
     }
     if (detail && counts === undefined) parts.push(detail);
     process.stderr.write(`\r${parts.join('  ')}\u001b[K`);
-  }) as ProgressFn & { finish(): void };
+  };
   print.finish = () => {
-    if (tty && phase) process.stderr.write('\n');
+    if (!tty || !phase) return;
+    flush();
+    process.stderr.write('\n');
   };
   return print;
 }

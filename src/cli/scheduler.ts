@@ -4,12 +4,14 @@ import { loadConfig } from '../config/config.ts';
 import { nameConnections, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { realClock, runSchedule, type ScheduledJob } from '../lib/scheduler.ts';
 import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.ts';
 import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
 import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { runScrub } from '../vault/scrub.ts';
 import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
@@ -23,6 +25,7 @@ export function schedulerCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('scheduler');
       await refuseMarkedPlaces(config);
+      startLiveness(config.livenessTimeoutSeconds * 1000);
       // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');
@@ -80,6 +83,13 @@ export function schedulerCommand(): Command {
           logger,
           clock: realClock,
         };
+        const scrub = config.objectScrubBytesPerSecond
+          ? runScrub(deps, {
+              bytesPerSecond: config.objectScrubBytesPerSecond,
+              pauseMs: 60_000,
+              signal: stop.signal,
+            })
+          : undefined;
         const jobs: ScheduledJob[] = [];
         if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
         if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
@@ -92,7 +102,7 @@ export function schedulerCommand(): Command {
         const reason = await untilStopped();
         logger.info({ reason }, 'scheduler stopping; waiting for running jobs');
         stop.abort();
-        await schedule;
+        await Promise.all([schedule, scrub]);
       } finally {
         if (timer) clearTimeout(timer);
         if (alertTimer) clearTimeout(alertTimer);

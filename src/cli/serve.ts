@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { adminTokenPath, loadConfig } from '../config/config.ts';
 import { nameConnections } from '../db/connection.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { createLogger } from '../ops/logger.ts';
 import { runSupervisor } from '../supervisor/supervisor.ts';
 import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -21,9 +22,10 @@ export function serveCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('serve');
       await refuseMarkedPlaces(config);
+      const liveness = startLiveness(config.livenessTimeoutSeconds * 1000);
       // Loaded here, not at the top: Fastify, its plugins and sharp take a while to load, and other commands never need them.
       const { startApi } = await import('../api/runtime.ts');
-      const api = await startApi(config, logger);
+      const api = await startApi(config, logger, liveness);
       const infoFile = apiInfoFile(config.dataDir);
       writeFileAtomicSync(infoFile, JSON.stringify({ url: api.url, pid: process.pid }));
       logger.info({ url: api.url, adminTokenFile: api.adminTokenFile }, 'API listening');

@@ -5,6 +5,7 @@ import { loadConfig } from '../config/config.ts';
 import { nameConnections, openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createLogger } from '../ops/logger.ts';
 import { objectStoreSyncOptions } from '../vault/stream/objects-sync.ts';
@@ -21,6 +22,7 @@ export function workerCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('worker');
       await refuseMarkedPlaces(config);
+      startLiveness(config.livenessTimeoutSeconds * 1000);
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');

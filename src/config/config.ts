@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { Cron } from 'croner';
 import { z } from 'zod';
+import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
+import { registerSecret } from '../lib/redact.ts';
+import { integer, postgresUrl, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
 export class ConfigError extends Error {
@@ -18,66 +20,12 @@ export const SECRET_KEYS = new Set([
   'ALERT_WEBHOOK_URL',
 ]);
 
-const integer = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-
-const sizeInBytes = z
-  .string()
-  .trim()
-  .transform((value, ctx) => {
-    const match = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(value);
-    if (!match) {
-      ctx.addIssue({ code: 'custom', message: 'must be a size such as 20MB, 512KiB or 1048576' });
-      return z.NEVER;
-    }
-    const unit = (match[2] ?? 'b').toLowerCase();
-    const factor = 1024 ** 'bkmg'.indexOf(unit[0]!);
-    return Math.floor(Number(match[1]) * factor);
-  });
-
-const url = (protocols: string[]) =>
-  z
-    .string()
-    .trim()
-    .refine(
-      (value) => {
-        try {
-          return protocols.includes(new URL(value).protocol);
-        } catch {
-          return false;
-        }
-      },
-      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
-    );
-
-const schedule = (fallback: string) =>
-  z
-    .string()
-    .trim()
-    .default(fallback)
-    .refine((value) => {
-      if (value === 'off') return true;
-      try {
-        new Cron(value, { paused: true });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'must be a cron schedule such as "0 * * * *", or off');
-
-const token = z.string().min(16, 'must be at least 16 characters long');
-
 const envSchema = z.object({
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   PORT: integer(0, 65535).default(8080),
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
-  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_URL: postgresUrl.optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   STORAGE_URL: url(['file:', 's3:']).optional(),
   POSTGRES_USER: z
@@ -99,13 +47,15 @@ const envSchema = z.object({
   MAX_PROMPT_SIZE: sizeInBytes.default(256 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PROMPTS_RESCAN_SECONDS: integer(1, 86400).default(10),
+  LIVENESS_TIMEOUT_SECONDS: integer(2, 3600).default(30),
+  OBJECT_SCRUB_RATE: rateOrOff('1MB'),
   BACKUP_DIR: z.string().trim().min(1).default('./backups'),
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_SCHEDULE: schedule('0 * * * *'),
   DRILL_SCHEDULE: schedule('0 4 * * 0'),
-  DRILL_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DRILL_DATABASE_URL: postgresUrl.optional(),
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
   BACKUP_CONTINUOUS: z.enum(['on', 'off']).default('on'),
   BACKUP_SYNC: z.enum(['on', 'off']).default('off'),
@@ -164,6 +114,10 @@ export interface Config {
   limits: { maxUploadBytes: number; maxPromptBytes: number };
   logLevel: Env['LOG_LEVEL'];
   promptsRescanSeconds: number;
+  /** A service process whose thread pool or event loop is stuck this long is unhealthy (and restarted by `up`). */
+  livenessTimeoutSeconds: number;
+  /** Bytes per second the scheduler's scrub re-hashes the object store at; undefined: no scrub. */
+  objectScrubBytesPerSecond: number | undefined;
   backup: {
     dir: string;
     retentionDays: number;
@@ -225,10 +179,12 @@ export function loadConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0]);
-    const shown = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(relevant[key]);
+    registerSecrets(relevant);
+    const shown = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(maskUrl(relevant[key] ?? ''));
     throw new ConfigError(`${key} ${issue.message} (got ${shown}).`);
   }
   const e = parsed.data;
+  registerSecrets(relevant);
   const dataDir = path.resolve(cwd, e.DATA_DIR);
   if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
     throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
@@ -251,6 +207,8 @@ export function loadConfig(
     limits: { maxUploadBytes: e.MAX_UPLOAD_SIZE, maxPromptBytes: e.MAX_PROMPT_SIZE },
     logLevel: e.LOG_LEVEL,
     promptsRescanSeconds: e.PROMPTS_RESCAN_SECONDS,
+    livenessTimeoutSeconds: e.LIVENESS_TIMEOUT_SECONDS,
+    objectScrubBytesPerSecond: e.OBJECT_SCRUB_RATE,
     backup: {
       dir: path.resolve(cwd, e.BACKUP_DIR),
       retentionDays: e.BACKUP_RETENTION_DAYS,
@@ -290,6 +248,26 @@ export function loadConfig(
     },
     source: relevant,
   };
+}
+
+/** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */
+function registerSecrets(values: Record<string, string | undefined>): void {
+  for (const [key, value] of Object.entries(values)) {
+    if (!value) continue;
+    if (SECRET_KEYS.has(key)) registerSecret(value);
+    if (!value.includes('://')) continue;
+    try {
+      const url = parseConnectionUrl(value, { multiHost: true });
+      registerSecret(url.password);
+      for (const [param, secret] of url.params)
+        if (SECRET_PARAMS.has(param.toLowerCase())) registerSecret(secret);
+    } catch {
+      // Not a connection URL: maskUrl still hides what sits between its user name and its last @.
+      const at = value.lastIndexOf('@');
+      const colon = value.indexOf(':', value.indexOf('://') + 3);
+      if (at > colon && colon > 0) registerSecret(value.slice(colon + 1, at));
+    }
+  }
 }
 
 /** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */

@@ -1,3 +1,4 @@
+import { maskUrl } from '../lib/connection-url.ts';
 import { type Config, SECRET_KEYS } from './config.ts';
 
 /** The effective configuration as `KEY=value` pairs with secrets and URL passwords masked. */
@@ -22,6 +23,9 @@ export function describeConfig(config: Config): Record<string, string> {
     MAX_PROMPT_SIZE: config.limits.maxPromptBytes,
     LOG_LEVEL: config.logLevel,
     PROMPTS_RESCAN_SECONDS: config.promptsRescanSeconds,
+    LIVENESS_TIMEOUT_SECONDS: config.livenessTimeoutSeconds,
+    OBJECT_SCRUB_RATE:
+      config.objectScrubBytesPerSecond === undefined ? 'off' : `${config.objectScrubBytesPerSecond} bytes/s`,
     BACKUP_DIR: config.backup.dir,
     BACKUP_RETENTION_DAYS: config.backup.retentionDays,
     BACKUP_S3_URI: config.backup.s3Uri,
@@ -62,6 +66,7 @@ export function describeConfig(config: Config): Record<string, string> {
   return out;
 }
 
+/** A value with every URL credential masked (user-info passwords, `?password=` and other secret parameters). */
 export function maskUrlPassword(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@/\s]+@/i, '$1:********@');
+  return maskUrl(value);
 }

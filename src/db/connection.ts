@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { formatConnectionUrl, parseConnectionUrl } from '../lib/connection-url.ts';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -30,7 +31,9 @@ export function nameConnections(role: 'serve' | 'worker' | 'scheduler'): void {
 
 /** One pool per process; every query is parameterised by the tagged-template API. */
 export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
-  return postgres(url, {
+  // Normalised (credentials percent-encoded, `?password=` moved into the user info): postgres.js finds the host
+  // list of a failover URL by the first `@`, and would send an unknown `password` parameter to the server.
+  return postgres(formatConnectionUrl(parseConnectionUrl(url, { multiHost: true })), {
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,

@@ -6,14 +6,37 @@ export class MissingBinaryError extends Error {
   override name = 'MissingBinaryError';
 }
 
-const INSTALL_HINTS: Record<'postgres' | 'redis', string> = {
-  postgres:
-    'PostgreSQL is not installed: on Debian/Ubuntu run `sudo apt-get install -y postgresql`, on macOS `brew install postgresql@16`; ' +
-    'or set DATABASE_URL to an existing server, or run `docker compose -f deploy/docker-compose.yml up -d`.',
-  redis:
-    'Redis is not installed: on Debian/Ubuntu run `sudo apt-get install -y redis-server`, on macOS `brew install redis`; ' +
-    'or set REDIS_URL to an existing server, or run `docker compose -f deploy/docker-compose.yml up -d`.',
-};
+const ELSEWHERE = 'or run `docker compose -f deploy/docker-compose.yml up -d`.';
+
+/** PostgreSQL's client programs come in their own package; backups and restores need them with any server. */
+const POSTGRES_CLIENTS = new Set([
+  'pg_dump',
+  'pg_restore',
+  'psql',
+  'pg_dumpall',
+  'pg_basebackup',
+  'pg_isready',
+]);
+
+/** The sentence for a missing PostgreSQL program: which program, and which package holds it. */
+export function missingPostgresProgram(name: string): MissingBinaryError {
+  if (POSTGRES_CLIENTS.has(name)) {
+    return new MissingBinaryError(
+      `The PostgreSQL program ${name} is not installed (backups and restores run it): on Debian/Ubuntu run \`sudo apt-get install -y postgresql-client\`, on macOS \`brew install postgresql@16\`; ${ELSEWHERE}`,
+    );
+  }
+  return new MissingBinaryError(
+    `The PostgreSQL server program ${name} is not installed: on Debian/Ubuntu run \`sudo apt-get install -y postgresql\`, on macOS \`brew install postgresql@16\`; or set DATABASE_URL to an existing server, ${ELSEWHERE}`,
+  );
+}
+
+/** The sentence for a missing Redis program: redis-cli is packaged apart from the server on Debian/Ubuntu. */
+export function missingRedisProgram(name: string): MissingBinaryError {
+  const apt = name === 'redis-cli' ? 'redis-tools' : 'redis-server';
+  return new MissingBinaryError(
+    `The Redis program ${name} is not installed: on Debian/Ubuntu run \`sudo apt-get install -y ${apt}\`, on macOS \`brew install redis\`; or set REDIS_URL to an existing server, ${ELSEWHERE}`,
+  );
+}
 
 function isExecutable(file: string): boolean {
   try {
@@ -63,7 +86,7 @@ export function findPostgresBinary(name: string): string {
   }
   const found = onPath(name);
   if (found) return found;
-  throw new MissingBinaryError(INSTALL_HINTS.postgres);
+  throw missingPostgresProgram(name);
 }
 
 export function findRedisBinary(name = 'redis-server'): string {
@@ -71,5 +94,5 @@ export function findRedisBinary(name = 'redis-server'): string {
     onPath(name) ??
     ['/usr/bin', '/opt/homebrew/bin', '/usr/local/bin'].map((d) => path.join(d, name)).find(isExecutable);
   if (found) return found;
-  throw new MissingBinaryError(INSTALL_HINTS.redis);
+  throw missingRedisProgram(name);
 }

@@ -38,6 +38,27 @@ export function runningPid(file: string, name: string): number | undefined {
   return pid && pid !== process.pid && isProcessNamed(pid, name) ? pid : undefined;
 }
 
+/**
+ * Refuses a fixed port another program already holds, in one sentence naming the variable that set it: a
+ * supervisor would otherwise restart a server that can never bind, forever. Port 0 (any free port) passes.
+ */
+export async function assertPortFree(host: string, port: number, variable: string): Promise<void> {
+  if (port === 0) return;
+  const taken = await new Promise<boolean>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      error.code === 'EADDRINUSE' ? resolve(true) : reject(error),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve(false)));
+  });
+  if (taken) {
+    throw new Error(
+      `${variable} ${port} on ${host} is already in use by another program: stop that program, or set ${variable} to a free port.`,
+    );
+  }
+}
+
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer();

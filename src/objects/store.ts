@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type BlobStore, BlobStoreError } from '../blobstore/blobstore.ts';
+import { BlobNotFoundError, type BlobStore, BlobStoreError } from '../blobstore/blobstore.ts';
 import type { Sql, TransactionSql } from '../db/connection.ts';
 import {
   EmptyUploadError,
@@ -11,6 +11,7 @@ import {
   PayloadTooLargeError,
   UnsupportedTypeError,
 } from './errors.ts';
+import { ObjectDamagedError, recordObjectDamage, recordObjectRepair, verifyingStream } from './integrity.ts';
 import { type DetectedType, detectImageType, IMAGE_TYPES, SNIFF_BYTES } from './sniff.ts';
 
 export const OBJECT_KINDS = ['example', 'photo', 'output', 'preview', 'receipt'] as const;
@@ -149,12 +150,19 @@ export class ObjectStore {
       assertDeclaredType(options.declaredType, detected);
       const key = objectKey(options.kind, spooled.sha256, detected.extension);
       const existing = await this.blobs.head(key);
-      if (!existing || existing.size !== spooled.size) {
-        // A blob of the wrong size under a content address can only be damage: replace it.
+      // A stored copy of another size, or the right size but other bytes (a flipped bit), can only be damage:
+      // the true bytes just uploaded replace it.
+      const damaged =
+        existing && (existing.size !== spooled.size || !(await this.holds(key, spooled.sha256)));
+      if (!existing || damaged) {
         await this.blobs.put(key, createReadStream(spooled.file), {
           size: spooled.size,
           contentType: detected.contentType,
         });
+      }
+      if (damaged) {
+        await recordObjectDamage(this.sql, key, 'upload');
+        await recordObjectRepair(this.sql, key, 'upload');
       }
       return await this.record(key, spooled.sha256, spooled.size, detected.contentType, options.kind);
     } finally {
@@ -191,10 +199,33 @@ export class ObjectStore {
     return row ? toRecord(row) : undefined;
   }
 
+  /**
+   * The object's bytes, verified against its SHA-256 as they stream (I7): a damaged copy ends in
+   * ObjectDamagedError before its last byte, and the damage is recorded for alerts and the scrub.
+   */
   async open(key: string): Promise<{ record: ObjectRecord; body: Readable }> {
     const record = await this.find(key);
     if (!record) throw new ObjectNotFoundError(key);
-    return { record, body: await this.blobs.get(key) };
+    const verify = verifyingStream(key, record.sha256, () => {
+      recordObjectDamage(this.sql, key, 'read').catch(() => {});
+    });
+    pipeline(await this.blobs.get(key), verify).catch(() => {});
+    return { record, body: verify };
+  }
+
+  /** Whether the stored copy of `key` hashes to `sha256` (a missing copy does not). */
+  private async holds(key: string, sha256: string): Promise<boolean> {
+    try {
+      await pipeline(
+        await this.blobs.get(key),
+        verifyingStream(key, sha256),
+        new Writable({ write: (_c, _e, done) => done() }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ObjectDamagedError || error instanceof BlobNotFoundError) return false;
+      throw error;
+    }
   }
 }
 

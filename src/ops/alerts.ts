@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { unrepairedObjectDamage } from '../objects/integrity.ts';
 import { invalidPromptFiles } from '../prompts/index.ts';
 import { backupFreshness, latestDrill, latestFinishedRun } from '../vault/catalog.ts';
 
@@ -54,6 +55,12 @@ export async function currentConditions(sql: Sql, config: Config): Promise<Condi
   const drill = await latestDrill(sql);
   if (drill?.status === 'failed')
     conditions.push({ key: 'drill-failed', summary: `The last restore drill failed: ${drill.reason}` });
+  for (const damage of await unrepairedObjectDamage(sql)) {
+    conditions.push({
+      key: `object-damaged:${damage.key}`,
+      summary: `The stored copy of object ${damage.key} is damaged (its bytes no longer match its SHA-256; found by ${damage.foundBy}) and it could not be repaired from a backup: upload it again or restore it.`,
+    });
+  }
   for (const { name, error } of await invalidPromptFiles(sql)) {
     conditions.push({
       key: `prompt-invalid:${name}`,

@@ -169,7 +169,7 @@ export async function countPromptVersions(sql: Sql): Promise<number> {
 export async function invalidPromptFiles(
   sql: Sql,
 ): Promise<Array<{ name: string; error: FileError | null }>> {
-  const rows = await sql`select name, file_error from prompts where file_state = 'invalid'`;
+  const rows = await sql`select name, file_error from prompts where file_state = 'invalid' order by name`;
   return rows.map((row) => ({
     name: row.name as string,
     error: (row.file_error as FileError | null) ?? null,

@@ -1,8 +1,14 @@
 import type { Sql, TransactionSql } from '../db/connection.ts';
-import { writeFileAtomicSync } from '../lib/files.ts';
 import { getVersion } from './history-reads.ts';
 import type { FileError, FileState, PromptOrigin } from './history-types.ts';
-import { type PromptFileRead, promptFilePath, readPromptFile, sha256Hex } from './prompt-file.ts';
+import {
+  type PromptFileRead,
+  promptFilePath,
+  promptFileProblem,
+  readPromptFile,
+  sha256Hex,
+} from './prompt-file.ts';
+import { type RecordDisplaced, replacePromptFile, settleLeftover } from './replace-file.ts';
 import { assertPromptName, PromptValidationError, parsePrompt } from './schema.ts';
 
 export type { FileError, FileState, PromptOrigin } from './history-types.ts';
@@ -81,31 +87,6 @@ async function insertVersion(
   return version;
 }
 
-function fileProblem(read: Exclude<PromptFileRead, { kind: 'missing' }>, name: string, maxBytes: number) {
-  if (read.kind === 'large') {
-    return {
-      message: `line 1, column 1: the file is ${read.size} bytes, more than the limit of ${maxBytes} bytes (MAX_PROMPT_SIZE)`,
-      line: 1,
-      column: 1,
-    } satisfies FileError;
-  }
-  if (read.kind === 'binary') {
-    return {
-      message: 'line 1, column 1: the file is not UTF-8 text',
-      line: 1,
-      column: 1,
-      contentEncoding: 'base64',
-    } satisfies FileError;
-  }
-  try {
-    parsePrompt(read.text, name);
-    return undefined;
-  } catch (error) {
-    if (!(error instanceof PromptValidationError)) throw error;
-    return { message: error.message, line: error.line, column: error.column } satisfies FileError;
-  }
-}
-
 /** Records what the file holds now against what the locked row knows (I5: invalid never becomes current). */
 async function applyFile(
   tx: TransactionSql,
@@ -136,7 +117,7 @@ async function applyFile(
     await tx`insert into prompt_events (name, event, sha256, size)
              values (${name}, 'recovered', ${read.sha256}, ${read.size})`;
   }
-  const problem = fileProblem(read, name, maxBytes);
+  const problem = promptFileProblem(read, name, maxBytes);
   if (problem === undefined && read.kind === 'text') {
     if (read.sha256 === row.currentSha256) {
       await tx`update prompts set file_state = 'ok', file_error = null, file_sha256 = ${read.sha256},
@@ -160,6 +141,13 @@ async function applyFile(
   return result('invalid', true, { error });
 }
 
+/** Records a content found on disk during a save or a sync against the row as it is now (under its lock). */
+function recorder(tx: TransactionSql, name: string, maxBytes: number): RecordDisplaced {
+  return async (read) => {
+    await applyFile(tx, name, (await lockPrompt(tx, name, false))!, read, maxBytes);
+  };
+}
+
 /**
  * Records the file `<name>.yaml` as it is now: a new version when valid and different, an event when
  * invalid or gone. The file is read only after the row lock is held, so a read can never be older
@@ -175,6 +163,10 @@ export async function syncPromptFile(
   const file = promptFilePath(promptsDir, name);
   return sql.begin(async (tx) => {
     let row = await lockPrompt(tx, name, false);
+    // Under the row lock no save is under way: a file set aside is what a crashed save left.
+    if (row && (await settleLeftover(file, opts.maxBytes, recorder(tx, name, opts.maxBytes)))) {
+      row = await lockPrompt(tx, name, false);
+    }
     let read = await readPromptFile(file, opts.maxBytes);
     if (!row) {
       if (read.kind === 'missing') return { name, outcome: 'unchanged', changed: false, version: null };
@@ -218,9 +210,12 @@ export async function savePrompt(
   const sha256 = sha256Hex(text);
   const file = promptFilePath(promptsDir, name);
   const outcome = await sql.begin(async (tx): Promise<SaveResult | PromptConflictError> => {
-    let row = (await lockPrompt(tx, name, true))!;
+    const record = recorder(tx, name, opts.maxBytes);
+    await lockPrompt(tx, name, true);
+    await settleLeftover(file, opts.maxBytes, record);
+    let row = (await lockPrompt(tx, name, false))!;
     // A hand edit not scanned yet goes into history before it is overwritten, and makes If-Match stale.
-    let onDisk = await readPromptFile(file, opts.maxBytes);
+    const onDisk = await readPromptFile(file, opts.maxBytes);
     if ((await applyFile(tx, name, row, onDisk, opts.maxBytes)).changed) {
       row = (await lockPrompt(tx, name, false))!;
     }
@@ -228,13 +223,13 @@ export async function savePrompt(
       // Returned, not thrown: the hand edit recorded above must commit even though this save is refused.
       return new PromptConflictError(name, row.currentVersion, opts.ifMatch);
     }
-    const fileMatches = onDisk.kind !== 'missing' && onDisk.sha256 === sha256;
-    if (!fileMatches) {
-      writeFileAtomicSync(file, text);
+    if (onDisk.kind === 'missing' || onDisk.sha256 !== sha256) {
+      // A hand edit that lands after the read above is recorded as it is swapped out, never lost (I5).
+      await replacePromptFile(file, text, opts.maxBytes, record);
+      row = (await lockPrompt(tx, name, false))!;
       if (row.fileState === 'deleted') {
         await tx`insert into prompt_events (name, event, sha256, size) values (${name}, 'recovered', ${sha256}, ${size})`;
       }
-      onDisk = { kind: 'text', sha256, size, text };
     }
     if (sha256 === row.currentSha256 && row.currentVersion !== null) {
       await tx`update prompts set file_state = 'ok', file_error = null, file_sha256 = ${sha256}, updated_at = now()

@@ -29,7 +29,14 @@ export {
   type PromptVersion,
   type PromptVersionInfo,
 } from './history-reads.ts';
-export { PROMPT_FILE_PATTERN, promptFilePath } from './prompt-file.ts';
+export {
+  PROMPT_FILE_PATTERN,
+  type PromptFileRead,
+  PromptFileTimeoutError,
+  promptFilePath,
+  promptFileProblem,
+  readPromptFile,
+} from './prompt-file.ts';
 export {
   assertPromptName,
   InvalidPromptNameError,

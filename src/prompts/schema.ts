@@ -8,6 +8,7 @@ import {
   isSeq,
   LineCounter,
   type Node,
+  Parser,
   parseAllDocuments,
   visit,
 } from 'yaml';
@@ -85,7 +86,16 @@ export function parsePrompt(text: string, expectedName?: string): PromptDocument
   }
   const doc = docs[0]!;
   const syntax = doc.errors[0];
-  if (syntax) throw at(syntax.pos[0], syntax.message.replace(/\.$/, ''));
+  if (syntax) {
+    // An unclosed quote is noticed at the end of the file; the place to fix is the quote that opened it.
+    const opened = syntax.code === 'MISSING_CHAR' ? unclosedQuote(source) : undefined;
+    if (opened !== undefined) throw at(opened, 'this quote is never closed');
+    throw at(syntax.pos[0], syntax.message.replace(/\.$/, ''));
+  }
+  // The yaml library only warns about `%YAML 9.9` and reads on as 1.2: a prompt must say what it means.
+  const directive = docs.flatMap((d) => d.warnings).find((w) => w.code === 'BAD_DIRECTIVE');
+  if (directive)
+    throw at(directive.pos[0], `${directive.message.replace(/\.$/, '')}: only YAML 1.1 and 1.2 are read`);
   if (docs.length > 1) {
     throw at(docs[1]!.range[0], 'a second YAML document starts here; a prompt file holds exactly one');
   }
@@ -117,6 +127,34 @@ export function parsePrompt(text: string, expectedName?: string): PromptDocument
     );
   }
   return parsed.data;
+}
+
+/** Where a quoted scalar that never closes starts, read from the parser's concrete syntax tree. */
+function unclosedQuote(source: string): number | undefined {
+  const search = (node: unknown): number | undefined => {
+    if (Array.isArray(node)) {
+      for (const item of node) {
+        const found = search(item);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    }
+    if (!node || typeof node !== 'object') return undefined;
+    const token = node as { type?: string; offset?: number; source?: string };
+    if (token.type === 'double-quoted-scalar' || token.type === 'single-quoted-scalar') {
+      const quote = token.type === 'double-quoted-scalar' ? '"' : "'";
+      const text = token.source ?? '';
+      const closed =
+        text.length > 1 && text.endsWith(quote) && (quote === "'" || !/(^|[^\\])(\\\\)*\\"$/.test(text));
+      if (!closed) return token.offset;
+    }
+    for (const value of Object.values(node)) {
+      const found = typeof value === 'object' ? search(value) : undefined;
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return search([...new Parser().parse(source)]);
 }
 
 function firstBrokenAlias(doc: Document): number | undefined {

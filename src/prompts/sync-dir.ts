@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import type { Sql } from '../db/connection.ts';
 import { type FileState, type SyncResult, syncPromptFile } from './history.ts';
 import { PROMPT_FILE_PATTERN, type PromptFileRead, promptFilePath, readPromptFile } from './prompt-file.ts';
@@ -28,9 +28,10 @@ export interface SyncOptions {
 }
 
 async function peek(file: string, name: string, opts: SyncOptions): Promise<PromptFileRead> {
-  const info = await stat(file, { bigint: true }).catch(() => undefined);
+  const info = await lstat(file, { bigint: true }).catch(() => undefined);
   const cache = opts.largeFileCache;
-  if (!info || !cache || info.size <= BigInt(opts.maxBytes)) return readPromptFile(file, opts.maxBytes);
+  if (!info?.isFile() || !cache || info.size <= BigInt(opts.maxBytes))
+    return readPromptFile(file, opts.maxBytes);
   const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
   const hit = cache.get(name);
   if (hit?.key === key) return { kind: 'large', sha256: hit.sha256, size: Number(info.size) };

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { ensureDatabase } from '../db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../embedded/connect.ts';
+import { assertPortFree } from '../lib/process.ts';
 
 /**
  * The embedded PostgreSQL and Redis of `up` (each only when its URL is not configured): started, or adopted
@@ -37,14 +38,25 @@ export class SupervisedServices {
 
   private async start(): Promise<void> {
     if (this.pg) {
-      const running = this.pg.findRunning() ?? (await this.pg.start());
+      const running = this.pg.findRunning() ?? (await this.startPostgres(this.pg));
       await ensureDatabase(this.pg.url(running.port, 'postgres'), this.config.postgres.database);
       this.databaseUrl = running.url;
     }
     if (this.redis) {
-      const running = (await this.redis.findRunning()) ?? (await this.redis.start());
+      const running = (await this.redis.findRunning()) ?? (await this.startRedis(this.redis));
       this.redisUrl = running.url;
     }
+  }
+
+  /** A fixed port another program holds is one sentence naming POSTGRES_PORT, not a failed start to decode. */
+  private async startPostgres(pg: NonNullable<SupervisedServices['pg']>) {
+    await assertPortFree('127.0.0.1', this.config.postgres.port, 'POSTGRES_PORT');
+    return pg.start();
+  }
+
+  private async startRedis(redis: NonNullable<SupervisedServices['redis']>) {
+    await assertPortFree('127.0.0.1', this.config.redis.port, 'REDIS_PORT');
+    return redis.start();
   }
 
   /** The embedded servers are children too: if one died, this brings it back. */

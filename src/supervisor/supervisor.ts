@@ -5,7 +5,7 @@ import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
-import { runningPid, sleep, upPidFile } from '../lib/process.ts';
+import { assertPortFree, runningPid, sleep, upPidFile } from '../lib/process.ts';
 import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
 import { SupervisedChildren } from './children.ts';
 import { SupervisedServices } from './services.ts';
@@ -38,13 +38,20 @@ function acquireLock(config: Config): string {
  */
 export async function runSupervisor(config: Config, options: SupervisorOptions): Promise<number> {
   const { logger } = options;
+  // Before anything starts: a taken API port would have its server restarted forever while the rest runs.
+  await assertPortFree(config.host, config.port, 'PORT');
   const lock = acquireLock(config);
   const services = new SupervisedServices(config, logger);
   const environment = () => ({ DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl });
-  const children = new SupervisedChildren(options.children, logger, async () => {
-    await services.ensure();
-    return environment();
-  });
+  const children = new SupervisedChildren(
+    options.children,
+    logger,
+    async () => {
+      await services.ensure();
+      return environment();
+    },
+    { livenessTimeoutMs: config.livenessTimeoutSeconds * 1000 },
+  );
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

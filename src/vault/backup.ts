@@ -8,6 +8,7 @@ import type { Sql } from '../db/connection.ts';
 import type { TargetOutcome } from './catalog.ts';
 import { syncLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
+import { repairObject } from './scrub.ts';
 import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
 import { promptsSource } from './sources/prompts.ts';
@@ -98,7 +99,13 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       postgres,
       redisSource(input.redisUrl),
       promptsSource(config.promptsDir),
-      objectsSource(input.objects, () => postgres.liveObjectKeys),
+      // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
+      objectsSource(
+        input.objects,
+        () => postgres.liveObjectKeys,
+        (key, sha256, repo) =>
+          repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
+      ),
     ];
     const stored: Record<string, SourceBackup<unknown>> = {};
     for (const source of sources) stored[source.name] = await source.backup(ctx);

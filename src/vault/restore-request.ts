@@ -3,6 +3,7 @@ import { FileBlobStore } from '../blobstore/file.ts';
 import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { databaseOf, withDatabase } from '../lib/connection-url.ts';
 import { type ClassicRestoreResult, restoreClassicSnapshot } from './classic/index.ts';
 import { knownElsewhere } from './latest.ts';
 import type { Snapshot } from './repository/index.ts';
@@ -56,10 +57,7 @@ export function restoreParts(request: Pick<RestoreRequest, 'only' | 'toDir' | 't
 
 /** Creates the --to-database database when it does not exist yet, through the server's `postgres` database. */
 async function prepareDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.slice(1));
-  target.pathname = '/postgres';
-  await createDatabaseIfMissing(target.toString(), name);
+  await createDatabaseIfMissing(withDatabase(url, 'postgres'), databaseOf(url));
 }
 
 /**

@@ -44,7 +44,11 @@ export function targetNames(config: Config): string[] {
 /** BACKUP_DIR's target; never throws, since the local ledger must be writable whatever the offsite settings. */
 export function localTarget(config: Config): Target {
   const [local] = describeTargets(config);
-  return { name: local!.name, offsite: false, store: createBlobStore(local!.url, config.s3) };
+  return {
+    name: local!.name,
+    offsite: false,
+    store: createBlobStore(local!.url, config.s3, { setting: 'BACKUP_DIR' }),
+  };
 }
 
 /** The backup targets ready to use, local first; `only` picks some by name. */
@@ -57,7 +61,7 @@ export function resolveTargets(config: Config, only?: string[]): Target[] {
   const targets = describeTargets(config).map(({ name, offsite, url }) => ({
     name,
     offsite,
-    store: createBlobStore(url, config.s3),
+    store: createBlobStore(url, config.s3, { setting: offsite ? 'BACKUP_S3_URI' : 'BACKUP_DIR' }),
   }));
   if (!only || only.length === 0) return targets;
   const unknown = only.filter((name) => !targets.some((target) => target.name === name));

@@ -13,7 +13,15 @@ describe('health, readiness and backup visibility', () => {
     const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     const names = ready.json().checks.map((c: { name: string }) => c.name);
-    expect(names).toEqual(['postgres', 'redis', 'objects', 'prompts', 'backups', 'continuous']);
+    expect(names).toEqual([
+      'postgres',
+      'redis',
+      'objects',
+      'prompts',
+      'object-integrity',
+      'backups',
+      'continuous',
+    ]);
     // I11: no protect process runs here; that is reported without taking the service out.
     expect(ready.json().checks.find((c: { name: string }) => c.name === 'continuous')).toMatchObject({
       ok: false,

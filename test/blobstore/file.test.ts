@@ -140,8 +140,14 @@ describe('FileBlobStore', () => {
       const full = new FileBlobStore(path.join(mnt, 'objects'));
       const error = await full.put('big', randomStream(2 * 1024 * 1024).stream).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BlobStoreError);
+      // The sentence names the one variable that put this store on the full disk.
       expect((error as Error).message).toBe(
-        `The disk under ${path.join(mnt, 'objects')} is full: free space or move STORAGE_URL/BACKUP_DIR elsewhere.`,
+        `The disk under ${path.join(mnt, 'objects')} is full: free space or move STORAGE_URL elsewhere.`,
+      );
+      const backups = new FileBlobStore(path.join(mnt, 'backups'), { setting: 'BACKUP_DIR' });
+      const again = await backups.put('big', randomStream(2 * 1024 * 1024).stream).catch((e: unknown) => e);
+      expect((again as Error).message).toBe(
+        `The disk under ${path.join(mnt, 'backups')} is full: free space or move BACKUP_DIR elsewhere.`,
       );
       expect(await filesUnder(mnt)).toEqual([]);
       await full.put('small', Buffer.from('still fits'));

@@ -36,6 +36,30 @@ async function closedPort(): Promise<number> {
 }
 
 describe('S3BlobStore', () => {
+  it('a fully stalled endpoint is given up on after the idle timeout, in one sentence', async () => {
+    // Accepts connections and never answers a byte.
+    const held: import('node:net').Socket[] = [];
+    const stalled = createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const { port } = stalled.address() as { port: number };
+    const store = new S3BlobStore({
+      bucket: BUCKET,
+      settings: { ...server.settings, endpoint: `http://127.0.0.1:${port}` },
+      maxAttempts: 2,
+      idleTimeoutMs: 500,
+    });
+    const started = Date.now();
+    try {
+      const error = await store.put('stalled', Buffer.from('x')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BlobStoreError);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => stalled.close(resolve));
+      await store.close();
+    }
+  }, 30_000);
+
   it('I1: a 20 MiB stream is stored as a multipart upload of 8 MiB parts', async () => {
     const store = new S3BlobStore({ bucket: BUCKET, prefix: 'multipart', settings: server.settings });
     // Watches the requests that go out (s3rver's ETags do not tell multipart objects apart).

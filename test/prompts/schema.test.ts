@@ -31,6 +31,23 @@ function failure(text: string, expectedName?: string): PromptValidationError {
 }
 
 describe('parsePrompt', () => {
+  it('names the quote that opens an unclosed string, not the end of the file', () => {
+    for (const quote of ['"', "'"]) {
+      const error = failure(
+        `name: x\ntitle: ${quote}Ghibli portrait\nmodel: local\ntemplate: t\ntags: [a]\n`,
+      );
+      expect(error.message).toBe('line 2, column 8: this quote is never closed');
+    }
+  });
+
+  it('refuses a %YAML directive for a version it cannot read', () => {
+    const error = failure(`%YAML 9.9\n---\n${VALID}`, 'ghibli-portrait');
+    expect(error.message).toBe(
+      'line 1, column 7: Unsupported YAML version 9.9: only YAML 1.1 and 1.2 are read',
+    );
+    expect(parsePrompt(`%YAML 1.2\n---\n${VALID}`, 'ghibli-portrait').name).toBe('ghibli-portrait');
+  });
+
   it('reads the documented example', () => {
     expect(parsePrompt(VALID, 'ghibli-portrait')).toEqual({
       name: 'ghibli-portrait',

@@ -9,6 +9,7 @@ import { buildServer } from '../../src/api/server.ts';
 import { createBlobStore } from '../../src/blobstore/index.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
 import { createQueue, type GenerationJobData, queueConnection } from '../../src/generation/queue.ts';
+import type { Liveness } from '../../src/lib/liveness.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { objectStoreSyncOptions } from '../../src/vault/stream/objects-sync.ts';
@@ -36,6 +37,7 @@ export async function startTestApi(
     logger?: Logger;
     redisUrl?: string;
     queuePrefix?: string;
+    liveness?: Liveness;
     /** Hooks a test adds to the server before it starts (Fastify takes none after). */
     beforeReady?: (app: FastifyInstance) => void;
   } = {},
@@ -82,6 +84,7 @@ export async function startTestApi(
     tokens: { admin: adminToken, client: clientToken },
     metrics: createMetrics(db.sql, config),
     logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.liveness ? { liveness: options.liveness } : {}),
   });
   options.beforeReady?.(app);
   await app.ready();

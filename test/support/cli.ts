@@ -12,10 +12,11 @@ export interface CliResult {
 export function runCli(
   args: string[],
   env: Record<string, string>,
-  options: { killAfterMs?: number } = {},
+  options: { killAfterMs?: number; cwd?: string } = {},
 ): Promise<CliResult> & { child: ChildProcess } {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
+    ...(options.cwd ? { cwd: options.cwd } : {}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

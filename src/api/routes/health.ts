@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { unrepairedObjectDamage } from '../../objects/integrity.ts';
 import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
 import { readWalStatus, synchronousStall } from '../../vault/wal/status.ts';
@@ -65,7 +66,7 @@ const readiness = {
         properties: {
           name: {
             type: 'string',
-            enum: ['postgres', 'redis', 'objects', 'prompts', 'backups', 'continuous'],
+            enum: ['postgres', 'redis', 'objects', 'prompts', 'object-integrity', 'backups', 'continuous'],
           },
           ok: { type: 'boolean' },
           detail: { type: 'string' },
@@ -79,13 +80,61 @@ const readiness = {
   additionalProperties: true,
 };
 
+/** Every dependency, each with its own deadline; a non-critical failure is reported without taking the service out. */
+function readinessChecks(deps: ApiDeps): Promise<Check[]> {
+  return Promise.all([
+    timed('postgres', async () => {
+      await deps.sql`select 1`;
+      return 'reachable';
+    }),
+    timed('redis', async () => `answered ${await deps.redis.ping()}`),
+    timed('objects', async () => {
+      await deps.objects.blobs.head('health/probe');
+      return `reachable at ${deps.objects.blobs.location}`;
+    }),
+    timed('prompts', async () => {
+      await access(deps.config.promptsDir, constants.R_OK | constants.W_OK);
+      const invalid = await invalidPromptFiles(deps.sql);
+      if (invalid.length === 0) return 'all files valid';
+      // One sentence per file, as recorded: "x.yaml: line 1, column 1: the file is a symbolic link, …".
+      const shown = invalid
+        .slice(0, 3)
+        .map(({ name, error }) => `${name}.yaml: ${error?.message ?? 'unreadable'}`)
+        .join('; ');
+      const more = invalid.length > 3 ? `; and ${invalid.length - 3} more` : '';
+      return `${invalid.length} prompt file(s) invalid, their last valid versions stay in use: ${shown}${more}`;
+    }),
+    timed('object-integrity', async () => {
+      const damaged = await unrepairedObjectDamage(deps.sql);
+      if (damaged.length) {
+        throw new Error(
+          `${damaged.length} object(s) damaged in the store and not repaired: ${damaged
+            .slice(0, 3)
+            .map((d) => d.key)
+            .join(', ')}`,
+        );
+      }
+      return 'no damaged object copies found';
+    }).then((check) => ({ ...check, critical: false })),
+    timed('backups', async () => {
+      const { targets } = await backupFreshness(deps.sql, deps.config);
+      const stale = targets.filter((t) => t.stale).map((t) => t.target);
+      if (stale.length) throw new Error(`no recent backup on ${stale.join(', ')}`);
+      return targets.map((t) => `${t.target} ${Math.round(t.ageMs! / 60_000)} min ago`).join(', ');
+    }).then((check) => ({ ...check, critical: false })),
+    continuousCheck(deps),
+  ]);
+}
+
 export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
+    // Liveness: a process whose thread pool is stuck answers 503, so Kubernetes restarts it; one whose event
+    // loop is stuck does not answer at all, which a probe's timeout counts as a failure too.
     app.get(
       '/healthz',
       {
         schema: {
-          summary: 'Liveness: the process answers',
+          summary: 'Liveness: the process answers and its thread pool is not stuck',
           operationId: 'getHealth',
           tags: ['health'],
           security: [],
@@ -96,10 +145,20 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
               properties: { status: { type: 'string', enum: ['ok'] } },
               additionalProperties: true,
             },
+            ...errors(503),
           },
         },
       },
-      async () => ({ status: 'ok' }),
+      async (_request, reply) => {
+        const status = deps.liveness?.status() ?? { ok: true };
+        if (status.ok) return { status: 'ok' };
+        // The typed reply only knows the 200 shape; the 503 body is the shared error with the probe's words.
+        return (reply as unknown as FastifyReply).status(503).send({
+          status: 'stuck',
+          detail: status.problem,
+          error: { code: 'stuck', message: status.problem },
+        });
+      },
     );
 
     const readyzSchema = {
@@ -113,31 +172,7 @@ export function healthRoutes(deps: ApiDeps): FastifyPluginAsync {
       },
     };
     app.get('/readyz', { schema: readyzSchema }, async (_request, reply) => {
-      const checks = await Promise.all([
-        timed('postgres', async () => {
-          await deps.sql`select 1`;
-          return 'reachable';
-        }),
-        timed('redis', async () => `answered ${await deps.redis.ping()}`),
-        timed('objects', async () => {
-          await deps.objects.blobs.head('health/probe');
-          return `reachable at ${deps.objects.blobs.location}`;
-        }),
-        timed('prompts', async () => {
-          await access(deps.config.promptsDir, constants.R_OK | constants.W_OK);
-          const invalid = (await invalidPromptFiles(deps.sql)).length;
-          return invalid
-            ? `${invalid} prompt file(s) invalid; their last valid versions stay in use`
-            : 'all files valid';
-        }),
-        timed('backups', async () => {
-          const { targets } = await backupFreshness(deps.sql, deps.config);
-          const stale = targets.filter((t) => t.stale).map((t) => t.target);
-          if (stale.length) throw new Error(`no recent backup on ${stale.join(', ')}`);
-          return targets.map((t) => `${t.target} ${Math.round(t.ageMs! / 60_000)} min ago`).join(', ');
-        }).then((check) => ({ ...check, critical: false })),
-        continuousCheck(deps),
-      ]);
+      const checks = await readinessChecks(deps);
       const ready = checks.every((check) => check.ok || check.critical === false);
       return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
     });

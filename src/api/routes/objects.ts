@@ -52,6 +52,11 @@ export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
           .header('x-content-type-options', 'nosniff');
         if (request.headers['if-none-match'] === etag) return reply.status(304).send();
         const { body } = await deps.objects.open(key);
+        // Damage found while streaming cuts the response short of its length: the client sees a failed
+        // transfer, never wrong bytes under the right ETag. The store records it for alerts and the scrub.
+        body.once('error', (error) =>
+          request.log.error({ err: error, key }, 'object damaged: the response was cut short'),
+        );
         return reply.type(record.contentType).header('content-length', record.size).send(body);
       },
     );

@@ -3,6 +3,7 @@ import { type BlobStore, createBlobStore, S3BlobStore } from '../../blobstore/in
 import type { Config, S3Settings } from '../../config/config.ts';
 import { openDatabase, type Sql } from '../../db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../../embedded/connect.ts';
+import { parseConnectionUrl } from '../../lib/connection-url.ts';
 import { type DoctorContext, errorMessage, NotChecked } from './types.ts';
 
 /** A dependency that cannot be reached: FAIL for its own check, "not checked" for the ones that need it. */
@@ -40,8 +41,9 @@ export const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))} s`;
 /** host:port of a URL, without user or password. */
 export function endpointOf(url: string): string {
   try {
-    const parsed = new URL(url);
-    return `${parsed.hostname}:${parsed.port || (parsed.protocol.startsWith('redis') ? 6379 : 5432)}`;
+    const parsed = parseConnectionUrl(url, { multiHost: true });
+    const port = parsed.scheme.startsWith('redis') ? 6379 : 5432;
+    return parsed.hosts.map((host) => (/:\d+$/.test(host) ? host : `${host}:${port}`)).join(',');
   } catch {
     return '(unparsable URL)';
   }

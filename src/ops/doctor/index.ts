@@ -4,6 +4,7 @@ import { backupChecks } from './backups.ts';
 import { createContext, seconds, TimeoutError, Unreachable, withTimeout } from './context.ts';
 import { continuousChecks } from './continuous.ts';
 import { drillChecks } from './drill.ts';
+import { objectChecks } from './objects.ts';
 import { postgresChecks } from './postgres.ts';
 import { promptChecks } from './prompts.ts';
 import { redisChecks } from './redis.ts';
@@ -41,6 +42,7 @@ export function doctorChecks(config: Config): DoctorCheck[] {
     ...streamChecks(config),
     ...drillChecks(),
     ...storageChecks(),
+    ...objectChecks(),
     ...promptChecks(),
     ...adminChecks(),
   ];

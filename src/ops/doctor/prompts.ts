@@ -1,31 +1,18 @@
-import { access, constants, readdir, readFile, stat } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PROMPT_FILE_PATTERN, PromptValidationError, parsePrompt } from '../../prompts/index.ts';
+import { PROMPT_FILE_PATTERN, promptFileProblem, readPromptFile } from '../../prompts/index.ts';
 import { type DoctorCheck, errorMessage, fail, NotChecked, ok, warn } from './types.ts';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const SHOWN = 5;
 
-/** Why a prompt file cannot be used, in the words the watcher records (line and column first), or undefined. */
+/**
+ * Why a prompt file cannot be used, in the words the watcher records (line and column first), or undefined.
+ * Read as the watcher reads it: a link is never followed, a FIFO or socket never opened for reading.
+ */
 async function problemOf(file: string, name: string, maxBytes: number): Promise<string | undefined> {
-  const info = await stat(file);
-  if (info.size > maxBytes) {
-    return `line 1, column 1: the file is ${info.size} bytes, more than the limit of ${maxBytes} bytes (MAX_PROMPT_SIZE)`;
-  }
-  let text: string;
-  try {
-    text = utf8.decode(await readFile(file));
-  } catch {
-    return 'line 1, column 1: the file is not UTF-8 text';
-  }
-  if (text.includes('\u0000')) return 'line 1, column 1: the file is not UTF-8 text';
-  try {
-    parsePrompt(text, name);
-    return undefined;
-  } catch (error) {
-    if (error instanceof PromptValidationError) return error.message;
-    return errorMessage(error);
-  }
+  const read = await readPromptFile(file, maxBytes);
+  if (read.kind === 'missing') return undefined;
+  return promptFileProblem(read, name, maxBytes)?.message;
 }
 
 function list(items: string[]): string {

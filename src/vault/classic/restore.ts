@@ -3,6 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { parseConnectionUrl } from '../../lib/connection-url.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
 import { libpqConnection } from '../sources/postgres.ts';
 import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
@@ -114,6 +115,6 @@ export async function loadSql(psql: string, databaseUrl: string, sqlFile: string
 }
 
 function databaseName(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.host}${parsed.pathname}`;
+  const parsed = parseConnectionUrl(url, { multiHost: true });
+  return `${parsed.hosts.join(',')}${parsed.path}`;
 }

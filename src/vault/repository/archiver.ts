@@ -1,5 +1,5 @@
-import { createReadStream, type Dirent } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { constants, type Dirent } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { looksCompressed } from './compression.ts';
 import { CorruptBlobError, InvalidTreeError, MissingBlobError } from './errors.ts';
@@ -159,8 +159,10 @@ async function storeEntry(
     walk.stats.skipped.push({ path: relPath, reason: 'not a regular file, directory or symlink' });
     return undefined;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    walk.stats.skipped.push({ path: relPath, reason: 'vanished during the backup' });
+    const code = (error as NodeJS.ErrnoException).code;
+    // ELOOP: the file became a link after it was listed; the next backup stores the link as a link.
+    if (code !== 'ENOENT' && code !== 'ELOOP') throw error;
+    walk.stats.skipped.push({ path: relPath, reason: 'vanished or replaced during the backup' });
     return undefined;
   }
 }
@@ -186,7 +188,14 @@ async function storeRegularFile(
     return { ...entry, size: old.size, chunks: old.chunks ?? [] };
   }
   // The entry keeps the mtime seen before reading: a file changed while read differs next time and is read again.
-  const stored = await storeFile(walk.repo, createReadStream(abs, { highWaterMark: READ_BUFFER }));
+  // A file swapped for a link or a FIFO since readdir: never followed, never waited on (a FIFO reads as empty).
+  const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  let stored: Awaited<ReturnType<typeof storeFile>>;
+  try {
+    stored = await storeFile(walk.repo, handle.createReadStream({ highWaterMark: READ_BUFFER }));
+  } finally {
+    await handle.close().catch(() => {});
+  }
   if (old?.type === 'file') walk.stats.filesChanged++;
   else walk.stats.filesNew++;
   walk.stats.bytesRead += stored.size;

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
+import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
 import {
   CorruptBlobError,
   InvalidTreeError,
@@ -13,6 +15,8 @@ import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
 export interface ObjectsBackupStats {
   objects: number;
+  /** Objects whose stored copy was damaged and no backup held: left out of the snapshot, never stored as good. */
+  damaged: string[];
   reused: number;
   read: number;
   bytesRead: number;
@@ -80,11 +84,13 @@ export async function backupObjects(
     parentTree?: string;
     concurrency?: number;
     onProgress?: (done: number, total: number) => void;
+    onDamaged?: DamagedObjectHandler;
   } = {},
 ): Promise<{ treeId: string; stats: ObjectsBackupStats }> {
   const previous = await indexTree(repo, options.parentTree, '', new Map(), true);
   const stats: ObjectsBackupStats = {
     objects: keys.length,
+    damaged: [],
     reused: 0,
     read: 0,
     bytesRead: 0,
@@ -100,7 +106,14 @@ export async function backupObjects(
       entries.set(key, { ...known, name });
       stats.reused++;
     } else {
-      const stored = await storeObject(repo, objects, key);
+      // Images are compressed already; anything else lets the first chunk decide.
+      const compress = /\.(png|jpe?g|webp)$/.test(key) ? { compress: false } : {};
+      const stored = await storeVerified(repo, objects, key, compress, options.onDamaged);
+      if (!stored) {
+        stats.damaged.push(key);
+        options.onProgress?.(++done, keys.length);
+        return;
+      }
       entries.set(key, {
         name,
         type: 'file',
@@ -132,7 +145,10 @@ export async function backupObjects(
   }
   const write = async (folder: Folder): Promise<string> => {
     const list: TreeEntry[] = [];
-    for (const { key } of folder.files.values()) list.push(entries.get(key)!);
+    for (const { key } of folder.files.values()) {
+      const entry = entries.get(key);
+      if (entry) list.push(entry);
+    }
     for (const [name, child] of folder.folders) {
       list.push({ name, type: 'dir', mode: 0o755, mtimeMs: 0, size: 0, subtree: await write(child) });
     }
@@ -181,6 +197,38 @@ export async function readObjectBytes(
     throw new Error('its bytes do not hash to the SHA-256 in its name');
   }
   return bytes;
+}
+
+/** A damaged object's true bytes from elsewhere (a backup), put back into the store; undefined when none. */
+export type DamagedObjectHandler = (
+  key: string,
+  sha256: string,
+  repo: Repository,
+) => Promise<{ bytes: Buffer } | undefined>;
+
+/**
+ * Stores an object's bytes verified against the SHA-256 in its key as they stream (I7): a damaged copy is
+ * never stored as if it were good. Its true bytes come from `onDamaged` (an older snapshot) when it can; else
+ * the object is left out of the snapshot and undefined returned.
+ */
+async function storeVerified(
+  repo: Repository,
+  objects: BlobStore,
+  key: string,
+  compress: { compress?: boolean },
+  onDamaged: DamagedObjectHandler | undefined,
+): Promise<Awaited<ReturnType<Repository['storeFile']>> | undefined> {
+  const sha256 = /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
+  if (!sha256) return await repo.storeFile(await objects.get(key), compress);
+  const verify = verifyingStream(key, sha256);
+  pipeline(await objects.get(key), verify).catch(() => {});
+  try {
+    return await repo.storeFile(verify, compress);
+  } catch (error) {
+    if (!(error instanceof ObjectDamagedError)) throw error;
+    const repaired = await onDamaged?.(key, sha256, repo);
+    return repaired ? await repo.storeFile(Readable.from([repaired.bytes]), compress) : undefined;
+  }
 }
 
 async function everyChunkPresent(repo: Repository, chunks: string[]): Promise<boolean> {
@@ -245,7 +293,8 @@ export function objectsSource(
   liveKeys: () => string[] = () => {
     throw new Error('Backing up objects needs the live keys the postgres source read.');
   },
-): SnapshotSource<{ count: number }> {
+  onDamaged?: DamagedObjectHandler,
+): SnapshotSource<{ count: number; damaged?: string[] }> {
   return {
     name: 'objects',
     backup: async (ctx) => {
@@ -254,8 +303,14 @@ export function objectsSource(
       const result = await backupObjects(ctx.repo, objects, live, {
         ...(ctx.parent?.trees.objects ? { parentTree: ctx.parent.trees.objects } : {}),
         onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
+        ...(onDamaged ? { onDamaged } : {}),
       });
-      return { tree: result.treeId, facts: { count: live.length }, stats: { ...result.stats } };
+      const { damaged, ...stats } = result.stats;
+      return {
+        tree: result.treeId,
+        facts: { count: live.length - damaged.length, ...(damaged.length ? { damaged } : {}) },
+        stats: { ...stats, damaged: damaged.length },
+      };
     },
     restore: async (ctx) => {
       ctx.progress('objects');

@@ -1,4 +1,5 @@
 import { openDatabase, type Sql } from '../../db/connection.ts';
+import { databaseOf, withDatabase } from '../../lib/connection-url.ts';
 
 /** Databases as a restore handles them: is one empty, create one, replace one. */
 
@@ -50,10 +51,8 @@ export async function createDatabaseIfMissing(adminUrl: string, name: string): P
 export async function dropAndRecreateDatabase(url: string, name?: string): Promise<void> {
   let adminUrl = url;
   if (!name) {
-    const parsed = new URL(url);
-    name = decodeURIComponent(parsed.pathname.slice(1));
-    parsed.pathname = '/postgres';
-    adminUrl = parsed.toString();
+    name = databaseOf(url);
+    adminUrl = withDatabase(url, 'postgres');
   }
   const target = name;
   await withSql(adminUrl, async (sql) => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { databaseOf, formatConnectionUrl, parseConnectionUrl } from '../../lib/connection-url.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty, withSql } from './postgres-admin.ts';
 import {
@@ -44,18 +45,16 @@ const LIBPQ_PARAMS = new Set(
  * shows), the password in the child's environment (which only the same user can read).
  */
 export function libpqConnection(url: string): { dbname: string; env: NodeJS.ProcessEnv; password: string } {
-  const parsed = new URL(url);
-  const password = decodeURIComponent(parsed.password);
-  parsed.password = '';
+  // libpq takes the failover form (several hosts, target_session_attrs) as postgres.js does.
+  const parsed = parseConnectionUrl(url, { multiHost: true });
+  const password = parsed.password ?? '';
   const query = new URLSearchParams();
-  for (const [key, value] of parsed.searchParams) {
+  for (const [key, value] of parsed.params) {
     if (LIBPQ_PARAMS.has(key)) query.set(key, value);
     else if (key === 'ssl' && !query.has('sslmode'))
       query.set('sslmode', value === 'true' ? 'require' : value);
   }
-  const search = query.size ? `?${query}` : '';
-  const auth = parsed.username ? `${parsed.username}@` : '';
-  const dbname = `postgresql://${auth}${parsed.host}${parsed.pathname}${search}`;
+  const dbname = formatConnectionUrl({ ...parsed, scheme: 'postgresql', params: query }, 'omit');
   const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10' };
   if (password) env.PGPASSWORD = password;
   return { dbname, env, password };
@@ -256,7 +255,7 @@ export async function restorePostgres(
   conn.env.PGOPTIONS = `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off`.trim();
   if (!(await isDatabaseEmpty(targetUrl))) {
     throw new Error(
-      `The database ${new URL(targetUrl).pathname.slice(1)} is not empty: restore into an empty one or recreate it first.`,
+      `The database ${databaseOf(targetUrl)} is not empty: restore into an empty one or recreate it first.`,
     );
   }
   const args = [
