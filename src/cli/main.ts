@@ -10,6 +10,7 @@ import { UsageError } from './context.ts';
 import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
 import { forgetCommand } from './forget.ts';
+import { gcCommand } from './gc.ts';
 import { migrateCommand } from './migrate.ts';
 import { promptsCommand } from './prompts.ts';
 import { protectCommand } from './protect.ts';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
     restoreCommand(),
     checkCommand(),
     forgetCommand(),
+    gcCommand(),
     drillCommand(),
     ...classicCommands(),
   ])

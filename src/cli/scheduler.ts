@@ -9,13 +9,13 @@ import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.
 import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
-import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { backupJob, drillJob, runCollector } from '../vault/scheduled.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
   return new Command('scheduler')
     .description(
-      'Run periodic work: backups to every target on BACKUP_SCHEDULE with retention after each, restore drills on DRILL_SCHEDULE, and the reconciler that rebuilds the generation queue from PostgreSQL every RECONCILE_INTERVAL_SECONDS.',
+      'Run periodic work: backups to every target on BACKUP_SCHEDULE with retention after each, restore drills on DRILL_SCHEDULE, the reconciler that rebuilds the generation queue from PostgreSQL every RECONCILE_INTERVAL_SECONDS, and the collector that removes deleted objects no restorable state needs, orphans and crash leftovers (at start and every OBJECT_GC_GRACE).',
     )
     .action(async () => {
       const config = loadConfig();
@@ -78,6 +78,7 @@ export function schedulerCommand(): Command {
           logger,
           clock: realClock,
         };
+        const collector = runCollector(deps, stop.signal);
         const jobs: ScheduledJob[] = [];
         if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
         if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
@@ -91,6 +92,7 @@ export function schedulerCommand(): Command {
         logger.info({ reason }, 'scheduler stopping; waiting for running jobs');
         stop.abort();
         await schedule;
+        await collector;
       } finally {
         if (timer) clearTimeout(timer);
         if (alertTimer) clearTimeout(alertTimer);

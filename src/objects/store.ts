@@ -74,7 +74,8 @@ interface Spooled {
  * Write path (I1, I2): the upload is spooled to a local temp file while hashed and measured (never held
  * in memory), its type is decided from its first bytes, the bytes are made durable in the blobstore, and
  * only then is the row inserted. A crash at any point leaves either nothing or a blob without a row
- * (harmless: the next upload of the same bytes adopts it), never a row without its blob.
+ * (harmless: the next upload of the same bytes adopts it, or the collector removes it after a grace period,
+ * see purge.ts), never a row without its blob.
  */
 export class ObjectStore {
   constructor(
@@ -139,22 +140,52 @@ export class ObjectStore {
       }
       assertDeclaredType(options.declaredType, detected);
       const key = objectKey(options.kind, spooled.sha256, detected.extension);
-      const existing = await this.blobs.head(key);
-      if (!existing || existing.size !== spooled.size) {
-        // A blob of the wrong size under a content address can only be damage: replace it.
-        await this.blobs.put(key, createReadStream(spooled.file), {
+      const write = () =>
+        this.blobs.put(key, createReadStream(spooled.file), {
           size: spooled.size,
           contentType: detected.contentType,
         });
+      const existing = await this.blobs.head(key);
+      // A blob of the wrong size under a content address can only be damage: replace it.
+      if (!existing || existing.size !== spooled.size) await write();
+      const args = [key, spooled.sha256, spooled.size, detected.contentType, options.kind] as const;
+      const recorded = await this.record(...args);
+      if (recorded) {
+        // Once the row is live no collector removes the bytes; one that crashed after removing them, before
+        // its commit, left the row as it was: so a missing blob is known only now, and written again.
+        if (!(await this.blobs.head(key))) await write();
+        return recorded;
       }
-      return await this.record(key, spooled.sha256, spooled.size, detected.contentType, options.kind);
+      // The collector removed these bytes (before or while this upload ran): write them again, then revive.
+      await write();
+      return await this.revive(...args);
     } finally {
       rmSync(spooled.file, { force: true });
     }
   }
 
-  /** Inserts the index row for bytes that are already durable; clears a tombstone if the bytes came back. */
-  async record(
+  /**
+   * Inserts the index row for bytes that are already durable; clears a tombstone if the bytes came back.
+   * Undefined when the row is purged: the collector may have removed the bytes after they were written
+   * (it holds the row while it does), so they must be written again before `revive`.
+   */
+  private async record(
+    key: string,
+    sha256: string,
+    size: number,
+    contentType: string,
+    kind: string,
+  ): Promise<ObjectRecord | undefined> {
+    const [row] = await this.sql`
+      insert into objects (key, sha256, size, content_type, kind)
+      values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
+      on conflict (key) do update set deleted_at = null where objects.purged_at is null
+      returning key, sha256, size, content_type, kind, created_at`;
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** A purged row made live again once its bytes were written anew (the collector never touches purged rows). */
+  private async revive(
     key: string,
     sha256: string,
     size: number,
@@ -162,9 +193,9 @@ export class ObjectStore {
     kind: string,
   ): Promise<ObjectRecord> {
     const [row] = await this.sql`
-      insert into objects (key, sha256, size, content_type, kind)
-      values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
-      on conflict (key) do update set deleted_at = null
+      update objects set sha256 = ${sha256}, size = ${size}, content_type = ${contentType}, kind = ${kind},
+        deleted_at = null, purged_at = null
+      where key = ${key}
       returning key, sha256, size, content_type, kind, created_at`;
     return toRecord(row!);
   }

@@ -4,6 +4,7 @@ import type { Sql } from '../db/connection.ts';
 import { registerBackupMetrics } from './metrics-backups.ts';
 import { registerGenerationMetrics } from './metrics-generations.ts';
 import { registerHealthMetrics } from './metrics-health.ts';
+import { registerObjectMetrics } from './metrics-objects.ts';
 import { registerServiceMetrics } from './metrics-service.ts';
 
 export interface Metrics {
@@ -45,5 +46,6 @@ export function createMetrics(sql: Sql, config: Config): Metrics {
   registerGenerationMetrics(registry, sql);
   registerBackupMetrics(registry, sql);
   registerHealthMetrics(registry, sql, config);
+  registerObjectMetrics(registry, sql);
   return { registry, httpRequests, httpDuration };
 }

@@ -8,6 +8,7 @@ import { connectServices, embeddedPostgres } from '../embedded/connect.ts';
 import { runAsFor } from '../embedded/run-as.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
+import { recordRestore } from '../objects/purge.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { readLedger } from './ledger.ts';
 import { RestoreRefusedError } from './restore.ts';
@@ -102,6 +103,8 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   const sql = openDatabase(services.databaseUrl, { max: 2 });
   try {
     await migrate(sql);
+    // Blobs of the timeline just replaced are no orphans while a restore could go back to it (I3).
+    await recordRestore(sql);
     progress('settle');
     const since = postgres.recoveredTo ?? plan.base.time;
     const { records } = await readLedger(repo, since);
