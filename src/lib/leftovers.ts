@@ -62,7 +62,7 @@ function treeFacts(root: string): TreeFacts {
   const visit = (file: string, isDir: boolean) => {
     const info = statSync(file, { throwIfNoEntry: false });
     if (!info) return;
-    facts.newestMs = Math.max(facts.newestMs, info.mtimeMs, info.ctimeMs);
+    facts.newestMs = Math.max(facts.newestMs, info.mtimeMs);
     facts.exists = true;
     if (!isDir) {
       facts.bytes += info.size;
