@@ -8,6 +8,7 @@ import { deleteUserData } from '../../src/generation/user-data.ts';
 import { sleep } from '../../src/lib/process.ts';
 import { purgeTombstoned, purgeTotals } from '../../src/objects/purge.ts';
 import type { ObjectRecord } from '../../src/objects/store.ts';
+import { createMetrics } from '../../src/ops/metrics.ts';
 import { collectGarbage } from '../../src/vault/object-gc.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
@@ -89,6 +90,12 @@ describe('the collector (I3)', () => {
       items: 2,
       bytes: inSnapshot.size + afterSnapshot.size,
     });
+
+    const metrics = await createMetrics(vault.db.sql, config).registry.metrics();
+    expect(metrics).toMatch(/^trendgen_objects_purged_total\{reason="tombstoned"\} 2$/m);
+    expect(metrics).toContain(
+      `trendgen_objects_purged_bytes_total{reason="tombstoned"} ${inSnapshot.size + afterSnapshot.size}`,
+    );
 
     // The same bytes uploaded again are written again: the row is live, the blob there.
     const again = await vault.objects.put(Readable.from([boBytes]), { kind: 'photo', maxBytes: 1e9 });
