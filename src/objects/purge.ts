@@ -74,6 +74,12 @@ export async function purgeTombstoned(
   });
 }
 
+/** How many rows the objects index holds, live or not. */
+export async function indexedObjects(sql: Sql): Promise<number> {
+  const [row] = await sql`select count(*)::bigint as n from objects`;
+  return Number(row?.n ?? 0);
+}
+
 /** Of `keys`, those that have a row in the objects index (live, tombstoned or purged). */
 export async function keysWithRows(sql: Sql, keys: string[]): Promise<Set<string>> {
   if (keys.length === 0) return new Set();

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { BlobStore } from '../blobstore/blobstore.ts';
+import type { BlobInfo, BlobStore } from '../blobstore/blobstore.ts';
 import { FileBlobStore } from '../blobstore/file.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { pathsInUse, type Removed, removeIdleEntries } from '../lib/leftovers.ts';
 import {
   type AfterDelete,
+  indexedObjects,
   keysWithRows,
   lastRestore,
   parseObjectKey,
@@ -19,7 +20,7 @@ import { type Repository, RepositoryNotFoundError } from './repository/index.ts'
 import { DEFAULT_STALE_AFTER_MS, isStale, readLocks } from './repository/locks.ts';
 import { listBaseBackups } from './repository/wal-records.ts';
 import { databaseMarked } from './restore-markers.ts';
-import { openRepository, resolveTargets } from './targets.ts';
+import { localTarget, openRepository, resolveTargets } from './targets.ts';
 
 /**
  * The collector (I3). A tombstoned object's bytes leave the object store only when no restorable database state
@@ -57,17 +58,17 @@ export interface CollectReport {
   keys: string[];
 }
 
-class VaultUnreadable extends Error {}
+/** The object store is left alone this run, for the reason given. */
+class StoreLeftAlone extends Error {}
 
 const BATCH = 500;
+/** A run's share of orphans: a store full of them (a lost database) is worked through a run at a time. */
+const MAX_ORPHANS = 10_000;
 
 /** What restorable states can still need: every object key of every retained snapshot, and the oldest base backup. */
-async function retainedState(
-  config: Config,
-): Promise<{ keys: Set<string>; oldestBase: Date | undefined; busy: boolean }> {
+async function retainedState(config: Config): Promise<{ keys: Set<string>; oldestBase: Date | undefined }> {
   const keys = new Set<string>();
   let oldestBase: Date | undefined;
-  let busy = false;
   for (const target of resolveTargets(config)) {
     let repo: Repository;
     try {
@@ -75,7 +76,7 @@ async function retainedState(
     } catch (error) {
       // A target never written to holds nothing anyone can restore.
       if (error instanceof RepositoryNotFoundError) continue;
-      throw new VaultUnreadable(`target ${target.name} could not be read (${(error as Error).message})`);
+      throw new StoreLeftAlone(`target ${target.name} could not be read (${(error as Error).message})`);
     }
     try {
       const seen = new Set<string>();
@@ -86,16 +87,26 @@ async function retainedState(
       const { backups, unreadable } = await listBaseBackups(repo);
       if (unreadable.length) throw new Error(`base backup records ${unreadable.join(', ')} do not read`);
       for (const base of backups) {
-        const started = new Date(Math.min(Date.parse(base.startedAt), Date.parse(base.time)));
+        const times = [base.startedAt, base.time].map((t) => Date.parse(t)).filter(Number.isFinite);
+        if (times.length === 0) throw new Error(`base backup ${base.id} has no valid time`);
+        const started = new Date(Math.min(...times));
         if (!oldestBase || started < oldestBase) oldestBase = started;
       }
-      if (target.name === 'local')
-        busy = (await readLocks(repo)).some((lock) => !isStale(lock, DEFAULT_STALE_AFTER_MS));
     } catch (error) {
-      throw new VaultUnreadable(`target ${target.name} could not be read (${(error as Error).message})`);
+      throw new StoreLeftAlone(`target ${target.name} could not be read (${(error as Error).message})`);
     }
   }
-  return { keys, oldestBase, busy };
+  return { keys, oldestBase };
+}
+
+/** A backup, check or prune holds the local repository (or it cannot be read, which counts as held). */
+async function localVaultBusy(config: Config): Promise<boolean> {
+  try {
+    const repo = await openRepository(localTarget(config), config.backup.password);
+    return (await readLocks(repo)).some((lock) => !isStale(lock, DEFAULT_STALE_AFTER_MS));
+  } catch (error) {
+    return !(error instanceof RepositoryNotFoundError);
+  }
 }
 
 async function collectKeys(
@@ -126,22 +137,26 @@ export async function collectGarbage(options: CollectOptions): Promise<CollectRe
     leftovers: { removed: 0, bytes: 0 },
     keys: [],
   };
-  let busy = true;
   try {
     if (await databaseMarked(options.databaseUrl)) {
-      throw new VaultUnreadable('a restore into this database is in progress');
+      throw new StoreLeftAlone('a restore into this database is in progress');
     }
-    const state = await retainedState(options.config);
-    busy = state.busy;
+    // The vault is read only when something could go: most runs find nothing due and cost two queries and a listing.
     const windowStart = new Date(now.getTime() - options.config.backup.pitrWindowSeconds * 1000);
-    const cutoff = state.oldestBase && state.oldestBase < windowStart ? state.oldestBase : windowStart;
-    report.cutoff = cutoff.toISOString();
-    await purgeTombstones(options, cutoff, state.keys, report);
-    await purgeOrphans(options, now, cutoff, state.keys, report);
+    const due = (await tombstonedBefore(options.sql, windowStart, 1)).length > 0;
+    const orphans = await orphanCandidates(options, now);
+    if (due || orphans.length) {
+      const state = await retainedState(options.config);
+      const cutoff = state.oldestBase && state.oldestBase < windowStart ? state.oldestBase : windowStart;
+      report.cutoff = cutoff.toISOString();
+      if (due) await purgeTombstones(options, cutoff, state.keys, report);
+      await purgeOrphans(options, cutoff, state.keys, orphans, report);
+    }
   } catch (error) {
-    if (!(error instanceof VaultUnreadable)) throw error;
+    if (!(error instanceof StoreLeftAlone)) throw error;
     report.skipped = `${error.message}: nothing was removed from the object store`;
   }
+  const busy = await localVaultBusy(options.config);
   removeLeftovers(options, now, busy, report);
   await recordLeftovers(options.sql, report.leftovers.removed, report.leftovers.bytes);
   const log = options.logger;
@@ -184,40 +199,56 @@ async function purgeTombstones(
   }
 }
 
-async function purgeOrphans(
-  options: CollectOptions,
-  now: Date,
-  cutoff: Date,
-  retained: Set<string>,
-  report: CollectReport,
-): Promise<void> {
+/** Blobs with an object key, older than the grace period, that no row names (at most MAX_ORPHANS a run). */
+async function orphanCandidates(options: CollectOptions, now: Date): Promise<BlobInfo[]> {
   const youngest = now.getTime() - options.graceSeconds * 1000;
-  // Blobs older than the last restore may be the replaced timeline's, which a restore can still reach.
-  const restored = await lastRestore(options.sql);
-  const epoch = restored && restored > cutoff ? restored.getTime() : Number.NEGATIVE_INFINITY;
-  let batch: Array<{ key: string; size: number; lastModified?: Date }> = [];
+  const found: BlobInfo[] = [];
+  let batch: BlobInfo[] = [];
   const flush = async () => {
     const known = await keysWithRows(
       options.sql,
       batch.map((info) => info.key),
     );
-    for (const info of batch.filter((b) => !known.has(b.key))) {
-      if (await purgeOrphan(options.sql, options.objects, info, options.afterDelete)) {
-        report.orphans.removed++;
-        report.orphans.bytes += info.size;
-        report.keys.push(info.key);
-      }
-    }
+    found.push(...batch.filter((info) => !known.has(info.key)));
     batch = [];
   };
   for await (const info of options.objects.list()) {
     const modified = info.lastModified?.getTime();
-    if (modified === undefined || modified > youngest || modified <= epoch) continue;
-    if (!parseObjectKey(info.key) || retained.has(info.key)) continue;
+    if (modified === undefined || modified > youngest || !parseObjectKey(info.key)) continue;
     batch.push(info);
     if (batch.length >= BATCH) await flush();
+    if (found.length >= MAX_ORPHANS) break;
   }
   await flush();
+  // Crashes leave a few orphans; a store full of them means this is not its database (a wrong DATABASE_URL, a
+  // new empty one): removing them would destroy every object, so nothing is removed and the run says why.
+  const indexed = await indexedObjects(options.sql);
+  if (found.length > 0 && (indexed === 0 || (found.length > 100 && found.length > indexed / 100))) {
+    throw new StoreLeftAlone(
+      `${found.length} blobs in ${options.objects.location} have no row among the ${indexed} in the objects index, more than crashes leave: check that DATABASE_URL and STORAGE_URL belong together`,
+    );
+  }
+  return found;
+}
+
+async function purgeOrphans(
+  options: CollectOptions,
+  cutoff: Date,
+  retained: Set<string>,
+  candidates: BlobInfo[],
+  report: CollectReport,
+): Promise<void> {
+  // Blobs older than the last restore may be the replaced timeline's, which a restore can still reach.
+  const restored = await lastRestore(options.sql);
+  const epoch = restored && restored > cutoff ? restored.getTime() : Number.NEGATIVE_INFINITY;
+  for (const info of candidates) {
+    if (retained.has(info.key) || (info.lastModified?.getTime() ?? 0) <= epoch) continue;
+    if (await purgeOrphan(options.sql, options.objects, info, options.afterDelete)) {
+      report.orphans.removed++;
+      report.orphans.bytes += info.size;
+      report.keys.push(info.key);
+    }
+  }
 }
 
 /** Upload spools, the file store's temp folder and scratch folders of crashed backups, restores and drills. */

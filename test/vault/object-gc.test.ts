@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,11 +8,14 @@ import { type Config, loadConfig } from '../../src/config/config.ts';
 import { deleteUserData } from '../../src/generation/user-data.ts';
 import { sleep } from '../../src/lib/process.ts';
 import { purgeTombstoned, purgeTotals } from '../../src/objects/purge.ts';
-import type { ObjectRecord } from '../../src/objects/store.ts';
+import { type ObjectRecord, objectKey } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { collectGarbage } from '../../src/vault/object-gc.ts';
+import { deleteBaseRecord, writeBaseRecord } from '../../src/vault/repository/wal-records.ts';
+import { localTarget, openRepository } from '../../src/vault/targets.ts';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
+import { createTestDatabase } from '../support/database.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 
 const HOUR = 3600_000;
@@ -104,11 +108,37 @@ describe('the collector (I3)', () => {
     expect(await vault.objects.find(again.key)).toBeDefined();
   }, 180_000);
 
+  it('I3: a base backup older than the window keeps what a restore to its moments could need', async () => {
+    const photo = await userWithPhoto(vault, 'dee', fakePng(4500));
+    await deleteUserData(vault.db.sql, 'dee');
+    const repo = await openRepository(localTarget(config), undefined);
+    const base = {
+      id: 'b'.repeat(16),
+      time: new Date(Date.now() - HOUR).toISOString(),
+      startedAt: new Date(Date.now() - HOUR - 60_000).toISOString(),
+      timeline: 1,
+      startLsn: '0/2000028',
+      endLsn: '0/2000100',
+      tree: 'a'.repeat(64),
+      size: 1,
+      serverVersionNum: 160000,
+      systemIdentifier: '1',
+    };
+    await writeBaseRecord(repo, base);
+    await sleep(2500);
+    // Outside BACKUP_PITR_WINDOW, but a restore can still go back an hour: kept.
+    const kept = await collect();
+    expect(kept.cutoff).toBe(base.startedAt);
+    expect(kept.tombstoned.removed).toBe(0);
+    expect(await present(photo.key)).toBe(true);
+    await deleteBaseRecord(repo, base);
+    expect((await collect()).tombstoned).toMatchObject({ removed: 1, bytes: photo.size });
+    expect(await present(photo.key)).toBe(false);
+  });
+
   it('I3: orphans older than the grace period go, younger ones and those a snapshot holds stay', async () => {
     const old = fakePng(3000);
     const young = fakePng(3100);
-    const { objectKey } = await import('../../src/objects/store.ts');
-    const { createHash } = await import('node:crypto');
     const keyOf = (bytes: Buffer) =>
       objectKey('output', createHash('sha256').update(bytes).digest('hex'), 'png');
     await vault.objects.blobs.put(keyOf(old), old);
@@ -130,6 +160,29 @@ describe('the collector (I3)', () => {
     expect(record.key).toBe(keyOf(old));
     expect(await present(record.key)).toBe(true);
     expect(await vault.objects.find(record.key)).toBeDefined();
+  });
+
+  it('I3: a store full of blobs the database does not know (a wrong DATABASE_URL) is left alone', async () => {
+    const stranger = await createTestDatabase();
+    try {
+      const bytes = fakePng(3200);
+      const key = objectKey('output', createHash('sha256').update(bytes).digest('hex'), 'png');
+      await vault.objects.blobs.put(key, bytes);
+      const hourAgo = new Date(Date.now() - HOUR);
+      utimesSync(path.join(vault.objectsDir, ...key.split('/')), hourAgo, hourAgo);
+      const report = await collectGarbage({
+        config,
+        sql: stranger.sql,
+        databaseUrl: stranger.url,
+        objects: vault.objects.blobs,
+        graceSeconds: 600,
+      });
+      expect(report.skipped).toMatch(/no row among the 0 in the objects index/);
+      expect(report.orphans.removed).toBe(0);
+      expect(await present(key)).toBe(true);
+    } finally {
+      await stranger.drop();
+    }
   });
 
   it('I3: crash leftovers older than the grace period go; younger ones and those in use stay', async () => {
