@@ -1,4 +1,13 @@
-import { type Dirent, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  type Dirent,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
 import { isAlive } from './process.ts';
 
@@ -111,4 +120,22 @@ export function removeIdleEntries(
     removed.push({ path: entry, bytes: facts.bytes });
   }
   return removed;
+}
+
+/**
+ * Keeps a directory open for as long as an operation uses it: the collector sees it in /proc and leaves the
+ * folder alone even when nothing in it changes for a while, and a killed process lets go of it by itself.
+ * Returns the function that lets go.
+ */
+export function holdOpen(dir: string): () => void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+  } catch {
+    // Without the hold the folder is still protected by its age while it is written.
+  }
+  return () => {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  };
 }

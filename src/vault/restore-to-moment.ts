@@ -8,6 +8,7 @@ import { connectServices, embeddedPostgres } from '../embedded/connect.ts';
 import { runAsFor } from '../embedded/run-as.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
+import { holdOpen } from '../lib/leftovers.ts';
 import { recordRestore } from '../objects/purge.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { readLedger } from './ledger.ts';
@@ -79,6 +80,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
   const movedAside = clearDestination(config, Boolean(request.inPlace));
+  const release = holdOpen(scratch);
   let postgres: PhysicalRestoreResult;
   try {
     postgres = await restorePhysical(repo, plan, {
@@ -91,6 +93,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
       progress,
     });
   } finally {
+    release();
     rmSync(scratch, { recursive: true, force: true });
   }
   renameSync(staging, pg.dataDir);

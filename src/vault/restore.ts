@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
+import { holdOpen } from '../lib/leftovers.ts';
 import { markPurged, purgedKeys, recordRestore } from '../objects/purge.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
 import { readLedger } from './ledger.ts';
@@ -140,6 +141,7 @@ export async function runRestore(
   // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
   rmSync(plan.scratchDir, { recursive: true, force: true });
   mkdirSync(plan.scratchDir, { recursive: true });
+  const release = holdOpen(plan.scratchDir);
   try {
     // Objects before the database, so no restored row refers to a missing object (I2).
     const sources: SnapshotSource<unknown>[] = [
@@ -172,6 +174,7 @@ export async function runRestore(
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
     if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
   } finally {
+    release();
     rmSync(plan.scratchDir, { recursive: true, force: true });
   }
   report.durationMs = Date.now() - started;

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.ts';
 import { deleteUserData } from '../../src/generation/user-data.ts';
+import { holdOpen } from '../../src/lib/leftovers.ts';
 import { sleep } from '../../src/lib/process.ts';
 import { purgeTombstoned, purgeTotals } from '../../src/objects/purge.ts';
 import { type ObjectRecord, objectKey } from '../../src/objects/store.ts';
@@ -208,6 +209,11 @@ describe('the collector (I3)', () => {
     utimesSync(path.join(tmp, 'drill-live', 'pg', 'postmaster.pid'), hourAgo, hourAgo);
     ageDir(path.join(tmp, 'drill-live', 'pg'));
     ageDir(path.join(tmp, 'drill-live'));
+    // A restore's scratch folder, idle for an hour while the restore works elsewhere, held open by it.
+    make(path.join(tmp, 'restore-held', 'postgres', 'toc.dat'), true);
+    ageDir(path.join(tmp, 'restore-held', 'postgres'));
+    ageDir(path.join(tmp, 'restore-held'));
+    const release = holdOpen(path.join(tmp, 'restore-held'));
     // A process holding the spool file open: an upload in flight whose client paused.
     const holder = spawn('sh', ['-c', `exec 3<"${openSpool}"; sleep 60`], { stdio: 'ignore' });
     try {
@@ -221,7 +227,13 @@ describe('the collector (I3)', () => {
       expect(existsSync(youngSpool)).toBe(true);
       expect(existsSync(openSpool)).toBe(true);
       expect(existsSync(path.join(tmp, 'drill-live'))).toBe(true);
+      expect(existsSync(path.join(tmp, 'restore-held'))).toBe(true);
+      // Once the restore lets go (or dies), its folder is a leftover like any other.
+      release();
+      expect((await collect()).leftovers.removed).toBe(1);
+      expect(existsSync(path.join(tmp, 'restore-held'))).toBe(false);
     } finally {
+      release();
       holder.kill('SIGKILL');
     }
   });
