@@ -238,6 +238,28 @@ describe('the collector (I3)', () => {
     }
   });
 
+  it('I3: the scheduler process collects at start-up', async () => {
+    const spool = path.join(config.dataDir, 'tmp', 'uploads', 'killed.upload');
+    mkdirSync(path.dirname(spool), { recursive: true });
+    writeFileSync(spool, 'half an upload');
+    const hourAgo = new Date(Date.now() - HOUR);
+    utimesSync(spool, hourAgo, hourAgo);
+    const scheduler = runCli(['scheduler'], {
+      ...vault.env,
+      BACKUP_SCHEDULE: 'off',
+      DRILL_SCHEDULE: 'off',
+    });
+    try {
+      const { existsSync } = await import('node:fs');
+      const deadline = Date.now() + 60_000;
+      while (existsSync(spool) && Date.now() < deadline) await sleep(200);
+      expect(existsSync(spool)).toBe(false);
+    } finally {
+      scheduler.child.kill('SIGTERM');
+      await scheduler;
+    }
+  }, 90_000);
+
   it('I3: an in-place restore does not write back bytes the collector removed', async () => {
     const kept = await userWithPhoto(vault, 'cy', fakePng(6000));
     expect((await runCli(['backup'], vault.env)).code).toBe(0);
