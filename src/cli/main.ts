@@ -10,6 +10,7 @@ import { UsageError } from './context.ts';
 import { doctorCommand } from './doctor.ts';
 import { drillCommand } from './drill.ts';
 import { forgetCommand } from './forget.ts';
+import { gcCommand } from './gc.ts';
 import { migrateCommand } from './migrate.ts';
 import { objectStreamCommand } from './object-stream.ts';
 import { promptsCommand } from './prompts.ts';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
     restoreCommand(),
     checkCommand(),
     forgetCommand(),
+    gcCommand(),
     drillCommand(),
     ...classicCommands(),
   ])

@@ -10,14 +10,14 @@ import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.
 import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
-import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { backupJob, drillJob, runCollector } from '../vault/scheduled.ts';
 import { runScrub } from '../vault/scrub.ts';
 import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
   return new Command('scheduler')
     .description(
-      'Run periodic work: backups to every target on BACKUP_SCHEDULE with retention after each, restore drills on DRILL_SCHEDULE, and the reconciler that rebuilds the generation queue from PostgreSQL every RECONCILE_INTERVAL_SECONDS.',
+      'Run periodic work: backups to every target on BACKUP_SCHEDULE with retention after each, restore drills on DRILL_SCHEDULE, the reconciler that rebuilds the generation queue from PostgreSQL every RECONCILE_INTERVAL_SECONDS, and the collector that removes deleted objects no restorable state needs, orphans and crash leftovers (at start and every OBJECT_GC_GRACE).',
     )
     .action(async () => {
       const config = loadConfig();
@@ -83,26 +83,11 @@ export function schedulerCommand(): Command {
           logger,
           clock: realClock,
         };
-        const scrub = config.objectScrubBytesPerSecond
-          ? runScrub(deps, {
-              bytesPerSecond: config.objectScrubBytesPerSecond,
-              pauseMs: 60_000,
-              signal: stop.signal,
-            })
-          : undefined;
-        const jobs: ScheduledJob[] = [];
-        if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
-        if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
-        const schedule = runSchedule(jobs, realClock, stop.signal, {
-          onStart: (job, slot) => logger.info({ job, slot }, 'scheduled job starting'),
-          onError: (job, error) => logger.error({ job, err: error }, 'scheduled job failed'),
-          onOverrun: (job, slot) =>
-            logger.warn({ job, slot }, 'the previous run outlived its slot; this slot is skipped'),
-        });
+        const periodic = runPeriodicWork(deps, stop.signal);
         const reason = await untilStopped();
         logger.info({ reason }, 'scheduler stopping; waiting for running jobs');
         stop.abort();
-        await Promise.all([schedule, scrub]);
+        await periodic;
       } finally {
         if (timer) clearTimeout(timer);
         if (alertTimer) clearTimeout(alertTimer);
@@ -113,4 +98,25 @@ export function schedulerCommand(): Command {
         await services.release();
       }
     });
+}
+
+type SchedulerDeps = Parameters<typeof backupJob>[0];
+
+/** The scheduled jobs, the object scrub and the collector, until `signal` aborts; resolves when all have ended. */
+async function runPeriodicWork(deps: SchedulerDeps, signal: AbortSignal): Promise<void> {
+  const { config, logger } = deps;
+  const scrub = config.objectScrubBytesPerSecond
+    ? runScrub(deps, { bytesPerSecond: config.objectScrubBytesPerSecond, pauseMs: 60_000, signal })
+    : undefined;
+  const collector = runCollector(deps, signal);
+  const jobs: ScheduledJob[] = [];
+  if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
+  if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
+  const schedule = runSchedule(jobs, realClock, signal, {
+    onStart: (job, slot) => logger.info({ job, slot }, 'scheduled job starting'),
+    onError: (job, error) => logger.error({ job, err: error }, 'scheduled job failed'),
+    onOverrun: (job, slot) =>
+      logger.warn({ job, slot }, 'the previous run outlived its slot; this slot is skipped'),
+  });
+  await Promise.all([schedule, scrub, collector]);
 }

@@ -66,6 +66,14 @@ const envSchema = z.object({
     .default('7d')
     .transform((v) => Number(v.slice(0, -1)) * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[v.at(-1)!]!),
   BACKUP_SLOT_MAX_WAL: sizeInBytes.default(4 * 1024 ** 3),
+  // Minutes, not hours: an upload or temp file idle this long belongs to a writer that crashed (uploads stream
+  // without pause and commit their row a moment after their bytes); open files and pid files guard the rest.
+  OBJECT_GC_GRACE: z
+    .string()
+    .trim()
+    .regex(/^\d+[smh]$/, 'must be a duration such as 10m, 90s or 1h')
+    .default('10m')
+    .transform((v) => Number(v.slice(0, -1)) * { s: 1, m: 60, h: 3600 }[v.at(-1)!]!),
   BACKUP_KEEP_LAST: integer(0, 100000).optional(),
   BACKUP_KEEP_HOURLY: integer(0, 100000).default(24),
   BACKUP_KEEP_DAILY: integer(0, 100000).optional(),
@@ -131,6 +139,8 @@ export interface Config {
     sync: boolean;
     pitrWindowSeconds: number;
     slotMaxWalBytes: number;
+    /** The collector leaves orphans and leftovers younger than this alone, and runs this often (I3). */
+    gcGraceSeconds: number;
     keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
   };
   drill: { schedule: string; databaseUrl: string | undefined };
@@ -220,6 +230,7 @@ export function loadConfig(
       sync: e.BACKUP_SYNC === 'on',
       pitrWindowSeconds: e.BACKUP_PITR_WINDOW,
       slotMaxWalBytes: e.BACKUP_SLOT_MAX_WAL,
+      gcGraceSeconds: e.OBJECT_GC_GRACE,
       keep: {
         ...(e.BACKUP_KEEP_LAST !== undefined ? { last: e.BACKUP_KEEP_LAST } : {}),
         hourly: e.BACKUP_KEEP_HOURLY,

@@ -36,6 +36,7 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_SYNC: config.backup.sync ? 'on' : 'off',
     BACKUP_PITR_WINDOW: config.source.BACKUP_PITR_WINDOW ?? '7d',
     BACKUP_SLOT_MAX_WAL: config.backup.slotMaxWalBytes,
+    OBJECT_GC_GRACE: config.backup.gcGraceSeconds,
     BACKUP_KEEP_LAST: config.backup.keep.last,
     BACKUP_KEEP_HOURLY: config.backup.keep.hourly,
     BACKUP_KEEP_DAILY: config.backup.keep.daily,

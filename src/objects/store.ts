@@ -83,7 +83,8 @@ export interface ObjectStoreOptions {
  * Write path (I1, I2): the upload is spooled to a local temp file while hashed and measured (never held
  * in memory), its type is decided from its first bytes, the bytes are made durable in the blobstore, and
  * only then is the row inserted. A crash at any point leaves either nothing or a blob without a row
- * (harmless: the next upload of the same bytes adopts it), never a row without its blob.
+ * (harmless: the next upload of the same bytes adopts it, or the collector removes it after a grace period,
+ * see purge.ts), never a row without its blob.
  */
 export class ObjectStore {
   constructor(
@@ -149,47 +150,80 @@ export class ObjectStore {
       }
       assertDeclaredType(options.declaredType, detected);
       const key = objectKey(options.kind, spooled.sha256, detected.extension);
+      const write = () =>
+        this.blobs.put(key, createReadStream(spooled.file), {
+          size: spooled.size,
+          contentType: detected.contentType,
+        });
       const existing = await this.blobs.head(key);
       // A stored copy of another size, or the right size but other bytes (a flipped bit), can only be damage:
       // the true bytes just uploaded replace it.
       const damaged =
         existing && (existing.size !== spooled.size || !(await this.holds(key, spooled.sha256)));
-      if (!existing || damaged) {
-        await this.blobs.put(key, createReadStream(spooled.file), {
-          size: spooled.size,
-          contentType: detected.contentType,
-        });
-      }
+      if (!existing || damaged) await write();
       if (damaged) {
         await recordObjectDamage(this.sql, key, 'upload');
         await recordObjectRepair(this.sql, key, 'upload');
       }
-      return await this.record(key, spooled.sha256, spooled.size, detected.contentType, options.kind);
+      const args = [key, spooled.sha256, spooled.size, detected.contentType, options.kind] as const;
+      let recorded = await this.record(...args);
+      if (recorded) {
+        // Once the row is live no collector removes the bytes; one that crashed after removing them, before
+        // its commit, left the row as it was: so a missing blob is known only now, and written again.
+        if (!(await this.blobs.head(key))) await write();
+      } else {
+        // The collector removed these bytes (before or while this upload ran): write them again, then revive.
+        await write();
+        recorded = await this.revive(...args);
+      }
+      await this.options.onRecorded?.(recorded);
+      return recorded;
     } finally {
       rmSync(spooled.file, { force: true });
     }
   }
 
-  /** Inserts the index row for bytes that are already durable; clears a tombstone if the bytes came back. */
-  async record(
+  /**
+   * Inserts the index row for bytes that are already durable; clears a tombstone if the bytes came back.
+   * Undefined when the row is purged: the collector may have removed the bytes after they were written
+   * (it holds the row while it does), so they must be written again before `revive`. The stream queue's
+   * entry is written by the same statement (I11): a committed row always has one.
+   */
+  private async record(
+    key: string,
+    sha256: string,
+    size: number,
+    contentType: string,
+    kind: string,
+  ): Promise<ObjectRecord | undefined> {
+    const [row] = await this.sql`
+      with row as (
+        insert into objects (key, sha256, size, content_type, kind)
+        values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
+        on conflict (key) do update set deleted_at = null where objects.purged_at is null
+        returning key, sha256, size, content_type, kind, created_at),
+      queued as (insert into object_stream_queue (key) select key from row)
+      select * from row`;
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** A purged row made live again once its bytes were written anew (the collector never touches purged rows). */
+  private async revive(
     key: string,
     sha256: string,
     size: number,
     contentType: string,
     kind: string,
   ): Promise<ObjectRecord> {
-    // The stream queue's entry is written by the same statement (I11): a committed row always has one.
     const [row] = await this.sql`
       with row as (
-        insert into objects (key, sha256, size, content_type, kind)
-        values (${key}, ${sha256}, ${size}, ${contentType}, ${kind})
-        on conflict (key) do update set deleted_at = null
+        update objects set sha256 = ${sha256}, size = ${size}, content_type = ${contentType}, kind = ${kind},
+          deleted_at = null, purged_at = null
+        where key = ${key}
         returning key, sha256, size, content_type, kind, created_at),
       queued as (insert into object_stream_queue (key) select key from row)
       select * from row`;
-    const record = toRecord(row!);
-    await this.options.onRecorded?.(record);
-    return record;
+    return toRecord(row!);
   }
 
   async find(key: string): Promise<ObjectRecord | undefined> {

@@ -5,6 +5,7 @@ import { registerBackupMetrics } from './metrics-backups.ts';
 import { registerGenerationMetrics } from './metrics-generations.ts';
 import { registerHealthMetrics } from './metrics-health.ts';
 import { registerIntegrityMetrics } from './metrics-integrity.ts';
+import { registerObjectMetrics } from './metrics-objects.ts';
 import { registerServiceMetrics } from './metrics-service.ts';
 
 export interface Metrics {
@@ -47,5 +48,6 @@ export function createMetrics(sql: Sql, config: Config): Metrics {
   registerBackupMetrics(registry, sql);
   registerHealthMetrics(registry, sql, config);
   registerIntegrityMetrics(registry, sql);
+  registerObjectMetrics(registry, sql);
   return { registry, httpRequests, httpDuration };
 }

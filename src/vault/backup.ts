@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { holdOpen } from '../lib/leftovers.ts';
 import type { TargetOutcome } from './catalog.ts';
 import { syncLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
@@ -88,6 +89,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   const { repo } = primary;
   const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
+  const release = holdOpen(scratch);
   const lock = await repo.lock({ exclusive: false });
   const time = (input.time ?? new Date()).toISOString();
   try {
@@ -159,6 +161,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
     };
   } finally {
     await lock.release().catch(() => {});
+    release();
     rmSync(scratch, { recursive: true, force: true });
   }
 }

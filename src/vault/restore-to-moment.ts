@@ -8,6 +8,8 @@ import { connectServices, embeddedPostgres } from '../embedded/connect.ts';
 import { runAsFor } from '../embedded/run-as.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
+import { holdOpen } from '../lib/leftovers.ts';
+import { recordRestore } from '../objects/purge.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { writePromptsFromHistory } from '../prompts/index.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
@@ -114,6 +116,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
   const movedAside = clearDestination(config, Boolean(request.inPlace));
+  const release = holdOpen(scratch);
   let postgres: PhysicalRestoreResult;
   try {
     postgres = await restorePhysical(repo, plan, {
@@ -126,6 +129,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
       progress,
     });
   } finally {
+    release();
     rmSync(scratch, { recursive: true, force: true });
   }
   renameSync(staging, pg.dataDir);
@@ -138,6 +142,8 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
   const sql = openDatabase(services.databaseUrl, { max: 2 });
   try {
     await migrate(sql);
+    // Blobs of the timeline just replaced are no orphans while a restore could go back to it (I3).
+    await recordRestore(sql);
     progress('settle');
     const since = postgres.recoveredTo ?? plan.base.time;
     const { records } = await readLedger(repo, since);

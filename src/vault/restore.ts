@@ -3,6 +3,8 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
+import { holdOpen } from '../lib/leftovers.ts';
+import { markPurged, purgedKeys, recordRestore } from '../objects/purge.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
 import { type LatestOptions, newestSnapshot } from './latest.ts';
 import { readLedger } from './ledger.ts';
@@ -138,6 +140,7 @@ export async function runRestore(
   const missing = plan.parts.filter((part) => !snapshot.trees[part]);
   if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
   const leftovers = await refuseOverwrites(plan);
+  const purged = plan.inPlace ? await purgedInPlace(plan) : new Set<string>();
   // Every destination is marked before anything is written to it; the marks go only once all is verified.
   if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
   if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
@@ -151,12 +154,13 @@ export async function runRestore(
   // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
   rmSync(plan.scratchDir, { recursive: true, force: true });
   mkdirSync(plan.scratchDir, { recursive: true });
+  const release = holdOpen(plan.scratchDir);
   try {
     // Objects before the database, so no restored row refers to a missing object (I2).
     // Prompts after the database: their folder is written from the restored prompt history (I8).
     const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
     const sources: SnapshotSource<unknown>[] = [
-      objectsSource(plan.objects),
+      objectsSource(plan.objects, undefined, undefined, purged),
       postgresSource(plan.databaseUrl),
       promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),
@@ -179,7 +183,7 @@ export async function runRestore(
       });
     }
     if (plan.parts.includes('postgres')) {
-      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan);
+      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, purged);
       await markDatabase(plan.databaseUrl, undefined);
     }
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
@@ -189,6 +193,7 @@ export async function runRestore(
     await leaveMarks(plan, snapshot.id);
     throw error;
   } finally {
+    release();
     rmSync(plan.scratchDir, { recursive: true, force: true });
   }
   report.durationMs = Date.now() - started;
@@ -196,16 +201,40 @@ export async function runRestore(
 }
 
 /**
+ * What the collector removed, read from the database an in-place restore is about to replace: those objects
+ * are not written back, and stay tombstoned and purged in the restored database (I3). None when that database
+ * cannot be read (a disaster restore onto a new disk): then everything the snapshot holds comes back.
+ */
+async function purgedInPlace(plan: RestorePlan): Promise<Set<string>> {
+  if (!plan.parts.includes('objects') && !plan.parts.includes('postgres')) return new Set();
+  const sql = openDatabase(plan.databaseUrl, { max: 1 });
+  try {
+    return await purgedKeys(sql);
+  } catch {
+    return new Set();
+  } finally {
+    await sql.end({ timeout: 5 }).catch(() => {});
+  }
+}
+
+/**
  * The restored database brought up to date with what happened after its snapshot: user-data deletions
  * recorded since are re-applied, so a deleted user's photos never come back (I3), and the catalog's run that
  * took the snapshot is closed as it ended. Returns how many users' deletions were re-applied.
  */
-async function settleDatabase(repo: Repository, snapshot: Snapshot, plan: RestorePlan): Promise<number> {
+async function settleDatabase(
+  repo: Repository,
+  snapshot: Snapshot,
+  plan: RestorePlan,
+  purged: Set<string>,
+): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
-  if (records.length === 0 && !plan.sourceTarget) return 0;
   const sql = openDatabase(plan.databaseUrl, { max: 1, writable: true });
   try {
     await migrate(sql);
+    // Bytes the collector removed stay removed, and the collector knows this database was put back (I3).
+    await markPurged(sql, [...purged]);
+    await recordRestore(sql);
     const users = [...new Set(records.map((r) => r.userId))];
     for (const user of users) await deleteUserData(sql, user);
     if (plan.sourceTarget) await closeRunsAfterRestore(sql, snapshot, plan.sourceTarget);

@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
@@ -6,6 +7,7 @@ import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { type BackupResult, runBackup } from './backup.ts';
 import { recordDrill, recordedRun } from './catalog.ts';
 import { runDrill } from './drill.ts';
+import { type CollectReport, collectGarbage } from './object-gc.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
 import { openFirstTarget } from './targets.ts';
@@ -24,6 +26,7 @@ export interface VaultJobDeps {
 
 const BACKUP_LOCK = 7_401_552_332;
 const DRILL_LOCK = 7_401_552_333;
+const GC_LOCK = 7_401_552_334;
 
 /** Another scheduler (a second host, a second `up`) or an API request may hold the job: then this slot is theirs. */
 async function exclusively(sql: Sql, key: number, fn: () => Promise<void>): Promise<boolean> {
@@ -124,4 +127,35 @@ export function drillJob(deps: VaultJobDeps): ScheduledJob {
       });
     },
   };
+}
+
+/**
+ * One run of the collector (I3): tombstoned bytes no restorable state needs, orphans and leftovers older than
+ * OBJECT_GC_GRACE. Each removal is safe on its own; the lock only keeps two schedulers from doing the work twice.
+ */
+export async function collectNow(deps: VaultJobDeps): Promise<CollectReport | undefined> {
+  let report: CollectReport | undefined;
+  await exclusively(deps.sql, GC_LOCK, async () => {
+    report = await collectGarbage({
+      config: deps.config,
+      sql: deps.sql,
+      databaseUrl: deps.databaseUrl,
+      objects: deps.objects,
+      graceSeconds: deps.config.backup.gcGraceSeconds,
+      logger: deps.logger,
+    });
+  });
+  return report;
+}
+
+/** The collector at start-up (a crash's leftovers), then every grace period, until `signal` aborts. */
+export async function runCollector(deps: VaultJobDeps, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await collectNow(deps);
+    } catch (error) {
+      deps.logger.error({ err: error }, 'object collection failed; retrying next interval');
+    }
+    await wait(deps.config.backup.gcGraceSeconds * 1000, undefined, { signal }).catch(() => {});
+  }
 }

@@ -25,6 +25,8 @@ describe('restore --in-place', () => {
     const facts = async () => {
       const all = await tableFacts(db.url);
       delete all['public.backup_runs'];
+      // The restore records itself there for the object collector (I3): one row more, by design.
+      delete all['public.object_store_restores'];
       return all;
     };
     const before = await facts();

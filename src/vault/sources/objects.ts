@@ -240,6 +240,8 @@ export interface ObjectsRestoreResult {
   objects: number;
   written: number;
   present: number;
+  /** Left out: the collector had removed their bytes from the database the restore replaces (I3). */
+  purged: number;
   bytes: number;
   damaged: Array<{ key: string; reason: string }>;
 }
@@ -253,13 +255,19 @@ export async function restoreObjects(
   repo: Repository,
   treeId: string,
   target: BlobStore,
-  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+  options: {
+    concurrency?: number;
+    onProgress?: (done: number, total: number) => void;
+    skip?: Set<string>;
+  } = {},
 ): Promise<ObjectsRestoreResult> {
-  const files = [...(await indexTree(repo, treeId)).entries()];
+  const all = [...(await indexTree(repo, treeId)).entries()];
+  const files = all.filter(([key]) => !options.skip?.has(key));
   const result: ObjectsRestoreResult = {
     objects: files.length,
     written: 0,
     present: 0,
+    purged: all.length - files.length,
     bytes: 0,
     damaged: [],
   };
@@ -294,6 +302,7 @@ export function objectsSource(
     throw new Error('Backing up objects needs the live keys the postgres source read.');
   },
   onDamaged?: DamagedObjectHandler,
+  skip?: Set<string>,
 ): SnapshotSource<{ count: number; damaged?: string[] }> {
   return {
     name: 'objects',
@@ -315,6 +324,7 @@ export function objectsSource(
     restore: async (ctx) => {
       ctx.progress('objects');
       const result = await restoreObjects(ctx.repo, ctx.tree, objects, {
+        ...(skip ? { skip } : {}),
         onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
       });
       if (result.damaged.length) {
