@@ -46,6 +46,8 @@ export interface BackupResult {
   stats: Record<string, unknown>;
   durationMs: number;
   bytesAdded: number;
+  /** Entries left out because a restore would refuse them (a symlink leading outside, a socket), by source. */
+  skipped: Array<{ source: string; path: string; reason: string }>;
 }
 
 export class BackupError extends Error {
@@ -149,6 +151,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       stats,
       durationMs: Date.now() - started,
       bytesAdded,
+      skipped: skippedEntries(stats),
     };
   } finally {
     await lock.release().catch(() => {});
@@ -161,6 +164,12 @@ async function sizeOf(repo: Repository): Promise<{ snapshots: number; repository
   let repositoryBytes = 0;
   for (const size of (await repo.index.load()).values()) repositoryBytes += size;
   return { snapshots: (await repo.listSnapshots()).length, repositoryBytes };
+}
+
+function skippedEntries(stats: Record<string, Record<string, unknown>>): BackupResult['skipped'] {
+  return Object.entries(stats).flatMap(([source, s]) =>
+    ((s.skippedEntries ?? []) as Array<{ path: string; reason: string }>).map((e) => ({ source, ...e })),
+  );
 }
 
 function countAdded(stats: Record<string, { blobsAdded: number }>): number {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { FileBlobStore } from '../blobstore/file.ts';
 import type { Config } from '../config/config.ts';
@@ -76,6 +76,7 @@ async function verifyRestoredCopy(
   databaseUrl: string,
   objectsDir: string,
   promptsDir: string,
+  expectedPromptFiles: number | undefined,
 ): Promise<DrillCheck[]> {
   const sql = openDatabase(databaseUrl, { max: 1 });
   const checks: DrillCheck[] = [];
@@ -101,15 +102,26 @@ async function verifyRestoredCopy(
         ? `history has gaps for ${gaps.join(', ')}`
         : `${prompts} prompts, every version from 1 to the newest present`,
     });
-    checks.push({
-      name: 'prompt-files',
-      ok: existsSync(promptsDir),
-      detail: `prompts folder restored to ${promptsDir}`,
-    });
+    checks.push(promptFilesCheck(promptsDir, expectedPromptFiles));
   } finally {
     await sql.end({ timeout: 5 });
   }
   return checks;
+}
+
+/** Every prompt file the snapshot counted is back (a backup stores only what its restore accepts). */
+function promptFilesCheck(promptsDir: string, expected: number | undefined): DrillCheck {
+  const files = existsSync(promptsDir)
+    ? readdirSync(promptsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length
+    : 0;
+  return {
+    name: 'prompt-files',
+    ok: expected !== undefined && files === expected,
+    detail:
+      expected === undefined
+        ? 'the snapshot does not say how many prompt files it holds'
+        : `${files} prompt file(s) restored of the ${expected} the snapshot holds`,
+  };
 }
 
 /**
@@ -158,7 +170,8 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
           : `key counts differ: ${verdict.mismatches.map((m) => `db${m.db} ${m.actual}/${m.expected}`).join(', ')}`,
       });
     }
-    checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir)));
+    const promptFacts = (snapshot.facts as { prompts?: { files?: number } } | undefined)?.prompts;
+    checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir, promptFacts?.files)));
   } catch (error) {
     checks.push({ name: 'restore', ok: false, detail: (error as Error).message });
   } finally {

@@ -65,6 +65,8 @@ export async function backupNow(
     const failed = result.targets.filter((t) => !t.ok);
     if (failed.length) deps.logger.error({ failed }, 'backup did not reach every target');
     else deps.logger.info({ snapshot: result.snapshotId, ms: result.durationMs }, 'backup done');
+    if (result.skipped.length)
+      deps.logger.warn({ skipped: result.skipped }, 'backup left out entries a restore would refuse');
     if (!options.prune) return;
     const retention = await applyRetention(deps.config, deps.config.backup.keep, {
       prune: true,

@@ -96,9 +96,16 @@ export interface SnapshotSource<Facts> {
   restore(ctx: RestoreContext<Facts>): Promise<Record<string, unknown>>;
 }
 
-/** A directory stored with the archiver, as the snapshot records its statistics. */
+/** Skipped entries named in a snapshot's statistics; more are counted, not listed. */
+const SKIPPED_LISTED = 50;
+
+/** A directory stored with the archiver, as the snapshot records its statistics: what it skipped, by path. */
 export function directoryStats(stats: StoreStats): SourceBackup<unknown>['stats'] {
-  return { ...stats, skipped: stats.skipped.length };
+  return {
+    ...stats,
+    skipped: stats.skipped.length,
+    ...(stats.skipped.length ? { skippedEntries: stats.skipped.slice(0, SKIPPED_LISTED) } : {}),
+  };
 }
 
 /** The progress callback the archiver takes, reporting under `phase`. */
