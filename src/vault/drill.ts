@@ -154,10 +154,13 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
       inPlace: false,
       scratchDir: path.join(dir, 'restore'),
     });
+    const postgres = report.parts.postgres as { tables?: number; verified?: boolean } | undefined;
     checks.push({
       name: 'postgres',
-      ok: true,
-      detail: `${(report.parts.postgres as { tables?: number } | undefined)?.tables ?? 0} tables match the snapshot's row counts and digests`,
+      ok: postgres?.verified === true && (postgres.tables ?? 0) > 0,
+      detail: postgres?.verified
+        ? `${postgres.tables} tables match the snapshot's row counts and digests`
+        : 'unverified: the restore was not checked against row counts and digests',
     });
     const facts = (snapshot.facts as { redis?: RedisFacts } | undefined)?.redis;
     if (facts) {

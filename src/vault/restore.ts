@@ -18,9 +18,10 @@ import {
 import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
 import { isDatabaseEmpty } from './sources/postgres-admin.ts';
+import { openLoader } from './sources/postgres-loader.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
-import type { SnapshotSource, SourceName } from './sources/types.ts';
+import { refuseUnverifiable, type SnapshotSource, type SourceName } from './sources/types.ts';
 import { loadSnapshots } from './targets.ts';
 
 export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
@@ -124,26 +125,29 @@ export async function runRestore(
   const facts = (snapshot.facts ?? {}) as Partial<Record<SourceName, unknown>>;
   const missing = plan.parts.filter((part) => !snapshot.trees[part]);
   if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
+  refuseUnverifiable(snapshot, plan.parts);
   const leftovers = await refuseOverwrites(plan);
-  // Every destination is marked before anything is written to it; the marks go only once all is verified.
-  if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
-  if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
-  if (plan.parts.includes('prompts')) markDir(plan.promptsDir, snapshot.id);
+  // Before any mark: a role that could reach the database host is refused here, with nothing written yet.
+  const loader = plan.parts.includes('postgres') ? await openLoader(plan.databaseUrl) : undefined;
   const report: RestoreReport = {
     snapshot: { id: snapshot.id, time: snapshot.time },
     parts: {},
     deletionsReapplied: 0,
     durationMs: 0,
   };
-  // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
-  rmSync(plan.scratchDir, { recursive: true, force: true });
-  mkdirSync(plan.scratchDir, { recursive: true });
   try {
+    // Every destination is marked before anything is written to it; the marks go only once all is verified.
+    if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
+    if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
+    if (plan.parts.includes('prompts')) markDir(plan.promptsDir, snapshot.id);
+    // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
+    rmSync(plan.scratchDir, { recursive: true, force: true });
+    mkdirSync(plan.scratchDir, { recursive: true });
     // Objects before the database, so no restored row refers to a missing object (I2).
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects),
       promptsSource(plan.promptsDir),
-      postgresSource(plan.databaseUrl),
+      postgresSource(plan.databaseUrl, loader),
       redisSource(plan.redisUrl),
     ];
     // A destination a source empties is marked again at once.
@@ -164,13 +168,14 @@ export async function runRestore(
       });
     }
     if (plan.parts.includes('postgres')) {
-      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan);
+      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, loader!.url);
       await markDatabase(plan.databaseUrl, undefined);
     }
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
     if (plan.parts.includes('prompts')) unmarkDir(plan.promptsDir);
   } finally {
     rmSync(plan.scratchDir, { recursive: true, force: true });
+    await loader?.release();
   }
   report.durationMs = Date.now() - started;
   return report;
@@ -181,10 +186,16 @@ export async function runRestore(
  * recorded since are re-applied, so a deleted user's photos never come back (I3), and the catalog's run that
  * took the snapshot is closed as it ended. Returns how many users' deletions were re-applied.
  */
-async function settleDatabase(repo: Repository, snapshot: Snapshot, plan: RestorePlan): Promise<number> {
+async function settleDatabase(
+  repo: Repository,
+  snapshot: Snapshot,
+  plan: RestorePlan,
+  loaderUrl: string,
+): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
   if (records.length === 0 && !plan.sourceTarget) return 0;
-  const sql = openDatabase(plan.databaseUrl, { max: 1 });
+  // As the loader: a trigger the dump brought runs with no more power than the dump had while loading.
+  const sql = openDatabase(loaderUrl, { max: 1 });
   try {
     await migrate(sql);
     const users = [...new Set(records.map((r) => r.userId))];
