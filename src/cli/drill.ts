@@ -12,7 +12,7 @@ import { printJson } from './context.ts';
 export function drillCommand(): Command {
   return new Command('drill')
     .description(
-      'Prove a snapshot restorable: restore it into a scratch PostgreSQL, Redis and folder, verify rows, digests, objects and prompt history, report PASS or FAIL and the recovery time, record it, clean up.',
+      'Prove a snapshot restorable: restore it into a scratch PostgreSQL, Redis and folder, verify rows, digests, objects, prompt history and every heap and index (pg_amcheck --heapallindexed), report PASS or FAIL and the recovery time, record it, clean up.',
     )
     .argument('[snapshot]', 'snapshot id, prefix, or latest', 'latest')
     .option('--target <name>', 'drill from this target: local or s3')

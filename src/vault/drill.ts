@@ -7,6 +7,7 @@ import { openDatabase } from '../db/connection.ts';
 import { EmbeddedPostgres } from '../embedded/postgres.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { historyGaps } from '../prompts/index.ts';
+import { amcheckDatabase } from './amcheck.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { runRestore } from './restore.ts';
 import { dropAndRecreateDatabase } from './sources/postgres-admin.ts';
@@ -127,8 +128,8 @@ function promptFilesCheck(promptsDir: string, expected: number | undefined): Dri
 /**
  * A restore drill: the snapshot is restored into a scratch PostgreSQL, a scratch Redis and a scratch folder,
  * then verified — row counts and table digests against the snapshot, every object the restored database
- * refers to present with the right SHA-256, prompt history without gaps, Redis key counts — and the time it
- * took is the measured recovery time. Everything scratch is removed afterwards, pass or fail.
+ * refers to present with the right SHA-256, prompt history without gaps, Redis key counts, every heap and
+ * B-tree index consistent (`pg_amcheck --heapallindexed`) — and the time it took is the measured recovery time. Everything scratch is removed afterwards, pass or fail.
  */
 export async function runDrill(config: Config, repo: Repository, snapshot: Snapshot): Promise<DrillReport> {
   const dir = path.join(config.dataDir, 'tmp', `drill-${randomBytes(4).toString('hex')}`);
@@ -175,6 +176,7 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
     }
     const promptFacts = (snapshot.facts as { prompts?: { files?: number } } | undefined)?.prompts;
     checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir, promptFacts?.files)));
+    checks.push({ name: 'amcheck', ...(await amcheckDatabase(database.url)) });
   } catch (error) {
     checks.push({ name: 'restore', ok: false, detail: (error as Error).message });
   } finally {
