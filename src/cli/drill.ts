@@ -4,7 +4,8 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { embeddedPostgres } from '../embedded/connect.ts';
 import { recordDrill } from '../vault/catalog.ts';
-import { runDrill } from '../vault/drill.ts';
+import { type DrillReport, refusedDrill, runDrill } from '../vault/drill.ts';
+import { RepositoryError } from '../vault/repository/index.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
 import { openFirstTarget } from '../vault/targets.ts';
 import { printJson } from './context.ts';
@@ -20,8 +21,14 @@ export function drillCommand(): Command {
     .action(async (ref: string, options: { target?: string; json?: boolean }) => {
       const config = loadConfig();
       const { target, repo } = await openFirstTarget(config, options.target ? [options.target] : undefined);
-      const snapshot = await resolveSnapshot(repo, ref);
-      const report = await runDrill(config, repo, snapshot);
+      let report: DrillReport;
+      try {
+        report = await runDrill(config, repo, await resolveSnapshot(repo, ref));
+      } catch (error) {
+        if (!(error instanceof RepositoryError)) throw error;
+        report = refusedDrill(ref, error);
+      }
+      const snapshot = report.snapshot;
       // The drill is recorded in the service's database when it can be reached; it never starts one for that.
       const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
       if (databaseUrl) {
@@ -38,7 +45,7 @@ export function drillCommand(): Command {
       if (options.json) printJson(report);
       else {
         process.stdout.write(
-          `${report.status === 'passed' ? 'PASS' : 'FAIL'} snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.time}: recovered in ${report.recoverySeconds} s\n`,
+          `${report.status === 'passed' ? 'PASS' : 'FAIL'} snapshot ${snapshot.id.slice(0, 12)}${snapshot.time ? ` of ${snapshot.time}: recovered in ${report.recoverySeconds} s` : ': not restorable'}\n`,
         );
         for (const check of report.checks)
           process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);

@@ -6,7 +6,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { TargetOutcome } from './catalog.ts';
-import { syncLedger } from './ledger.ts';
+import { authenticateRepository, syncLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
@@ -74,7 +74,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   let primary: { target: Target; repo: Repository } | undefined;
   for (const target of targets) {
     try {
-      const repo = await openRepository(target, config.backup.password, { create: true });
+      const repo = await openRepository(target, config, { create: true });
       primary = { target, repo };
       break;
     } catch (error) {
@@ -87,6 +87,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
     );
   }
   const { repo } = primary;
+  await authenticateRepository(repo, input.sql);
   const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
   const lock = await repo.lock({ exclusive: false });
@@ -133,12 +134,12 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       (t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name),
     )) {
       progress('copy', target.name);
-      outcomes.push(await copyToTarget(target, config.backup.password, repo));
+      outcomes.push(await copyToTarget(target, config, repo, input.sql));
     }
     // Targets that failed to open at the start get their copy now if they came back meanwhile.
     for (const outcome of outcomes.filter((o) => !o.ok)) {
       const target = targets.find((t) => t.name === outcome.name)!;
-      const retry = await copyToTarget(target, config.backup.password, repo);
+      const retry = await copyToTarget(target, config, repo, input.sql);
       if (retry.ok) Object.assign(outcome, retry);
     }
     return {
@@ -182,11 +183,13 @@ function countAdded(stats: Record<string, { blobsAdded: number }>): number {
  */
 export async function copyToTarget(
   target: Target,
-  password: string | undefined,
+  config: Config,
   from: Repository,
+  sql?: Sql,
 ): Promise<TargetOutcome> {
   try {
-    const repo = await openRepository(target, password, { create: true, like: from });
+    const repo = await openRepository(target, config, { create: true, like: from });
+    await authenticateRepository(repo, sql);
     const lock = await repo.lock({ exclusive: false });
     try {
       const copied = await from.copySnapshotsTo(repo, await from.listSnapshots());

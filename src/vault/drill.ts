@@ -110,6 +110,21 @@ async function verifyRestoredCopy(
   return checks;
 }
 
+/**
+ * The verdict on a snapshot that could not even be read as one (forged, damaged, unverified): a failed drill,
+ * recorded and printed like any other, never a quiet skip.
+ */
+export function refusedDrill(ref: string, error: Error): DrillReport {
+  const check = { name: 'snapshot', ok: false, detail: error.message };
+  return {
+    status: 'failed',
+    snapshot: { id: ref, time: '' },
+    recoverySeconds: 0,
+    checks: [check],
+    reason: `${check.name}: ${check.detail}`,
+  };
+}
+
 /** Every prompt file the snapshot counted is back (a backup stores only what its restore accepts). */
 function promptFilesCheck(promptsDir: string, expected: number | undefined): DrillCheck {
   const files = existsSync(promptsDir)

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { listUserDeletions } from '../generation/user-data.ts';
+import { snapshotIdsTaken } from './catalog.ts';
 import {
   type DeletionRecord,
   deletionEntryName,
@@ -37,6 +38,27 @@ export async function syncLedger(repo: Repository, sql: Sql): Promise<number> {
   return written;
 }
 
+/**
+ * Gives a format-1 unencrypted repository its key (repository/records.ts): the snapshots the catalog records
+ * as this service's backups and every deletion PostgreSQL knows are rewritten authenticated; anything else
+ * written before stays unverified. Nothing to do for other repositories.
+ */
+export async function authenticateRepository(repo: Repository, sql: Sql | undefined) {
+  if (!repo.needsUpgrade) return undefined;
+  return await repo.upgrade({
+    snapshots: new Set(sql ? await snapshotIdsTaken(sql) : []),
+    rewriteLedger: async () => {
+      for (const deletion of sql ? await listUserDeletions(sql) : []) {
+        await writeDeletion(repo, {
+          id: deletion.id,
+          userId: deletion.userId,
+          requestedAt: deletion.requestedAt.toISOString(),
+        });
+      }
+    },
+  });
+}
+
 /** Deletions recorded after `since` (ISO time); unreadable records are reported, not skipped silently. */
 export async function readLedger(
   repo: Repository,
@@ -56,7 +78,8 @@ export async function syncLedgerEverywhere(
   const results: Array<{ target: string; written?: number; error?: string }> = [];
   for (const target of resolveTargets(config)) {
     try {
-      const repo = await openRepository(target, config.backup.password);
+      const repo = await openRepository(target, config);
+      await authenticateRepository(repo, sql);
       results.push({ target: target.name, written: await syncLedger(repo, sql) });
     } catch (error) {
       results.push({ target: target.name, error: (error as Error).message });
@@ -71,6 +94,7 @@ export async function syncLedgerEverywhere(
  * repository. Throws when the ledger cannot be written; a repeat of the request writes it.
  */
 export async function syncLocalLedger(config: Config, sql: Sql): Promise<number> {
-  const repo = await openRepository(localTarget(config), config.backup.password, { create: true });
+  const repo = await openRepository(localTarget(config), config, { create: true });
+  await authenticateRepository(repo, sql);
   return await syncLedger(repo, sql);
 }

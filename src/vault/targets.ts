@@ -2,6 +2,7 @@ import type { BlobStore } from '../blobstore/blobstore.ts';
 import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { Repository, RepositoryNotFoundError, type Snapshot } from './repository/index.ts';
+import { repositoryAccess } from './repository-key.ts';
 
 export interface Target {
   /** `local` (BACKUP_DIR) or `s3` (BACKUP_S3_URI). */
@@ -63,17 +64,26 @@ export function resolveTargets(config: Config, only?: string[]): Target[] {
   return targets.filter((target) => only.includes(target.name));
 }
 
-/** Opens the repository on a target; with `create`, initialises it (sharing `like`'s keys, so blob ids agree). */
+/**
+ * Opens the repository on a target with BACKUP_PASSWORD or the authentication key (repository-key.ts); with
+ * `create` (a writer), makes the key when there is none and initialises a missing repository (sharing
+ * `like`'s keys, so blob ids agree).
+ */
 export async function openRepository(
   target: Target,
-  password: string | undefined,
+  config: Config,
   options: { create?: boolean; like?: Repository } = {},
 ): Promise<Repository> {
+  const { password, authKey } = repositoryAccess(config, { create: options.create });
+  const access = { ...(password ? { password } : {}), ...(authKey ? { authKey } : {}) };
   try {
-    return await Repository.open(target.store, { password });
+    return await Repository.open(target.store, access);
   } catch (error) {
     if (!(error instanceof RepositoryNotFoundError) || !options.create) throw error;
-    return await Repository.init(target.store, { password, ...(options.like ? { like: options.like } : {}) });
+    return await Repository.init(target.store, {
+      ...access,
+      ...(options.like ? { like: options.like } : {}),
+    });
   }
 }
 
@@ -98,7 +108,7 @@ export async function openFirstTarget(
   const problems: string[] = [];
   for (const target of resolveTargets(config, only)) {
     try {
-      return { target, repo: await openRepository(target, config.backup.password) };
+      return { target, repo: await openRepository(target, config) };
     } catch (error) {
       problems.push(`${target.name}: ${(error as Error).message}`);
     }
@@ -125,7 +135,7 @@ export async function snapshotsOnTargets(
   const unreachable: Array<{ target: string; error: string }> = [];
   for (const target of resolveTargets(config, only)) {
     try {
-      const repo = await openRepository(target, config.backup.password);
+      const repo = await openRepository(target, config);
       for (const snapshot of await loadSnapshots(repo)) {
         const row = rows.get(snapshot.id) ?? {
           id: snapshot.id,

@@ -1,13 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { readLedger } from '../../src/vault/ledger.ts';
-import { Repository } from '../../src/vault/repository/index.ts';
+import { localTarget, openRepository } from '../../src/vault/targets.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 
 /** The deletions the local target's ledger holds, read as a restore onto a new disk would read them. */
 async function localLedger(api: TestApi): Promise<string[]> {
-  const repo = await Repository.open(new FileBlobStore(api.config.backup.dir));
+  const repo = await openRepository(localTarget(api.config), api.config);
   const { records, unreadable } = await readLedger(repo, new Date(0).toISOString());
   expect(unreadable).toEqual([]);
   return records.map((record) => record.userId);

@@ -77,7 +77,7 @@ function repositoryCheck(target: TargetDescription): DoctorCheck {
     run: async (ctx) => {
       const store = probeStore(target.url, ctx.config.s3);
       try {
-        const repo = await openRepository({ ...target, store }, ctx.config.backup.password);
+        const repo = await openRepository({ ...target, store }, ctx.config);
         const snapshots = await repo.listSnapshots();
         return ok(
           `${store.location} is readable: ${repo.encrypted ? 'encrypted' : 'not encrypted'}, ${snapshots.length} snapshot(s)`,

@@ -32,5 +32,8 @@ export interface RepositoryHandle {
   readBlob(id: string): Promise<{ kind: Kind; plaintext: Buffer }>;
   readTree(id: string): Promise<Tree>;
   listSnapshots(): Promise<string[]>;
+  /** Records (snapshots, ledger entries): sealed or tagged under the repository key, checked for their name. */
+  encodeRecord(name: string, plaintext: Buffer): Promise<Buffer>;
+  decodeRecord(name: string, stored: Buffer): Promise<Buffer>;
   loadSnapshot(id: string): Promise<Snapshot>;
 }

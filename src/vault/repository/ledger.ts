@@ -25,8 +25,9 @@ export function deletionEntryName(record: DeletionRecord): string {
 
 /** Records a deletion (under `deletionEntryName(record)`); writing one again only rewrites the same record. */
 export async function writeDeletion(repo: RepositoryHandle, record: DeletionRecord): Promise<void> {
-  const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(record)));
-  await repo.store.put(entryKey(deletionEntryName(record)), bytes, { size: bytes.length });
+  const key = entryKey(deletionEntryName(record));
+  const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(record)));
+  await repo.store.put(key, bytes, { size: bytes.length });
 }
 
 /** The names of the recorded deletions; with `after` (ISO time), only those made later than it. */
@@ -44,10 +45,15 @@ export async function listDeletions(
   return names;
 }
 
-/** One deletion record, authenticated; throws when it is damaged or unreadable. */
+/** One deletion record, authenticated and under its own name; throws when it is damaged or not authentic. */
 export async function readDeletion(repo: RepositoryHandle, name: string): Promise<DeletionRecord> {
-  const { plaintext } = await repo.codec.decode(await readAll(await repo.store.get(entryKey(name))));
-  return JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
+  const key = entryKey(name);
+  const plaintext = await repo.decodeRecord(key, await readAll(await repo.store.get(key)));
+  const record = JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
+  // An authentic record moved to another name (another time) would re-apply a deletion out of order.
+  if (deletionEntryName(record) !== name)
+    throw new Error(`${key} holds the deletion ${deletionEntryName(record)}`);
+  return record;
 }
 
 /** Deletions made after `since` (ISO time); records that do not read are named by key, not skipped silently. */

@@ -37,6 +37,14 @@ import {
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
 import { readAll } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
+import {
+  checkAuthKey,
+  decodeRecord,
+  encodeRecord,
+  type UpgradeResult,
+  type UpgradeVouch,
+  upgradeRecords,
+} from './records.ts';
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
 import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
 import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
@@ -47,6 +55,8 @@ export type { BlobType, PutBlobResult } from './handle.ts';
 export interface OpenOptions {
   /** BACKUP_PASSWORD; an empty string counts as none. */
   password?: string;
+  /** Unencrypted repositories: the key their records are authenticated with (records.ts), never stored in them. */
+  authKey?: Buffer;
 }
 
 export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
@@ -69,12 +79,14 @@ export class Repository implements RepositoryHandle {
   /** What data/ holds, listed once and kept current by this process's writes. */
   readonly index: BlobIndex;
   private readonly inflight = new Map<string, Promise<PutBlobResult>>();
+  private upgraded = false;
 
   private constructor(
     readonly store: BlobStore,
     readonly config: ConfigFile,
     private readonly keys: KeyMaterial | undefined,
     readonly chunkerParams: ChunkerParams,
+    private readonly authKey: Buffer | undefined,
   ) {
     this.location = store.location;
     this.chunker = new Chunker(chunkerParams);
@@ -97,7 +109,8 @@ export class Repository implements RepositoryHandle {
     if (!(await store.putIfAbsent(CONFIG_KEY, bytes, { size: bytes.length }))) {
       throw new RepositoryExistsError(store.location);
     }
-    return new Repository(store, made.config, made.keys, made.chunker);
+    const authKey = made.keys ? undefined : options.authKey;
+    return new Repository(store, made.config, made.keys, made.chunker, authKey);
   }
 
   static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
@@ -110,7 +123,8 @@ export class Repository implements RepositoryHandle {
     }
     const config = parseConfig(bytes, store.location);
     const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
-    return new Repository(store, config, keys, chunker);
+    const authKey = checkAuthKey(config, keys, options.authKey, store.location);
+    return new Repository(store, config, keys, chunker, authKey);
   }
 
   get id(): string {
@@ -206,9 +220,31 @@ export class Repository implements RepositoryHandle {
     }
     const plaintext = Buffer.from(canonicalJson(record));
     const id = this.codec.idOf(plaintext);
-    const bytes = await this.codec.encode('snapshot', plaintext);
+    const bytes = await this.encodeRecord(snapshotKey(id), plaintext);
     await this.store.put(snapshotKey(id), bytes, { size: bytes.length });
     return id;
+  }
+
+  /** A record's stored bytes: sealed when encrypted, tagged under the repository key when not (records.ts). */
+  encodeRecord(name: string, plaintext: Buffer): Promise<Buffer> {
+    return encodeRecord(this.codec, this.authKey, name, plaintext);
+  }
+
+  /** A record's plaintext, authenticated for its name; DecodeError saying why it is refused. */
+  decodeRecord(name: string, stored: Buffer): Promise<Buffer> {
+    return decodeRecord(this.codec, this.authKey, name, stored);
+  }
+
+  /** An unencrypted repository of format 1, whose records are not yet authenticated: a writer upgrades it. */
+  get needsUpgrade(): boolean {
+    return !this.encrypted && !this.config.authentication && !this.upgraded;
+  }
+
+  /** Tags the records the service vouches for and names the key in the config (records.ts). */
+  async upgrade(vouch: UpgradeVouch): Promise<UpgradeResult> {
+    const result = await upgradeRecords(this, this.authKey!, vouch);
+    this.upgraded = true;
+    return result;
   }
 
   /** Snapshot ids, sorted. */
@@ -232,7 +268,14 @@ export class Repository implements RepositoryHandle {
       throw error;
     }
     const fail = (reason: string) => new InvalidSnapshotError(id, this.location, reason);
-    const { plaintext } = await this.decodeNamed(id, stored, fail);
+    let plaintext: Buffer;
+    try {
+      plaintext = await this.decodeRecord(snapshotKey(id), stored);
+    } catch (error) {
+      if (error instanceof DecodeError) throw fail(error.message);
+      throw error;
+    }
+    if (this.codec.idOf(plaintext) !== id) throw fail('content does not match its id');
     try {
       return { ...checkSnapshotRecord(JSON.parse(plaintext.toString('utf8'))), id };
     } catch (error) {
