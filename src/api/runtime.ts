@@ -12,6 +12,7 @@ import { ensureSecretFile } from '../lib/files.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
+import { targetNames } from '../vault/targets.ts';
 import { buildServer } from './server.ts';
 
 export interface RunningApi {
@@ -75,7 +76,7 @@ export async function startApi(config: Config, logger: Logger): Promise<RunningA
       urls: { database: services.databaseUrl, redis: services.redisUrl },
       objects,
       tokens: { admin: admin.token, client: config.apiToken },
-      metrics: createMetrics(sql),
+      metrics: createMetrics(sql, targetNames(config)),
       logger,
     });
     closers.push(() => app.close());

@@ -9,7 +9,7 @@ import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.
 import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
-import { backupJob, drillJob } from '../vault/scheduled.ts';
+import { backupJob, drillJob, ledgerJob } from '../vault/scheduled.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
 export function schedulerCommand(): Command {
@@ -81,6 +81,7 @@ export function schedulerCommand(): Command {
         const jobs: ScheduledJob[] = [];
         if (config.backup.schedule !== 'off') jobs.push(backupJob(deps));
         if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
+        jobs.push(ledgerJob(deps));
         const schedule = runSchedule(jobs, realClock, stop.signal, {
           onStart: (job, slot) => logger.info({ job, slot }, 'scheduled job starting'),
           onError: (job, error) => logger.error({ job, err: error }, 'scheduled job failed'),

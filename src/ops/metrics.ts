@@ -9,8 +9,11 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route'>;
 }
 
-/** Process metrics plus gauges read from PostgreSQL at scrape time, so every replica reports the same truth. */
-export function createMetrics(sql: Sql): Metrics {
+/**
+ * Process metrics plus gauges read from PostgreSQL at scrape time, so every replica reports the same truth;
+ * `targets` are the backup targets whose deletion ledger lag is reported.
+ */
+export function createMetrics(sql: Sql, targets: string[]): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'trendgen_process_' });
   const httpRequests = new Counter({
@@ -27,6 +30,6 @@ export function createMetrics(sql: Sql): Metrics {
     registers: [registry],
   });
   registerServiceMetrics(registry, sql);
-  registerBackupMetrics(registry, sql);
+  registerBackupMetrics(registry, sql, targets);
   return { registry, httpRequests, httpDuration };
 }

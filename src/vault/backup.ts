@@ -12,6 +12,7 @@ import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisSource } from './sources/redis.ts';
+import { secretsSource } from './sources/secrets.ts';
 import type { BackupContext, PostgresFacts, RedisFacts, SourceBackup } from './sources/types.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from './targets.ts';
 
@@ -41,7 +42,13 @@ export interface BackupResult {
   time: string;
   targets: TargetOutcome[];
   facts:
-    | { postgres: PostgresFacts; redis: RedisFacts; prompts: { files: number }; objects: { count: number } }
+    | {
+        postgres: PostgresFacts;
+        redis: RedisFacts;
+        prompts: { files: number };
+        objects: { count: number };
+        secrets: { files: number };
+      }
     | undefined;
   stats: Record<string, unknown>;
   durationMs: number;
@@ -102,6 +109,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       redisSource(input.redisUrl),
       promptsSource(config.promptsDir),
       objectsSource(input.objects, () => postgres.liveObjectKeys),
+      secretsSource(path.join(config.dataDir, 'secrets')),
     ];
     const stored: Record<string, SourceBackup<unknown>> = {};
     for (const source of sources) stored[source.name] = await source.backup(ctx);
@@ -121,7 +129,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       stats,
       trendgen: { version: TRENDGEN_VERSION },
     });
-    await syncLedger(repo, input.sql);
+    await syncLedger(repo, input.sql, primary.target.name);
     outcomes.push({
       name: primary.target.name,
       ok: true,
@@ -193,6 +201,8 @@ export async function copyToTarget(
     const lock = await repo.lock({ exclusive: false });
     try {
       const copied = await from.copySnapshotsTo(repo, await from.listSnapshots());
+      // The ledger came with the copy: recorded, so the target owes no deletion it holds.
+      if (sql) await syncLedger(repo, sql, target.name);
       lock.assertHeld();
       return {
         name: target.name,

@@ -125,6 +125,17 @@ export function refusedDrill(ref: string, error: Error): DrillReport {
   };
 }
 
+/** Every secret the snapshot holds comes back (the admin token clients use after a disaster). */
+function secretsCheck(snapshot: Snapshot, restored: Record<string, unknown> | undefined): DrillCheck {
+  const expected = (snapshot.facts as { secrets?: { files?: number } } | undefined)?.secrets?.files;
+  const files = Number(restored?.files ?? 0);
+  return {
+    name: 'secrets',
+    ok: expected !== undefined && files === expected,
+    detail: `${files} secret file(s) restored of the ${expected ?? '?'} the snapshot holds`,
+  };
+}
+
 /** Every prompt file the snapshot counted is back (a backup stores only what its restore accepts). */
 function promptFilesCheck(promptsDir: string, expected: number | undefined): DrillCheck {
   const files = existsSync(promptsDir)
@@ -162,10 +173,17 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
     const promptsDir = path.join(dir, 'prompts');
     started = performance.now();
     const report = await runRestore(repo, snapshot, {
-      parts: ['postgres', 'redis', 'prompts', 'objects'],
+      parts: [
+        'postgres',
+        'redis',
+        'prompts',
+        'objects',
+        ...(snapshot.trees.secrets ? ['secrets' as const] : []),
+      ],
       databaseUrl: database.url,
       redisUrl: redis.url,
       promptsDir,
+      secretsDir: path.join(dir, 'secrets'),
       objects: new FileBlobStore(objectsDir),
       inPlace: false,
       scratchDir: path.join(dir, 'restore'),
@@ -192,6 +210,7 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
     const promptFacts = (snapshot.facts as { prompts?: { files?: number } } | undefined)?.prompts;
     checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir, promptFacts?.files)));
     checks.push({ name: 'amcheck', ...(await amcheckDatabase(database.url)) });
+    if (snapshot.trees.secrets) checks.push(secretsCheck(snapshot, report.parts.secrets));
   } catch (error) {
     checks.push({ name: 'restore', ok: false, detail: (error as Error).message });
   } finally {

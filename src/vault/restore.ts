@@ -21,10 +21,11 @@ import { isDatabaseEmpty } from './sources/postgres-admin.ts';
 import { openLoader } from './sources/postgres-loader.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
+import { secretsSource } from './sources/secrets.ts';
 import { refuseUnverifiable, type SnapshotSource, type SourceName } from './sources/types.ts';
 import { loadSnapshots } from './targets.ts';
 
-export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
+export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects', 'secrets'] as const;
 export type RestorePart = (typeof RESTORE_PARTS)[number];
 
 /** A restore that would overwrite live data without --in-place --yes (I9). */
@@ -39,6 +40,8 @@ export interface RestorePlan {
   databaseUrl: string;
   redisUrl: string;
   promptsDir: string;
+  /** Where the service's secrets go (DATA_DIR/secrets); existing ones are kept unless in place. */
+  secretsDir: string;
   objects: BlobStore;
   inPlace: boolean;
   scratchDir: string;
@@ -149,6 +152,7 @@ export async function runRestore(
       promptsSource(plan.promptsDir),
       postgresSource(plan.databaseUrl, loader),
       redisSource(plan.redisUrl),
+      secretsSource(plan.secretsDir),
     ];
     // A destination a source empties is marked again at once.
     const remark: Partial<Record<SourceName, () => Promise<void>>> = {

@@ -6,6 +6,7 @@ import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { type BackupResult, runBackup } from './backup.ts';
 import { recordDrill, recordedRun } from './catalog.ts';
 import { runDrill } from './drill.ts';
+import { followLedgers } from './ledger.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
 import { openFirstTarget } from './targets.ts';
@@ -92,6 +93,31 @@ export function backupJob(deps: VaultJobDeps): ScheduledJob {
     schedule: deps.config.backup.schedule,
     run: async (slot) => {
       await backupNow(deps, { tags: ['scheduled'], time: slot, prune: true });
+    },
+  };
+}
+
+/**
+ * Every minute: each target still owed a user-data deletion gets its ledger brought up to date (I3), so an
+ * offsite ledger follows as soon as its target is reachable, retried until written.
+ */
+export function ledgerJob(deps: VaultJobDeps): ScheduledJob {
+  return {
+    name: 'ledger',
+    schedule: '* * * * *',
+    run: async () => {
+      const debts = await followLedgers(deps.config, deps.sql);
+      for (const debt of debts.filter((d) => d.pending > 0)) {
+        deps.logger.warn(
+          {
+            target: debt.target,
+            pending: debt.pending,
+            lagSeconds: Math.round(debt.lagSeconds),
+            error: debt.lastError,
+          },
+          'deletion ledger behind; retrying next minute',
+        );
+      }
     },
   };
 }

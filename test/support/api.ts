@@ -11,6 +11,7 @@ import { type Config, loadConfig } from '../../src/config/config.ts';
 import { createQueue, type GenerationJobData, queueConnection } from '../../src/generation/queue.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
+import { targetNames } from '../../src/vault/targets.ts';
 import { createTestDatabase, type TestDatabase, testRedisUrl } from './database.ts';
 import { tempDir } from './temp.ts';
 
@@ -71,7 +72,7 @@ export async function startTestApi(
     urls: { database: db.url, redis: options.redisUrl ?? testRedisUrl() },
     objects,
     tokens: { admin: adminToken, client: clientToken },
-    metrics: createMetrics(db.sql),
+    metrics: createMetrics(db.sql, targetNames(config)),
     logger: options.logger ?? pino({ level: 'silent' }),
   });
   await app.ready();

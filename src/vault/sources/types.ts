@@ -37,7 +37,7 @@ export interface RedisFacts {
   takenAt: number;
 }
 
-export type SourceName = 'postgres' | 'redis' | 'prompts' | 'objects';
+export type SourceName = 'postgres' | 'redis' | 'prompts' | 'objects' | 'secrets';
 
 type Progress = (
   phase: string,
