@@ -54,6 +54,13 @@ describe('I7: an older unencrypted repository is upgraded safely on first write'
     const restore = await runCli(['restore', oldId, '--only', 'prompts', '--to-dir', dir], vault.env);
     expect(restore.code).toBe(1);
     expect(restore.stderr).toMatch(/not authenticated by the repository key/);
+    // Where no key was ever made, the sentence says how the repository gets one.
+    const keyless = { ...vault.env, DATA_DIR: path.join(vault.dir, 'keyless') };
+    const listed = await runCli(['restore', oldId, '--only', 'prompts', '--to-dir', `${dir}-k`], keyless);
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toMatch(
+      /written by an older trendgen, before records were authenticated: run trendgen backup once/,
+    );
   }, 120_000);
 
   it('the next backup names the key, vouches for its own snapshot and not for the slipped-in one', async () => {

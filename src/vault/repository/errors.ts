@@ -72,9 +72,14 @@ export class NotEncryptedError extends RepositoryError {
 /** An unencrypted repository's records are authenticated with a key kept outside it, and none was given. */
 export class KeyRequiredError extends RepositoryError {
   override name = 'KeyRequiredError';
-  constructor(readonly location: string) {
+  constructor(
+    readonly location: string,
+    legacy = false,
+  ) {
     super(
-      `The backup repository at ${location} is not encrypted and authenticates its records with a key kept outside it: set BACKUP_KEY to the content of DATA_DIR/secrets/backup-key of the machine that wrote it.`,
+      legacy
+        ? `The backup repository at ${location} was written by an older trendgen, before records were authenticated: run trendgen backup once on the machine that wrote it (it gives the repository its key), or set BACKUP_KEY to that machine's key.`
+        : `The backup repository at ${location} is not encrypted and authenticates its records with a key kept outside it: set BACKUP_KEY to the content of DATA_DIR/secrets/backup-key of the machine that wrote it.`,
     );
   }
 }

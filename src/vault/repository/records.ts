@@ -21,7 +21,7 @@ export function checkAuthKey(
   location: string,
 ): Buffer | undefined {
   if (keys) return undefined;
-  if (!authKey) throw new KeyRequiredError(location);
+  if (!authKey) throw new KeyRequiredError(location, !config.authentication);
   const given = authKeyId(authKey);
   if (config.authentication && config.authentication.keyId !== given) {
     throw new WrongKeyError(location, config.authentication.keyId, given);
