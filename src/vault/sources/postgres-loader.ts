@@ -102,6 +102,14 @@ async function ensureOwnerRole(adminUrl: string): Promise<void> {
     await sql.unsafe(
       `alter role ${RESTORED_OWNER} nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls`,
     );
+    // A killed restore could not drop its login: once expired, it goes (or at least can never log in).
+    const stale = await sql<{ name: string }[]>`
+      select rolname as name from pg_roles where rolname like 'trendgen\_load\_%' and rolvaliduntil < now()`;
+    for (const { name } of stale) {
+      await sql
+        .unsafe(`drop role ${quoteIdent(name)}`)
+        .catch(() => sql.unsafe(`alter role ${quoteIdent(name)} nologin`));
+    }
   });
   const owner = await roleFacts(adminUrl, RESTORED_OWNER);
   if (owner.superuser || owner.hostPowers.length) {
