@@ -30,6 +30,9 @@ export class PrivilegedLoaderError extends Error {
   override name = 'PrivilegedLoaderError';
 }
 
+/** Serialises the role changes of restores on one server (any fixed number, like the migration lock). */
+const ROLES_LOCK = 7_401_552_410;
+
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 interface RoleFacts {
@@ -92,25 +95,31 @@ export async function openLoader(targetUrl: string): Promise<Loader> {
 
 /** Creates the owner role once per server and keeps it powerless, whoever changed it since. */
 async function ensureOwnerRole(adminUrl: string): Promise<void> {
-  await withSql(adminUrl, async (sql) => {
-    try {
-      await sql.unsafe(`create role ${RESTORED_OWNER} nologin`);
-    } catch (error) {
-      // Another restore on the same server made it first.
-      if ((error as { code?: string }).code !== '42710') throw error;
-    }
-    await sql.unsafe(
-      `alter role ${RESTORED_OWNER} nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls`,
-    );
-    // A killed restore could not drop its login: once expired, it goes (or at least can never log in).
-    const stale = await sql<{ name: string }[]>`
-      select rolname as name from pg_roles where rolname like 'trendgen\_load\_%' and rolvaliduntil < now()`;
-    for (const { name } of stale) {
-      await sql
-        .unsafe(`drop role ${quoteIdent(name)}`)
-        .catch(() => sql.unsafe(`alter role ${quoteIdent(name)} nologin`));
-    }
-  });
+  await withSql(adminUrl, (sql) =>
+    // Restores on one server run at once: changing the same role row concurrently is an error, so queue here.
+    sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${ROLES_LOCK})`;
+      const [owner] = await tx<{ ok: boolean }[]>`
+        select not (rolcanlogin or rolsuper or rolcreatedb or rolcreaterole or rolreplication or rolbypassrls) as ok
+        from pg_roles where rolname = ${RESTORED_OWNER}`;
+      if (!owner) await tx.unsafe(`create role ${RESTORED_OWNER} nologin`);
+      else if (!owner.ok) {
+        await tx.unsafe(
+          `alter role ${RESTORED_OWNER} nologin nosuperuser nocreatedb nocreaterole noreplication nobypassrls`,
+        );
+      }
+      // A killed restore could not drop its login: once expired, it goes (or at least can never log in).
+      const stale = await tx<{ name: string }[]>`
+        select rolname as name from pg_roles where rolname like 'trendgen\_load\_%' and rolvaliduntil < now()`;
+      for (const { name } of stale) {
+        await tx
+          .savepoint((sp) => sp.unsafe(`drop role ${quoteIdent(name)}`))
+          .catch(() =>
+            tx.savepoint((sp) => sp.unsafe(`alter role ${quoteIdent(name)} nologin`)).catch(() => {}),
+          );
+      }
+    }),
+  );
   const owner = await roleFacts(adminUrl, RESTORED_OWNER);
   if (owner.superuser || owner.hostPowers.length) {
     throw new PrivilegedLoaderError(
