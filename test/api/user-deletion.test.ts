@@ -30,6 +30,9 @@ describe('DELETE /api/v1/users/{user}/data', () => {
     expect(deleted.statusCode).toBe(200);
     // Read at once, as a machine killed right after the answer would leave it: no background work to wait for.
     expect(await localLedger(api)).toContain('erin');
+    // The status says so too: nothing is owed to the local ledger.
+    const view = (await api.app.inject({ method: 'GET', url: '/api/v1/backups', headers: api.admin })).json();
+    expect(view.deletionLedgers).toEqual([{ target: 'local', pending: 0, lagSeconds: 0 }]);
   });
 
   it('I3: an unwritable ledger is a 503 that says so, and repeating the request completes it', async () => {

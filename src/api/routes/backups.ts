@@ -2,7 +2,9 @@ import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
 import { realClock } from '../../lib/scheduler.ts';
 import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.ts';
+import { ledgerDebts } from '../../vault/ledger-queue.ts';
 import { backupNow } from '../../vault/scheduled.ts';
+import { targetNames } from '../../vault/targets.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 
@@ -25,10 +27,11 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async () => {
-        const [runs, lastSuccess, drill] = await Promise.all([
+        const [runs, lastSuccess, drill, ledgers] = await Promise.all([
           listRuns(deps.sql),
           lastSuccessByTarget(deps.sql),
           latestDrill(deps.sql),
+          ledgerDebts(deps.sql, targetNames(deps.config)),
         ]);
         return {
           backups: runs.map((r) => ({
@@ -55,6 +58,13 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
                 ...(drill.reason ? { reason: drill.reason } : {}),
               }
             : null,
+          // I3: user-data deletions each target's ledger still lacks; the scheduler retries every minute.
+          deletionLedgers: ledgers.map((d) => ({
+            target: d.target,
+            pending: d.pending,
+            lagSeconds: Math.round(d.lagSeconds),
+            ...(d.lastError ? { lastError: d.lastError } : {}),
+          })),
           schedule: {
             backup: deps.config.backup.schedule,
             nextBackupAt: nextRun(deps.config.backup.schedule),
