@@ -85,6 +85,14 @@ export async function openLoader(targetUrl: string): Promise<Loader> {
   const url = new URL(targetUrl);
   url.username = login;
   url.password = password;
+  try {
+    await withSql(url.toString(), (sql) => sql`select 1`);
+  } catch (error) {
+    await dropLogin(targetUrl, login);
+    throw new PrivilegedLoaderError(
+      `trendgen loads dumps as a role of its own that cannot reach the database host, and it could not log in (${(error as Error).message}): allow password logins for the roles trendgen_load_* in pg_hba.conf, or restore as a role that owns the target database and is not a superuser.`,
+    );
+  }
   return {
     url: url.toString(),
     role: RESTORED_OWNER,
