@@ -46,6 +46,8 @@ export function backupCommand(): Command {
               `  ${t.name.padEnd(6)} ${t.ok ? `ok, ${formatBytes(t.bytesAdded ?? 0)} added` : `FAILED: ${t.error}`}\n`,
             );
           }
+          for (const s of result.skipped)
+            process.stderr.write(`  skipped ${s.source}/${s.path}: ${s.reason}\n`);
           process.stderr.write(`  took ${(result.durationMs / 1000).toFixed(1)} s\n`);
         }
         const failed = result.targets.filter((t) => !t.ok);

@@ -39,7 +39,7 @@ export function classicCommands(): Command[] {
     .action(async (file: string, options: { tag?: string[]; json?: boolean }) => {
       const config = loadConfig();
       const [primary, ...others] = resolveTargets(config);
-      const repo = await openRepository(primary!, config.backup.password, { create: true });
+      const repo = await openRepository(primary!, config, { create: true });
       const lock = await repo.lock({ exclusive: false });
       let id: string;
       try {
@@ -49,7 +49,7 @@ export function classicCommands(): Command[] {
       }
       const targets = [
         { name: primary!.name, ok: true },
-        ...(await Promise.all(others.map((t) => copyToTarget(t, config.backup.password, repo)))),
+        ...(await Promise.all(others.map((t) => copyToTarget(t, config, repo)))),
       ];
       if (options.json) printJson({ snapshotId: id, targets });
       else process.stdout.write(`${id}\n`);

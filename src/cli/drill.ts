@@ -4,7 +4,8 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { embeddedPostgres } from '../embedded/connect.ts';
 import { recordDrill } from '../vault/catalog.ts';
-import { runDrill } from '../vault/drill.ts';
+import { type DrillReport, refusedDrill, runDrill } from '../vault/drill.ts';
+import { RepositoryError } from '../vault/repository/index.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
 import { openFirstTarget } from '../vault/targets.ts';
 import { runMomentDrill } from '../vault/wal/drill-moment.ts';
@@ -13,7 +14,7 @@ import { printJson, UsageError } from './context.ts';
 export function drillCommand(): Command {
   return new Command('drill')
     .description(
-      'Prove a snapshot restorable: restore it into a scratch PostgreSQL, Redis and folder, verify rows, digests, objects and prompt history, report PASS or FAIL and the recovery time, record it, clean up.',
+      'Prove a snapshot restorable: restore it into a scratch PostgreSQL, Redis and folder, verify rows, digests, objects, prompt history and every heap and index (pg_amcheck --heapallindexed), report PASS or FAIL and the recovery time, record it, clean up.',
     )
     .argument('[snapshot]', 'snapshot id, prefix, or latest', 'latest')
     .option('--target <name>', 'drill from this target: local or s3')
@@ -28,9 +29,15 @@ export function drillCommand(): Command {
       const moment = typeof options.moment === 'string' ? new Date(options.moment) : undefined;
       if (moment && Number.isNaN(moment.getTime()))
         throw new UsageError(`--moment ${JSON.stringify(options.moment)} is not an ISO 8601 time.`);
-      const report = options.moment
-        ? await runMomentDrill(config, repo, moment)
-        : await runDrill(config, repo, await resolveSnapshot(repo, ref));
+      let report: DrillReport;
+      try {
+        report = options.moment
+          ? await runMomentDrill(config, repo, moment)
+          : await runDrill(config, repo, await resolveSnapshot(repo, ref));
+      } catch (error) {
+        if (!(error instanceof RepositoryError)) throw error;
+        report = refusedDrill(ref, error);
+      }
       const snapshot = report.snapshot;
       // The drill is recorded in the service's database when it can be reached; it never starts one for that.
       const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
@@ -48,7 +55,7 @@ export function drillCommand(): Command {
       if (options.json) printJson(report);
       else {
         process.stdout.write(
-          `${report.status === 'passed' ? 'PASS' : 'FAIL'} ${options.moment ? 'moment' : `snapshot ${snapshot.id.slice(0, 12)} of`} ${snapshot.time}: recovered in ${report.recoverySeconds} s\n`,
+          `${report.status === 'passed' ? 'PASS' : 'FAIL'} ${options.moment ? 'moment' : `snapshot ${snapshot.id.slice(0, 12)}`}${snapshot.time ? ` of ${snapshot.time}: recovered in ${report.recoverySeconds} s` : ': not restorable'}\n`,
         );
         for (const check of report.checks)
           process.stdout.write(`  ${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}\n`);

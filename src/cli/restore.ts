@@ -102,6 +102,11 @@ export function restoreCommand(): Command {
       process.stdout.write(
         `Restored snapshot ${snapshot.id.slice(0, 12)} of ${snapshot.time} (${parts.join(', ')}) in ${(report.durationMs / 1000).toFixed(1)} s; verified against the backup's facts.\n`,
       );
+      const kept = (report.parts.secrets?.kept ?? []) as string[];
+      if (kept.length)
+        process.stdout.write(
+          `Kept the secrets already here that differ from the snapshot's: ${kept.join(', ')} (--in-place --yes replaces them).\n`,
+        );
       if (report.deletionsReapplied)
         process.stdout.write(
           `Re-applied the data deletions of ${report.deletionsReapplied} user(s) made after the snapshot.\n`,

@@ -53,6 +53,7 @@ const envSchema = z.object({
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
+  BACKUP_KEY: z.optional(z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hexadecimal characters')),
   BACKUP_SCHEDULE: schedule('0 * * * *'),
   DRILL_SCHEDULE: schedule('0 4 * * 0'),
   DRILL_DATABASE_URL: postgresUrl.optional(),
@@ -131,6 +132,7 @@ export interface Config {
     retentionDays: number;
     s3Uri: string | undefined;
     password: string | undefined;
+    key: string | undefined;
     schedule: string;
     allowUnencryptedOffsite: boolean;
     /** Continuous protection: WAL streamed and objects shipped as they are written (I11). */
@@ -224,6 +226,7 @@ export function loadConfig(
       retentionDays: e.BACKUP_RETENTION_DAYS,
       s3Uri: e.BACKUP_S3_URI,
       password: e.BACKUP_PASSWORD,
+      key: e.BACKUP_KEY,
       schedule: e.BACKUP_SCHEDULE,
       allowUnencryptedOffsite: e.BACKUP_ALLOW_UNENCRYPTED_OFFSITE === 'true',
       continuous: e.BACKUP_CONTINUOUS === 'on',

@@ -7,6 +7,7 @@ import {
   repositorySizes,
   runCountsByStatus,
 } from '../vault/catalog.ts';
+import { ledgerDebts } from '../vault/ledger-queue.ts';
 import { streamedTargetsStatus } from '../vault/stream/objects-status.ts';
 import { readWalStatus } from '../vault/wal/status.ts';
 
@@ -38,7 +39,7 @@ function registerRecoveryPointMetric(
 }
 
 /** The backup catalog at scrape time: last success per target, the last run, repository sizes, drills. */
-export function registerBackupMetrics(registry: Registry, sql: Sql): void {
+export function registerBackupMetrics(registry: Registry, sql: Sql, targets: string[]): void {
   // The catalog's tables come with migrations 0003 and 0004; a database not migrated that far reports nothing.
   const hasTable = async (name: string) => {
     const [row] = await sql`select to_regclass(${name}) is not null as present`;
@@ -94,6 +95,28 @@ export function registerBackupMetrics(registry: Registry, sql: Sql): void {
       this.reset();
       if (!(await hasTable('backup_runs'))) return;
       for (const [status, n] of await runCountsByStatus(sql)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_deletion_ledger_lag_seconds',
+    help: "Seconds since the oldest user-data deletion not yet in each target's deletion ledger; 0 when none is owed.",
+    labelNames: ['target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('deletion_ledger_writes'))) return;
+      for (const debt of await ledgerDebts(sql, targets)) this.set({ target: debt.target }, debt.lagSeconds);
+    },
+  });
+  new Gauge({
+    name: 'trendgen_deletion_ledger_pending',
+    help: "User-data deletions not yet in each target's deletion ledger.",
+    labelNames: ['target'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (!(await hasTable('deletion_ledger_writes'))) return;
+      for (const debt of await ledgerDebts(sql, targets)) this.set({ target: debt.target }, debt.pending);
     },
   });
   new Gauge({

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { targetNames } from '../vault/targets.ts';
 import { registerBackupMetrics } from './metrics-backups.ts';
 import { registerGenerationMetrics } from './metrics-generations.ts';
 import { registerHealthMetrics } from './metrics-health.ts';
@@ -45,7 +46,7 @@ export function createMetrics(sql: Sql, config: Config): Metrics {
   });
   registerServiceMetrics(registry, sql);
   registerGenerationMetrics(registry, sql);
-  registerBackupMetrics(registry, sql);
+  registerBackupMetrics(registry, sql, targetNames(config));
   registerHealthMetrics(registry, sql, config);
   registerIntegrityMetrics(registry, sql);
   registerObjectMetrics(registry, sql);

@@ -7,13 +7,14 @@ import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import { holdOpen } from '../lib/leftovers.ts';
 import type { TargetOutcome } from './catalog.ts';
-import { syncLedger } from './ledger.ts';
+import { authenticateRepository, syncLedger } from './ledger.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { repairObject } from './scrub.ts';
 import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisSource } from './sources/redis.ts';
+import { secretsSource } from './sources/secrets.ts';
 import type { BackupContext, PostgresFacts, RedisFacts, SourceBackup } from './sources/types.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from './targets.ts';
 
@@ -43,11 +44,19 @@ export interface BackupResult {
   time: string;
   targets: TargetOutcome[];
   facts:
-    | { postgres: PostgresFacts; redis: RedisFacts; prompts: { files: number }; objects: { count: number } }
+    | {
+        postgres: PostgresFacts;
+        redis: RedisFacts;
+        prompts: { files: number };
+        objects: { count: number };
+        secrets: { files: number };
+      }
     | undefined;
   stats: Record<string, unknown>;
   durationMs: number;
   bytesAdded: number;
+  /** Entries left out because a restore would refuse them (a symlink leading outside, a socket), by source. */
+  skipped: Array<{ source: string; path: string; reason: string }>;
 }
 
 export class BackupError extends Error {
@@ -74,7 +83,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   let primary: { target: Target; repo: Repository } | undefined;
   for (const target of targets) {
     try {
-      const repo = await openRepository(target, config.backup.password, { create: true });
+      const repo = await openRepository(target, config, { create: true });
       primary = { target, repo };
       break;
     } catch (error) {
@@ -87,6 +96,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
     );
   }
   const { repo } = primary;
+  await authenticateRepository(repo, input.sql);
   const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
   mkdirSync(scratch, { recursive: true });
   const release = holdOpen(scratch);
@@ -108,6 +118,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
         (key, sha256, repo) =>
           repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
       ),
+      secretsSource(path.join(config.dataDir, 'secrets')),
     ];
     const stored: Record<string, SourceBackup<unknown>> = {};
     for (const source of sources) stored[source.name] = await source.backup(ctx);
@@ -127,7 +138,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       stats,
       trendgen: { version: TRENDGEN_VERSION },
     });
-    await syncLedger(repo, input.sql);
+    await syncLedger(repo, input.sql, primary.target.name);
     outcomes.push({
       name: primary.target.name,
       ok: true,
@@ -140,12 +151,12 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       (t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name),
     )) {
       progress('copy', target.name);
-      outcomes.push(await copyToTarget(target, config.backup.password, repo));
+      outcomes.push(await copyToTarget(target, config, repo, input.sql));
     }
     // Targets that failed to open at the start get their copy now if they came back meanwhile.
     for (const outcome of outcomes.filter((o) => !o.ok)) {
       const target = targets.find((t) => t.name === outcome.name)!;
-      const retry = await copyToTarget(target, config.backup.password, repo);
+      const retry = await copyToTarget(target, config, repo, input.sql);
       if (retry.ok) Object.assign(outcome, retry);
     }
     return {
@@ -158,6 +169,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       stats,
       durationMs: Date.now() - started,
       bytesAdded,
+      skipped: skippedEntries(stats),
     };
   } finally {
     await lock.release().catch(() => {});
@@ -173,6 +185,12 @@ async function sizeOf(repo: Repository): Promise<{ snapshots: number; repository
   return { snapshots: (await repo.listSnapshots()).length, repositoryBytes };
 }
 
+function skippedEntries(stats: Record<string, Record<string, unknown>>): BackupResult['skipped'] {
+  return Object.entries(stats).flatMap(([source, s]) =>
+    ((s.skippedEntries ?? []) as Array<{ path: string; reason: string }>).map((e) => ({ source, ...e })),
+  );
+}
+
 function countAdded(stats: Record<string, { blobsAdded: number }>): number {
   return Object.values(stats).reduce((sum, s) => sum + s.blobsAdded, 0);
 }
@@ -183,14 +201,18 @@ function countAdded(stats: Record<string, { blobsAdded: number }>): number {
  */
 export async function copyToTarget(
   target: Target,
-  password: string | undefined,
+  config: Config,
   from: Repository,
+  sql?: Sql,
 ): Promise<TargetOutcome> {
   try {
-    const repo = await openRepository(target, password, { create: true, like: from });
+    const repo = await openRepository(target, config, { create: true, like: from });
+    await authenticateRepository(repo, sql);
     const lock = await repo.lock({ exclusive: false });
     try {
       const copied = await from.copySnapshotsTo(repo, await from.listSnapshots());
+      // The ledger came with the copy: recorded, so the target owes no deletion it holds.
+      if (sql) await syncLedger(repo, sql, target.name);
       lock.assertHeld();
       return {
         name: target.name,

@@ -116,6 +116,14 @@ export async function listRuns(sql: Sql, limit = 100): Promise<BackupRun[]> {
   return rows.map(toRun);
 }
 
+/** Snapshot ids this service's own backups reported: what it vouches for when a repository gets its key. */
+export async function snapshotIdsTaken(sql: Sql): Promise<string[]> {
+  const rows = await sql`
+    select distinct snapshot_id from backup_runs
+    where snapshot_id is not null and status in ('succeeded', 'partial')`;
+  return rows.map((row) => row.snapshot_id as string);
+}
+
 /** The newest run that has finished, however it ended. */
 export async function latestFinishedRun(sql: Sql): Promise<BackupRun | undefined> {
   const [row] = await sql`

@@ -36,7 +36,7 @@ export async function checkTargets(
   const results: TargetCheck[] = [];
   for (const target of resolveTargets(config, options.only)) {
     try {
-      const repo = await openRepository(target, config.backup.password);
+      const repo = await openRepository(target, config);
       const lock = await lockForCheck(repo, Boolean(options.repair));
       try {
         const report = await repo.check({

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { FileBlobStore } from '../blobstore/file.ts';
 import type { Config } from '../config/config.ts';
@@ -7,6 +7,7 @@ import { openDatabase } from '../db/connection.ts';
 import { EmbeddedPostgres } from '../embedded/postgres.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { historyGaps } from '../prompts/index.ts';
+import { amcheckDatabase } from './amcheck.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { runRestore } from './restore.ts';
 import { dropAndRecreateDatabase } from './sources/postgres-admin.ts';
@@ -76,6 +77,7 @@ async function verifyRestoredCopy(
   databaseUrl: string,
   objectsDir: string,
   promptsDir: string,
+  expectedPromptFiles: number | undefined,
 ): Promise<DrillCheck[]> {
   const sql = openDatabase(databaseUrl, { max: 1 });
   const checks: DrillCheck[] = [];
@@ -101,11 +103,7 @@ async function verifyRestoredCopy(
         ? `history has gaps for ${gaps.join(', ')}`
         : `${prompts} prompts, every version from 1 to the newest present`,
     });
-    checks.push({
-      name: 'prompt-files',
-      ok: existsSync(promptsDir),
-      detail: `prompts folder restored to ${promptsDir}`,
-    });
+    checks.push(promptFilesCheck(promptsDir, expectedPromptFiles));
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -113,10 +111,51 @@ async function verifyRestoredCopy(
 }
 
 /**
+ * The verdict on a snapshot that could not even be read as one (forged, damaged, unverified): a failed drill,
+ * recorded and printed like any other, never a quiet skip.
+ */
+export function refusedDrill(ref: string, error: Error): DrillReport {
+  const check = { name: 'snapshot', ok: false, detail: error.message };
+  return {
+    status: 'failed',
+    snapshot: { id: ref, time: '' },
+    recoverySeconds: 0,
+    checks: [check],
+    reason: `${check.name}: ${check.detail}`,
+  };
+}
+
+/** Every secret the snapshot holds comes back (the admin token clients use after a disaster). */
+function secretsCheck(snapshot: Snapshot, restored: Record<string, unknown> | undefined): DrillCheck {
+  const expected = (snapshot.facts as { secrets?: { files?: number } } | undefined)?.secrets?.files;
+  const files = Number(restored?.files ?? 0);
+  return {
+    name: 'secrets',
+    ok: expected !== undefined && files === expected,
+    detail: `${files} secret file(s) restored of the ${expected ?? '?'} the snapshot holds`,
+  };
+}
+
+/** Every prompt file the snapshot counted is back (a backup stores only what its restore accepts). */
+function promptFilesCheck(promptsDir: string, expected: number | undefined): DrillCheck {
+  const files = existsSync(promptsDir)
+    ? readdirSync(promptsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length
+    : 0;
+  return {
+    name: 'prompt-files',
+    ok: expected !== undefined && files === expected,
+    detail:
+      expected === undefined
+        ? 'the snapshot does not say how many prompt files it holds'
+        : `${files} prompt file(s) restored of the ${expected} the snapshot holds`,
+  };
+}
+
+/**
  * A restore drill: the snapshot is restored into a scratch PostgreSQL, a scratch Redis and a scratch folder,
  * then verified — row counts and table digests against the snapshot, every object the restored database
- * refers to present with the right SHA-256, prompt history without gaps, Redis key counts — and the time it
- * took is the measured recovery time. Everything scratch is removed afterwards, pass or fail.
+ * refers to present with the right SHA-256, prompt history without gaps, Redis key counts, every heap and
+ * B-tree index consistent (`pg_amcheck --heapallindexed`) — and the time it took is the measured recovery time. Everything scratch is removed afterwards, pass or fail.
  */
 export async function runDrill(config: Config, repo: Repository, snapshot: Snapshot): Promise<DrillReport> {
   const dir = path.join(config.dataDir, 'tmp', `drill-${randomBytes(4).toString('hex')}`);
@@ -134,18 +173,28 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
     const promptsDir = path.join(dir, 'prompts');
     started = performance.now();
     const report = await runRestore(repo, snapshot, {
-      parts: ['postgres', 'redis', 'prompts', 'objects'],
+      parts: [
+        'postgres',
+        'redis',
+        'prompts',
+        'objects',
+        ...(snapshot.trees.secrets ? ['secrets' as const] : []),
+      ],
       databaseUrl: database.url,
       redisUrl: redis.url,
       promptsDir,
+      secretsDir: path.join(dir, 'secrets'),
       objects: new FileBlobStore(objectsDir),
       inPlace: false,
       scratchDir: path.join(dir, 'restore'),
     });
+    const postgres = report.parts.postgres as { tables?: number; verified?: boolean } | undefined;
     checks.push({
       name: 'postgres',
-      ok: true,
-      detail: `${(report.parts.postgres as { tables?: number } | undefined)?.tables ?? 0} tables match the snapshot's row counts and digests`,
+      ok: postgres?.verified === true && (postgres.tables ?? 0) > 0,
+      detail: postgres?.verified
+        ? `${postgres.tables} tables match the snapshot's row counts and digests`
+        : 'unverified: the restore was not checked against row counts and digests',
     });
     const facts = (snapshot.facts as { redis?: RedisFacts } | undefined)?.redis;
     if (facts) {
@@ -158,7 +207,10 @@ export async function runDrill(config: Config, repo: Repository, snapshot: Snaps
           : `key counts differ: ${verdict.mismatches.map((m) => `db${m.db} ${m.actual}/${m.expected}`).join(', ')}`,
       });
     }
-    checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir)));
+    const promptFacts = (snapshot.facts as { prompts?: { files?: number } } | undefined)?.prompts;
+    checks.push(...(await verifyRestoredCopy(database.url, objectsDir, promptsDir, promptFacts?.files)));
+    checks.push({ name: 'amcheck', ...(await amcheckDatabase(database.url)) });
+    if (snapshot.trees.secrets) checks.push(secretsCheck(snapshot, report.parts.secrets));
   } catch (error) {
     checks.push({ name: 'restore', ok: false, detail: (error as Error).message });
   } finally {

@@ -82,7 +82,7 @@ export async function knownElsewhere(
   // Another target first: what holds the snapshot says best what to do.
   for (const other of named ? [] : resolveTargets(config).filter((t) => t.name !== target)) {
     try {
-      const repo = await openRepository(other, config.backup.password);
+      const repo = await openRepository(other, config);
       const [newest] = (await readSnapshots(repo)).snapshots;
       if (newest)
         known.push({

@@ -72,7 +72,7 @@ async function retainedState(config: Config): Promise<{ keys: Set<string>; oldes
   for (const target of resolveTargets(config)) {
     let repo: Repository;
     try {
-      repo = await openRepository(target, config.backup.password);
+      repo = await openRepository(target, config);
     } catch (error) {
       // A target never written to holds nothing anyone can restore.
       if (error instanceof RepositoryNotFoundError) continue;
@@ -102,7 +102,7 @@ async function retainedState(config: Config): Promise<{ keys: Set<string>; oldes
 /** A backup, check or prune holds the local repository (or it cannot be read, which counts as held). */
 async function localVaultBusy(config: Config): Promise<boolean> {
   try {
-    const repo = await openRepository(localTarget(config), config.backup.password);
+    const repo = await openRepository(localTarget(config), config);
     return (await readLocks(repo)).some((lock) => !isStale(lock, DEFAULT_STALE_AFTER_MS));
   } catch (error) {
     return !(error instanceof RepositoryNotFoundError);

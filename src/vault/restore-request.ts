@@ -55,6 +55,11 @@ export function restoreParts(request: Pick<RestoreRequest, 'only' | 'toDir' | 't
   return [...RESTORE_PARTS];
 }
 
+/** The parts asked for that the snapshot has: secrets only when it holds them (snapshots before did not). */
+function partsOf(snapshot: Snapshot, parts: RestorePart[], explicit: boolean): RestorePart[] {
+  return explicit ? parts : parts.filter((part) => part !== 'secrets' || snapshot.trees.secrets);
+}
+
 /** Creates the --to-database database when it does not exist yet, through the server's `postgres` database. */
 async function prepareDatabase(url: string): Promise<void> {
   await createDatabaseIfMissing(withDatabase(url, 'postgres'), databaseOf(url));
@@ -66,7 +71,7 @@ async function prepareDatabase(url: string): Promise<void> {
  * running. An imported classic archive goes only where it is told, since its SQL is the classic schema.
  */
 export async function restoreFromTargets(config: Config, request: RestoreRequest): Promise<RestoreOutcome> {
-  const parts = restoreParts(request);
+  const asked = restoreParts(request);
   const { target, repo } = await openFirstTarget(config, request.target ? [request.target] : undefined);
   const snapshot = await resolveSnapshot(repo, request.ref, {
     acceptOlder: Boolean(request.acceptOlder),
@@ -86,6 +91,7 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
     });
     return { kind: 'classic', snapshot, result };
   }
+  const parts = partsOf(snapshot, asked, Boolean(request.only));
   const embeddedPostgres = parts.includes('postgres') && !request.toDatabase;
   const services =
     embeddedPostgres || parts.includes('redis')
@@ -100,6 +106,7 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
       databaseUrl,
       redisUrl: services?.redisUrl ?? '',
       promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
+      secretsDir: path.join(request.toDir ? path.resolve(request.toDir) : config.dataDir, 'secrets'),
       objects: request.toDir
         ? new FileBlobStore(path.resolve(request.toDir, 'objects'))
         : createBlobStore(config.storageUrl, config.s3),

@@ -190,7 +190,9 @@ async function restoreRedisOf(
   const services = await connectServices(config, { postgres: false, redis: true });
   try {
     const report = await runRestore(repo, snapshot, {
-      parts: ['redis'],
+      // Secrets (the admin token up generated) come back with Redis: neither is in the database.
+      parts: snapshot.trees.secrets ? ['redis', 'secrets'] : ['redis'],
+      secretsDir: path.join(config.dataDir, 'secrets'),
       databaseUrl: '',
       redisUrl: services.redisUrl,
       promptsDir: config.promptsDir,

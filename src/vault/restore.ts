@@ -23,11 +23,13 @@ import {
 import { objectsSource } from './sources/objects.ts';
 import { postgresSource } from './sources/postgres.ts';
 import { isDatabaseEmpty } from './sources/postgres-admin.ts';
+import { openLoader } from './sources/postgres-loader.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
-import type { SnapshotSource, SourceName } from './sources/types.ts';
+import { secretsSource } from './sources/secrets.ts';
+import { refuseUnverifiable, type SnapshotSource, type SourceName } from './sources/types.ts';
 
-export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects'] as const;
+export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects', 'secrets'] as const;
 export type RestorePart = (typeof RESTORE_PARTS)[number];
 
 /** A restore that would overwrite live data without --in-place --yes (I9). */
@@ -42,6 +44,8 @@ export interface RestorePlan {
   databaseUrl: string;
   redisUrl: string;
   promptsDir: string;
+  /** Where the service's secrets go (DATA_DIR/secrets); existing ones are kept unless in place. */
+  secretsDir: string;
   objects: BlobStore;
   inPlace: boolean;
   scratchDir: string;
@@ -139,7 +143,10 @@ export async function runRestore(
   const facts = (snapshot.facts ?? {}) as Partial<Record<SourceName, unknown>>;
   const missing = plan.parts.filter((part) => !snapshot.trees[part]);
   if (missing.length) throw new Error(`Snapshot ${snapshot.id.slice(0, 12)} has no ${missing.join(', ')}.`);
+  refuseUnverifiable(snapshot, plan.parts);
   const leftovers = await refuseOverwrites(plan);
+  // Before any mark: a role that could reach the database host is refused here, with nothing written yet.
+  const loader = plan.parts.includes('postgres') ? await openLoader(plan.databaseUrl) : undefined;
   const purged = plan.inPlace ? await purgedInPlace(plan) : new Set<string>();
   // Every destination is marked before anything is written to it; the marks go only once all is verified.
   if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
@@ -156,14 +163,22 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   const release = holdOpen(plan.scratchDir);
   try {
+    // Every destination is marked before anything is written to it; the marks go only once all is verified.
+    if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
+    if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
+    if (plan.parts.includes('prompts')) markDir(plan.promptsDir, snapshot.id);
+    // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
+    rmSync(plan.scratchDir, { recursive: true, force: true });
+    mkdirSync(plan.scratchDir, { recursive: true });
     // Objects before the database, so no restored row refers to a missing object (I2).
     // Prompts after the database: their folder is written from the restored prompt history (I8).
     const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects, undefined, undefined, purged),
-      postgresSource(plan.databaseUrl),
+      postgresSource(plan.databaseUrl, loader),
       promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),
+      secretsSource(plan.secretsDir),
     ];
     // A destination a source empties is marked again at once.
     const remark: Partial<Record<SourceName, () => Promise<void>>> = {
@@ -183,7 +198,7 @@ export async function runRestore(
       });
     }
     if (plan.parts.includes('postgres')) {
-      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, purged);
+      report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, purged, loader!.url);
       await markDatabase(plan.databaseUrl, undefined);
     }
     if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, undefined);
@@ -195,6 +210,7 @@ export async function runRestore(
   } finally {
     release();
     rmSync(plan.scratchDir, { recursive: true, force: true });
+    await loader?.release();
   }
   report.durationMs = Date.now() - started;
   return report;
@@ -227,9 +243,11 @@ async function settleDatabase(
   snapshot: Snapshot,
   plan: RestorePlan,
   purged: Set<string>,
+  loaderUrl: string,
 ): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
-  const sql = openDatabase(plan.databaseUrl, { max: 1, writable: true });
+  // As the loader: a trigger the dump brought runs with no more power than the dump had while loading.
+  const sql = openDatabase(loaderUrl, { max: 1, writable: true });
   try {
     await migrate(sql);
     // Bytes the collector removed stay removed, and the collector knows this database was put back (I3).

@@ -20,7 +20,7 @@ export async function applyRetention(
   const results: TargetRetention[] = [];
   for (const target of resolveTargets(config, options.only)) {
     try {
-      const repo = await openRepository(target, config.backup.password);
+      const repo = await openRepository(target, config);
       const result = await runForget(repo, policy, {
         prune: Boolean(options.prune),
         dryRun: Boolean(options.dryRun),

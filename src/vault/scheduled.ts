@@ -7,6 +7,7 @@ import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { type BackupResult, runBackup } from './backup.ts';
 import { recordDrill, recordedRun } from './catalog.ts';
 import { runDrill } from './drill.ts';
+import { followLedgers } from './ledger.ts';
 import { type CollectReport, collectGarbage } from './object-gc.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
@@ -70,6 +71,8 @@ export async function backupNow(
     const failed = result.targets.filter((t) => !t.ok);
     if (failed.length) deps.logger.error({ failed }, 'backup did not reach every target');
     else deps.logger.info({ snapshot: result.snapshotId, ms: result.durationMs }, 'backup done');
+    if (result.skipped.length)
+      deps.logger.warn({ skipped: result.skipped }, 'backup left out entries a restore would refuse');
     if (!options.prune) return;
     const retention = await applyRetention(deps.config, deps.config.backup.keep, {
       prune: true,
@@ -95,6 +98,31 @@ export function backupJob(deps: VaultJobDeps): ScheduledJob {
     schedule: deps.config.backup.schedule,
     run: async (slot) => {
       await backupNow(deps, { tags: ['scheduled'], time: slot, prune: true });
+    },
+  };
+}
+
+/**
+ * Every minute: each target still owed a user-data deletion gets its ledger brought up to date (I3), so an
+ * offsite ledger follows as soon as its target is reachable, retried until written.
+ */
+export function ledgerJob(deps: VaultJobDeps): ScheduledJob {
+  return {
+    name: 'ledger',
+    schedule: '* * * * *',
+    run: async () => {
+      const debts = await followLedgers(deps.config, deps.sql);
+      for (const debt of debts.filter((d) => d.pending > 0)) {
+        deps.logger.warn(
+          {
+            target: debt.target,
+            pending: debt.pending,
+            lagSeconds: Math.round(debt.lagSeconds),
+            error: debt.lastError,
+          },
+          'deletion ledger behind; retrying next minute',
+        );
+      }
     },
   };
 }

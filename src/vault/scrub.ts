@@ -101,7 +101,7 @@ export async function objectFromVault(
   for (const target of resolveTargets(config)) {
     repos.push(async () => ({
       name: target.name,
-      repo: await openRepository(target, config.backup.password),
+      repo: await openRepository(target, config),
     }));
   }
   for (const open of repos) {

@@ -8,6 +8,7 @@ import {
   type Snapshot,
   SnapshotNotFoundError,
 } from './repository/index.ts';
+import { repositoryAccess } from './repository-key.ts';
 
 export interface Target {
   /** `local` (BACKUP_DIR) or `s3` (BACKUP_S3_URI). */
@@ -73,17 +74,26 @@ export function resolveTargets(config: Config, only?: string[]): Target[] {
   return targets.filter((target) => only.includes(target.name));
 }
 
-/** Opens the repository on a target; with `create`, initialises it (sharing `like`'s keys, so blob ids agree). */
+/**
+ * Opens the repository on a target with BACKUP_PASSWORD or the authentication key (repository-key.ts); with
+ * `create` (a writer), makes the key when there is none and initialises a missing repository (sharing
+ * `like`'s keys, so blob ids agree).
+ */
 export async function openRepository(
   target: Target,
-  password: string | undefined,
+  config: Config,
   options: { create?: boolean; like?: Repository } = {},
 ): Promise<Repository> {
+  const { password, authKey } = repositoryAccess(config, { create: options.create });
+  const access = { ...(password ? { password } : {}), ...(authKey ? { authKey } : {}) };
   try {
-    return await Repository.open(target.store, { password });
+    return await Repository.open(target.store, access);
   } catch (error) {
     if (!(error instanceof RepositoryNotFoundError) || !options.create) throw error;
-    return await Repository.init(target.store, { password, ...(options.like ? { like: options.like } : {}) });
+    return await Repository.init(target.store, {
+      ...access,
+      ...(options.like ? { like: options.like } : {}),
+    });
   }
 }
 
@@ -128,7 +138,7 @@ export async function openFirstTarget(
   const problems: string[] = [];
   for (const target of resolveTargets(config, only)) {
     try {
-      return { target, repo: await openRepository(target, config.backup.password) };
+      return { target, repo: await openRepository(target, config) };
     } catch (error) {
       problems.push(`${target.name}: ${(error as Error).message}`);
     }
@@ -158,7 +168,7 @@ export async function snapshotsOnTargets(
   const unreachable: Array<{ target: string; error: string }> = [];
   for (const target of resolveTargets(config, only)) {
     try {
-      const repo = await openRepository(target, config.backup.password);
+      const repo = await openRepository(target, config);
       const { snapshots, damaged } = await readSnapshots(repo);
       for (const record of damaged) {
         // A copy that loads on another target wins; the damage here is still named by check.

@@ -1,13 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { readLedger } from '../../src/vault/ledger.ts';
-import { Repository } from '../../src/vault/repository/index.ts';
+import { localTarget, openRepository } from '../../src/vault/targets.ts';
 import { startTestApi, type TestApi } from '../support/api.ts';
 
 /** The deletions the local target's ledger holds, read as a restore onto a new disk would read them. */
 async function localLedger(api: TestApi): Promise<string[]> {
-  const repo = await Repository.open(new FileBlobStore(api.config.backup.dir));
+  const repo = await openRepository(localTarget(api.config), api.config);
   const { records, unreadable } = await readLedger(repo, new Date(0).toISOString());
   expect(unreadable).toEqual([]);
   return records.map((record) => record.userId);
@@ -31,6 +30,9 @@ describe('DELETE /api/v1/users/{user}/data', () => {
     expect(deleted.statusCode).toBe(200);
     // Read at once, as a machine killed right after the answer would leave it: no background work to wait for.
     expect(await localLedger(api)).toContain('erin');
+    // The status says so too: nothing is owed to the local ledger.
+    const view = (await api.app.inject({ method: 'GET', url: '/api/v1/backups', headers: api.admin })).json();
+    expect(view.deletionLedgers).toEqual([{ target: 'local', pending: 0, lagSeconds: 0 }]);
   });
 
   it('I3: an unwritable ledger is a 503 that says so, and repeating the request completes it', async () => {

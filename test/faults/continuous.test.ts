@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,6 +48,8 @@ async function startMachine(): Promise<Machine> {
     BACKUP_DIR: path.join(temp.dir, 'backups'),
     PROMPTS_DIR: path.join(temp.dir, 'prompts'),
     LOG_LEVEL: 'warn',
+    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
+    BACKUP_KEY: randomBytes(32).toString('hex'),
     DATABASE_URL: '',
     REDIS_URL: '',
   };

@@ -68,7 +68,7 @@ async function verifyWithCli(env: Record<string, string>) {
 async function verifyInProcess(env: Record<string, string>) {
   const config = loadConfig(env, { dotEnv: false });
   const [target] = resolveTargets(config, ['s3']);
-  const repo = await openRepository(target!, config.backup.password);
+  const repo = await openRepository(target!, config);
   try {
     const listed = new Set((await loadSnapshots(repo)).map((s) => s.id));
     const report = await repo.check({ readData: true });
@@ -82,7 +82,7 @@ async function forgetOld(env: Record<string, string>): Promise<void> {
   const config = loadConfig(env, { dotEnv: false });
   const [target] = resolveTargets(config, ['s3']);
   try {
-    await runForget(await openRepository(target!, config.backup.password), { last: 3 });
+    await runForget(await openRepository(target!, config), { last: 3 });
   } finally {
     await target!.store.close?.();
   }

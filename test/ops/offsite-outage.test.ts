@@ -68,7 +68,7 @@ describe('the offsite target down for three runs', () => {
     ]);
     const [local, offsite] = await Promise.all(
       resolveTargets(config).map(async (t) =>
-        (await loadSnapshots(await openRepository(t, config.backup.password))).map((s) => s.id),
+        (await loadSnapshots(await openRepository(t, config))).map((s) => s.id),
       ),
     );
     expect(local).toHaveLength(5);

@@ -75,7 +75,7 @@ describe('scheduled backups', () => {
     const runs = await db.sql`select status, targets from backup_runs order by id`;
     expect(runs.filter((r) => r.status === 'succeeded').length).toBeGreaterThanOrEqual(9);
     for (const target of resolveTargets(config)) {
-      const snapshots = await loadSnapshots(await openRepository(target, config.backup.password));
+      const snapshots = await loadSnapshots(await openRepository(target, config));
       // Retention as configured: keep-last 8 of the 10 taken.
       expect(snapshots.map((s) => s.time)).toEqual(slots.slice(2).reverse());
     }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -54,10 +54,11 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
     PROMPTS_DIR: path.join(temp.dir, 'prompts'),
     BACKUP_DIR: path.join(temp.dir, 'backups'),
     BACKUP_PASSWORD: 'correct horse battery staple',
-    ADMIN_TOKEN: randomBytes(24).toString('hex'),
     GENERATION_LEASE_SECONDS: '5',
   };
-  const auth = { authorization: `Bearer ${env.ADMIN_TOKEN}` };
+  // No ADMIN_TOKEN: `up` generates one into DATA_DIR/secrets, which the snapshot must carry (clients keep it).
+  const tokenFile = path.join(env.DATA_DIR, 'secrets', 'admin-token');
+  const auth = { authorization: '' };
   let up: UpProcess | undefined;
   afterAll(async () => {
     await up?.stop();
@@ -88,8 +89,10 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
     };
   }
 
-  it('I8: every object, table, prompt (with history) and Redis key comes back', async () => {
+  it('I8: every object, table, prompt (with history), Redis key and the generated admin token comes back', async () => {
     up = await startUp(env);
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    auth.authorization = `Bearer ${token}`;
     const base = up.baseUrl;
     for (const [i, template] of ['First {subject}', 'Second {subject}', 'Third {subject}'].entries()) {
       const put = await fetch(`${base}/api/v1/prompts/ghibli`, {
@@ -156,6 +159,9 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
     rmSync(env.PROMPTS_DIR, { recursive: true, force: true });
     const restore = await runCli(['restore', 'latest'], env);
     expect(restore.code, restore.stderr).toBe(0);
+    // The generated token is back, readable by its owner only; the clients' requests below use it.
+    expect(readFileSync(tokenFile, 'utf8').trim()).toBe(token);
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
 
     up = await startUp(env);
     const after = await fingerprint();
@@ -197,5 +203,15 @@ describe('disaster round trip: back up, lose the machine, restore latest', () =>
     const refused = await runCli(['restore', 'latest'], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/trendgen up runs on .*stop it before restoring/);
+    // An environment value still wins over the restored file.
+    await up.stop();
+    const other = randomBytes(24).toString('hex');
+    up = await startUp({ ...env, ADMIN_TOKEN: other });
+    const health = (t: string) =>
+      fetch(`${up!.baseUrl}/api/v1/prompts`, { headers: { authorization: `Bearer ${t}` } }).then(
+        (r) => r.status,
+      );
+    expect(await health(other)).toBe(200);
+    expect(await health(token)).toBe(401);
   }, 400_000);
 });

@@ -34,7 +34,7 @@ describe('trendgen drill', () => {
     expect(report.status).toBe('passed');
     expect(report.recoverySeconds).toBeGreaterThan(0);
     expect(report.checks.map((c: { name: string }) => c.name)).toEqual(
-      expect.arrayContaining(['postgres', 'redis', 'objects', 'prompt-history']),
+      expect.arrayContaining(['postgres', 'redis', 'objects', 'prompt-history', 'amcheck']),
     );
     const [row] = await db.sql`select status, recovery_seconds from drill_runs order by id desc limit 1`;
     expect(row).toMatchObject({ status: 'passed' });

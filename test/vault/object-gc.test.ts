@@ -112,7 +112,7 @@ describe('the collector (I3)', () => {
   it('I3: a base backup older than the window keeps what a restore to its moments could need', async () => {
     const photo = await userWithPhoto(vault, 'dee', fakePng(4500));
     await deleteUserData(vault.db.sql, 'dee');
-    const repo = await openRepository(localTarget(config), undefined);
+    const repo = await openRepository(localTarget(config), config);
     const base = {
       id: 'b'.repeat(16),
       time: new Date(Date.now() - HOUR).toISOString(),

@@ -2,7 +2,9 @@ import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
 import { realClock } from '../../lib/scheduler.ts';
 import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.ts';
+import { ledgerDebts } from '../../vault/ledger-queue.ts';
 import { backupNow } from '../../vault/scheduled.ts';
+import { targetNames } from '../../vault/targets.ts';
 import { protectionStatus } from '../../vault/wal/report.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -15,11 +17,12 @@ const nextRun = (schedule: string) =>
 
 /** What GET /backups answers: runs, per-target status, continuous protection, the last drill, the schedule. */
 async function backupsView(deps: ApiDeps) {
-  const [runs, lastSuccess, drill, continuous] = await Promise.all([
+  const [runs, lastSuccess, drill, continuous, ledgers] = await Promise.all([
     listRuns(deps.sql),
     lastSuccessByTarget(deps.sql),
     latestDrill(deps.sql),
     protectionStatus(deps.sql, deps.config),
+    ledgerDebts(deps.sql, targetNames(deps.config)),
   ]);
   return {
     backups: runs.map((r) => ({
@@ -37,6 +40,13 @@ async function backupsView(deps: ApiDeps) {
       [...lastSuccess].map(([target, at]) => [target, { lastSuccessAt: at.toISOString() }]),
     ),
     continuous,
+    // I3: user-data deletions each target's ledger still lacks; the scheduler retries every minute.
+    deletionLedgers: ledgers.map((d) => ({
+      target: d.target,
+      pending: d.pending,
+      lagSeconds: Math.round(d.lagSeconds),
+      ...(d.lastError ? { lastError: d.lastError } : {}),
+    })),
     lastDrill: drill
       ? {
           status: drill.status,

@@ -3,6 +3,7 @@ import type { Sql } from '../../db/connection.ts';
 import { formatDuration } from '../../lib/format.ts';
 import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts';
 import { isBackupStale, latestFinishedRun, latestSuccessOn } from '../../vault/catalog.ts';
+import { ledgerDebts } from '../../vault/ledger-queue.ts';
 import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
 import { describeTargets, openRepository, type TargetDescription } from '../../vault/targets.ts';
 import { probeStore } from './context.ts';
@@ -77,7 +78,7 @@ function repositoryCheck(target: TargetDescription): DoctorCheck {
     run: async (ctx) => {
       const store = probeStore(target.url, ctx.config.s3);
       try {
-        const repo = await openRepository({ ...target, store }, ctx.config.backup.password);
+        const repo = await openRepository({ ...target, store }, ctx.config);
         const snapshots = await repo.listSnapshots();
         return ok(
           `${store.location} is readable: ${repo.encrypted ? 'encrypted' : 'not encrypted'}, ${snapshots.length} snapshot(s)`,
@@ -99,11 +100,35 @@ function repositoryCheck(target: TargetDescription): DoctorCheck {
   };
 }
 
+/** A deletion owed to a target's ledger this long is a warning, this long a failure (I3). */
+const LEDGER_WARN_MS = 5 * 60_000;
+const LEDGER_FAIL_MS = 60 * 60_000;
+
+/** Every user-data deletion reaches every target's ledger, retried by the scheduler until written (I3). */
+function ledgerCheck(name: string): DoctorCheck {
+  return {
+    id: `backup.${name}.ledger`,
+    run: async (ctx) => {
+      const sql = await databaseWith(ctx, 'deletion_ledger_writes');
+      if (!sql) return warn('the deletion ledger queue does not exist yet', 'run: trendgen migrate');
+      const [debt] = await ledgerDebts(sql, [name], ctx.now);
+      if (!debt || debt.pending === 0) return ok(`every user-data deletion is in the ledger on ${name}`);
+      const behind = `${debt.pending} user-data deletion(s) not yet in the ledger on ${name}, the oldest for ${formatDuration(debt.lagSeconds * 1000)}`;
+      const why = debt.lastError ? `; the last attempt failed: ${debt.lastError}` : '';
+      const fix = `the scheduler retries every minute (trendgen scheduler, or trendgen up); check that ${name} is reachable`;
+      if (debt.lagSeconds * 1000 >= LEDGER_FAIL_MS) return fail(`${behind}${why}`, fix);
+      if (debt.lagSeconds * 1000 >= LEDGER_WARN_MS) return warn(`${behind}${why}`, fix);
+      return ok(`${behind}: on its way`);
+    },
+  };
+}
+
 export function backupChecks(config: Config): DoctorCheck[] {
   const targets = describeTargets(config);
   return [
     ...targets.map((target) => freshCheck(target.name)),
     ...targets.map(repositoryCheck),
+    ...targets.map((target) => ledgerCheck(target.name)),
     {
       id: 'backup.offsite',
       run: async (ctx) =>

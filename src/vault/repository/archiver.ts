@@ -5,6 +5,7 @@ import { looksCompressed } from './compression.ts';
 import { CorruptBlobError, InvalidTreeError, MissingBlobError } from './errors.ts';
 import type { PutBlobResult, RepositoryHandle } from './handle.ts';
 import { limiter } from './io.ts';
+import { linkStaysInside } from './restorer.ts';
 import { encodeTree, type TreeEntry } from './tree.ts';
 
 const READ_BUFFER = 1024 * 1024;
@@ -62,7 +63,10 @@ export interface StoreStats {
   filesUnchanged: number;
   dirs: number;
   symlinks: number;
-  /** Sockets, devices and FIFOs, and entries that vanished while the backup ran. */
+  /**
+   * What a restore would refuse, so it is not stored (a backup holds only what its restore accepts):
+   * sockets, devices and FIFOs, symlinks leading outside the folder, entries that vanished while read.
+   */
   skipped: { path: string; reason: string }[];
   bytesRead: number;
   blobsAdded: number;
@@ -79,6 +83,8 @@ export interface StoreDirectoryOptions {
 
 interface Walk {
   repo: RepositoryHandle;
+  /** The folder being stored: symlinks must resolve inside it, as the restore requires. */
+  root: string;
   limit: <T>(task: () => Promise<T>) => Promise<T>;
   stats: StoreStats;
   onProgress: ((stats: StoreStats, path: string) => void) | undefined;
@@ -101,13 +107,15 @@ export async function storeDirectory(
     blobsAdded: 0,
     bytesAdded: 0,
   };
+  const root = path.resolve(dir);
   const walk: Walk = {
     repo,
+    root,
     limit: limiter(options.concurrency ?? 4),
     stats,
     onProgress: options.onProgress,
   };
-  const treeId = await storeDir(walk, path.resolve(dir), '', options.parentTree);
+  const treeId = await storeDir(walk, root, '', options.parentTree);
   return { treeId, stats };
 }
 
@@ -151,6 +159,14 @@ async function storeEntry(
       return await walk.limit(async () => {
         const info = await lstat(abs);
         const target = await readlink(abs);
+        // The restore refuses such a link (restorer.ts): storing it would make the whole folder unrestorable.
+        if (!linkStaysInside(walk.root, dir, target)) {
+          walk.stats.skipped.push({
+            path: relPath,
+            reason: `a symlink to ${JSON.stringify(target)}, outside the folder (a restore refuses it)`,
+          });
+          return undefined;
+        }
         walk.stats.symlinks++;
         return { ...meta(name, 'symlink', info), size: 0, target };
       });

@@ -81,6 +81,34 @@ export class NotEncryptedError extends RepositoryError {
   }
 }
 
+/** An unencrypted repository's records are authenticated with a key kept outside it, and none was given. */
+export class KeyRequiredError extends RepositoryError {
+  override name = 'KeyRequiredError';
+  constructor(
+    readonly location: string,
+    legacy = false,
+  ) {
+    super(
+      legacy
+        ? `The backup repository at ${location} was written by an older trendgen, before records were authenticated: run trendgen backup once on the machine that wrote it (it gives the repository its key), or set BACKUP_KEY to that machine's key.`
+        : `The backup repository at ${location} is not encrypted and authenticates its records with a key kept outside it: set BACKUP_KEY to the content of DATA_DIR/secrets/backup-key of the machine that wrote it.`,
+    );
+  }
+}
+
+export class WrongKeyError extends RepositoryError {
+  override name = 'WrongKeyError';
+  constructor(
+    readonly location: string,
+    readonly expected: string,
+    readonly given: string,
+  ) {
+    super(
+      `The backup repository at ${location} was written with the key ${expected}, not with this key (${given}): set BACKUP_KEY to the key of the machine that wrote it (DATA_DIR/secrets/backup-key there).`,
+    );
+  }
+}
+
 /** A stored blob that does not decrypt, decode or hash back to its name (I7). */
 export class CorruptBlobError extends RepositoryError {
   override name = 'CorruptBlobError';

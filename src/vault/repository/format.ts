@@ -1,7 +1,13 @@
 import { InvalidConfigError, UnsupportedFormatError } from './errors.ts';
 
-/** The format this code writes and the newest it reads. Bump it for any change an older reader would misread. */
-export const FORMAT_VERSION = 1;
+/**
+ * The newest format this code reads. Bump it for any change an older reader would misread. Version 2 adds
+ * authenticated records to unencrypted repositories (`authentication`); encrypted ones are still written
+ * as version 1, which they remain.
+ */
+export const FORMAT_VERSION = 2;
+/** Encrypted repositories: nothing an older reader would misread. */
+export const ENCRYPTED_FORMAT_VERSION = 1;
 
 export const CONFIG_KEY = 'config';
 export const DATA_PREFIX = 'data/';
@@ -64,6 +70,8 @@ export interface ConfigFile {
   chunker: { algorithm: 'fastcdc'; minSize: number; avgSize: number; maxSize: number; seed?: string };
   compression: { algorithm: 'zstd'; level: number };
   encryption?: EncryptionConfig;
+  /** Unencrypted, format 2: records are tagged with the key this names (auth.ts); the key is not here. */
+  authentication?: { algorithm: 'hmac-sha256'; keyId: string };
 }
 
 /** Parses and validates `config`; a newer version is refused before anything else is looked at. */
@@ -103,6 +111,14 @@ export function parseConfig(bytes: Buffer, location: string): ConfigFile {
   )
     throw fail('unknown compression');
 
+  const authentication = value['authentication'];
+  if (
+    authentication !== undefined &&
+    (!isObject(authentication) ||
+      authentication['algorithm'] !== 'hmac-sha256' ||
+      !/^[0-9a-f]{16}$/.test(String(authentication['keyId'])))
+  )
+    throw fail('unknown authentication');
   const encryption = value['encryption'];
   if (encryption === undefined) {
     if (chunker['seed'] === undefined) throw fail('no chunker seed');

@@ -32,5 +32,8 @@ export interface RepositoryHandle {
   readBlob(id: string): Promise<{ kind: Kind; plaintext: Buffer }>;
   readTree(id: string): Promise<Tree>;
   listSnapshots(): Promise<string[]>;
+  /** Records (snapshots, ledger entries): sealed or tagged under the repository key, checked for their name. */
+  encodeRecord(name: string, plaintext: Buffer, limit?: number): Promise<Buffer>;
+  decodeRecord(name: string, stored: Buffer, limit?: number): Promise<Buffer>;
   loadSnapshot(id: string): Promise<Snapshot>;
 }

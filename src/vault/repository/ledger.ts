@@ -27,8 +27,9 @@ export function deletionEntryName(record: DeletionRecord): string {
 
 /** Records a deletion (under `deletionEntryName(record)`); writing one again only rewrites the same record. */
 export async function writeDeletion(repo: RepositoryHandle, record: DeletionRecord): Promise<void> {
-  const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(record)));
-  await repo.store.put(entryKey(deletionEntryName(record)), bytes, { size: bytes.length });
+  const key = entryKey(deletionEntryName(record));
+  const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(record)));
+  await repo.store.put(key, bytes, { size: bytes.length });
 }
 
 /** The names of the recorded deletions; with `after` (ISO time), only those made later than it. */
@@ -46,12 +47,17 @@ export async function listDeletions(
   return names;
 }
 
-/** One deletion record, authenticated; throws when it is damaged or unreadable. */
+/** One deletion record, authenticated and under its own name; throws when it is damaged or not authentic. */
 export async function readDeletion(repo: RepositoryHandle, name: string): Promise<DeletionRecord> {
-  const stored = await readAtMost(await repo.store.get(entryKey(name)), DECODE_LIMITS.small);
+  const key = entryKey(name);
+  const stored = await readAtMost(await repo.store.get(key), DECODE_LIMITS.small);
   if (!stored) throw new DecodeError('larger than any deletion record');
-  const { plaintext } = await repo.codec.decode(stored, DECODE_LIMITS.small);
-  return JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
+  const plaintext = await repo.decodeRecord(key, stored, DECODE_LIMITS.small);
+  const record = JSON.parse(plaintext.toString('utf8')) as DeletionRecord;
+  // An authentic record moved to another name (another time) would re-apply a deletion out of order.
+  if (deletionEntryName(record) !== name)
+    throw new Error(`${key} holds the deletion ${deletionEntryName(record)}`);
+  return record;
 }
 
 /** Deletions made after `since` (ISO time); records that do not read are named by key, not skipped silently. */

@@ -40,6 +40,14 @@ import {
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
 import { readAll, readAtMost } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
+import {
+  checkAuthKey,
+  decodeRecord,
+  encodeRecord,
+  type UpgradeResult,
+  type UpgradeVouch,
+  upgradeRecords,
+} from './records.ts';
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
 import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
 import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
@@ -50,6 +58,8 @@ export type { BlobType, PutBlobResult } from './handle.ts';
 export interface OpenOptions {
   /** BACKUP_PASSWORD; an empty string counts as none. */
   password?: string;
+  /** Unencrypted repositories: the key their records are authenticated with (records.ts), never stored in them. */
+  authKey?: Buffer;
 }
 
 export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
@@ -72,12 +82,14 @@ export class Repository implements RepositoryHandle {
   /** What data/ holds, listed once and kept current by this process's writes. */
   readonly index: BlobIndex;
   private readonly inflight = new Map<string, Promise<PutBlobResult>>();
+  private upgraded = false;
 
   private constructor(
     readonly store: BlobStore,
     readonly config: ConfigFile,
     private readonly keys: KeyMaterial | undefined,
     readonly chunkerParams: ChunkerParams,
+    private readonly authKey: Buffer | undefined,
   ) {
     this.location = store.location;
     this.chunker = new Chunker(chunkerParams);
@@ -100,7 +112,8 @@ export class Repository implements RepositoryHandle {
     if (!(await store.putIfAbsent(CONFIG_KEY, bytes, { size: bytes.length }))) {
       throw new RepositoryExistsError(store.location);
     }
-    return new Repository(store, made.config, made.keys, made.chunker);
+    const authKey = made.keys ? undefined : options.authKey;
+    return new Repository(store, made.config, made.keys, made.chunker, authKey);
   }
 
   static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
@@ -123,7 +136,8 @@ export class Repository implements RepositoryHandle {
     if (!config.encryption && (await holdsEncryptedData(store)))
       throw new EncryptionConfigLostError(store.location);
     const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
-    return new Repository(store, config, keys, chunker);
+    const authKey = checkAuthKey(config, keys, options.authKey, store.location);
+    return new Repository(store, config, keys, chunker, authKey);
   }
 
   get id(): string {
@@ -222,9 +236,31 @@ export class Repository implements RepositoryHandle {
     const id = this.codec.idOf(plaintext);
     if (plaintext.length > DECODE_LIMITS.snapshot)
       throw new TypeError(`A snapshot record of ${plaintext.length} bytes is more than a reader accepts.`);
-    const bytes = await this.codec.encode('snapshot', plaintext, undefined, DECODE_LIMITS.snapshot);
+    const bytes = await this.encodeRecord(snapshotKey(id), plaintext, DECODE_LIMITS.snapshot);
     await this.store.put(snapshotKey(id), bytes, { size: bytes.length });
     return id;
+  }
+
+  /** A record's stored bytes: sealed when encrypted, tagged under the repository key when not (records.ts). */
+  encodeRecord(name: string, plaintext: Buffer, limit?: number): Promise<Buffer> {
+    return encodeRecord(this.codec, this.authKey, name, plaintext, limit);
+  }
+
+  /** A record's plaintext, authenticated for its name; DecodeError saying why it is refused. */
+  decodeRecord(name: string, stored: Buffer, limit?: number): Promise<Buffer> {
+    return decodeRecord(this.codec, this.authKey, name, stored, limit);
+  }
+
+  /** An unencrypted repository of format 1, whose records are not yet authenticated: a writer upgrades it. */
+  get needsUpgrade(): boolean {
+    return !this.encrypted && !this.config.authentication && !this.upgraded;
+  }
+
+  /** Tags the records the service vouches for and names the key in the config (records.ts). */
+  async upgrade(vouch: UpgradeVouch): Promise<UpgradeResult> {
+    const result = await upgradeRecords(this, this.authKey!, vouch);
+    this.upgraded = true;
+    return result;
   }
 
   /** Snapshot ids, sorted. */
@@ -259,7 +295,14 @@ export class Repository implements RepositoryHandle {
     }
     const fail = (reason: string) => new InvalidSnapshotError(id, this.location, reason);
     if (!stored) throw fail(`larger than ${DECODE_LIMITS.snapshot} bytes, more than any snapshot record`);
-    const { plaintext } = await this.decodeNamed(id, stored, fail, DECODE_LIMITS.snapshot);
+    let plaintext: Buffer;
+    try {
+      plaintext = await this.decodeRecord(snapshotKey(id), stored, DECODE_LIMITS.snapshot);
+    } catch (error) {
+      if (error instanceof DecodeError) throw fail(error.message);
+      throw error;
+    }
+    if (this.codec.idOf(plaintext) !== id) throw fail('content does not match its id');
     try {
       return { ...checkSnapshotRecord(JSON.parse(plaintext.toString('utf8'))), id };
     } catch (error) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../../blobstore/index.ts';
+import { AUTH_KEY_BYTES, authKeyId } from './auth.ts';
 import { deriveKey, type KeyMaterial, newKeyMaterial, unwrapKeys, wrapKeys } from './crypto.ts';
 import { NotEncryptedError, PasswordRequiredError, WrongPasswordError } from './errors.ts';
 import {
@@ -7,6 +8,7 @@ import {
   type ConfigFile,
   DEFAULT_CHUNKER,
   DEFAULT_SCRYPT,
+  ENCRYPTED_FORMAT_VERSION,
   FORMAT_VERSION,
   type ScryptParams,
 } from './format.ts';
@@ -20,6 +22,8 @@ export interface NewConfigOptions {
   zstdLevel?: number;
   /** Reuse another repository's chunker parameters and keys, so both name the same content alike. */
   like?: { params: ChunkerParams; keys: KeyMaterial | undefined };
+  /** Unencrypted: the key records are tagged with (auth.ts); kept outside the repository, only named in it. */
+  authKey?: Buffer;
 }
 
 /** A fresh config and, when encrypted, the key material it wraps. */
@@ -44,8 +48,11 @@ export async function newConfig(
     maxSize: sizes.maxSize,
     seed,
   };
+  if (!password && options.authKey?.length !== AUTH_KEY_BYTES) {
+    throw new TypeError('An unencrypted repository needs a 32-byte key to authenticate its records.');
+  }
   const config: ConfigFile = {
-    version: FORMAT_VERSION,
+    version: password ? ENCRYPTED_FORMAT_VERSION : FORMAT_VERSION,
     id: randomBytes(32).toString('hex'),
     chunker: {
       algorithm: 'fastcdc',
@@ -56,6 +63,7 @@ export async function newConfig(
       ...(keys ? {} : { seed }),
     },
     compression: { algorithm: 'zstd', level: options.zstdLevel ?? 3 },
+    ...(password ? {} : { authentication: { algorithm: 'hmac-sha256', keyId: authKeyId(options.authKey!) } }),
   };
   if (password && keys) {
     const kdf = options.kdf ?? DEFAULT_SCRYPT;

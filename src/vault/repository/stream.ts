@@ -36,12 +36,14 @@ export interface ObjectsStreamState {
 }
 
 async function putRecord(repo: RepositoryHandle, key: string, value: unknown): Promise<void> {
-  const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(value)));
+  // Authenticated like snapshot records: a journal names blobs a restore writes into the object store.
+  const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(value)), DECODE_LIMITS.snapshot);
   await repo.store.put(key, bytes, { size: bytes.length });
 }
 
 async function getRecord<T>(repo: RepositoryHandle, key: string): Promise<T> {
-  const { plaintext } = await repo.codec.decode(
+  const plaintext = await repo.decodeRecord(
+    key,
     await readAll(await repo.store.get(key)),
     DECODE_LIMITS.snapshot,
   );
@@ -101,7 +103,7 @@ export async function readObjectsStreamState(
   }
   try {
     const state = JSON.parse(
-      (await repo.codec.decode(stored, DECODE_LIMITS.small)).plaintext.toString('utf8'),
+      (await repo.decodeRecord(STATE_KEY, stored, DECODE_LIMITS.small)).toString('utf8'),
     );
     return state.version === 1 && typeof state.watermark === 'string'
       ? (state as ObjectsStreamState)

@@ -4,9 +4,9 @@ import { dataKey, isId } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 
 /**
- * Continuous protection's records (format §8): the PostgreSQL write-ahead log and the physical base backups
- * it replays from. Each record is JSON in the snapshot encoding (authenticated and encrypted when the
- * repository is) and names a tree whose one file entry holds the bytes, so check, prune and the restorer
+ * Continuous protection's records (format §12): the PostgreSQL write-ahead log and the physical base backups
+ * it replays from. Each record is JSON in the snapshot record encoding (sealed when the repository is
+ * encrypted, tagged under the repository key when not) and names a tree whose one file entry holds the bytes, so check, prune and the restorer
  * treat them like any snapshot's files.
  *
  * - `wal/<segment>`: a completed 16 MiB segment;
@@ -59,7 +59,7 @@ export function baseRecordKey(record: Pick<BaseBackupRecord, 'id' | 'time'>): st
 }
 
 async function putRecord(repo: RepositoryHandle, key: string, record: object): Promise<void> {
-  const bytes = await repo.codec.encode('snapshot', Buffer.from(JSON.stringify(record)));
+  const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(record)), DECODE_LIMITS.small);
   await repo.store.put(key, bytes, { size: bytes.length });
 }
 

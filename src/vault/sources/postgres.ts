@@ -7,6 +7,7 @@ import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf, formatConnectionUrl, parseConnectionUrl } from '../../lib/connection-url.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty, withSql } from './postgres-admin.ts';
+import type { Loader } from './postgres-loader.ts';
 import {
   directoryProgress,
   directoryStats,
@@ -81,7 +82,10 @@ function run(
     child.once('error', (error) => reject(new Error(`${tool} could not be started: ${error.message}.`)));
     child.once('close', (code, signal) => {
       if (code === 0) return resolve(stdout);
-      let tail = stderr.trim().split('\n').slice(-4).join(' ').replace(/\s+/g, ' ');
+      // The first errors say why (a parallel restore ends with "a worker process died"); else the last lines.
+      const lines = stderr.trim().split('\n');
+      const errors = lines.filter((l) => /error/i.test(l) && !/worker process died/.test(l));
+      let tail = (errors.length ? errors.slice(0, 2) : lines.slice(-4)).join(' ').replace(/\s+/g, ' ');
       if (secret) tail = tail.replaceAll(secret, '***');
       const how = signal ? `was stopped by ${signal}` : `failed with exit code ${code}`;
       reject(new Error(`${tool} ${how}${tail ? `: ${tail}` : '.'}`));
@@ -154,6 +158,8 @@ export async function tableFacts(url: string): Promise<Record<string, TableFacts
   return await withSql(url, (sql) =>
     sql.begin('isolation level repeatable read read only', async (tx) => {
       await pinOutputSettings(tx);
+      // The database may hold what a dump brought: only built-in functions and operators are called here.
+      await tx`select set_config('search_path', 'pg_catalog', true)`;
       return await computeTableFacts(tx);
     }),
   );
@@ -241,16 +247,20 @@ export async function dumpPostgres(
   }
 }
 
-/** Restores a directory dump into an existing, empty database, in parallel; stops at the first error. */
+/**
+ * Restores a directory dump into an existing, empty database, in parallel; stops at the first error. The
+ * dump is loaded as `loader` (postgres-loader.ts), never as a role that could reach the database host.
+ */
 export async function restorePostgres(
   dumpDir: string,
   targetUrl: string,
+  loader: Pick<Loader, 'url' | 'role'>,
   options: { jobs?: number } = {},
 ): Promise<void> {
   if (!existsSync(path.join(dumpDir, 'toc.dat'))) {
     throw new Error(`${dumpDir} is not a PostgreSQL directory dump (it has no toc.dat).`);
   }
-  const conn = libpqConnection(targetUrl);
+  const conn = libpqConnection(loader.url);
   // The target is marked read-only by default while a restore is unfinished (restore-markers.ts).
   conn.env.PGOPTIONS = `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off`.trim();
   if (!(await isDatabaseEmpty(targetUrl))) {
@@ -262,6 +272,7 @@ export async function restorePostgres(
     `--jobs=${options.jobs ?? defaultJobs()}`,
     '--no-owner',
     '--no-acl',
+    ...(loader.role ? [`--role=${loader.role}`] : []),
     '--exit-on-error',
     '--no-password',
     `--dbname=${conn.dbname}`,
@@ -280,7 +291,10 @@ export async function dumpToSql(dumpDir: string, outFile: string): Promise<void>
  * The database, dumped first: its snapshot also fixes which objects the backup must hold (I2, I8). Restored
  * into an empty database (recreated when `clear`), then verified table by table against the facts (I7).
  */
-export function postgresSource(databaseUrl: string): SnapshotSource<PostgresFacts> & {
+export function postgresSource(
+  databaseUrl: string,
+  loader?: Loader,
+): SnapshotSource<PostgresFacts> & {
   /** After backup(): the keys of live objects in the dump's database snapshot. */
   readonly liveObjectKeys: string[];
 } {
@@ -308,17 +322,18 @@ export function postgresSource(databaseUrl: string): SnapshotSource<PostgresFact
         await dropAndRecreateDatabase(databaseUrl);
         await ctx.cleared();
       }
-      await restorePostgres(dumpDir, databaseUrl, { jobs: 2 });
-      if (ctx.facts) {
-        ctx.progress('postgres', 'verifying');
-        const verdict = await verifyPostgres(databaseUrl, ctx.facts);
-        if (!verdict.ok) {
-          throw new RestoreVerificationError(
-            `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
-          );
-        }
+      if (!loader) throw new Error('A PostgreSQL restore needs its unprivileged loader.');
+      await loader.prepare();
+      await restorePostgres(dumpDir, databaseUrl, loader, { jobs: 2 });
+      ctx.progress('postgres', 'verifying');
+      // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
+      const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
+      if (!verdict.ok) {
+        throw new RestoreVerificationError(
+          `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
+        );
       }
-      return { tables: Object.keys(ctx.facts?.tables ?? {}).length, verified: Boolean(ctx.facts) };
+      return { tables: Object.keys(ctx.facts!.tables).length, verified: true };
     },
   };
 }

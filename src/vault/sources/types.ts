@@ -37,7 +37,7 @@ export interface RedisFacts {
   takenAt: number;
 }
 
-export type SourceName = 'postgres' | 'redis' | 'prompts' | 'objects';
+export type SourceName = 'postgres' | 'redis' | 'prompts' | 'objects' | 'secrets';
 
 type Progress = (
   phase: string,
@@ -96,9 +96,16 @@ export interface SnapshotSource<Facts> {
   restore(ctx: RestoreContext<Facts>): Promise<Record<string, unknown>>;
 }
 
-/** A directory stored with the archiver, as the snapshot records its statistics. */
+/** Skipped entries named in a snapshot's statistics; more are counted, not listed. */
+const SKIPPED_LISTED = 50;
+
+/** A directory stored with the archiver, as the snapshot records its statistics: what it skipped, by path. */
 export function directoryStats(stats: StoreStats): SourceBackup<unknown>['stats'] {
-  return { ...stats, skipped: stats.skipped.length };
+  return {
+    ...stats,
+    skipped: stats.skipped.length,
+    ...(stats.skipped.length ? { skippedEntries: stats.skipped.slice(0, SKIPPED_LISTED) } : {}),
+  };
 }
 
 /** The progress callback the archiver takes, reporting under `phase`. */
@@ -108,4 +115,53 @@ export function directoryProgress(ctx: BackupContext, phase: string): (stats: St
       done: stats.filesNew + stats.filesChanged + stats.filesUnchanged,
       bytes: stats.bytesRead,
     });
+}
+
+/** A snapshot without the facts its restore is verified against: refused before anything is written (I7). */
+export class UnverifiedSnapshotError extends RestoreVerificationError {
+  override name = 'UnverifiedSnapshotError';
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isCount = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** What is wrong with a part's facts, or undefined when a restore of it can be verified. */
+function factsProblem(part: string, facts: unknown): string | undefined {
+  if (!isRecord(facts)) return 'records no facts';
+  if (part === 'postgres') {
+    const tables = facts['tables'];
+    if (!isRecord(tables)) return 'records no table facts';
+    // Every trendgen database has its schema's tables: "0 tables match" proves nothing.
+    if (Object.keys(tables).length === 0) return 'records no table at all';
+    const bad = Object.entries(tables).find(
+      ([, t]) => !isRecord(t) || !isCount(t['rows']) || !/^[0-9a-f]{16}$/.test(String(t['hash'])),
+    );
+    if (bad) return `records no row count and digest for ${bad[0]}`;
+  }
+  if (part === 'redis') {
+    const perDb = facts['keysPerDb'];
+    if (!isRecord(perDb) || !Object.values(perDb).every(isCount)) return 'records no key counts';
+    if (facts['method'] !== 'rdb' && facts['method'] !== 'dump') return 'records no dump method';
+    if (typeof facts['takenAt'] !== 'number') return 'records no dump time';
+  }
+  return undefined;
+}
+
+/**
+ * The parts whose restore is proven against facts (PostgreSQL's row counts and digests, Redis's key counts)
+ * must carry them; a snapshot that does not is "unverified" and refused, never reported as verified.
+ */
+export function refuseUnverifiable(snapshot: Snapshot, parts: readonly string[]): void {
+  const facts = (snapshot.facts ?? {}) as Record<string, unknown>;
+  const problems = parts
+    .filter((part) => part === 'postgres' || part === 'redis')
+    .map((part) => [part, factsProblem(part, facts[part])] as const)
+    .filter(([, problem]) => problem !== undefined)
+    .map(([part, problem]) => `${part} ${problem}`);
+  if (problems.length) {
+    throw new UnverifiedSnapshotError(
+      `Snapshot ${snapshot.id.slice(0, 12)} is unverified (${problems.join('; ')}): a restore could not prove it brought back what was backed up, so it was refused and nothing was written.`,
+    );
+  }
 }

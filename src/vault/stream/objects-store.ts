@@ -16,14 +16,13 @@ import { localTarget, openRepository, resolveTargets, type Target } from '../tar
  * between them stay readable.
  */
 export async function openStreamRepository(config: Config, target: Target): Promise<Repository> {
-  const password = config.backup.password;
-  if (!target.offsite) return await openRepository(target, password, { create: true });
+  if (!target.offsite) return await openRepository(target, config, { create: true });
   try {
-    return await openRepository(target, password);
+    return await openRepository(target, config);
   } catch (error) {
     if (!(error instanceof RepositoryNotFoundError)) throw error;
-    const like = await openRepository(localTarget(config), password, { create: true });
-    return await openRepository(target, password, { create: true, like });
+    const like = await openRepository(localTarget(config), config, { create: true });
+    return await openRepository(target, config, { create: true, like });
   }
 }
 

@@ -55,7 +55,7 @@ export class Protector {
     this.shipper = new WalShipper({
       walDir: receiverDir(config),
       targets: this.targets,
-      password: config.backup.password,
+      config,
       sql: this.sql,
     });
   }
@@ -142,7 +142,7 @@ export class Protector {
       const repos: Repository[] = [];
       for (const target of this.targets) {
         repos.push(
-          await openRepository(target, config.backup.password, {
+          await openRepository(target, config, {
             create: true,
             ...(repos[0] ? { like: repos[0] } : {}),
           }),

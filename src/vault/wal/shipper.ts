@@ -1,5 +1,6 @@
 import { open, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
 import { fsyncDir } from '../../lib/files.ts';
 import {
@@ -73,7 +74,8 @@ export class WalShipper {
     private readonly options: {
       walDir: string;
       targets: Target[];
-      password: string | undefined;
+      /** The configuration the targets' repositories open with (their password or key). */
+      config: Config;
       sql: Sql;
     },
   ) {
@@ -146,7 +148,7 @@ export class WalShipper {
     if (state.repo) return state.repo;
     // Every target shares the first one's keys, so snapshots and records copy between them as stored bytes.
     const like = index > 0 ? (this.states[0]!.repo ?? undefined) : undefined;
-    const repo = await openRepository(this.options.targets[index]!, this.options.password, {
+    const repo = await openRepository(this.options.targets[index]!, this.options.config, {
       create: true,
       ...(like ? { like } : {}),
     });

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CorruptBlobError, MissingBlobError, Repository } from '../../../src/vault/repository/index.ts';
 import {
+  AUTH_KEY,
   blobFile,
   digest,
   fileSize,
@@ -41,7 +42,10 @@ describe.each([
     expect(digest(await t.repo.getBlob(putText.id))).toBe(digest(text));
     expect(digest(await t.repo.getBlob(putNoise.id))).toBe(digest(noise));
     expect(await t.repo.getBlob(putEmpty.id)).toEqual(empty);
-    const reopened = await Repository.open(t.store, encrypted ? { password: PASSWORD } : {});
+    const reopened = await Repository.open(
+      t.store,
+      encrypted ? { password: PASSWORD } : { authKey: AUTH_KEY },
+    );
     expect(digest(await reopened.getBlob(putText.id))).toBe(digest(text));
   });
 
@@ -57,7 +61,10 @@ describe.each([
     expect(new Set(racing.map((put) => put.id)).size).toBe(1);
     expect((await filesUnder(t.root)).filter((f) => f.startsWith('data/'))).toHaveLength(2);
     // A fresh process learns what is there from one listing and uploads nothing again.
-    const reopened = await Repository.open(t.store, encrypted ? { password: PASSWORD } : {});
+    const reopened = await Repository.open(
+      t.store,
+      encrypted ? { password: PASSWORD } : { authKey: AUTH_KEY },
+    );
     expect((await reopened.putBlob('data', data)).stored).toBe(false);
     expect(await reopened.hasBlob(first.id)).toBe(true);
   });

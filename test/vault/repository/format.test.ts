@@ -15,7 +15,7 @@ import {
   WrongPasswordError,
 } from '../../../src/vault/repository/index.ts';
 import { tempDir } from '../../support/temp.ts';
-import { FAST_KDF, PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
+import { AUTH_KEY, FAST_KDF, PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
 
 let t: TempRepo;
 afterEach(() => t?.remove());
@@ -53,17 +53,21 @@ describe('repository config', () => {
     const config = await configOf(t.root);
     expect(config.encryption).toBeUndefined();
     expect(config.chunker.seed).toMatch(/^[0-9a-f]{64}$/);
-    expect((await Repository.open(t.store)).chunkerParams).toEqual(t.repo.chunkerParams);
+    expect((await Repository.open(t.store, { authKey: AUTH_KEY })).chunkerParams).toEqual(
+      t.repo.chunkerParams,
+    );
   });
 
   it('I9: init refuses a location that already holds a config, or blobs without one', async () => {
     t = await tempRepo();
-    const error = await Repository.init(t.store).catch((e: unknown) => e);
+    const error = await Repository.init(t.store, { authKey: AUTH_KEY }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RepositoryExistsError);
     expect((error as Error).message).toContain(t.store.location);
     await t.repo.putBlob('data', Buffer.from('x'));
     await t.store.delete('config');
-    await expect(Repository.init(t.store)).rejects.toThrow(/holds backup data but no config/);
+    await expect(Repository.init(t.store, { authKey: AUTH_KEY })).rejects.toThrow(
+      /holds backup data but no config/,
+    );
   });
 
   it('a wrong password is WrongPasswordError with one sentence naming the repository', async () => {
@@ -83,9 +87,9 @@ describe('repository config', () => {
     );
     const plain = await tempRepo();
     try {
-      await expect(Repository.open(plain.store, { password: PASSWORD })).rejects.toBeInstanceOf(
-        NotEncryptedError,
-      );
+      await expect(
+        Repository.open(plain.store, { password: PASSWORD, authKey: AUTH_KEY }),
+      ).rejects.toBeInstanceOf(NotEncryptedError);
     } finally {
       plain.remove();
     }
@@ -94,11 +98,11 @@ describe('repository config', () => {
   it('a newer format version is UnsupportedFormatError asking to upgrade', async () => {
     t = await tempRepo();
     const config = await configOf(t.root);
-    await writeFile(path.join(t.root, 'config'), JSON.stringify({ ...config, version: 2, shape: 'unknown' }));
-    const error = await Repository.open(t.store).catch((e: unknown) => e);
+    await writeFile(path.join(t.root, 'config'), JSON.stringify({ ...config, version: 3, shape: 'unknown' }));
+    const error = await Repository.open(t.store, { authKey: AUTH_KEY }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnsupportedFormatError);
     expect((error as Error).message).toBe(
-      `The backup repository at ${t.store.location} was written by a newer trendgen (format 2); upgrade trendgen.`,
+      `The backup repository at ${t.store.location} was written by a newer trendgen (format 3); upgrade trendgen.`,
     );
   });
 

@@ -10,6 +10,8 @@ export const FAST_KDF = { N: 1024, r: 8, p: 1 };
 /** Small chunks so that a few hundred KiB already make several. */
 export const SMALL_CHUNKS = { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024 };
 export const PASSWORD = 'correct horse battery staple';
+/** The key an unencrypted test repository authenticates its records with (kept outside it, as in production). */
+export const AUTH_KEY = Buffer.alloc(32, 7);
 
 export interface TempRepo {
   repo: Repository;
@@ -28,7 +30,7 @@ export async function tempRepo(options: InitOptions & { encrypted?: boolean } = 
   const repo = await Repository.init(store, {
     kdf: FAST_KDF,
     chunker: SMALL_CHUNKS,
-    ...(encrypted ? { password: PASSWORD } : {}),
+    ...(encrypted ? { password: PASSWORD } : { authKey: AUTH_KEY }),
     ...init,
   });
   return { repo, store, root, work: temp.dir, remove: temp.remove };

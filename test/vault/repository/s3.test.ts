@@ -5,7 +5,7 @@ import { type BlobStore, S3BlobStore } from '../../../src/blobstore/index.ts';
 import { Repository, WrongPasswordError } from '../../../src/vault/repository/index.ts';
 import { type S3Server, startS3Server } from '../../support/s3-server.ts';
 import { tempDir } from '../../support/temp.ts';
-import { FAST_KDF, PASSWORD, randomData, SMALL_CHUNKS, textBytes } from './helpers.ts';
+import { AUTH_KEY, FAST_KDF, PASSWORD, randomData, SMALL_CHUNKS, textBytes } from './helpers.ts';
 import { lockSuite } from './lock-suite.ts';
 
 const BUCKET = 'vault-repository';
@@ -82,4 +82,4 @@ describe('repository on S3 (s3rver)', () => {
 });
 
 // s3rver ignores If-None-Match: these pass because the protocol never relies on it.
-lockSuite('s3rver', () => Repository.init(freshStore(), { kdf: FAST_KDF }));
+lockSuite('s3rver', () => Repository.init(freshStore(), { kdf: FAST_KDF, authKey: AUTH_KEY }));

@@ -111,7 +111,7 @@ beforeAll(async () => {
   insertedTotal = await inserter.stop();
   restored = await emptyDatabase();
   started = Date.now();
-  await restorePostgres(dumpDir, restored.url, { jobs: 2 });
+  await restorePostgres(dumpDir, restored.url, { url: restored.url, role: undefined }, { jobs: 2 });
   timings.restore = Date.now() - started;
 });
 
@@ -179,7 +179,7 @@ describe('PostgreSQL source', () => {
     bytes[at] = 'L'.charCodeAt(0);
     writeFileSync(quietFile, bytes);
     const target = await emptyDatabase();
-    await restorePostgres(quiet, target.url, { jobs: 2 });
+    await restorePostgres(quiet, target.url, { url: target.url, role: undefined }, { jobs: 2 });
     const verdict = await verifyPostgres(target.url, dump.facts);
     expect(verdict.ok).toBe(false);
     expect(verdict.mismatches.map((m) => m.table)).toEqual(['public.big']);
@@ -192,14 +192,21 @@ describe('PostgreSQL source', () => {
     raw.fill(0xff, raw.length >> 1, (raw.length >> 1) + 4);
     writeFileSync(loudFile, raw);
     const target2 = await emptyDatabase();
-    const error = await restorePostgres(loud, target2.url, { jobs: 2 }).catch((e: Error) => e);
+    const error = await restorePostgres(
+      loud,
+      target2.url,
+      { url: target2.url, role: undefined },
+      { jobs: 2 },
+    ).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/^pg_restore failed with exit code 1: .*"big"/);
     expect((error as Error).message).not.toContain(decodeURIComponent(new URL(source.url).password));
   });
 
   it('refuses to restore into a database that has tables', async () => {
-    await expect(restorePostgres(dumpDir, source.url)).rejects.toThrow(/is not empty/);
+    await expect(restorePostgres(dumpDir, source.url, { url: source.url, role: undefined })).rejects.toThrow(
+      /is not empty/,
+    );
   });
 
   it('I7: dumpToSql gives a script that psql loads into an empty database, and it verifies', async () => {

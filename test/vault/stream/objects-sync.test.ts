@@ -42,7 +42,7 @@ describe('BACKUP_SYNC=on', () => {
     const [row] = await api.db.sql`select photo_key from generations where id = ${generation.body.id}`;
 
     // Read at once, as a restore on a new machine would: the journal already names both objects.
-    const repo = await openRepository(resolveTargets(api.config, ['local'])[0]!, undefined);
+    const repo = await openRepository(resolveTargets(api.config, ['local'])[0]!, api.config);
     const streamed = await streamedObjects(repo);
     const keys = [upload.json().key as string, row!.photo_key as string];
     expect(keys.filter((key) => !streamed.has(key))).toEqual([]);
@@ -106,7 +106,7 @@ describe('BACKUP_SYNC=on', () => {
       signal: stop.signal,
     });
     try {
-      const repo = await openRepository(resolveTargets(config, ['local'])[0]!, undefined, { create: true });
+      const repo = await openRepository(resolveTargets(config, ['local'])[0]!, config, { create: true });
       await waitForStreamed(repo, [queued!.key as string], 10_000);
     } finally {
       stop.abort();

@@ -34,7 +34,7 @@ export async function waitForRepository(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return await openRepository(target, config.backup.password);
+      return await openRepository(target, config);
     } catch (error) {
       if (Date.now() > deadline) throw error;
       await sleep(50);

@@ -1,12 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
+import { loadConfig } from '../../../src/config/config.ts';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { runAsFor } from '../../../src/embedded/run-as.ts';
 import { sleep } from '../../../src/lib/process.ts';
-import { Repository } from '../../../src/vault/repository/index.ts';
-import type { Target } from '../../../src/vault/targets.ts';
+import type { Repository } from '../../../src/vault/repository/index.ts';
+import { openRepository, type Target } from '../../../src/vault/targets.ts';
 import { takeBaseBackup } from '../../../src/vault/wal/base-backup.ts';
 import { planPointInTime } from '../../../src/vault/wal/pitr-plan.ts';
 import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
@@ -40,8 +42,16 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     const target: Target = { name: 'local', offsite: false, store };
     receiver = new WalReceiver({ databaseUrl: url, walDir });
     receiver.start();
-    shipper = new WalShipper({ walDir, targets: [target], password: undefined, sql });
-    repo = await Repository.init(store);
+    const config = loadConfig(
+      {
+        DATA_DIR: path.join(temp.dir, 'data'),
+        BACKUP_DIR: path.join(temp.dir, 'backups'),
+        BACKUP_KEY: randomBytes(32).toString('hex'),
+      },
+      { dotEnv: false },
+    );
+    repo = await openRepository(target, config, { create: true });
+    shipper = new WalShipper({ walDir, targets: [target], config, sql });
   });
 
   afterAll(async () => {

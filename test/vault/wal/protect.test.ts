@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ describe('I11 trendgen protect, then restore --to-time onto a bare machine', { t
     BACKUP_DIR: path.join(temp.dir, 'backups'),
     PROMPTS_DIR: path.join(temp.dir, 'prompts'),
     LOG_LEVEL: 'warn',
+    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
+    BACKUP_KEY: randomBytes(32).toString('hex'),
     DATABASE_URL: '',
     REDIS_URL: '',
   };

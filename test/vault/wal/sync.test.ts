@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,8 @@ describe('I11 BACKUP_SYNC=on: recovery point zero', { timeout: 300_000 }, () => 
     PROMPTS_DIR: path.join(temp.dir, 'prompts'),
     BACKUP_SYNC: 'on',
     LOG_LEVEL: 'warn',
+    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
+    BACKUP_KEY: randomBytes(32).toString('hex'),
     DATABASE_URL: '',
     REDIS_URL: '',
   };
