@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { Logger } from 'pino';
 import { createBlobStore } from '../blobstore/index.ts';
 import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
@@ -6,7 +7,7 @@ import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { createLogger } from '../ops/logger.ts';
 import { objectStreamStatus } from '../vault/stream/objects-status.ts';
-import { runObjectStream } from '../vault/stream/objects-stream.ts';
+import { type ObjectStreamEvent, runObjectStream } from '../vault/stream/objects-stream.ts';
 import { printJson, withDatabase } from './context.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
 
@@ -32,11 +33,7 @@ export function objectStreamCommand(): Command {
           sql,
           objects: createBlobStore(config.storageUrl, config.s3),
           signal: stop.signal,
-          onProgress: (event) => {
-            if (event.type === 'streamed') logger.debug(event, 'objects streamed');
-            else if (event.type === 'target-ok') logger.info(event, 'backup target works again');
-            else logger.warn(event, 'object stream problem; retrying');
-          },
+          onProgress: logStreamEvent(logger),
         });
         logger.info('object stream started');
         const reason = await Promise.race([untilStopped(), running.then(() => 'ended')]);
@@ -63,4 +60,13 @@ async function printStatus(json: boolean): Promise<void> {
       );
     }
   });
+}
+
+/** How the object stream's events reach the log, for `object-stream` and `protect` alike. */
+export function logStreamEvent(logger: Logger): (event: ObjectStreamEvent) => void {
+  return (event) => {
+    if (event.type === 'streamed') logger.debug(event, 'objects streamed');
+    else if (event.type === 'target-ok') logger.info(event, 'backup target works again');
+    else logger.warn(event, 'object stream problem; retrying');
+  };
 }

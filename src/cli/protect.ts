@@ -8,6 +8,7 @@ import { createLogger } from '../ops/logger.ts';
 import { runObjectStream } from '../vault/stream/objects-stream.ts';
 import { runProtect } from '../vault/wal/protect.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
+import { logStreamEvent } from './object-stream.ts';
 
 export function protectCommand(): Command {
   return new Command('protect')
@@ -55,11 +56,7 @@ export function protectCommand(): Command {
               sql: streamSql,
               objects: createBlobStore(config.storageUrl, config.s3),
               signal: stop.signal,
-              onProgress: (event) => {
-                if (event.type === 'streamed') logger.debug(event, 'objects streamed');
-                else if (event.type === 'target-ok') logger.info(event, 'backup target works again');
-                else logger.warn(event, 'object stream problem; retrying');
-              },
+              onProgress: logStreamEvent(logger),
             }),
           ]);
         } finally {

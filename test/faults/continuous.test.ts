@@ -1,16 +1,14 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import { openDatabase, type Sql } from '../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
 import { sleep } from '../../src/lib/process.ts';
 import { restoreToMoment } from '../../src/vault/restore-to-moment.ts';
+import { bareMachine } from '../support/bare-machine.ts';
 import { runCli } from '../support/cli.ts';
 import { seededRandom } from '../support/files.ts';
 import { descendants, killTree } from '../support/processes.ts';
-import { tempDir } from '../support/temp.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
 
 /** The pg_receivewal child of a `trendgen protect` process. */
@@ -41,19 +39,9 @@ async function lag(env: Record<string, string>): Promise<{ lag: number | null; w
 
 /** The embedded PostgreSQL of a fresh DATA_DIR with `trendgen protect` streaming it, its first base backup taken. */
 async function startMachine(): Promise<Machine> {
-  const temp = tempDir('fault-continuous');
-  const dataDir = path.join(temp.dir, 'data');
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    BACKUP_DIR: path.join(temp.dir, 'backups'),
-    PROMPTS_DIR: path.join(temp.dir, 'prompts'),
-    LOG_LEVEL: 'warn',
-    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
-    BACKUP_KEY: randomBytes(32).toString('hex'),
-    DATABASE_URL: '',
-    REDIS_URL: '',
-  };
-  const pg = new EmbeddedPostgres({ root: dataDir, user: 'trends', database: 'trends', port: 0 });
+  const machine = bareMachine('fault-continuous');
+  const { temp, dataDir, env } = machine;
+  const pg = machine.postgres();
   const running = await pg.start();
   const protect = runCli(['protect'], env);
   for (let i = 0; i < 240 && !(await lag(env)).window; i++) await sleep(500);

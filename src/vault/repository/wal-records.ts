@@ -64,7 +64,8 @@ async function putRecord(repo: RepositoryHandle, key: string, record: object): P
 }
 
 async function getRecord<T>(repo: RepositoryHandle, key: string, check: (value: T) => boolean): Promise<T> {
-  const { plaintext } = await repo.codec.decode(
+  const plaintext = await repo.decodeRecord(
+    key,
     await readAll(await repo.store.get(key)),
     DECODE_LIMITS.small,
   );

@@ -19,7 +19,8 @@ export async function isDatabaseEmpty(url: string): Promise<boolean> {
 
 /** One connection for one job, always closed. */
 export async function withSql<T>(url: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = openDatabase(url, { max: 1 });
+  // Admin and restore work: it may write into a database an unfinished restore made read-only by default.
+  const sql = openDatabase(url, { max: 1, writable: true });
   try {
     return await fn(sql);
   } finally {

@@ -7,9 +7,10 @@ export const sha256 = (bytes: Buffer | string) => createHash('sha256').update(by
 
 /** Everything the system said yes to: the harness reads each one back after the fault. */
 export interface Ledger {
-  prompts: Array<{ name: string; version: number; sha256: string }>;
-  objects: Array<{ key: string; sha256: string }>;
-  generations: Array<{ id: string; user: string }>;
+  /** `at`: when the answer arrived (ms since the epoch), for faults that allow a recovery point behind it. */
+  prompts: Array<{ name: string; version: number; sha256: string; at?: number }>;
+  objects: Array<{ key: string; sha256: string; at?: number }>;
+  generations: Array<{ id: string; user: string; at?: number }>;
   /**
    * User-data deletions: `before` holds the generations acknowledged before the request was sent, which must
    * stay gone. A deletion whose answer was lost is sent again after recovery (it is idempotent).
@@ -133,7 +134,7 @@ export class LoadGenerator {
     });
     if (!response?.ok) return;
     const body = (await response.json()) as { version: number; sha256: string };
-    this.ledger.prompts.push({ name, version: body.version, sha256: body.sha256 });
+    this.ledger.prompts.push({ name, version: body.version, sha256: body.sha256, at: Date.now() });
   }
 
   private async uploadExample(random: () => number): Promise<void> {
@@ -148,7 +149,7 @@ export class LoadGenerator {
     if (!response?.ok) return;
     const body = (await response.json()) as { key: string; sha256: string };
     if (body.sha256 !== sha256(image)) throw new Error(`upload acknowledged with a wrong hash: ${body.key}`);
-    this.ledger.objects.push({ key: body.key, sha256: body.sha256 });
+    this.ledger.objects.push({ key: body.key, sha256: body.sha256, at: Date.now() });
   }
 
   private async generate(random: () => number): Promise<void> {
@@ -168,7 +169,7 @@ export class LoadGenerator {
     const body = (await response.json()) as { id: string };
     // Accepted while a deletion of the same user was in flight: either order is correct, so it is not counted.
     if (this.ledger.deletions.has(user)) return;
-    this.ledger.generations.push({ id: body.id, user });
+    this.ledger.generations.push({ id: body.id, user, at: Date.now() });
   }
 
   /** Deletes one user per seed, once: generations for a deleted user are never requested again. */

@@ -1,30 +1,19 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { sleep } from '../../../src/lib/process.ts';
+import { bareMachine } from '../../support/bare-machine.ts';
 import { runCli } from '../../support/cli.ts';
 import { killTree } from '../../support/processes.ts';
-import { tempDir } from '../../support/temp.ts';
 
 // I11 and I9: `trendgen protect` keeps PostgreSQL's recovery point about a second old; after every process is
 // SIGKILLed and DATA_DIR is deleted, `restore --to-time` brings back exactly the commits before the moment.
 describe('I11 trendgen protect, then restore --to-time onto a bare machine', { timeout: 300_000 }, () => {
-  const temp = tempDir('protect');
-  const dataDir = path.join(temp.dir, 'data');
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    BACKUP_DIR: path.join(temp.dir, 'backups'),
-    PROMPTS_DIR: path.join(temp.dir, 'prompts'),
-    LOG_LEVEL: 'warn',
-    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
-    BACKUP_KEY: randomBytes(32).toString('hex'),
-    DATABASE_URL: '',
-    REDIS_URL: '',
-  };
-  const pg = new EmbeddedPostgres({ root: dataDir, user: 'trends', database: 'trends', port: 0 });
+  const machine = bareMachine('protect');
+  const { temp, dataDir, env } = machine;
+  const pg = machine.postgres();
   let sql: Sql;
   let protect: ReturnType<typeof runCli>;
 

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.ts';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
@@ -8,34 +6,17 @@ import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { sleep } from '../../../src/lib/process.ts';
 import { restoreToMoment } from '../../../src/vault/restore-to-moment.ts';
 import { synchronousStall } from '../../../src/vault/wal/status.ts';
+import { bareMachine } from '../../support/bare-machine.ts';
 import { runCli } from '../../support/cli.ts';
 import { killTree } from '../../support/processes.ts';
-import { tempDir } from '../../support/temp.ts';
 
 // I1 and I11 in synchronous mode: a commit is acknowledged only once its WAL is on the backup disk, so a power
 // cut right after the acknowledgement, with DATA_DIR deleted, loses nothing; with the receiver down, commits
 // wait and say why.
 describe('I11 BACKUP_SYNC=on: recovery point zero', { timeout: 300_000 }, () => {
-  const temp = tempDir('sync');
-  const dataDir = path.join(temp.dir, 'data');
-  const env: Record<string, string> = {
-    DATA_DIR: dataDir,
-    BACKUP_DIR: path.join(temp.dir, 'backups'),
-    PROMPTS_DIR: path.join(temp.dir, 'prompts'),
-    BACKUP_SYNC: 'on',
-    LOG_LEVEL: 'warn',
-    // The key that authenticates the unencrypted repository's records lives outside DATA_DIR, as it must.
-    BACKUP_KEY: randomBytes(32).toString('hex'),
-    DATABASE_URL: '',
-    REDIS_URL: '',
-  };
-  const pg = new EmbeddedPostgres({
-    root: dataDir,
-    user: 'trends',
-    database: 'trends',
-    port: 0,
-    settings: { synchronous_standby_names: 'trendgen_wal' },
-  });
+  const machine = bareMachine('sync', { BACKUP_SYNC: 'on' });
+  const { temp, dataDir, env } = machine;
+  const pg = machine.postgres({ synchronous_standby_names: 'trendgen_wal' });
   let sql: Sql;
   let protect: ReturnType<typeof runCli>;
 
