@@ -15,7 +15,13 @@ import { postgresSource } from './sources/postgres.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisSource } from './sources/redis.ts';
 import { secretsSource } from './sources/secrets.ts';
-import type { BackupContext, PostgresFacts, RedisFacts, SourceBackup } from './sources/types.ts';
+import type {
+  BackupContext,
+  PostgresFacts,
+  RedisFacts,
+  SnapshotSource,
+  SourceBackup,
+} from './sources/types.ts';
 import { loadSnapshots, openRepository, resolveTargets, type Target } from './targets.ts';
 
 export const TRENDGEN_VERSION = '0.1.0';
@@ -68,6 +74,44 @@ function parentOf(snapshots: Snapshot[]): Snapshot | undefined {
   return snapshots.find((s) => s.host === os.hostname()) ?? snapshots[0];
 }
 
+/** The first target whose repository opens (created when missing); the ones that fail are noted in `outcomes`. */
+async function openPrimary(
+  targets: Target[],
+  config: Config,
+  outcomes: TargetOutcome[],
+): Promise<{ target: Target; repo: Repository }> {
+  for (const target of targets) {
+    try {
+      return { target, repo: await openRepository(target, config, { create: true }) };
+    } catch (error) {
+      outcomes.push({ name: target.name, ok: false, error: (error as Error).message });
+    }
+  }
+  throw new BackupError(
+    `No backup target could be opened: ${outcomes.map((o) => `${o.name}: ${o.error}`).join(' ')}`,
+  );
+}
+
+/** A snapshot's parts, in the order they are taken. */
+function snapshotSources(input: BackupInput): SnapshotSource<unknown>[] {
+  const { config } = input;
+  // The database first: its snapshot fixes which objects the backup must hold (I2, I8).
+  const postgres = postgresSource(input.databaseUrl);
+  return [
+    postgres,
+    redisSource(input.redisUrl),
+    promptsSource(config.promptsDir),
+    // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
+    objectsSource(
+      input.objects,
+      () => postgres.liveObjectKeys,
+      (key, sha256, repo) =>
+        repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
+    ),
+    secretsSource(path.join(config.dataDir, 'secrets')),
+  ] as SnapshotSource<unknown>[];
+}
+
 /**
  * One snapshot of PostgreSQL, Redis, prompts and objects (I8), written to the first target that works and
  * then copied to every other target. Order (I2, I6, I8): the database is dumped first and the object keys are
@@ -80,21 +124,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   const progress = input.onProgress ?? (() => {});
   const targets = resolveTargets(config, input.targets);
   const outcomes: TargetOutcome[] = [];
-  let primary: { target: Target; repo: Repository } | undefined;
-  for (const target of targets) {
-    try {
-      const repo = await openRepository(target, config, { create: true });
-      primary = { target, repo };
-      break;
-    } catch (error) {
-      outcomes.push({ name: target.name, ok: false, error: (error as Error).message });
-    }
-  }
-  if (!primary) {
-    throw new BackupError(
-      `No backup target could be opened: ${outcomes.map((o) => `${o.name}: ${o.error}`).join(' ')}`,
-    );
-  }
+  const primary = await openPrimary(targets, config, outcomes);
   const { repo } = primary;
   await authenticateRepository(repo, input.sql);
   const scratch = path.join(config.dataDir, 'tmp', `backup-${randomBytes(6).toString('hex')}`);
@@ -105,21 +135,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   try {
     const parent = parentOf(await loadSnapshots(repo));
     const ctx: BackupContext = { repo, scratch, parent, progress };
-    // The database first: its snapshot fixes which objects the backup must hold (I2, I8).
-    const postgres = postgresSource(input.databaseUrl);
-    const sources = [
-      postgres,
-      redisSource(input.redisUrl),
-      promptsSource(config.promptsDir),
-      // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
-      objectsSource(
-        input.objects,
-        () => postgres.liveObjectKeys,
-        (key, sha256, repo) =>
-          repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
-      ),
-      secretsSource(path.join(config.dataDir, 'secrets')),
-    ];
+    const sources = snapshotSources(input);
     const stored: Record<string, SourceBackup<unknown>> = {};
     for (const source of sources) stored[source.name] = await source.backup(ctx);
     lock.assertHeld();

@@ -14,18 +14,7 @@ import { Chunker } from './chunker.ts';
 import { Codec, DECODE_LIMITS, DecodeError, type Kind } from './codec.ts';
 import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
-import { holdsEncryptedData } from './encryption-probe.ts';
-import {
-  CorruptBlobError,
-  EncryptionConfigLostError,
-  InvalidConfigError,
-  InvalidSnapshotError,
-  InvalidTreeError,
-  MissingBlobError,
-  RepositoryExistsError,
-  RepositoryNotFoundError,
-  SnapshotNotFoundError,
-} from './errors.ts';
+import { CorruptBlobError, InvalidTreeError, MissingBlobError, RepositoryExistsError } from './errors.ts';
 import {
   type ChunkerParams,
   CONFIG_KEY,
@@ -33,13 +22,13 @@ import {
   DATA_PREFIX,
   dataKey,
   isId,
-  parseConfig,
   SNAPSHOTS_PREFIX,
   snapshotKey,
 } from './format.ts';
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
-import { readAll, readAtMost } from './io.ts';
+import { readAll } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
+import { readRepositoryConfig } from './open-config.ts';
 import {
   checkAuthKey,
   decodeRecord,
@@ -51,6 +40,7 @@ import {
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
 import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
 import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
+import { loadSnapshotRecord } from './snapshot-load.ts';
 import { decodeTree, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 
 export type { BlobType, PutBlobResult } from './handle.ts';
@@ -117,24 +107,7 @@ export class Repository implements RepositoryHandle {
   }
 
   static async open(store: BlobStore, options: OpenOptions = {}): Promise<Repository> {
-    let bytes: Buffer;
-    try {
-      bytes = await readAll(await store.get(CONFIG_KEY));
-    } catch (error) {
-      if (error instanceof BlobNotFoundError) throw new RepositoryNotFoundError(store.location);
-      throw error;
-    }
-    let config: ConfigFile;
-    try {
-      config = parseConfig(bytes, store.location);
-    } catch (error) {
-      if (error instanceof InvalidConfigError && (await holdsEncryptedData(store)))
-        throw new EncryptionConfigLostError(store.location);
-      throw error;
-    }
-    // A config without its encryption section must not open an encrypted repository as a plaintext one.
-    if (!config.encryption && (await holdsEncryptedData(store)))
-      throw new EncryptionConfigLostError(store.location);
+    const config = await readRepositoryConfig(store);
     const { keys, chunker } = await unlockConfig(config, store, options.password || undefined);
     const authKey = checkAuthKey(config, keys, options.authKey, store.location);
     return new Repository(store, config, keys, chunker, authKey);
@@ -284,30 +257,8 @@ export class Repository implements RepositoryHandle {
   }
 
   /** A verified snapshot; a damaged or malformed one is InvalidSnapshotError naming it. */
-  async loadSnapshot(id: string): Promise<Snapshot> {
-    if (!isId(id)) throw new TypeError(`Not a snapshot id: ${JSON.stringify(id)}.`);
-    let stored: Buffer | undefined;
-    try {
-      stored = await readAtMost(await this.store.get(snapshotKey(id)), DECODE_LIMITS.snapshot + 64);
-    } catch (error) {
-      if (error instanceof BlobNotFoundError) throw new SnapshotNotFoundError(id, this.location);
-      throw error;
-    }
-    const fail = (reason: string) => new InvalidSnapshotError(id, this.location, reason);
-    if (!stored) throw fail(`larger than ${DECODE_LIMITS.snapshot} bytes, more than any snapshot record`);
-    let plaintext: Buffer;
-    try {
-      plaintext = await this.decodeRecord(snapshotKey(id), stored, DECODE_LIMITS.snapshot);
-    } catch (error) {
-      if (error instanceof DecodeError) throw fail(error.message);
-      throw error;
-    }
-    if (this.codec.idOf(plaintext) !== id) throw fail('content does not match its id');
-    try {
-      return { ...checkSnapshotRecord(JSON.parse(plaintext.toString('utf8'))), id };
-    } catch (error) {
-      throw fail(error instanceof SyntaxError ? 'not JSON' : (error as Error).message);
-    }
+  loadSnapshot(id: string): Promise<Snapshot> {
+    return loadSnapshotRecord(this, id);
   }
 
   async deleteSnapshot(id: string): Promise<void> {

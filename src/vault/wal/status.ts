@@ -54,21 +54,22 @@ export async function readWalStatus(sql: Sql): Promise<WalStreamStatus[]> {
       error: string | null;
       updated_at: Date;
       age: number;
+      behind: number | null;
     }[]
   >`select target, timeline, shipped_lsn::text, recoverable_until, lag_seconds, receiver, error, updated_at,
-      extract(epoch from clock_timestamp() - updated_at)::float8 as age
+      extract(epoch from clock_timestamp() - updated_at)::float8 as age,
+      extract(epoch from clock_timestamp() - recoverable_until)::float8 as behind
     from wal_stream_status order by target`;
   return rows.map((row) => {
     const stale = row.age > STATUS_STALE_SECONDS;
-    const sinceRecoverable = row.recoverable_until
-      ? Math.max(0, (Date.now() - row.recoverable_until.getTime()) / 1000)
-      : null;
     return {
       target: row.target,
       timeline: row.timeline,
       shippedLsn: row.shipped_lsn,
       recoverableUntil: row.recoverable_until,
-      lagSeconds: stale ? sinceRecoverable : row.lag_seconds,
+      // How old the newest recoverable moment is now, on the database's clock (the shipper's own figure is
+      // taken at the start of its cycle and reads 0 between cycles).
+      lagSeconds: row.behind === null ? null : Math.max(0, row.behind),
       receiver: stale ? 'stopped' : row.receiver,
       error: stale
         ? `trendgen protect has not reported for ${Math.round(row.age)} s: is it running?`

@@ -79,7 +79,8 @@ describe('decompression bombs in a repository (issue 15, item 5)', () => {
   it('snapshots, check --read-data and restore stay under 300 MB with 1 GiB bombs in snapshots/ and data/', async () => {
     temp = tempDir('bombs');
     const backupDir = path.join(temp.dir, 'backups');
-    await Repository.init(new FileBlobStore(backupDir));
+    const key = randomBytes(32);
+    await Repository.init(new FileBlobStore(backupDir), { authKey: key });
     const bomb = zstdBomb(GIB);
     const snapshotId = randomBytes(32).toString('hex');
     mkdirSync(path.join(backupDir, 'snapshots'), { recursive: true });
@@ -92,6 +93,7 @@ describe('decompression bombs in a repository (issue 15, item 5)', () => {
       DATA_DIR: path.join(temp.dir, 'data'),
       PROMPTS_DIR: path.join(temp.dir, 'prompts'),
       LOG_LEVEL: 'error',
+      BACKUP_KEY: key.toString('hex'),
     };
     const runs = {
       snapshots: await peakRss(['snapshots', '--json'], env),

@@ -10,7 +10,7 @@ import {
 } from '../../../src/vault/repository/index.ts';
 import { runCli } from '../../support/cli.ts';
 import { startVaultEnv } from '../../support/vault-env.ts';
-import { PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
+import { AUTH_KEY, PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
 
 let t: TempRepo;
 let plain: TempRepo | undefined;
@@ -88,10 +88,10 @@ describe('a repository whose config lost its encryption section (issue 15, item 
 
   it('an unencrypted repository still opens, and a password for it is still refused as before', async () => {
     plain = await withSnapshot(false);
-    expect(await (await Repository.open(plain.store)).listSnapshots()).toHaveLength(1);
-    await expect(Repository.open(plain.store, { password: PASSWORD })).rejects.toBeInstanceOf(
-      NotEncryptedError,
-    );
+    expect(await (await Repository.open(plain.store, { authKey: AUTH_KEY })).listSnapshots()).toHaveLength(1);
+    await expect(
+      Repository.open(plain.store, { password: PASSWORD, authKey: AUTH_KEY }),
+    ).rejects.toBeInstanceOf(NotEncryptedError);
   });
 });
 
