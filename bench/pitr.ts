@@ -34,7 +34,7 @@ import { planPointInTime } from '../src/vault/wal/pitr-plan.ts';
 import { restorePhysical } from '../src/vault/wal/pitr-restore.ts';
 import { apiLoad, prepareApi } from './lib/api-load.ts';
 import { startCluster } from './lib/cluster.ts';
-import { treeBytes } from './lib/measure.ts';
+import { serverCpuBetween, serverTicks, treeBytes } from './lib/measure.ts';
 import { INSTALL_HINT, makePgBackRest, type PgBackRest, pgbackrestVersion } from './lib/pgbackrest.ts';
 import {
   type ApiMode,
@@ -44,13 +44,13 @@ import {
   renderPitrReport,
   type TimedStep,
 } from './lib/pitr-report.ts';
-import { killChildren, ownedDir, run, start } from './lib/proc.ts';
+import { killChildren, ownedDir, percentile, run, start } from './lib/proc.ts';
 import { writeDocs } from './lib/report.ts';
 import { PROJECT_ROOT, TRENDGEN } from './lib/tools.ts';
 
 const SCALES = {
-  small: { name: 'small', pgbench: 10, phaseS: 40, tps: 150, apiRequests: 120, apiRounds: 2 },
-  full: { name: 'full', pgbench: 50, phaseS: 120, tps: 150, apiRequests: 240, apiRounds: 3 },
+  small: { name: 'small', pgbench: 10, phaseS: 40, tps: 150, apiRequests: 60, apiRounds: 4 },
+  full: { name: 'full', pgbench: 100, phaseS: 120, tps: 150, apiRequests: 90, apiRounds: 8 },
 } as const;
 
 const { values: args } = parseArgs({
@@ -173,17 +173,29 @@ function sampler(sql: postgres.Sql, pgbr: PgBackRest) {
 }
 
 /**
- * Seconds between a sample and the newest moment recoverable at it: the time of the newest earlier sample
- * whose WAL position the tool's recoverable position reaches (0 when it reaches the current one).
+ * Seconds between a sample and the newest moment recoverable at it: when the WAL reached the tool's
+ * recoverable position, interpolated between the two samples around it (0 when it reaches the current one).
  */
 function lagSeconds(samples: Sample[], from: number, to: number, pick: (s: Sample) => bigint | undefined) {
   const out: number[] = [];
   for (let i = from; i < to; i++) {
-    const reach = pick(samples[i]!);
+    const now = samples[i]!;
+    const reach = pick(now);
     if (reach === undefined) continue;
+    if (reach >= now.lsn) {
+      out.push(0);
+      continue;
+    }
     let j = i;
     while (j >= 0 && samples[j]!.lsn > reach) j--;
-    out.push(j < 0 ? (samples[i]!.t - samples[0]!.t) / 1000 : (samples[i]!.t - samples[j]!.t) / 1000);
+    if (j < 0) {
+      out.push((now.t - samples[0]!.t) / 1000);
+      continue;
+    }
+    const a = samples[j]!;
+    const b = samples[j + 1]!;
+    const share = b.lsn > a.lsn ? Number(reach - a.lsn) / Number(b.lsn - a.lsn) : 0;
+    out.push((now.t - (a.t + share * (b.t - a.t))) / 1000);
   }
   return out;
 }
@@ -231,7 +243,8 @@ function trendgenEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function startProtect(url: string, sql: postgres.Sql): Promise<void> {
+/** Starts `trendgen protect` and waits until it streams (and, with `caughtUp`, has shipped the WAL written so far). */
+async function startProtect(url: string, sql: postgres.Sql, caughtUp = false): Promise<void> {
   if (ctx.protect) return;
   const child = start('node', [TRENDGEN, 'protect'], { env: trendgenEnv({ DATABASE_URL: url }) });
   let output = '';
@@ -250,10 +263,19 @@ async function startProtect(url: string, sql: postgres.Sql): Promise<void> {
       select exists (select 1 from pg_stat_replication where application_name = 'trendgen_wal') and
         exists (select 1 from wal_stream_status where receiver = 'streaming' and shipped_lsn is not null
           and updated_at > clock_timestamp() - interval '3 seconds') as ok`.catch(() => [{ ok: false }]);
-    if (rows[0]?.ok) return;
+    if (rows[0]?.ok) break;
+    await sleep(200);
+    if (i === 599) throw new Error(`trendgen protect did not start streaming: ${output}`);
+  }
+  if (!caughtUp) return;
+  const [now] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
+  for (let i = 0; i < 600; i++) {
+    const [row] = await sql<{ ok: boolean }[]>`
+      select coalesce(bool_and(shipped_lsn >= ${now!.lsn}::pg_lsn), false) as ok from wal_stream_status`;
+    if (row?.ok) return;
     await sleep(200);
   }
-  throw new Error(`trendgen protect did not start streaming: ${output}`);
+  throw new Error('trendgen protect did not catch up with the WAL within two minutes');
 }
 
 async function stopProtect(): Promise<void> {
@@ -347,12 +369,13 @@ async function main(): Promise<void> {
   });
   await sleep(3000);
   const baseBackups: TimedStep[] = [];
+  const tgBefore = treeBytes(config.backup.dir).bytes;
   let t0 = performance.now();
   const record = await takeBaseBackup(repo, url);
   baseBackups.push({
     label: 'trendgen takeBaseBackup',
     seconds: (performance.now() - t0) / 1000,
-    detail: `pg_basebackup -X none -c fast into the chunker; ${(record.size / 1048576).toFixed(0)} MB tar (stored compressed)`,
+    detail: `pg_basebackup -X none -c fast into the chunker; ${(record.size / 1048576).toFixed(0)} MB tar; +${((treeBytes(config.backup.dir).bytes - tgBefore) / 1048576).toFixed(0)} MB in BACKUP_DIR (with the WAL shipped meanwhile)`,
   });
   mark('trendgen base backup');
   log(`  trendgen ${baseBackups[0]!.seconds.toFixed(1)} s`);
@@ -371,10 +394,16 @@ async function main(): Promise<void> {
 
   const phases: LoadPhase[] = [];
   let target: Date | undefined;
-  for (const name of ['async', 'sync'] as const) {
+  for (const name of ['off', 'async', 'sync'] as const) {
+    // off: trendgen protect stopped (pgBackRest keeps archiving), for pgbench's figures without it.
+    if (name === 'off') await stopProtect();
+    else await startProtect(url, sql, true);
     await setSync(sql, name === 'sync');
     log(`load phase ${name}: ${phaseS} s`);
     const from = samp.samples.length;
+    const protectPid = ctx.protect?.pid;
+    const cpuBefore = protectPid ? serverTicks(protectPid) : undefined;
+    const serverBefore = serverTicks(running.pid);
     const load = pgbench(env, phaseS);
     if (name === 'async') {
       await sleep((phaseS * 1000) / 2);
@@ -386,26 +415,29 @@ async function main(): Promise<void> {
     mark(`${name} phase`);
     const first = samp.samples[from]!;
     const last = samp.samples[to - 1]!;
+    const lag = (pick: (s: Sample) => bigint | undefined) => lagSeconds(samp.samples, from, to, pick);
     phases.push({
       name,
       durationS: (last.t - first.t) / 1000,
       walMbPerS: Number(last.lsn - first.lsn) / 1048576 / ((last.t - first.t) / 1000),
       pgbench: parsePgbench(result.stdout),
-      lags: [
-        {
-          label: 'trendgen: recorded in the vault (shipped)',
-          seconds: lagSeconds(samp.samples, from, to, (s) => s.shipped),
-        },
-        {
-          label: 'trendgen: fsynced by the receiver (restorable on this backup disk)',
-          seconds: lagSeconds(samp.samples, from, to, (s) => s.received),
-        },
-        {
-          label: 'pgBackRest: in its repository (archive-async)',
-          seconds: lagSeconds(samp.samples, from, to, (s) => s.archived),
-        },
-      ],
-      reported: samp.samples.slice(from, to).flatMap((s) => (s.reported === undefined ? [] : [s.reported])),
+      protectCpuS: protectPid && cpuBefore ? serverCpuBetween(cpuBefore, serverTicks(protectPid)) : undefined,
+      serverCpuS: serverCpuBetween(serverBefore, serverTicks(running.pid)),
+      lags:
+        name === 'off'
+          ? [{ label: 'pgBackRest: in its repository (archive-async)', seconds: lag((s) => s.archived) }]
+          : [
+              { label: 'trendgen: recorded in the vault (shipped)', seconds: lag((s) => s.shipped) },
+              {
+                label: 'trendgen: fsynced by the receiver (restorable on this backup disk)',
+                seconds: lag((s) => s.received),
+              },
+              { label: 'pgBackRest: in its repository (archive-async)', seconds: lag((s) => s.archived) },
+            ],
+      reported:
+        name === 'off'
+          ? []
+          : samp.samples.slice(from, to).flatMap((s) => (s.reported === undefined ? [] : [s.reported])),
       load: os.loadavg()[0]!,
     });
   }
@@ -487,16 +519,40 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   const tgDir = ownedDir(path.join(ctx.root, 'r-tg'), runAs, 0o755);
   let t0 = performance.now();
   const plan = await planPointInTime(repo, target);
+  const phases: Array<[string, number]> = [['plan', performance.now()]];
   const result = await restorePhysical(repo, plan, {
     dataDir: path.join(tgDir, 'data'),
     scratch: path.join(tgDir, 'scratch'),
     superuser: 'trends',
     runAs,
+    progress: (phase) => phases.push([phase, performance.now()]),
   });
+  const end = performance.now();
+  const spent = phases.map(([name, at], i) => {
+    const seconds = i === 0 ? at - t0 : (phases[i + 1]?.[1] ?? end) - at;
+    return `${name} ${(seconds / 1000).toFixed(1)} s`;
+  });
+  // pg_waldump's search for the stop point runs inside the 'base' phase: time it again on its own.
+  const waldump = await run(
+    findPostgresBinary('pg_waldump'),
+    [
+      '-p',
+      path.join(tgDir, 'scratch', 'wal'),
+      '-t',
+      String(plan.base.timeline),
+      '-s',
+      plan.base.startLsn,
+      '-r',
+      'Transaction',
+    ],
+    { allowFail: true, env: { PATH: process.env.PATH ?? '/usr/bin', TZ: 'UTC' } },
+  );
   steps.push({
     label: 'trendgen restorePhysical',
-    seconds: (performance.now() - t0) / 1000,
-    detail: `planPointInTime + restorePhysical: ${result.walFiles} WAL files, replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop`,
+    seconds: (end - t0) / 1000,
+    detail:
+      `planPointInTime + restorePhysical: ${result.walFiles} WAL files, replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
+      `Phases: ${spent.join(', ')} (wal = fetch WAL; base = extract the tar + pg_waldump's stop-point search, which alone takes ${waldump.seconds.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
   });
   mark('trendgen restore');
   log(`  trendgen ${steps[0]!.seconds.toFixed(1)} s`);
@@ -593,6 +649,7 @@ async function apiLatency(url: string, sql: postgres.Sql): Promise<{ modes: ApiM
     promptPut: [],
     exampleUpload: [],
     errors: 0,
+    rounds: [],
   }));
   for (let round = 0; round < apiRounds; round++) {
     for (let k = 0; k < modes.length; k++) {
@@ -615,8 +672,10 @@ async function apiLatency(url: string, sql: postgres.Sql): Promise<{ modes: ApiM
       m.promptPut.push(...s.promptPut);
       m.exampleUpload.push(...s.exampleUpload);
       m.errors += s.errors;
+      const p50 = [percentile(s.promptPut, 50) ?? Number.NaN, percentile(s.exampleUpload, 50) ?? Number.NaN];
+      m.rounds.push(p50);
       log(
-        `  round ${round + 1} ${m.mode}: ${s.promptPut.length + s.exampleUpload.length} answers, ${s.errors} errors`,
+        `  round ${round + 1} ${m.mode}: p50 PUT ${p50[0]!.toFixed(0)} ms, upload ${p50[1]!.toFixed(0)} ms, ${s.errors} errors`,
       );
     }
   }

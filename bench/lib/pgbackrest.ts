@@ -17,7 +17,7 @@ export function pgbackrestVersion(): string | undefined {
 }
 
 export const INSTALL_HINT =
-  'pgBackRest is not installed: install the Debian package with `apt-get install pgbackrest` (2.45 on bookworm), or run with --skip-pgbackrest.';
+  'pgBackRest is not installed: install the Debian package with `apt-get install pgbackrest` (2.45 on bookworm). Then run the benchmark again.';
 
 export interface PgBackRest {
   config: string;

@@ -13,7 +13,11 @@ export interface PgbenchFigures {
 }
 
 export interface LoadPhase {
-  name: 'async' | 'sync';
+  name: 'off' | 'async' | 'sync';
+  /** CPU of the `trendgen protect` process and its pg_receivewal during the phase. */
+  protectCpuS: number | undefined;
+  /** CPU of the PostgreSQL server (its backends, walsender, archiver and pgBackRest's archive-push under it). */
+  serverCpuS: number;
   durationS: number;
   walMbPerS: number;
   pgbench: PgbenchFigures | undefined;
@@ -34,6 +38,8 @@ export interface ApiMode {
   promptPut: number[];
   exampleUpload: number[];
   errors: number;
+  /** p50 of prompt PUTs and of uploads in each round, in the order measured. */
+  rounds: number[][];
 }
 
 export interface PitrReport {
@@ -71,6 +77,7 @@ function lagTable(phases: LoadPhase[]): string[] {
           `${f(Math.max(...lag.seconds))} | ${lag.seconds.length} |`,
       );
     }
+    if (!phase.reported.length) continue;
     out.push(
       `| ${phase.name} | trendgen's own \`lagSeconds\` (wal_stream_status) | ${f(percentile(phase.reported, 50))} | ` +
         `${f(percentile(phase.reported, 99))} | ${f(Math.max(...phase.reported))} | ${phase.reported.length} |`,
@@ -128,11 +135,12 @@ export function renderPitrReport(r: PitrReport): string {
     '',
     ...lagTable(r.phases),
     '',
-    '| Phase | WAL MB/s | pgbench tps | pgbench latency avg ms (stddev) |',
-    '|---|---:|---:|---:|',
+    '| Phase | WAL MB/s | pgbench tps | pgbench latency avg ms (stddev) | latency vs off | trendgen protect CPU s | PostgreSQL CPU s |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...r.phases.map(
       (p) =>
-        `| ${p.name} | ${f(p.walMbPerS)} | ${f(p.pgbench?.tps, 1)} | ${f(p.pgbench?.latencyMs)} (${f(p.pgbench?.stddevMs)}) |`,
+        `| ${p.name} | ${f(p.walMbPerS)} | ${f(p.pgbench?.tps, 1)} | ${f(p.pgbench?.latencyMs)} (${f(p.pgbench?.stddevMs)}) | ` +
+        `${ratio(p.pgbench?.latencyMs, r.phases.find((x) => x.name === 'off')?.pgbench?.latencyMs)} | ${f(p.protectCpuS, 1)} | ${f(p.serverCpuS, 1)} |`,
     ),
     '',
     '#### Base backup (under the same write load)',
