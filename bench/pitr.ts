@@ -122,6 +122,17 @@ const ctx: Ctx = { root: mkdtempSync(path.join('/tmp', 'tg-pitr-')) };
 chmodSync(ctx.root, 0o755);
 const runAs = runAsFor('postgres', ctx.root);
 
+/** Bytes in trendgen's repository (BACKUP_DIR without the receiver's incoming folder). */
+function vaultBytes(dir: string): number {
+  return treeBytes(dir).bytes - treeBytes(path.join(dir, 'incoming')).bytes;
+}
+
+/** CPU seconds (user + system) of this process since `from`: children such as pg_basebackup are not in it. */
+function cpuSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
 function segmentEnd(name: string): bigint {
   return segmentStart(parseSegmentName(name).segno + 1n);
 }
@@ -269,13 +280,13 @@ async function startProtect(url: string, sql: postgres.Sql, caughtUp = false): P
   }
   if (!caughtUp) return;
   const [now] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 1500; i++) {
     const [row] = await sql<{ ok: boolean }[]>`
       select coalesce(bool_and(shipped_lsn >= ${now!.lsn}::pg_lsn), false) as ok from wal_stream_status`;
     if (row?.ok) return;
     await sleep(200);
   }
-  throw new Error('trendgen protect did not catch up with the WAL within two minutes');
+  throw new Error('trendgen protect did not catch up with the WAL within five minutes');
 }
 
 async function stopProtect(): Promise<void> {
@@ -297,13 +308,13 @@ async function setSync(sql: postgres.Sql, on: boolean): Promise<void> {
     await sleep(100);
   }
   if (on) {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 600; i++) {
       const rows =
         await sql`select 1 from pg_stat_replication where application_name = 'trendgen_wal' and sync_state = 'sync'`;
       if (rows.length) return;
       await sleep(100);
     }
-    throw new Error('the WAL receiver did not become the synchronous standby');
+    throw new Error('the WAL receiver did not become the synchronous standby within a minute');
   }
 }
 
@@ -370,21 +381,24 @@ async function main(): Promise<void> {
   await sleep(3000);
   const baseBackups: TimedStep[] = [];
   const tgBefore = treeBytes(config.backup.dir).bytes;
+  const cpu0 = process.cpuUsage();
   let t0 = performance.now();
   const record = await takeBaseBackup(repo, url);
   baseBackups.push({
     label: 'trendgen takeBaseBackup',
     seconds: (performance.now() - t0) / 1000,
+    cpuS: cpuSince(cpu0),
     detail: `pg_basebackup -X none -c fast into the chunker; ${(record.size / 1048576).toFixed(0)} MB tar; +${((treeBytes(config.backup.dir).bytes - tgBefore) / 1048576).toFixed(0)} MB in BACKUP_DIR (with the WAL shipped meanwhile)`,
   });
   mark('trendgen base backup');
   log(`  trendgen ${baseBackups[0]!.seconds.toFixed(1)} s`);
   const before = treeBytes(pgbr.repo).bytes;
   t0 = performance.now();
-  await pgbr.exec(['backup', '--type=full']);
+  const pbBackup = await pgbr.exec(['backup', '--type=full']);
   baseBackups.push({
     label: 'pgBackRest',
     seconds: (performance.now() - t0) / 1000,
+    cpuS: pbBackup.cpuS,
     detail: `backup --type=full (start-fast, process-max 1, zst; waits for the end WAL to be archived); +${((treeBytes(pgbr.repo).bytes - before) / 1048576).toFixed(0)} MB in its repo`,
   });
   mark('pgBackRest backup');
@@ -404,6 +418,7 @@ async function main(): Promise<void> {
     const protectPid = ctx.protect?.pid;
     const cpuBefore = protectPid ? serverTicks(protectPid) : undefined;
     const serverBefore = serverTicks(running.pid);
+    const repoBefore = [vaultBytes(config.backup.dir), treeBytes(pgbr.repo).bytes];
     const load = pgbench(env, phaseS);
     if (name === 'async') {
       await sleep((phaseS * 1000) / 2);
@@ -423,6 +438,10 @@ async function main(): Promise<void> {
       pgbench: parsePgbench(result.stdout),
       protectCpuS: protectPid && cpuBefore ? serverCpuBetween(cpuBefore, serverTicks(protectPid)) : undefined,
       serverCpuS: serverCpuBetween(serverBefore, serverTicks(running.pid)),
+      repoGrowthMb: {
+        trendgen: (vaultBytes(config.backup.dir) - repoBefore[0]!) / 1048576,
+        pgBackRest: (treeBytes(pgbr.repo).bytes - repoBefore[1]!) / 1048576,
+      },
       lags:
         name === 'off'
           ? [{ label: 'pgBackRest: in its repository (archive-async)', seconds: lag((s) => s.archived) }]
@@ -453,10 +472,19 @@ async function main(): Promise<void> {
     await sleep(200);
   }
   await samp.stop();
-  await stopProtect();
+  // Archiving pauses (pgBackRest holds the WAL past T): the API modes and the restores run without it.
   await sql`alter system set archive_command = ''`;
   await sql`select pg_reload_conf()`;
-
+  // The API before the restores: pg_restore's load writes gigabytes of WAL the receiver would have to catch up.
+  let api: Awaited<ReturnType<typeof apiLatency>> | undefined;
+  const notes: string[] = [];
+  if (!args['skip-api']) {
+    api = await apiLatency(url, sql).catch((error) => {
+      notes.push(`The API latency part failed: ${(error as Error).message}`);
+      return undefined;
+    });
+  }
+  await stopProtect();
   const restores = await restoreAll(repo, pgbr, env, target!);
   const report: PitrReport = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
@@ -478,11 +506,11 @@ async function main(): Promise<void> {
     notes: [],
     rerun: `npx tsx bench/pitr.ts --scale ${scale.name}${args.tps ? ` --tps ${tps}` : ''}${args['phase-seconds'] ? ` --phase-seconds ${phaseS}` : ''} --write-docs`,
   };
-  if (!args['skip-api']) {
-    const api = await apiLatency(url, sql);
+  if (api) {
     report.api = api.modes;
     report.apiShape = api.shape;
   }
+  report.notes.push(...notes);
   report.loads.after = os.loadavg();
   const text = renderPitrReport(report);
   process.stdout.write(`\n${text}`);
@@ -517,6 +545,7 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   // trendgen: the plan, the base backup's tar extracted, the WAL fetched and replayed to the last commit ≤ T.
   execFileSync('sync');
   const tgDir = ownedDir(path.join(ctx.root, 'r-tg'), runAs, 0o755);
+  const cpu0 = process.cpuUsage();
   let t0 = performance.now();
   const plan = await planPointInTime(repo, target);
   const phases: Array<[string, number]> = [['plan', performance.now()]];
@@ -550,6 +579,7 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   steps.push({
     label: 'trendgen restorePhysical',
     seconds: (end - t0) / 1000,
+    cpuS: cpuSince(cpu0),
     detail:
       `planPointInTime + restorePhysical: ${result.walFiles} WAL files, replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
       `Phases: ${spent.join(', ')} (wal = fetch WAL; base = extract the tar + pg_waldump's stop-point search, which alone takes ${waldump.seconds.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
@@ -578,6 +608,7 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   steps.push({
     label: 'pgBackRest',
     seconds: (performance.now() - t0) / 1000,
+    cpuS: restored.cpuS,
     detail: `restore --type=time (${restored.seconds.toFixed(1)} s), then start, replay (archive-get), promote, checkpoint, clean stop`,
   });
   mark('pgBackRest restore');
@@ -658,7 +689,7 @@ async function apiLatency(url: string, sql: postgres.Sql): Promise<{ modes: ApiM
         await setSync(sql, false);
         await stopProtect();
       } else {
-        await startProtect(url, sql);
+        await startProtect(url, sql, true);
         await setSync(sql, m.mode === 'sync');
       }
       await sleep(1000);

@@ -25,8 +25,11 @@ export interface PgBackRest {
   spool: string;
   /** The archive_command the server runs (as its own user). */
   archiveCommand: string;
-  /** Runs a pgBackRest command as the server's user, with the password for its libpq connection. */
-  exec(args: string[], extra?: string[]): Promise<RunResult>;
+  /**
+   * Runs a pgBackRest command as the server's user, with the password for its libpq connection, under GNU
+   * time: `cpuS` is the user+sys CPU of the command and the local processes it waited for.
+   */
+  exec(args: string[], extra?: string[]): Promise<RunResult & { cpuS: number }>;
   /** The newest WAL segment pgBackRest has in its repository: what PostgreSQL was told, or the async spool's `.ok`. */
   newestArchived(lastArchivedWal: string | null): string | undefined;
 }
@@ -83,8 +86,23 @@ export function makePgBackRest(
     repo,
     spool,
     archiveCommand: `pgbackrest --config=${config} --stanza=${STANZA} archive-push %p`,
-    exec: (args, extra = []) =>
-      run('pgbackrest', [`--config=${config}`, `--stanza=${STANZA}`, ...extra, ...args], { env, runAs }),
+    async exec(args, extra = []) {
+      const result = await run(
+        '/usr/bin/time',
+        [
+          '-f',
+          'CPU-SECONDS %U %S',
+          'pgbackrest',
+          `--config=${config}`,
+          `--stanza=${STANZA}`,
+          ...extra,
+          ...args,
+        ],
+        { env, runAs },
+      );
+      const cpu = /CPU-SECONDS ([\d.]+) ([\d.]+)/.exec(result.stderr);
+      return { ...result, cpuS: cpu ? Number(cpu[1]) + Number(cpu[2]) : Number.NaN };
+    },
     newestArchived(lastArchivedWal) {
       let newest = lastArchivedWal && isSegmentName(lastArchivedWal) ? lastArchivedWal : undefined;
       let names: string[] = [];

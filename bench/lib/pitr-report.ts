@@ -18,6 +18,8 @@ export interface LoadPhase {
   protectCpuS: number | undefined;
   /** CPU of the PostgreSQL server (its backends, walsender, archiver and pgBackRest's archive-push under it). */
   serverCpuS: number;
+  /** How much each repository grew during the phase (trendgen's without the receiver's folder). */
+  repoGrowthMb?: { trendgen: number; pgBackRest: number };
   durationS: number;
   walMbPerS: number;
   pgbench: PgbenchFigures | undefined;
@@ -30,6 +32,8 @@ export interface LoadPhase {
 export interface TimedStep {
   label: string;
   seconds: number;
+  /** CPU of the tool's own processes (not the PostgreSQL server's), when measured. */
+  cpuS?: number;
   detail: string;
 }
 
@@ -135,12 +139,13 @@ export function renderPitrReport(r: PitrReport): string {
     '',
     ...lagTable(r.phases),
     '',
-    '| Phase | WAL MB/s | pgbench tps | pgbench latency avg ms (stddev) | latency vs off | trendgen protect CPU s | PostgreSQL CPU s |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| Phase | WAL MB/s | pgbench tps | pgbench latency avg ms (stddev) | latency vs off | trendgen protect CPU s | PostgreSQL CPU s | repo growth MB (trendgen / pgBackRest) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...r.phases.map(
       (p) =>
         `| ${p.name} | ${f(p.walMbPerS)} | ${f(p.pgbench?.tps, 1)} | ${f(p.pgbench?.latencyMs)} (${f(p.pgbench?.stddevMs)}) | ` +
-        `${ratio(p.pgbench?.latencyMs, r.phases.find((x) => x.name === 'off')?.pgbench?.latencyMs)} | ${f(p.protectCpuS, 1)} | ${f(p.serverCpuS, 1)} |`,
+        `${ratio(p.pgbench?.latencyMs, r.phases.find((x) => x.name === 'off')?.pgbench?.latencyMs)} | ${f(p.protectCpuS, 1)} | ${f(p.serverCpuS, 1)} | ` +
+        `${f(p.repoGrowthMb?.trendgen, 1)} / ${f(p.repoGrowthMb?.pgBackRest, 1)} |`,
     ),
     '',
     '#### Base backup (under the same write load)',
