@@ -133,6 +133,11 @@ function cpuSince(from: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1e6;
 }
 
+/** WAL segments from the one holding `from` to the one holding `to`. */
+function neededSegments(from: string, to: string | undefined): string {
+  return to === undefined ? '?' : String(segmentOf(parseLsn(to)) - segmentOf(parseLsn(from)) + 1n);
+}
+
 function segmentEnd(name: string): bigint {
   return segmentStart(parseSegmentName(name).segno + 1n);
 }
@@ -581,7 +586,8 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
     seconds: (end - t0) / 1000,
     cpuS: cpuSince(cpu0),
     detail:
-      `planPointInTime + restorePhysical: ${result.walFiles} WAL files, replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
+      `planPointInTime + restorePhysical: ${result.walFiles} WAL files fetched (${neededSegments(plan.base.startLsn, result.stopLsn)} needed to reach the moment), ` +
+      `replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
       `Phases: ${spent.join(', ')} (wal = fetch WAL; base = extract the tar + pg_waldump's stop-point search, which alone takes ${waldump.seconds.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
   });
   mark('trendgen restore');

@@ -113,12 +113,12 @@ function apiTable(api: ApiMode[]): string[] {
 function stepTable(steps: TimedStep[], baseline: string | undefined): string[] {
   const base = steps.find((s) => s.label === baseline)?.seconds;
   const out = [
-    `| Tool | seconds | ${baseline ? `vs ${baseline} | ` : ''}detail |`,
-    `|---|---:|${baseline ? '---:|' : ''}---|`,
+    `| Tool | seconds | ${baseline ? `vs ${baseline} | ` : ''}tool CPU s | detail |`,
+    `|---|---:|${baseline ? '---:|' : ''}---:|---|`,
   ];
   for (const s of steps) {
     out.push(
-      `| ${s.label} | ${f(s.seconds, 1)} | ${baseline ? `${ratio(s.seconds, base)} | ` : ''}${s.detail} |`,
+      `| ${s.label} | ${f(s.seconds, 1)} | ${baseline ? `${ratio(s.seconds, base)} | ` : ''}${f(s.cpuS, 1)} | ${s.detail} |`,
     );
   }
   return out;
@@ -166,6 +166,12 @@ export function renderPitrReport(r: PitrReport): string {
       r.apiShape,
       '',
       ...apiTable(r.api),
+    );
+    out.push(
+      '',
+      `p50 per round (prompt PUT / upload, ms), to show the spread on this shared machine: ${r.api
+        .map((m) => `${m.mode} ${m.rounds.map(([a, b]) => `${f(a, 0)}/${f(b, 0)}`).join(', ')}`)
+        .join('; ')}.`,
     );
   }
   if (r.notes.length) out.push('', ...r.notes.map((n) => `- ${n}`));
