@@ -367,7 +367,7 @@ async function main(): Promise<void> {
   let repo: Repository | undefined;
   for (let i = 0; i < 600 && !repo; i++) {
     try {
-      const r = await openRepository(resolveTargets(config)[0]!, undefined);
+      const r = await openRepository(resolveTargets(config)[0]!, config);
       if ((await listBaseBackups(r)).backups.length) repo = r;
     } catch {
       // not created yet
