@@ -145,8 +145,9 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
     // Blobs of the timeline just replaced are no orphans while a restore could go back to it (I3).
     await recordRestore(sql);
     progress('settle');
-    const since = postgres.recoveredTo ?? plan.base.time;
-    const { records } = await readLedger(repo, since);
+    // Every deletion since the base backup began is applied again (it is idempotent): the ledger's times come
+    // from the service's clock, the recovered moment from the database's, and neither may decide alone (I3).
+    const { records } = await readLedger(repo, plan.base.startedAt);
     const users = [...new Set(records.map((r) => r.userId))];
     for (const user of users) await deleteUserData(sql, user);
     progress('objects');

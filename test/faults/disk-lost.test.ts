@@ -4,7 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/lib/process.ts';
 import { runCli } from '../support/cli.ts';
 import { seededRandom } from '../support/files.ts';
-import { emptyLedger, type Ledger, LoadGenerator, seedCatalog } from './harness/load.ts';
+import { generationForm, samplePhoto } from '../support/generation.ts';
+import {
+  emptyLedger,
+  type Ledger,
+  LoadGenerator,
+  seedCatalog,
+  sendDeletion,
+  TRENDS,
+} from './harness/load.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
 import { FaultSystem } from './harness/system.ts';
 import { verifyLedger } from './harness/verify.ts';
@@ -84,6 +92,55 @@ describe('faults: the data disk lost under load, continuous protection restores 
         expect(acknowledged, 'the load made no acknowledged write old enough to count').toBeGreaterThan(0);
         // The ledger goes on from what was restored: later runs check only what they acknowledge.
         Object.assign(ledger, dueBefore(ledger, faultAt));
+      }
+    },
+    faultRuns() * 360_000,
+  );
+
+  /** The disk dies as soon as a user's deletion is answered; the restore must not bring the user's data back. */
+  it.skipIf(!scenarioSelected('deletion-killed'))(
+    'deletion-killed (I3): a deletion answered 200, then SIGKILL within 50 ms and the disk lost, stays deleted',
+    async () => {
+      for (let run = 0; run < faultRuns(); run++) {
+        const seed = runSeed('deletion-killed', run);
+        const user = `victim-${seed}`;
+        const form = generationForm(
+          { trend: TRENDS[0]!, user, variants: '1' },
+          await samplePhoto(seed % 97, 48),
+        );
+        const created = await fetch(`${system.baseUrl}/api/v1/generations`, {
+          method: 'POST',
+          headers: { ...system.client, 'content-type': form.contentType },
+          body: form.payload,
+        });
+        expect(created.status).toBe(202);
+        const { id } = (await created.json()) as { id: string };
+        // Long enough for the generation to be in every backup the restore could use.
+        await sleep(6000);
+        expect(await sendDeletion(system, user)).toBe(true);
+        const faultAt = Date.now();
+        await sleep(seededRandom(seed)() * 50);
+        await system.killEverything();
+        rmSync(system.env.DATA_DIR!, { recursive: true, force: true });
+        rmSync(system.env.PROMPTS_DIR!, { recursive: true, force: true });
+        const restore = await runCli(['restore', 'latest', '--json'], system.env);
+        expect(restore.code, restore.stderr).toBe(0);
+        await system.start();
+        await system.waitHealthy();
+        const deletion = { acknowledged: true, before: [id] };
+        const verdict = await verifyLedger(system, {
+          ...emptyLedger(),
+          deletions: new Map([[user, deletion]]),
+        });
+        recordRun({
+          scenario: 'deletion-killed',
+          seed,
+          acknowledged: 1,
+          lost: verdict.lost,
+          corrupted: verdict.corrupted,
+          recoveryMs: Date.now() - faultAt,
+        });
+        expect(verdict.problems, `seed ${seed}\n${restore.stdout}`).toEqual([]);
       }
     },
     faultRuns() * 360_000,
