@@ -67,8 +67,10 @@ export async function ensureDatabase(adminUrl: string, database: string): Promis
         await sql`set synchronous_commit to local`;
         await sql.unsafe(`create database "${database.replaceAll('"', '""')}"`);
       } catch (error) {
-        // Two processes starting together: the other one created it first.
-        if ((error as { code?: string }).code !== '42P04') throw error;
+        // Two processes starting together: the other one created it first (PostgreSQL says so as "already
+        // exists", or, when both got past the check at once, as a unique violation on pg_database).
+        const code = (error as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw error;
       }
     }
   } finally {

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   chownSync,
   copyFileSync,
@@ -10,9 +10,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { extract } from 'tar';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
@@ -22,8 +22,6 @@ import type { Repository } from '../repository/index.ts';
 import { DEFAULT_SEGMENT_BYTES, formatLsn, isSegmentName, parseLsn } from './lsn.ts';
 import type { PointInTimePlan } from './pitr-plan.ts';
 import { readTreeFile } from './tree-file.ts';
-
-const execFileAsync = promisify(execFile);
 
 export interface PhysicalRestoreOptions {
   /** The data directory to create; it must not exist or be empty. */
@@ -71,20 +69,18 @@ async function stopPoint(
     '-r',
     'Transaction',
   ];
-  let stdout = '';
-  try {
-    ({ stdout } = await execFileAsync(findPostgresBinary('pg_waldump'), args, {
-      env: { ...process.env, TZ: 'UTC' },
-      maxBuffer: 512 * 1024 * 1024,
-    }));
-  } catch (error) {
-    // pg_waldump ends with an error at the end of the WAL it was given: what it printed before is the answer.
-    stdout = (error as { stdout?: string }).stdout ?? '';
-  }
   let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
   const line =
     /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
-  for (const text of stdout.split('\n')) {
+  // Read as a stream, line by line, and stopped at the first commit past the target: however much WAL lies
+  // between the base backup and the target, nothing is cut short (a buffered read could end early and make
+  // the replay stop at an earlier commit than asked).
+  const child = spawn(findPostgresBinary('pg_waldump'), args, {
+    env: { ...process.env, TZ: 'UTC' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  for await (const text of createInterface({ input: child.stdout! })) {
     const match = line.exec(text);
     if (!match) continue;
     const micros =
@@ -93,6 +89,9 @@ async function stopPoint(
     const lsn = parseLsn(match[1]!);
     if (lsn >= best.lsn) best = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
   }
+  // pg_waldump ends with an error at the end of the WAL it was given; past the target it is simply stopped.
+  child.kill('SIGKILL');
+  await exited;
   return best;
 }
 
