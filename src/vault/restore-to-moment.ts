@@ -139,7 +139,8 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
     renameSync(receiverDir(config), `${receiverDir(config)}.before-restore-${Date.now()}`);
   }
   const services = await connectServices(config, { postgres: true, redis: false });
-  const sql = openDatabase(services.databaseUrl, { max: 2 });
+  // Local commits: no WAL receiver runs during a restore, and BACKUP_SYNC would make every commit wait for one.
+  const sql = openDatabase(services.databaseUrl, { max: 2, writable: true, localCommit: true });
   try {
     await migrate(sql);
     // Blobs of the timeline just replaced are no orphans while a restore could go back to it (I3).
@@ -217,7 +218,9 @@ async function planMoment(config: Config, repo: Repository, time: Date | undefin
   const newest = await planPointInTime(repo, undefined);
   const watermark = config.backup.sync ? undefined : await readObjectsWatermark(repo);
   if (!watermark || !newest.coversUntil || watermark >= newest.coversUntil) return newest;
-  return await planPointInTime(repo, watermark);
+  // The same base backup and WAL, stopped at the watermark; an older base only when the watermark predates it.
+  if (watermark >= new Date(newest.base.time)) return { ...newest, target: watermark };
+  return await planPointInTime(repo, watermark, { clamp: true });
 }
 
 /** Every object the restored rows refer to, put back from the stream, else from the newest snapshot holding it (I2, I8). */

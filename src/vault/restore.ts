@@ -247,7 +247,8 @@ async function settleDatabase(
 ): Promise<number> {
   const { records } = await readLedger(repo, snapshot.time);
   // As the loader: a trigger the dump brought runs with no more power than the dump had while loading.
-  const sql = openDatabase(loaderUrl, { max: 1, writable: true });
+  // Local commits: no WAL receiver runs during a restore, and BACKUP_SYNC would make every commit wait for one.
+  const sql = openDatabase(loaderUrl, { max: 1, writable: true, localCommit: true });
   try {
     await migrate(sql);
     // Bytes the collector removed stay removed, and the collector knows this database was put back (I3).

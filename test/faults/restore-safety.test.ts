@@ -63,7 +63,7 @@ describe('faults: restores that cannot do harm', () => {
       const env = { ...vault.env, BACKUP_DIR: path.join(vault.dir, `repo-failed-${run}-${seed}`) };
       await addLiveData(vault, ledger, random, `fr${seed}-${run}`, { objects: 2, rows: 50 });
       const { snapshotId } = await backupInto(env);
-      const chunks = await promptChunks(env.BACKUP_DIR, snapshotId, PASSWORD);
+      const chunks = await promptChunks(env, snapshotId);
       const chunk = chunks[Math.floor(random() * chunks.length)]!;
       const original = readFileSync(chunk);
       const scratch = await createTestDatabase({ migrate: false });

@@ -75,6 +75,7 @@ describe('trendgen doctor next to trendgen up (I10)', () => {
         'drill.last',
         'backup.local.repository',
         'backup.continuous',
+        'stream.objects.local',
       ]).toContain(id);
     }
   });

@@ -98,8 +98,15 @@ describe('I7: records not written by a key holder are refused by name', () => {
     expect(check.code).toBe(1);
     expect(check.stdout).toContain(forgedId);
     const snapshots = await runCli(['snapshots', '--json'], vault.env);
-    expect(snapshots.stdout).toContain(realId);
-    expect(snapshots.stdout).not.toContain(forgedId);
+    const listed = JSON.parse(snapshots.stdout) as {
+      snapshots: Array<{ id: string; status?: string; problem?: string }>;
+    };
+    expect(listed.snapshots.find((s) => s.id === realId)?.status ?? 'ok').toBe('ok');
+    // A record no key holder wrote is listed as damaged, with why (issue 15, item 4), never as a snapshot.
+    expect(listed.snapshots.find((s) => s.id === forgedId)).toMatchObject({
+      status: 'damaged',
+      problem: expect.stringMatching(/not authenticated by the repository key/),
+    });
   }, 120_000);
 
   it('stripping or swapping the key in config does not let it through', async () => {

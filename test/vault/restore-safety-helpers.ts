@@ -1,17 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { freePort } from '../../src/lib/process.ts';
-import { Repository } from '../../src/vault/repository/index.ts';
 import { type CliResult, runCli } from '../support/cli.ts';
+import { openVaultRepository } from './vault-repository.ts';
 
 /** The data files of a snapshot's prompts files (one chunk each: prompts are small). */
-export async function promptChunks(
-  backupDir: string,
-  snapshotId: string,
-  password?: string,
-): Promise<string[]> {
-  const repo = await Repository.open(new FileBlobStore(backupDir), password ? { password } : {});
+export async function promptChunks(env: Record<string, string>, snapshotId: string): Promise<string[]> {
+  const backupDir = env.BACKUP_DIR!;
+  // Opened as the service opens it: with its password, or the key its unencrypted records are tagged with.
+  const repo = await openVaultRepository(env);
   const snapshot = await repo.loadSnapshot(snapshotId);
   const tree = await repo.readTree(snapshot.trees.prompts!);
   return tree.entries

@@ -54,7 +54,7 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
         ],
         vault.env,
       );
-    const chunk = (await promptChunks(vault.env.BACKUP_DIR!, snapshotId))[0]!;
+    const chunk = (await promptChunks(vault.env, snapshotId))[0]!;
     const original = readFileSync(chunk);
     try {
       // The database restores, then the prompts fail on a damaged blob: the restore exits 1, marks left.
@@ -127,7 +127,7 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       '--to-dir',
       dir,
     ];
-    const chunk = (await promptChunks(vault.env.BACKUP_DIR!, snapshotId))[0]!;
+    const chunk = (await promptChunks(vault.env, snapshotId))[0]!;
     const original = readFileSync(chunk);
     try {
       flipByte(chunk);

@@ -19,8 +19,9 @@ export async function isDatabaseEmpty(url: string): Promise<boolean> {
 
 /** One connection for one job, always closed. */
 export async function withSql<T>(url: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  // Admin and restore work: it may write into a database an unfinished restore made read-only by default.
-  const sql = openDatabase(url, { max: 1, writable: true });
+  // Admin and restore work: it may write into a database an unfinished restore made read-only by default, and
+  // commits locally (with BACKUP_SYNC no receiver runs while a restore does).
+  const sql = openDatabase(url, { max: 1, writable: true, localCommit: true });
   try {
     return await fn(sql);
   } finally {

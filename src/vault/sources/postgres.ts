@@ -262,7 +262,9 @@ export async function restorePostgres(
   }
   const conn = libpqConnection(loader.url);
   // The target is marked read-only by default while a restore is unfinished (restore-markers.ts).
-  conn.env.PGOPTIONS = `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off`.trim();
+  // Commits wait only for the local disk: with BACKUP_SYNC no WAL receiver runs while a restore does.
+  conn.env.PGOPTIONS =
+    `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off -c synchronous_commit=local`.trim();
   if (!(await isDatabaseEmpty(targetUrl))) {
     throw new Error(
       `The database ${databaseOf(targetUrl)} is not empty: restore into an empty one or recreate it first.`,

@@ -77,7 +77,11 @@ export async function recoverableWindow(
  * consistent), and the WAL after it. `target` undefined means the newest moment the archive holds; a target
  * beyond that, or before the oldest usable base backup, is refused with the window that exists.
  */
-export async function planPointInTime(repo: Repository, target: Date | undefined): Promise<PointInTimePlan> {
+export async function planPointInTime(
+  repo: Repository,
+  target: Date | undefined,
+  options: { clamp?: boolean } = {},
+): Promise<PointInTimePlan> {
   const { backups } = await listBaseBackups(repo);
   if (backups.length === 0) {
     throw new PointInTimeError(
@@ -92,6 +96,9 @@ export async function planPointInTime(repo: Repository, target: Date | undefined
     oldestUsable = new Date(base.time);
     if (target && Date.parse(base.time) > target.getTime()) continue;
     const coversUntil = newestCover(chain);
+    // Asked for the newest moment up to `target` (clamp): the archive's newest moment is the answer.
+    if (target && coversUntil && target > coversUntil && options.clamp)
+      return { base, wal: chain, coversUntil, target: coversUntil };
     if (target && coversUntil && target > coversUntil) {
       throw new PointInTimeError(
         `The newest recoverable moment in ${repo.location} is ${coversUntil.toISOString()}; ${target.toISOString()} is later: choose an earlier time, or restore latest.`,
