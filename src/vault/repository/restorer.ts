@@ -22,6 +22,7 @@ import {
 } from './errors.ts';
 import type { RepositoryHandle } from './handle.ts';
 import { limiter } from './io.ts';
+import { readBlobsAhead } from './read-ahead.ts';
 import type { Tree, TreeEntry } from './tree.ts';
 
 /**
@@ -174,21 +175,8 @@ async function restoreFile(run: Run, entry: TreeEntry, abs: string, relPath: str
 
 /** Writes the verified chunks in order, a few fetched ahead; a damaged one stops the file. */
 async function writeChunks(repo: RepositoryHandle, handle: FileHandle, ids: string[]): Promise<number> {
-  const reads: Promise<Buffer>[] = [];
-  let next = 0;
-  const fetchAhead = () => {
-    while (reads.length < PREFETCH && next < ids.length) {
-      const read = repo.getBlob(ids[next++]!);
-      // Awaited in order below, or abandoned when an earlier chunk failed: never an unhandled rejection.
-      read.catch(() => {});
-      reads.push(read);
-    }
-  };
   let written = 0;
-  fetchAhead();
-  while (reads.length > 0) {
-    const data = await reads.shift()!;
-    fetchAhead();
+  for await (const data of readBlobsAhead(repo, ids, PREFETCH)) {
     let offset = 0;
     while (offset < data.length) offset += (await handle.write(data, offset)).bytesWritten;
     written += data.length;

@@ -1,4 +1,8 @@
 import type { Repository } from '../repository/index.ts';
+import { readBlobsAhead } from '../repository/read-ahead.ts';
+
+/** Chunks read ahead of the consumer: the store's read overlaps decoding and the consumer's write. */
+const READ_AHEAD = 4;
 
 /** Stores one stream as a tree with a single file entry: records name the tree, so check and prune see it. */
 export async function storeAsTree(
@@ -18,7 +22,7 @@ export async function* readTreeFile(repo: Repository, tree: string): AsyncGenera
   const { entries } = await repo.readTree(tree);
   const [entry] = entries;
   if (entries.length !== 1 || entry?.type !== 'file') throw new Error(`Tree ${tree} does not hold one file.`);
-  for (const chunk of entry.chunks ?? []) yield await repo.getBlob(chunk);
+  yield* readBlobsAhead(repo, entry.chunks ?? [], READ_AHEAD);
 }
 
 /** Every blob a single-file tree needs: the tree and its chunks. */
