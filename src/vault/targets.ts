@@ -4,6 +4,7 @@ import type { Config } from '../config/config.ts';
 import {
   InvalidSnapshotError,
   Repository,
+  RepositoryExistsError,
   RepositoryNotFoundError,
   type Snapshot,
   SnapshotNotFoundError,
@@ -90,9 +91,18 @@ export async function openRepository(
     return await Repository.open(target.store, access);
   } catch (error) {
     if (!(error instanceof RepositoryNotFoundError) || !options.create) throw error;
+  }
+  try {
     return await Repository.init(target.store, {
       ...access,
       ...(options.like ? { like: options.like } : {}),
+    });
+  } catch (error) {
+    // Another process (protect's WAL shipper and object streamer start together) created it first: its
+    // repository is the one to use.
+    if (!(error instanceof RepositoryExistsError)) throw error;
+    return await Repository.open(target.store, access).catch(() => {
+      throw error;
     });
   }
 }
