@@ -20,6 +20,8 @@ export interface StoreFileOptions {
 
 export interface StoredFile {
   chunks: string[];
+  /** The plaintext length of each chunk, in the order of `chunks`. */
+  chunkSizes: number[];
   size: number;
   blobsAdded: number;
   bytesAdded: number;
@@ -31,12 +33,14 @@ export async function storeFile(
   source: AsyncIterable<Uint8Array | string>,
   options: StoreFileOptions = {},
 ): Promise<StoredFile> {
-  const result: StoredFile = { chunks: [], size: 0, blobsAdded: 0, bytesAdded: 0 };
+  const result: StoredFile = { chunks: [], chunkSizes: [], size: 0, blobsAdded: 0, bytesAdded: 0 };
   let compress = options.compress;
-  const pending: Promise<PutBlobResult>[] = [];
+  const pending: { put: Promise<PutBlobResult>; size: number }[] = [];
   const settle = async () => {
-    const put = await pending.shift()!;
+    const next = pending.shift()!;
+    const put = await next.put;
     result.chunks.push(put.id);
+    result.chunkSizes.push(next.size);
     if (put.stored) {
       result.blobsAdded++;
       result.bytesAdded += put.storedSize;
@@ -49,7 +53,7 @@ export async function storeFile(
     const put = repo.putBlob('data', chunk, compress === undefined ? {} : { compress });
     // Awaited in order below; until then a failure must not count as unhandled and end the process.
     put.catch(() => {});
-    pending.push(put);
+    pending.push({ put, size: chunk.length });
     if (pending.length >= (options.inflight ?? DEFAULT_INFLIGHT)) await settle();
   }
   while (pending.length > 0) await settle();

@@ -30,3 +30,42 @@ export async function treeFileBlobs(repo: Repository, tree: string): Promise<str
   const { entries } = await repo.readTree(tree);
   return [tree, ...entries.flatMap((entry) => entry.chunks ?? [])];
 }
+
+/** Chunks of a growing file that ended at a content boundary: the same bytes cut again give the same ones. */
+export interface StableChunks {
+  ids: string[];
+  sizes: number[];
+  /** The bytes they hold: the file's first `bytes` bytes. */
+  bytes: number;
+}
+
+/**
+ * Stores a file that only grows at its end (a partial WAL segment, whose bytes below the flush position
+ * never change) as a single-file tree, chunking only what follows the chunks an earlier store left stable.
+ * The content-defined chunker decides each cut from the bytes after the previous cut alone, so this gives
+ * the same chunks as cutting the whole file again, for the cost of the new bytes and the last chunk.
+ */
+export async function storeGrowingFile(
+  repo: Repository,
+  name: string,
+  stable: StableChunks | undefined,
+  tail: Buffer,
+): Promise<{ tree: string; size: number; stable: StableChunks }> {
+  const prior = stable ?? { ids: [], sizes: [], bytes: 0 };
+  const stored = await repo.storeFile(
+    (async function* () {
+      yield tail;
+    })(),
+  );
+  const ids = [...prior.ids, ...stored.chunks];
+  const sizes = [...prior.sizes, ...stored.chunkSizes];
+  const size = prior.bytes + stored.size;
+  const tree = await repo.writeTree([{ name, type: 'file', mode: 0o600, mtimeMs: 0, size, chunks: ids }]);
+  // The last chunk ended where the bytes did, not at a content boundary: the next store cuts it again.
+  const keep = Math.max(0, ids.length - 1);
+  return {
+    tree,
+    size,
+    stable: { ids: ids.slice(0, keep), sizes: sizes.slice(0, keep), bytes: size - (sizes[keep] ?? 0) },
+  };
+}
