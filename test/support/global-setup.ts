@@ -1,10 +1,11 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { EmbeddedPostgres } from '../../src/embedded/postgres.ts';
 import { EmbeddedRedis } from '../../src/embedded/redis.ts';
-import { readResults, reliabilityDocument, reliabilityTable } from '../faults/harness/report.ts';
+import { parseReport, reliabilityDocument, reliabilityTable } from '../faults/harness/reliability-doc.ts';
+import { readResults } from '../faults/harness/report.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -47,9 +48,11 @@ function reportFaults(file: string): void {
   const target = process.env.FAULT_REPORT;
   if (target) {
     const runs = Number(process.env.FAULT_RUNS ?? 1);
+    // Scenarios this run left out (FAULT_ONLY, a subset of files) keep their rows from the file as it was.
+    const earlier = existsSync(target) ? parseReport(readFileSync(target, 'utf8')) : [];
     writeFileSync(
       target,
-      reliabilityDocument(results, { date: new Date().toISOString().slice(0, 10), runs }),
+      reliabilityDocument(results, { date: new Date().toISOString().slice(0, 10), runs }, earlier),
     );
     process.stdout.write(`fault report written to ${target}\n`);
   }

@@ -13,6 +13,10 @@ import { tempDir } from '../../support/temp.ts';
 const temp = tempDir('tree-file');
 afterAll(() => temp.remove());
 
+async function* once(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
+
 async function readAll(repo: Repository, tree: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of readTreeFile(repo, tree)) parts.push(part);
@@ -29,7 +33,7 @@ describe('storeGrowingFile: a partial WAL segment recorded as it grows', () => {
       const from = stable?.bytes ?? 0;
       read += end - from;
       const grown = await storeGrowingFile(repo, 'seg', stable, file.subarray(from, end));
-      const whole = await storeAsTree(repo, 'seg', [file.subarray(0, end)]);
+      const whole = await storeAsTree(repo, 'seg', once(file.subarray(0, end)));
       expect(grown.tree, `at ${end} bytes`).toBe(whole.tree);
       expect(grown.size).toBe(end);
       expect((await readAll(repo, grown.tree)).equals(file.subarray(0, end))).toBe(true);
