@@ -7,6 +7,7 @@ import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { runAsFor } from '../../../src/embedded/run-as.ts';
 import { sleep } from '../../../src/lib/process.ts';
+import { dataKey } from '../../../src/vault/repository/format.ts';
 import type { Repository } from '../../../src/vault/repository/index.ts';
 import { openRepository, type Target } from '../../../src/vault/targets.ts';
 import { takeBaseBackup } from '../../../src/vault/wal/base-backup.ts';
@@ -15,6 +16,7 @@ import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
 import { WalReceiver } from '../../../src/vault/wal/receiver.ts';
 import { WalShipper } from '../../../src/vault/wal/shipper.ts';
 import { treeFileBlobs } from '../../../src/vault/wal/tree-file.ts';
+import { flipByte } from '../../support/files.ts';
 import { tempDir } from '../../support/temp.ts';
 
 // I11: the WAL streamed into the vault restores PostgreSQL to any moment, and to the newest one.
@@ -109,6 +111,20 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     const needed = await treeFileBlobs(repo, base.tree);
     expect(report.unreferencedBlobs).toBeDefined();
     expect(needed.filter((id) => report.unreferencedBlobs!.includes(id))).toEqual([]);
+  });
+
+  it('a damaged chunk of the base backup stops the restore with an error that names it', async () => {
+    const plan = await planPointInTime(repo, undefined);
+    const [, , middle] = await treeFileBlobs(repo, plan.base.tree);
+    flipByte(path.join(temp.dir, 'backups', dataKey(middle!)));
+    await expect(
+      restorePhysical(repo, plan, {
+        dataDir: path.join(temp.dir, 'restored-damaged'),
+        scratch: path.join(temp.dir, 'scratch-damaged'),
+        superuser: 'trends',
+        runAs: runAsFor('postgres', temp.dir),
+      }),
+    ).rejects.toThrow(new RegExp(middle!.slice(0, 12)));
   });
 
   async function restoreInto(name: string, target: Date | undefined) {
