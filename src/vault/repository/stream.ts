@@ -80,6 +80,59 @@ export async function readObjectsJournal(
   return { records, unreadable };
 }
 
+/** Past this many journal records, all but the newest are merged into one (or a few) records. */
+export const JOURNAL_COMPACT_AT = 256;
+const JOURNAL_KEEP_NEWEST = 16;
+/** Objects per merged record: far below the record size bound (about 250 bytes of JSON each). */
+const MERGED_OBJECTS_MAX = 20_000;
+
+/**
+ * Merges old journal records into few, so that the record count (each one a read for every restore, check
+ * and prune) stays bounded however long the stream runs. The merged records are written before the merged
+ * ones are deleted: a crash in between leaves the same objects named twice, which readers take as one. Run
+ * under the repository's shared lock (prune, holding the exclusive one, then never sees a half-merged
+ * journal); a record that does not read stops the merge and stays as it is, to be reported by check.
+ */
+export async function compactObjectsJournal(
+  repo: RepositoryHandle,
+): Promise<{ merged: number; written: number }> {
+  const keys: string[] = [];
+  for await (const info of repo.store.list(JOURNAL_PREFIX)) keys.push(info.key);
+  if (keys.length < JOURNAL_COMPACT_AT) return { merged: 0, written: 0 };
+  const old = keys.sort().slice(0, keys.length - JOURNAL_KEEP_NEWEST);
+  const objects = new Map<string, StreamedObject>();
+  let watermark: number | undefined;
+  let time = '';
+  for (const key of old) {
+    let record: ObjectsJournalRecord;
+    try {
+      record = await getRecord<ObjectsJournalRecord>(repo, key);
+    } catch {
+      return { merged: 0, written: 0 };
+    }
+    if (record.version !== 1 || !Array.isArray(record.objects)) return { merged: 0, written: 0 };
+    for (const object of record.objects) objects.set(object.key, object);
+    const w = record.watermark ? Date.parse(record.watermark) : Number.NaN;
+    if (!Number.isNaN(w) && (watermark === undefined || w > watermark)) watermark = w;
+    time = record.time;
+  }
+  const all = [...objects.values()];
+  let written = 0;
+  for (let i = 0; i < all.length || i === 0; i += MERGED_OBJECTS_MAX) {
+    await writeObjectsJournal(repo, {
+      version: 1,
+      // The newest merged record's time: merged records sort where their newest part did.
+      time,
+      ...(watermark !== undefined ? { watermark: new Date(watermark).toISOString() } : {}),
+      objects: all.slice(i, i + MERGED_OBJECTS_MAX),
+    });
+    written++;
+    if (all.length === 0) break;
+  }
+  for (const key of old) await repo.store.delete(key);
+  return { merged: old.length, written };
+}
+
 export async function writeObjectsStreamState(
   repo: RepositoryHandle,
   state: ObjectsStreamState,

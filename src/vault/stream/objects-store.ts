@@ -2,6 +2,7 @@ import type { BlobStore } from '../../blobstore/blobstore.ts';
 import type { Config } from '../../config/config.ts';
 import { dataKey } from '../repository/format.ts';
 import {
+  compactObjectsJournal,
   type Repository,
   RepositoryNotFoundError,
   type StreamedObject,
@@ -72,6 +73,20 @@ export async function streamOneObject(
   return { key, sha256: stored.sha256, size: stored.size, chunks: stored.chunks };
 }
 
+/** Journal records written through each repository since its journal was last counted. */
+const writesSinceCompaction = new WeakMap<Repository, number>();
+
+/** Counts the journal (a listing) on the first batch and every 64th after it, and merges it when long. */
+async function compactNowAndThen(repo: Repository): Promise<void> {
+  const writes = writesSinceCompaction.get(repo);
+  if (writes !== undefined && writes < 64) {
+    writesSinceCompaction.set(repo, writes + 1);
+    return;
+  }
+  writesSinceCompaction.set(repo, 0);
+  await compactObjectsJournal(repo);
+}
+
 /**
  * Stores the objects of a batch under a shared repository lock (prune cannot remove a blob between our
  * check and our journal), then writes their journal record. Keys that fail are returned, not thrown: one
@@ -107,6 +122,7 @@ export async function storeObjectsBatch(
         ...(w ? { watermark: w.toISOString() } : {}),
         objects: stored,
       });
+      await compactNowAndThen(repo);
     }
     return { stored, failed };
   } finally {
