@@ -181,7 +181,8 @@ async function failure(
   }
   const match = /^psql:<stdin>:(\d+): (.*)$/.exec(lines[at]!)!;
   const lineNo = Number(match[1]);
-  if (/backslash commands are restricted/.test(match[2]!)) {
+  // psql's own errors are lower case ("error: backslash commands are restricted", "\unrestrict: wrong key").
+  if (match[2]!.startsWith('error: ')) {
     const text = await lineOf(sqlFile, lineNo);
     return `Line ${lineNo} of the classic dump is a psql command (${text}), which trendgen never runs, so nothing of it was loaded into the database ${database}: restore only a dump written by pg_dump (without --create).`;
   }

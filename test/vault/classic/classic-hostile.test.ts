@@ -5,10 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableFacts } from '../../../src/vault/sources/postgres.ts';
 import { isDatabaseEmpty } from '../../../src/vault/sources/postgres-admin.ts';
+import { importClassicSql, inject, plainDump, withoutRestrict } from '../../support/classic-dump.ts';
 import { runCli } from '../../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { startVaultEnv, type VaultEnv } from '../../support/vault-env.ts';
-import { importClassicSql, inject, plainDump, withoutRestrict } from './classic-support.ts';
 
 /**
  * Issue 15 item 3: a classic backup's db.sql came from outside the vault. Loaded as it was (psql -f as the
@@ -47,6 +47,12 @@ const HOSTILE: { name: string; lines: string; says: RegExp }[] = [
     name: 'ALTER SYSTEM, after ending the transaction',
     lines: "COMMIT;\nALTER SYSTEM SET log_min_duration_statement = '12345';\nBEGIN;",
     says: /permission denied to set parameter "log_min_duration_statement"/,
+  },
+  {
+    // A dump of today's pg_dump restricts itself; a crafted one lifts that with the key its first line shows.
+    name: "\\unrestrict with the dump's own key",
+    lines: `\\unrestrict KEY\n\\! touch ${marker}`,
+    says: /is a psql command \(\\unrestrict /,
   },
   {
     name: 'a shell command after ending the transaction',
@@ -110,7 +116,10 @@ describe('classic restore of a crafted db.sql', () => {
 
   for (const attack of HOSTILE) {
     it(`refuses ${attack.name}: one sentence, nothing run, nothing loaded`, async () => {
-      const { result, target, toDir } = await restore(inject(dump, attack.lines));
+      // The attack's own dump: without pg_dump's \\restrict, which would refuse the psql commands put in.
+      const key = /^\\restrict (\w+)$/m.exec(dump)![1]!;
+      const base = attack.lines.includes('KEY') ? dump : withoutRestrict(dump);
+      const { result, target, toDir } = await restore(inject(base, attack.lines.replace('KEY', key)));
       expect(result.code, result.stdout + result.stderr).toBe(1);
       expect(result.stderr).toMatch(/^trendgen: [^\n]+\n?$/);
       expect(result.stderr).toMatch(attack.says);
