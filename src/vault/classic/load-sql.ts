@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { databaseOf } from '../../lib/connection-url.ts';
 import { libpqConnection } from '../sources/postgres.ts';
+import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
 import type { Loader } from '../sources/postgres-loader.ts';
 
 /**
@@ -127,12 +128,12 @@ export class DumpFilter extends Transform {
 
 /**
  * Loads a plain-SQL dump into the empty database `targetUrl` as `loader`, in one transaction with psql
- * restricted (see above); rejects with one sentence naming the line that failed, and nothing stays loaded.
+ * restricted (see above); rejects with one sentence naming the line that failed and saying what stays.
  */
 export async function loadClassicSql(
   psql: string,
   targetUrl: string,
-  loader: Pick<Loader, 'url' | 'role'>,
+  loader: Pick<Loader, 'url' | 'role' | 'discard'>,
   sqlFile: string,
 ): Promise<void> {
   const conn = libpqConnection(loader.url);
@@ -163,7 +164,11 @@ export async function loadClassicSql(
   if (code === 0) return;
   let said = tail.replaceAll(key, '***');
   if (conn.password) said = said.replaceAll(conn.password, '***');
-  throw new Error(await failure(said, code, sqlFile, databaseOf(targetUrl)));
+  // One transaction, but a crafted dump can end it itself (`COMMIT;`) and keep what it wrote before the error:
+  // a loader of our own drops that again; with the target's own role nothing tells its objects apart.
+  const discarded = await loader.discard().catch(() => false);
+  const kept = !discarded && !(await isDatabaseEmpty(targetUrl).catch(() => false));
+  throw new Error(await failure(said, code, sqlFile, databaseOf(targetUrl), kept));
 }
 
 /** The sentence for a failed load: which line of db.sql, and what psql or PostgreSQL said about it. */
@@ -172,19 +177,23 @@ async function failure(
   code: number | null,
   sqlFile: string,
   database: string,
+  kept: boolean,
 ): Promise<string> {
+  const outcome = kept
+    ? `what it committed before (it ended the load's transaction itself) stays in the database ${database}, so drop and recreate it`
+    : `nothing of it was loaded into the database ${database}`;
   const lines = stderr.trim().split('\n');
   const at = lines.findIndex((l) => /^psql:<stdin>:\d+: /.test(l));
   if (at < 0) {
     const said = lines.slice(-3).join(' ').replace(/\s+/g, ' ') || `exit code ${code}`;
-    return `psql could not load the classic dump into the database ${database}, and nothing of it was kept: ${said}`;
+    return `psql could not load the classic dump and ${outcome}: ${said}`;
   }
   const match = /^psql:<stdin>:(\d+): (.*)$/.exec(lines[at]!)!;
   const lineNo = Number(match[1]);
   // psql's own errors are lower case ("error: backslash commands are restricted", "\unrestrict: wrong key").
   if (match[2]!.startsWith('error: ')) {
     const text = await lineOf(sqlFile, lineNo);
-    return `Line ${lineNo} of the classic dump is a psql command (${text}), which trendgen never runs, so nothing of it was loaded into the database ${database}: restore only a dump written by pg_dump (without --create).`;
+    return `Line ${lineNo} of the classic dump is a psql command (${text}), which trendgen never runs, and ${outcome}: restore only a dump written by pg_dump (without --create).`;
   }
   // The DETAIL line says which object; a HINT about psql's \copy would only mislead here.
   const detail = lines
@@ -192,7 +201,7 @@ async function failure(
     .filter((l) => l.startsWith('DETAIL:'))
     .slice(0, 1);
   const said = [match[2], ...detail].join(' ').replace(/\s+/g, ' ').trim();
-  return `The classic dump failed at line ${lineNo} and nothing of it was loaded into the database ${database}: ${said}`;
+  return `The classic dump failed at line ${lineNo} and ${outcome}: ${said}`;
 }
 
 /** Line n of a file, shortened and without control characters, for an error message. */

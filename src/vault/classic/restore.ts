@@ -5,7 +5,7 @@ import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { parseConnectionUrl } from '../../lib/connection-url.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
 import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
-import { type Loader, openLoader } from '../sources/postgres-loader.ts';
+import { openLoader } from '../sources/postgres-loader.ts';
 import { assertPsqlRestricts, loadClassicSql } from './load-sql.ts';
 
 export interface ClassicRestoreOptions {
@@ -71,9 +71,7 @@ export async function restoreClassicSnapshot(
         const sqlFile = path.join(work, 'db.sql');
         result.sqlBytes = (await stat(sqlFile)).size;
         await loader.prepare();
-        await loadClassicSql(psql, options.databaseUrl, loader, sqlFile).catch(async (error: unknown) => {
-          throw await afterFailedLoad(error as Error, options.databaseUrl!, loader);
-        });
+        await loadClassicSql(psql, options.databaseUrl, loader, sqlFile);
       } finally {
         await rm(work, { recursive: true, force: true });
       }
@@ -88,19 +86,6 @@ export async function restoreClassicSnapshot(
     await loader?.release().catch(() => {});
   }
   return result;
-}
-
-/**
- * The load is one transaction, but a crafted dump can end it itself (`COMMIT;`) and keep what it wrote before
- * the error: the loader drops that again. With the target's own role nothing can tell its objects from the
- * database's, so the sentence says what to do instead.
- */
-async function afterFailedLoad(error: Error, url: string, loader: Loader): Promise<Error> {
-  const discarded = await loader.discard().catch(() => false);
-  if (discarded || (await isDatabaseEmpty(url).catch(() => false))) return error;
-  return new Error(
-    `${error.message.replace(/\.$/, '')}; the dump ended the load's transaction itself, so what it wrote before stays in the database ${databaseName(url)}: drop and recreate it.`,
-  );
 }
 
 function databaseName(url: string): string {
