@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpPostgres } from '../../src/vault/sources/postgres.ts';
+import { importClassicSql, inject, plainDump, withoutRestrict } from '../support/classic-dump.ts';
 import { runCli } from '../support/cli.ts';
 import { poisonDatabase } from '../support/crafted-dump.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -15,10 +16,19 @@ import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/repor
 /**
  * "Crafted snapshot in an unencrypted repository": someone who can write the repository (and has read
  * docs/repository-format.md) plants a snapshot whose dump runs `COPY … TO PROGRAM` when loaded; or a key
- * holder backs up a database poisoned that way. Each run picks one way in by its seed. Acknowledged: the
- * refusals checked; corrupted: a crafted snapshot restored or drilled as good, or a program run on the host.
+ * holder backs up a database poisoned that way; or hands over a classic backup whose db.sql runs a program
+ * through a psql command or `COPY … TO PROGRAM` (imported: the import takes any plain SQL). Each run picks one
+ * way in by its seed. Acknowledged: the refusals checked; corrupted: a crafted snapshot restored or drilled as
+ * good, or a program run on the host.
  */
-const ATTACKS = ['untagged', 'random-tag', 'borrowed-tag', 'config-downgraded', 'key-holder-dump'] as const;
+const ATTACKS = [
+  'untagged',
+  'random-tag',
+  'borrowed-tag',
+  'config-downgraded',
+  'key-holder-dump',
+  'classic-import',
+] as const;
 type Attack = (typeof ATTACKS)[number];
 
 describe('faults: a crafted snapshot in an unencrypted repository', () => {
@@ -49,7 +59,19 @@ describe('faults: a crafted snapshot in an unencrypted repository', () => {
   });
 
   /** Plants the crafted snapshot; returns its id and how to take it away again. */
-  async function plant(attack: Attack): Promise<{ id: string; undo: () => void }> {
+  async function plant(attack: Attack, seed: number): Promise<{ id: string; undo: () => void }> {
+    if (attack === 'classic-import') {
+      // A dump as pg_dump before 15.14 wrote it (no \\restrict of its own), with the attack before its data.
+      const payload =
+        seededRandom(seed + 1)() < 0.5
+          ? `\\! touch ${marker}`
+          : `COPY (select 1) TO PROGRAM 'touch ${marker}';`;
+      const sql = inject(withoutRestrict(plainDump(vault.db.url)), payload);
+      const two = (n: number) => String(n % 60).padStart(2, '0');
+      const stamp = `20240102_03${two(Math.floor(seed / 60))}${two(seed)}`;
+      const id = await importClassicSql(vault.dir, stamp, sql, vault.env);
+      return { id, undo: () => rmSync(path.join(repoDir, 'snapshots', id)) };
+    }
     if (attack === 'key-holder-dump') {
       const backup = await runCli(['backup', '--json'], { ...vault.env, DATABASE_URL: poisoned.url });
       expect(backup.code, backup.stderr).toBe(0);
@@ -92,7 +114,7 @@ describe('faults: a crafted snapshot in an unencrypted repository', () => {
         const attack = ATTACKS[Math.floor(seededRandom(seed)() * ATTACKS.length)]!;
         const problems: string[] = [];
         let corrupted = 0;
-        const planted = await plant(attack);
+        const planted = await plant(attack, seed);
         const started = Date.now();
         const target = await createTestDatabase({ migrate: false });
         try {

@@ -1,12 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { parseConnectionUrl } from '../../lib/connection-url.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
-import { libpqConnection } from '../sources/postgres.ts';
 import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
+import { openLoader } from '../sources/postgres-loader.ts';
+import { assertPsqlRestricts, loadClassicSql } from './load-sql.ts';
 
 export interface ClassicRestoreOptions {
   /** Database to load db.sql into; must be empty. Left out: no database is touched. */
@@ -26,19 +26,16 @@ export interface ClassicRestoreResult {
   bytes: number;
 }
 
-/** psql's last words are kept for the error message; a dump's full output could be huge. */
-const STDERR_TAIL = 4096;
-
 /**
- * Restores a snapshot made by importClassic: loads its db.sql with
- * `psql -X -v ON_ERROR_STOP=1 --single-transaction -f db.sql`, then restores its data tree into toDir.
+ * Restores a snapshot made by importClassic: loads its db.sql with psql restricted to SQL, as the restore's
+ * unprivileged loader (load-sql.ts says why both), then restores its data tree into toDir.
  *
  * The database must be empty (a classic dump, pg_dump without --clean, creates its tables): a database
  * with tables is refused before anything runs, and the caller recreates it when the operator asked to
- * restore in place. One transaction: the first error rolls everything back, so a failed load leaves the
- * database empty again. Ownership statements in the dump (`ALTER … OWNER TO trends` from the old
- * `pg_dump -U trends`) need that role on the target; psql's error names it otherwise. The password goes
- * through PGPASSWORD, never the command line (which `ps` shows).
+ * restore in place. So is a psql without `\restrict`, and a privileged role the loader cannot step down
+ * from. One transaction: the first error rolls everything back, so a failed load leaves the database empty
+ * again, and nothing is written to toDir. The dump's ownership statements are skipped: what it creates is
+ * owned by the target URL's role when that role is unprivileged, else by `trendgen_restored`.
  */
 export async function restoreClassicSnapshot(
   repo: Repository,
@@ -58,15 +55,23 @@ export async function restoreClassicSnapshot(
       `The database ${databaseName(options.databaseUrl)} is not empty: restore the classic dump into an empty one or recreate it first.`,
     );
   }
-  const lock = await repo.lock({ exclusive: false });
+  const psql = options.psql ?? findPostgresBinary('psql');
+  if (options.databaseUrl) assertPsqlRestricts(psql);
+  // Before anything is written: a role that could reach the database host is refused here.
+  const loader = options.databaseUrl ? await openLoader(options.databaseUrl) : undefined;
+  const lock = await repo.lock({ exclusive: false }).catch(async (error: unknown) => {
+    await loader?.release().catch(() => {});
+    throw error;
+  });
   try {
-    if (options.databaseUrl) {
+    if (options.databaseUrl && loader) {
       const work = await mkdtemp(path.join(options.workDir ?? os.tmpdir(), 'trendgen-classic-sql-'));
       try {
         await repo.restoreTree(sqlTree, work);
         const sqlFile = path.join(work, 'db.sql');
         result.sqlBytes = (await stat(sqlFile)).size;
-        await loadSql(options.psql ?? findPostgresBinary('psql'), options.databaseUrl, sqlFile);
+        await loader.prepare();
+        await loadClassicSql(psql, options.databaseUrl, loader, sqlFile);
       } finally {
         await rm(work, { recursive: true, force: true });
       }
@@ -78,40 +83,9 @@ export async function restoreClassicSnapshot(
     }
   } finally {
     await lock.release().catch(() => {});
+    await loader?.release().catch(() => {});
   }
   return result;
-}
-
-/** Runs psql on a SQL file; rejects with psql's last error lines (password scrubbed) when it fails. */
-export async function loadSql(psql: string, databaseUrl: string, sqlFile: string): Promise<void> {
-  const conn = libpqConnection(databaseUrl);
-  const args = [
-    '-X',
-    '-q',
-    '-v',
-    'ON_ERROR_STOP=1',
-    '--single-transaction',
-    '--no-password',
-    '-d',
-    conn.dbname,
-    '-f',
-    sqlFile,
-  ];
-  const child = spawn(psql, args, { env: conn.env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let tail = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text: string) => {
-    tail = (tail + text).slice(-STDERR_TAIL);
-  });
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (code !== 0) {
-    let said = tail.trim().split('\n').slice(-3).join(' ').replace(/\s+/g, ' ') || `exit code ${code}`;
-    if (conn.password) said = said.replaceAll(conn.password, '***');
-    throw new Error(`psql could not load the classic dump into ${databaseName(databaseUrl)}: ${said}`);
-  }
 }
 
 function databaseName(url: string): string {

@@ -24,6 +24,12 @@ export interface Loader {
   prepare(): Promise<void>;
   /** Drops the restore's login role (its objects go to the owner); a no-op for the target's own role. */
   release(): Promise<void>;
+  /**
+   * After a failed load into a database that was empty: drops what the loader created there, even what a
+   * crafted dump committed by ending the load's transaction itself. Only a loader of our own can (what it
+   * owns came from this load); with the target's own role it is a no-op, and says so by returning false.
+   */
+  discard(): Promise<boolean>;
 }
 
 export class PrivilegedLoaderError extends Error {
@@ -65,7 +71,8 @@ async function roleFacts(url: string, role?: string): Promise<RoleFacts> {
 export async function openLoader(targetUrl: string): Promise<Loader> {
   const me = await roleFacts(targetUrl);
   if (!me.superuser && me.hostPowers.length === 0) {
-    return { url: targetUrl, role: undefined, prepare: async () => {}, release: async () => {} };
+    const none = async () => {};
+    return { url: targetUrl, role: undefined, prepare: none, release: none, discard: async () => false };
   }
   if (!me.superuser) {
     throw new PrivilegedLoaderError(
@@ -98,6 +105,11 @@ export async function openLoader(targetUrl: string): Promise<Loader> {
     role: RESTORED_OWNER,
     prepare: () => grantOwner(targetUrl),
     release: () => dropLogin(targetUrl, login),
+    discard: async () => {
+      // Per database: the owner's objects elsewhere are other restores'. Its grants here go too.
+      await withSql(targetUrl, (sql) => sql.unsafe(`drop owned by ${login}, ${RESTORED_OWNER} cascade`));
+      return true;
+    },
   };
 }
 
