@@ -4,6 +4,7 @@ import { GenerationInputError, GenerationNotFoundError } from '../generation/job
 import { pathOnly } from '../lib/redact.ts';
 import {
   EmptyUploadError,
+  InvalidImageError,
   ObjectNotFoundError,
   PayloadTooLargeError,
   UnsupportedTypeError,
@@ -58,6 +59,7 @@ function classify(error: unknown): HttpError | undefined {
   if (error instanceof PayloadTooLargeError) return new HttpError(413, 'payload_too_large', error.message);
   if (error instanceof UnsupportedTypeError)
     return new HttpError(415, 'unsupported_media_type', error.message);
+  if (error instanceof InvalidImageError) return new HttpError(422, 'invalid_image', error.message);
   if (error instanceof EmptyUploadError) return new HttpError(400, 'empty_upload', error.message);
   if (error instanceof BlobStoreError) return new HttpError(503, 'storage_unavailable', error.message);
   if (error instanceof BackupSyncError) return new HttpError(503, 'backup_unavailable', error.message);

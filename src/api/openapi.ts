@@ -15,7 +15,7 @@ const ERROR_MEANINGS = {
   409: 'The resource changed meanwhile or already exists (`version_conflict` with `currentVersion`, `conflict`).',
   413: 'The body is larger than the configured limit (`payload_too_large`).',
   415: 'The body has a media type this route does not take (`unsupported_media_type`).',
-  422: 'The body is well-formed but not acceptable (`invalid_prompt` with `line` and `column`, `unknown_prompt`, `invalid_generation`).',
+  422: 'The body is well-formed but not acceptable (`invalid_prompt` with `line` and `column`, `unknown_prompt`, `invalid_generation`; `invalid_image`: an upload that is not exactly one intact image within the pixel limit).',
   500: 'An internal error; the message quotes the request id (`internal`).',
   503: 'PostgreSQL, Redis or the object store cannot be reached right now, or the deletion ledger could not be written: retry (`service_unavailable`, `storage_unavailable`, `ledger_unwritten`; `Retry-After` says when).',
 } as const;

@@ -35,6 +35,7 @@ export async function storeUploadedImage(
       kind: options.kind,
       maxBytes: options.maxBytes,
       declaredType: file.mimetype,
+      decode: true,
     });
     if (file.file.truncated) throw new PayloadTooLargeError(options.maxBytes);
     return record;
@@ -52,5 +53,6 @@ export async function storeUploadedImage(
     kind: options.kind,
     maxBytes: options.maxBytes,
     declaredType: request.headers['content-type'],
+    decode: true,
   });
 }

@@ -17,6 +17,7 @@ import {
   releaseForRetry,
   renewLease,
 } from './lease.ts';
+import { limitImageMemory, workingPhoto } from './photo.ts';
 import { makePreview } from './preview.ts';
 import { type ImageProvider, PermanentProviderError } from './providers/provider.ts';
 import { type GenerationJobData, QUEUE_NAME, retryDelay } from './queue.ts';
@@ -64,7 +65,8 @@ async function render(
   const parameters = { ...document.parameters, ...lease.params } as Record<string, unknown>;
   const prompt = renderTemplate(document.template, templateValues(lease, parameters));
   const { record, body } = await deps.objects.open(lease.photoKey);
-  const photo = await readAll(body);
+  // One decode of the stored photo per job; every variant works from the small copy.
+  const photo = await workingPhoto(await readAll(body), record.contentType);
   const outputs: GenerationOutput[] = [];
   for (let variant = 0; variant < lease.variants; variant++) {
     signal.throwIfAborted();
@@ -78,7 +80,7 @@ async function render(
         title: lease.trendTitle,
         params: lease.params as Record<string, string | number | boolean>,
       },
-      input: { bytes: photo, contentType: record.contentType },
+      input: photo,
       variant,
       signal,
     });
@@ -108,6 +110,8 @@ function isPermanent(error: unknown): boolean {
 export function createGenerationWorker(deps: WorkerDeps): Worker<GenerationJobData> {
   const owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const { settings, sql, logger } = deps;
+  // The process that runs jobs decodes users' photos: its native memory is bounded here, wherever it runs.
+  limitImageMemory();
 
   const processJob = async (job: Job<GenerationJobData>): Promise<string> => {
     const lease = await acquireLease(sql, job.data.id, owner, settings.leaseSeconds);

@@ -22,3 +22,8 @@ export class ObjectNotFoundError extends Error {
     super(`The object ${key} does not exist or was deleted.`);
   }
 }
+
+/** An upload that is not exactly one intact image within the pixel limit; the message says which and what to do. */
+export class InvalidImageError extends Error {
+  override name = 'InvalidImageError';
+}

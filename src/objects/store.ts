@@ -11,6 +11,7 @@ import {
   PayloadTooLargeError,
   UnsupportedTypeError,
 } from './errors.ts';
+import { checkImageFile } from './image-check.ts';
 import { ObjectDamagedError, recordObjectDamage, recordObjectRepair, verifyingStream } from './integrity.ts';
 import { type DetectedType, detectImageType, IMAGE_TYPES, SNIFF_BYTES } from './sniff.ts';
 
@@ -37,6 +38,11 @@ export interface PutObjectOptions {
    * all (text/html, image/svg+xml, a script) is refused: the client meant to send something else.
    */
   declaredType?: string;
+  /**
+   * Decode the whole image before anything is stored (objects/image-check.ts): uploads from clients, whose
+   * bytes may be a polyglot, truncated or a decompression bomb. The worker's own outputs skip it.
+   */
+  decode?: boolean;
 }
 
 /** Declarations compatible with a stored image: the image types, or no claim at all. */
@@ -149,6 +155,7 @@ export class ObjectStore {
         );
       }
       assertDeclaredType(options.declaredType, detected);
+      if (options.decode) await checkImageFile(spooled.file, detected);
       const key = objectKey(options.kind, spooled.sha256, detected.extension);
       const write = () =>
         this.blobs.put(key, createReadStream(spooled.file), {

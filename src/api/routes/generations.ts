@@ -36,6 +36,7 @@ async function readGenerationForm(request: FastifyRequest, deps: ApiDeps) {
         kind: 'photo',
         maxBytes: deps.config.limits.maxUploadBytes,
         declaredType: part.mimetype,
+        decode: true,
       });
     } else {
       values[part.fieldname] = String(part.value);

@@ -124,7 +124,7 @@ const putTrendExampleSchema = {
   [DOC_ONLY_BODY]: exampleBody,
   response: {
     200: { description: 'Stored; the trend refers to it', $ref: 'StoredObject#' },
-    ...errors(400, 404, 413, 415, ...ADMIN_ERRORS),
+    ...errors(400, 404, 413, 415, 422, ...ADMIN_ERRORS),
   },
   security: ADMIN_SECURITY,
 };

@@ -9,8 +9,5 @@ export function sizeTier(parameters: { size?: unknown }): SizeTier {
   return typeof size === 'string' && Object.hasOwn(SIZE_TIERS, size) ? (size as SizeTier) : DEFAULT_SIZE_TIER;
 }
 
-/**
- * Decompression-bomb guard for every decode of a user's photo: a 20 MB upload can declare billions of
- * pixels. 50 MP covers what phones take (48 MP sensors) while bounding decode memory.
- */
-export const MAX_INPUT_PIXELS = 50_000_000;
+// The same limit as every upload's decode check (objects/image-check.ts), so what was accepted decodes here.
+export { MAX_INPUT_PIXELS } from '../../objects/image-check.ts';
