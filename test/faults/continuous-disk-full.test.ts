@@ -143,36 +143,40 @@ class RowWriter {
   }
 }
 
-/** Fills the tmpfs: remounted to its use, or a file written until ENOSPC. Returns how to free it again. */
-function fill(backups: Tmpfs, how: 'remount' | 'filler'): () => void {
-  if (how === 'remount') {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        backups.leave(0);
-        return () => backups.leave(ROOMY);
-      } catch (error) {
-        // Something grew between the measure and the remount (a tmpfs never shrinks below its use).
-        if (attempt > 20) throw error;
+/**
+ * Fills the tmpfs: remounted to its use, or a file written until ENOSPC. `topUp` fills it again: the shipper
+ * removes the local segments it has recorded, which frees room, and a disk that stays full (another writer
+ * on it) takes that room back. `free` gives the space back.
+ */
+function filling(backups: Tmpfs, how: 'remount' | 'filler'): { topUp(): void; free(): void } {
+  const filler = path.join(backups.dir, 'filler.bin');
+  const topUp = () => {
+    if (how === 'remount') {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return backups.leave(0);
+        } catch (error) {
+          // Something grew between the measure and the remount (a tmpfs never shrinks below its use).
+          if (attempt > 20) throw error;
+        }
       }
     }
-  }
-  const filler = path.join(backups.dir, 'filler.bin');
-  const fd = openSync(filler, 'w');
-  const chunk = Buffer.alloc(MiB, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-    // The last pages: smaller writes until not even one byte fits.
+    const fd = openSync(filler, 'a');
     try {
-      for (;;) writeSync(fd, chunk, 0, 4096);
-    } catch {
-      // Full.
+      for (const size of [MiB, 4096]) {
+        const chunk = Buffer.alloc(size, 1);
+        try {
+          for (;;) writeSync(fd, chunk);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+        }
+      }
+    } finally {
+      closeSync(fd);
     }
-  } finally {
-    closeSync(fd);
-  }
-  return () => unlinkSync(filler);
+  };
+  topUp();
+  return { topUp, free: () => (how === 'remount' ? backups.leave(ROOMY) : unlinkSync(filler)) };
 }
 
 /**
@@ -207,8 +211,11 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('backup-disk-full-stre
           const backups = new Tmpfs(backupDir);
           backups.mount(ROOMY);
           const cleanup = async () => {
-            await system.remove();
+            // Unmounted before the temp folder goes: a mount point cannot be removed.
+            await system.stop();
+            await system.killEverything();
             backups.unmount();
+            await system.remove();
           };
           cleanups.push(cleanup);
           const ledger = emptyLedger();
@@ -229,7 +236,7 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('backup-disk-full-stre
           const how = random() < 0.5 ? 'remount' : 'filler';
           const pidsBefore = childPids(system);
           const filledAt = Date.now();
-          const free = fill(backups, how);
+          const full = filling(backups, how);
           console.log(`${scenario} seed ${seed}: BACKUP_DIR filled (${how}) after ${filledAt - started} ms`);
 
           // A new segment while full (a checkpoint or archive_timeout would do the same): pg_receivewal must
@@ -247,6 +254,7 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('backup-disk-full-stre
               if (!saysBackupDiskFull(said[key], backupDir)) said[key] = now[key];
             }
             if (Date.now() - filledAt > 45_000) break;
+            full.topUp();
             await sleep(500);
           }
           await switched;
@@ -255,7 +263,7 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('backup-disk-full-stre
             ledger.prompts.filter((p) => (p.at ?? 0) > filledAt).length;
           const pidsWhileFull = childPids(system);
           const freedAt = Date.now();
-          free();
+          full.free();
 
           // Catching up: each source's recovery point passes the last write it acknowledged before space came
           // back (PostgreSQL: rows and prompt versions; objects: uploads), with no error left.
