@@ -4,6 +4,7 @@ import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { createLogger } from '../ops/logger.ts';
 import { runObjectStream } from '../vault/stream/objects-stream.ts';
 import { runProtect } from '../vault/wal/protect.ts';
@@ -19,9 +20,15 @@ export function protectCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'protect');
       survivePostgresSocketRace((message) => logger.warn(message));
+      // Under `trendgen up` the supervisor kills a child whose heartbeats stop: without them, protect was
+      // killed and restarted every 90 s, and the WAL stream stopped each time.
+      startLiveness(config.livenessTimeoutSeconds * 1000);
       if (!config.backup.continuous) {
         logger.info('BACKUP_CONTINUOUS is off: nothing to do');
+        // Nothing else holds the event loop open: without this the process ended at once (exit code 13).
+        const idle = setInterval(() => {}, 60_000);
         await untilStopped();
+        clearInterval(idle);
         return;
       }
       const services = await connectServices(config, { postgres: true, redis: false });

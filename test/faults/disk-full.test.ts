@@ -1,16 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  statfsSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,72 +8,16 @@ import { type CliResult, runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seededRandom, walkFiles } from '../support/files.ts';
 import { tempDir } from '../support/temp.ts';
+import { ROOMY, Tmpfs, tmpfsUnavailable } from '../support/tmpfs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
 
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const ROOMY = 256 * MiB;
 
-// ---------------------------------------------------------------------------------------------------------
-// A real, size-limited filesystem: tmpfs, remounted smaller to fill it and bigger to free space.
-
-/** Whether this process may mount a tmpfs (root on Linux); the reason it may not otherwise. */
-function probeMount(): string | undefined {
-  if (process.platform !== 'linux') return `tmpfs needs Linux, this is ${process.platform}`;
-  const probe = tempDir('disk-full-probe');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe.dir], { stdio: 'pipe' });
-    execFileSync('umount', [probe.dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    return `mount -t tmpfs failed (${stderr || (error as Error).message})`;
-  } finally {
-    probe.remove();
-  }
-}
-
-const cannotMount = probeMount();
-if (cannotMount) {
-  console.log(
-    `disk-full: SKIPPED: ${cannotMount}. These scenarios fill a real filesystem; an injected ENOSPC would ` +
-      'test a mock, not the disk, so they run only where a tmpfs can be mounted (root on Linux).',
-  );
-}
-
-/** A tmpfs of its own at `dir`, unmounted by `unmount()` even when a test failed. */
-class Tmpfs {
-  private mounted = false;
-  constructor(readonly dir: string) {}
-
-  mount(bytes = ROOMY): void {
-    mkdirSync(this.dir, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib(bytes)}k,mode=0755`, 'tmpfs', this.dir]);
-    this.mounted = true;
-  }
-
-  /** Bytes in use (tmpfs counts whole pages). */
-  used(): number {
-    const s = statfsSync(this.dir);
-    return (s.blocks - s.bfree) * s.bsize;
-  }
-
-  /** Remounts with room for exactly `free` more bytes (rounded to pages); a tmpfs never shrinks below use. */
-  leave(free: number): void {
-    execFileSync('mount', ['-o', `remount,size=${kib(this.used() + free)}k`, this.dir]);
-  }
-
-  unmount(): void {
-    if (!this.mounted) return;
-    execFileSync('umount', ['-l', this.dir]);
-    this.mounted = false;
-    if (existsSync(this.dir)) rmdirSync(this.dir);
-  }
-}
-
-const kib = (bytes: number) => Math.max(4, Math.ceil(bytes / (4 * KiB)) * 4);
+// A real, size-limited filesystem (test/support/tmpfs.ts): remounted smaller to fill it and bigger to free space.
+const cannotMount = tmpfsUnavailable('disk-full');
 
 /** Bytes nobody can compress (the backup compresses with zstd), reproducible from a seed. */
 function noise(size: number, seed: string): Buffer {

@@ -48,8 +48,11 @@ export function continuousChecks(): DoctorCheck[] {
             `PostgreSQL's recovery point is ${described}${worst.error ? `: ${worst.error}` : ''}`,
             'see trendgen status; is trendgen protect running and the target reachable?',
           );
-        if (lag > LAG_WARN_SECONDS)
-          return warn(`PostgreSQL's recovery point is ${described}`, 'see trendgen status');
+        if (lag > LAG_WARN_SECONDS || worst.error)
+          return warn(
+            `PostgreSQL's recovery point is ${described}${worst.error ? `: ${worst.error}` : ''}`,
+            'see trendgen status',
+          );
         return ok(`PostgreSQL's recovery point is ${described} (${status.mode})`);
       },
     },

@@ -133,7 +133,8 @@ async function targetLoop(
     } catch (error) {
       repo = undefined;
       healthy = false;
-      backoff = Math.min(MAX_BACKOFF_MS, Math.max(250, backoff * 2));
+      // The local target fails mostly on a full disk, freed at any moment: a cheap retry every 2 s at most.
+      backoff = Math.min(target.offsite ? MAX_BACKOFF_MS : 2_000, Math.max(250, backoff * 2));
       const message = (error as Error).message;
       await recordStreamTargetHealth(options.sql, target.name, message).catch(() => {});
       options.onProgress?.({

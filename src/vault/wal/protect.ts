@@ -49,6 +49,7 @@ export class Protector {
     this.receiver = new WalReceiver({
       databaseUrl: options.databaseUrl,
       walDir: receiverDir(config),
+      backupDir: config.backup.dir,
       onGap: (reason) => this.onGap(reason),
       log: (message) => options.log.warn(message),
     });

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { sleep } from '../../lib/process.ts';
 import { libpqConnection } from '../sources/postgres.ts';
@@ -33,6 +35,8 @@ export class WalReceiver {
     private readonly options: {
       databaseUrl: string;
       walDir: string;
+      /** The folder whose disk the receiver writes on (BACKUP_DIR), named when that disk is full. */
+      backupDir?: string;
       /** The slot's WAL was removed before the receiver read it: the stream has a gap. */
       onGap?: (reason: string) => void;
       log?: (message: string) => void;
@@ -61,12 +65,16 @@ export class WalReceiver {
       const error = await this.once();
       if (this.stopping) break;
       this.state = 'failed';
-      this.lastError = error;
+      this.lastError = this.explained(error);
       this.options.log?.(`The WAL receiver stopped: ${error}`);
       if (/has already been removed|invalidated|wal_status|does not exist/i.test(error)) {
         this.options.onGap?.(error);
       }
-      backoff = Date.now() - started > 30_000 ? 500 : Math.min(backoff * 2, 10_000);
+      await this.removeUnpadded(error);
+      // A full disk is freed by an operator at any moment: retrying every second or two costs one failed
+      // write, and the stream resumes as soon as there is room (the slot keeps the WAL meanwhile).
+      const cap = isDiskFull(error) ? 2_000 : 10_000;
+      backoff = Date.now() - started > 30_000 ? 500 : Math.min(backoff * 2, cap);
       await sleep(backoff);
     }
   }
@@ -86,6 +94,10 @@ export class WalReceiver {
     const child = spawn(binary, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
     this.state = 'streaming';
+    // The error of an earlier run no longer describes a receiver that has been streaming for a while.
+    const settled = setTimeout(() => {
+      if (this.child === child) this.lastError = undefined;
+    }, 5_000);
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
@@ -97,9 +109,34 @@ export class WalReceiver {
       });
       child.once('close', (exit) => resolve(exit));
     });
+    clearTimeout(settled);
     this.child = undefined;
     return scrubbed(stderr, password) || `pg_receivewal exited with code ${code}.`;
   }
+
+  /** What status, /readyz and doctor show: a full backup disk in one sentence that names the folder. */
+  private explained(error: string): string {
+    if (!isDiskFull(error)) return error;
+    const dir = this.options.backupDir ?? this.options.walDir;
+    return `The disk under ${dir} is full, so the WAL receiver cannot write: free space or move BACKUP_DIR elsewhere.`;
+  }
+
+  /**
+   * pg_receivewal writes a new segment's full size in zeros before any WAL goes in, and does not remove the
+   * file when that fails (a full disk): the short file then makes every later run refuse to start ("has N
+   * bytes, should be 0 or …"). A short file never held WAL, so it is removed and the stream resumes.
+   */
+  private async removeUnpadded(error: string): Promise<void> {
+    const short = /write-ahead log file "([^"]+)" has \d+ bytes?, should be 0 or \d+/.exec(error);
+    if (!short) return;
+    const file = path.join(this.options.walDir, path.basename(short[1]!));
+    await unlink(file).catch(() => {});
+    this.options.log?.(`removed ${file}: pg_receivewal left it short when its disk filled`);
+  }
+}
+
+function isDiskFull(error: string): boolean {
+  return /No space left on device|Disk quota exceeded/i.test(error);
 }
 
 function scrubbed(stderr: string, secret: string): string {

@@ -132,7 +132,7 @@ export class WalShipper {
       } catch (error) {
         state.error = (error as Error).message;
         state.failures++;
-        state.retryAt = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(state.failures, 6));
+        state.retryAt = Date.now() + Math.min(retryCap(index), 500 * 2 ** Math.min(state.failures, 6));
         state.repo = undefined;
         state.known = undefined;
         // A failed cycle may have left the repository short of what the cache assumes: cut it whole again.
@@ -280,6 +280,15 @@ export class WalShipper {
     }
     if (removed) await fsyncDir(this.options.walDir);
   }
+}
+
+/**
+ * The longest wait before a failed target is tried again. The local target (first) fails mostly on a full or
+ * unwritable disk, which an operator may fix at any moment, and a retry there costs one local write: it is
+ * tried every 2 s, so the stream catches up within seconds of space coming back. Offsite targets back off to 30 s.
+ */
+function retryCap(index: number): number {
+  return index === 0 ? 2_000 : 30_000;
 }
 
 async function readWhole(file: string): Promise<Buffer> {
