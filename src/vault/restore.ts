@@ -163,13 +163,6 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   const release = holdOpen(plan.scratchDir);
   try {
-    // Every destination is marked before anything is written to it; the marks go only once all is verified.
-    if (plan.parts.includes('postgres')) await markDatabase(plan.databaseUrl, snapshot.id);
-    if (plan.parts.includes('redis')) await markRedis(plan.redisUrl, snapshot.id);
-    if (plan.parts.includes('prompts')) markDir(plan.promptsDir, snapshot.id);
-    // A killed restore of the same snapshot may have left its scratch folder: start from nothing.
-    rmSync(plan.scratchDir, { recursive: true, force: true });
-    mkdirSync(plan.scratchDir, { recursive: true });
     // Objects before the database, so no restored row refers to a missing object (I2).
     // Prompts after the database: their folder is written from the restored prompt history (I8).
     const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
