@@ -1,4 +1,5 @@
 import { Cron } from 'croner';
+import { sleepUnlessAborted } from './process.ts';
 
 export interface Clock {
   now(): Date;
@@ -8,15 +9,9 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => new Date(),
+  // Long waits are cut into slices so that a clock change (suspend, NTP step) is noticed.
   sleepUntil: (until, signal) =>
-    new Promise((resolve) => {
-      // Long waits are cut into slices so that a clock change (suspend, NTP step) is noticed.
-      const timer = setTimeout(resolve, Math.min(60_000, Math.max(0, until.getTime() - Date.now())));
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    }),
+    sleepUnlessAborted(Math.min(60_000, Math.max(0, until.getTime() - Date.now())), signal),
 };
 
 export interface ScheduledJob {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { BlobNotFoundError, type BlobStore } from '../blobstore/blobstore.ts';
 import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
+import { sleepUnlessAborted } from '../lib/process.ts';
 import { recordObjectDamage, recordObjectRepair } from '../objects/integrity.ts';
 import { liveObjects } from '../objects/queries.ts';
 import type { Repository, TreeEntry } from './repository/index.ts';
@@ -40,18 +41,8 @@ class Pace {
     this.spent += bytes;
     const due = this.started + (this.spent / this.bytesPerSecond) * 1000;
     const wait = due - Date.now();
-    if (wait > 0 && !signal?.aborted) await abortableSleep(wait, signal);
+    if (wait > 0 && !signal?.aborted) await sleepUnlessAborted(wait, signal);
   }
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 /** The stored copy's SHA-256, read at the pace; undefined when the copy is missing. */
@@ -178,6 +169,6 @@ export async function runScrub(
     } catch (error) {
       deps.logger?.error({ err: error }, 'object scrub pass failed; the next pass tries again');
     }
-    await abortableSleep(options.pauseMs, options.signal);
+    await sleepUnlessAborted(options.pauseMs, options.signal);
   }
 }

@@ -1,6 +1,7 @@
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
+import { sleepUnlessAborted } from '../../lib/process.ts';
 import {
   markObjectsStreamed,
   OBJECT_STREAM_CHANNEL,
@@ -143,7 +144,7 @@ async function targetLoop(
         error: message,
         retryInMs: backoff,
       });
-      await sleep(backoff, signal);
+      await sleepUnlessAborted(backoff, signal);
     }
   }
   // A clean stop leaves the newest watermark behind, so restoring the newest moment keeps all that was shipped.
@@ -202,17 +203,5 @@ async function writeState(sql: Sql, target: string, repo: Repository): Promise<v
     version: 1,
     time: new Date().toISOString(),
     watermark: backlog.recoverableUntil.toISOString(),
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
   });
 }
