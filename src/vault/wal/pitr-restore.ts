@@ -1,28 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  chownSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
-import { extract } from 'tar';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { RunAs } from '../../embedded/run-as.ts';
 import { freePort, isAlive, sleep, waitForExit } from '../../lib/process.ts';
-import type { Repository, WalRecord } from '../repository/index.ts';
-import { limiter } from '../repository/io.ts';
-import { DEFAULT_SEGMENT_BYTES, formatLsn, isSegmentName, parseLsn } from './lsn.ts';
+import type { Repository } from '../repository/index.ts';
+import { formatLsn } from './lsn.ts';
 import type { PointInTimePlan } from './pitr-plan.ts';
-import { readTreeFile } from './tree-file.ts';
+import { extractBase } from './restore-base.ts';
+import { fetchWal, stopPoint, walNeeded } from './restore-wal.ts';
 
 export interface PhysicalRestoreOptions {
   /** The data directory to create; it must not exist or be empty. */
@@ -52,168 +39,6 @@ export interface PhysicalRestoreResult {
   /** The commit time of the last transaction replayed. */
   recoveredTo: string | undefined;
   durationMs: number;
-}
-
-/** The last commit at or before `target` in the fetched WAL, read with pg_waldump (times in UTC, in µs). */
-async function stopPoint(
-  walDir: string,
-  plan: PointInTimePlan,
-): Promise<{ lsn: bigint; time: string | undefined }> {
-  const targetMicros = BigInt(plan.target!.getTime()) * 1000n;
-  const args = [
-    '-p',
-    walDir,
-    '-t',
-    String(plan.base.timeline),
-    '-s',
-    plan.base.startLsn,
-    '-r',
-    'Transaction',
-  ];
-  let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
-  const line =
-    /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
-  // Read as a stream, line by line, and stopped at the first commit past the target: however much WAL lies
-  // between the base backup and the target, nothing is cut short (a buffered read could end early and make
-  // the replay stop at an earlier commit than asked).
-  const child = spawn(findPostgresBinary('pg_waldump'), args, {
-    env: { ...process.env, TZ: 'UTC' },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  for await (const text of createInterface({ input: child.stdout! })) {
-    const match = line.exec(text);
-    if (!match) continue;
-    const micros =
-      BigInt(Date.parse(`${match[2]}T${match[3]}Z`)) * 1000n + BigInt((match[4] ?? '').padEnd(6, '0') || '0');
-    if (micros > targetMicros) break;
-    const lsn = parseLsn(match[1]!);
-    if (lsn >= best.lsn) best = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
-  }
-  // pg_waldump ends with an error at the end of the WAL it was given; past the target it is simply stopped.
-  child.kill('SIGKILL');
-  await exited;
-  return best;
-}
-
-/** WAL records restored at once: each is a small read, decode and fsync that overlap well. */
-const WAL_FETCH_CONCURRENCY = 4;
-
-/**
- * The part of the plan's WAL that a restore to its target needs: up to the first record whose WAL covers
- * the target (every commit at or before it lies in that record or earlier), and never short of the base
- * backup's end. Everything when the target is the archive's end or beyond what the records cover.
- */
-export function walNeeded(plan: PointInTimePlan): { wal: WalRecord[]; trimmed: boolean } {
-  if (!plan.target) return { wal: plan.wal, trimmed: false };
-  const baseEnd = parseLsn(plan.base.endLsn);
-  const index = plan.wal.findIndex(
-    (record) =>
-      record.coversUntil !== undefined &&
-      Date.parse(record.coversUntil) >= plan.target!.getTime() &&
-      record.endLsn !== undefined &&
-      parseLsn(record.endLsn) >= baseEnd,
-  );
-  if (index < 0 || index === plan.wal.length - 1) return { wal: plan.wal, trimmed: false };
-  return { wal: plan.wal.slice(0, index + 1), trimmed: true };
-}
-
-/** Fetches WAL records, verified, into `walDir`; a partial segment is padded to a whole one with zeros. */
-async function fetchWal(
-  repo: Repository,
-  plan: PointInTimePlan,
-  wal: WalRecord[],
-  walDir: string,
-  receivedDir?: string,
-): Promise<number> {
-  mkdirSync(walDir, { recursive: true });
-  const limit = limiter(WAL_FETCH_CONCURRENCY);
-  await Promise.all(
-    wal.map((record) =>
-      limit(async () => {
-        await repo.restoreTree(record.tree, walDir);
-        if (record.kind === 'partial') truncateSync(path.join(walDir, record.name), DEFAULT_SEGMENT_BYTES);
-      }),
-    ),
-  );
-  return receivedDir ? addReceivedWal(plan, walDir, receivedDir) : 0;
-}
-
-/** Segments of the plan's timeline the receiver holds beyond the recorded chain (the newest one may be partial). */
-function addReceivedWal(plan: PointInTimePlan, walDir: string, receivedDir: string): number {
-  if (!existsSync(receivedDir)) return 0;
-  const last = plan.wal.at(-1);
-  const lastComplete = last?.kind === 'segment' ? last.name : undefined;
-  const prefix = plan.base.timeline.toString(16).toUpperCase().padStart(8, '0');
-  let added = 0;
-  for (const file of readdirSync(receivedDir).sort()) {
-    const name = file.replace(/\.partial$/, '');
-    if (!isSegmentName(name) || !name.startsWith(prefix)) continue;
-    if (last && (name < last.name || name === lastComplete)) continue;
-    copyFileSync(path.join(receivedDir, file), path.join(walDir, name));
-    if (file.endsWith('.partial')) truncateSync(path.join(walDir, name), DEFAULT_SEGMENT_BYTES);
-    added++;
-  }
-  return added;
-}
-
-/** The base backup's tar, verified chunk by chunk, extracted straight into the new data directory. */
-async function extractBase(repo: Repository, plan: PointInTimePlan, dataDir: string): Promise<void> {
-  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
-    throw new Error(`${dataDir} is not empty: a physical restore creates a new data directory.`);
-  }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const chunks = Readable.from(readTreeFile(repo, plan.base.tree));
-  if (!(await extractWithSystemTar(chunks, dataDir))) {
-    await pipeline(
-      Readable.from(readTreeFile(repo, plan.base.tree)),
-      extract({ cwd: dataDir, preserveOwner: false }),
-    );
-  }
-  for (const dir of ['pg_wal', 'pg_wal/archive_status'])
-    mkdirSync(path.join(dataDir, dir), { recursive: true });
-}
-
-/**
- * Extracts with the system's tar in its own process: the tar's parsing and the file writes then run beside
- * this process's reading, verifying and decompressing of the chunks, on another core. GNU tar refuses
- * members that climb out with `..` and strips a leading `/`; the archive is an authenticated record besides.
- * False when no tar program exists (the caller extracts in-process instead); a tar that fails is an error.
- */
-async function extractWithSystemTar(chunks: Readable, dataDir: string): Promise<boolean> {
-  const child = spawn('tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
-  const spawned = await new Promise<boolean>((resolve) => {
-    child.once('spawn', () => resolve(true));
-    child.once('error', () => resolve(false));
-  });
-  if (!spawned) {
-    chunks.destroy();
-    return false;
-  }
-  let said = '';
-  child.stderr!.on('data', (data: Buffer) => {
-    said = `${said}${data.toString()}`.slice(-2000);
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const tarFailed = (code: number | null) =>
-    new Error(
-      `tar could not extract the base backup into ${dataDir} (exit ${code}): ${said.trim().split('\n').slice(-2).join(' ')}`,
-    );
-  try {
-    await pipeline(chunks, child.stdin!);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    // A tar that stopped reading closed the pipe: its own words say why. A damaged chunk stays that error.
-    if (code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') throw tarFailed(await exited);
-    child.kill('SIGKILL');
-    await exited;
-    throw error;
-  }
-  const code = await exited;
-  if (code !== 0) throw tarFailed(code);
-  return true;
 }
 
 function chownTree(dir: string, runAs: RunAs): void {

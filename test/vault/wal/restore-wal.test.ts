@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackupRecord, WalRecord } from '../../../src/vault/repository/index.ts';
 import type { PointInTimePlan } from '../../../src/vault/wal/pitr-plan.ts';
-import { walNeeded } from '../../../src/vault/wal/pitr-restore.ts';
+import { walNeeded } from '../../../src/vault/wal/restore-wal.ts';
 
 const base: BaseBackupRecord = {
   id: 'b1',
