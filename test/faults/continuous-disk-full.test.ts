@@ -10,27 +10,16 @@ import { runCli } from '../support/cli.ts';
 import { seededRandom } from '../support/files.ts';
 import { descendants } from '../support/processes.ts';
 import { ROOMY, Tmpfs, tmpfsUnavailable } from '../support/tmpfs.ts';
-import { emptyLedger, type Ledger, LoadGenerator, seedCatalog } from './harness/load.ts';
+
+import { dueBefore, POSTGRES_ALLOWANCE_MS } from './harness/allowance.ts';
+import { emptyLedger, LoadGenerator, seedCatalog } from './harness/load.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
 import { FaultSystem } from './harness/system.ts';
 import { verifyLedger } from './harness/verify.ts';
 
-const cannotMount = tmpfsUnavailable('continuous-disk-full');
-
-/** How far behind a kill continuous protection may be (I11, async mode): PostgreSQL 1 s, objects 5 s. */
-const POSTGRES_ALLOWANCE_MS = 1_000;
-const OBJECTS_ALLOWANCE_MS = 5_000;
 const MiB = 1024 * 1024;
 
-function dueBefore(ledger: Ledger, faultAt: number): Ledger {
-  const before = (at: number | undefined, allowance: number) => (at ?? 0) < faultAt - allowance;
-  return {
-    prompts: ledger.prompts.filter((p) => before(p.at, POSTGRES_ALLOWANCE_MS)),
-    objects: ledger.objects.filter((o) => before(o.at, OBJECTS_ALLOWANCE_MS)),
-    generations: ledger.generations.filter((g) => before(g.at, OBJECTS_ALLOWANCE_MS)),
-    deletions: ledger.deletions,
-  };
-}
+const cannotMount = tmpfsUnavailable('continuous-disk-full');
 
 /** The one sentence every surface must give while BACKUP_DIR is full: it says so and names the folder. */
 function saysBackupDiskFull(text: unknown, backupDir: string): boolean {
