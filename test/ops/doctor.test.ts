@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -80,6 +80,7 @@ describe('trendgen doctor (I10: failures are loud)', () => {
       'backup.local.fresh',
       'backup.local.repository',
       'backup.offsite',
+      'backup.key',
       'backup.encryption',
       'backup.same_device',
       'drill.last',
@@ -183,6 +184,24 @@ describe('trendgen doctor (I10: failures are loud)', () => {
     const off = find(await runDoctor(configWith({ BACKUP_SCHEDULE: 'off' })), id);
     expect(off.status).toBe('WARN');
     expect(off.message).toContain('BACKUP_SCHEDULE is off');
+  });
+
+  it('warns while the key that opens unencrypted backups lives only on the data disk', async () => {
+    const keyFile = path.join(dirs.data, 'secrets', 'backup-key');
+    expect(find(await runDoctor(configWith()), 'backup.key').status).toBe('OK');
+    mkdirSync(path.dirname(keyFile), { recursive: true });
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`);
+    try {
+      const onDisk = find(await runDoctor(configWith()), 'backup.key');
+      expect(onDisk.status).toBe('WARN');
+      expect(onDisk.message).toContain(keyFile);
+      expect(find(await runDoctor(configWith({ BACKUP_KEY: 'ab'.repeat(32) })), 'backup.key').status).toBe(
+        'OK',
+      );
+      expect(find(await runDoctor(configWith({ BACKUP_PASSWORD: 'a long password' })), 'backup.key').status).toBe('OK');
+    } finally {
+      rmSync(keyFile);
+    }
   });
 
   it('warns without an offsite target and about backups on the data disk; checks offsite encryption', async () => {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
 import { formatDuration } from '../../lib/format.ts';
@@ -5,6 +6,7 @@ import { ScheduleError, scheduleInterval } from '../../lib/schedule-interval.ts'
 import { isBackupStale, latestFinishedRun, latestSuccessOn } from '../../vault/catalog.ts';
 import { ledgerDebts } from '../../vault/ledger-queue.ts';
 import { RepositoryError, RepositoryNotFoundError } from '../../vault/repository/index.ts';
+import { backupKeyPath } from '../../vault/repository-key.ts';
 import { describeTargets, openRepository, type TargetDescription } from '../../vault/targets.ts';
 import { probeStore } from './context.ts';
 import { type DoctorCheck, type DoctorContext, errorMessage, fail, ok, warn } from './types.ts';
@@ -140,6 +142,10 @@ export function backupChecks(config: Config): DoctorCheck[] {
             ),
     },
     {
+      id: 'backup.key',
+      run: async (ctx) => keyCheck(ctx.config),
+    },
+    {
       id: 'backup.encryption',
       run: async (ctx) => {
         const { s3Uri, password, allowUnencryptedOffsite } = ctx.config.backup;
@@ -164,4 +170,23 @@ export function backupChecks(config: Config): DoctorCheck[] {
       },
     },
   ];
+}
+
+/**
+ * Where the secret that opens the backups lives. An unencrypted repository's records are authenticated with a
+ * key kept out of it; made on the data disk by default, it dies with that disk unless a copy is kept elsewhere.
+ */
+function keyCheck(config: Config) {
+  if (config.backup.password) {
+    return ok('the backups open with BACKUP_PASSWORD: keep a copy of it off this machine');
+  }
+  if (config.backup.key) return ok('the backups open with BACKUP_KEY, set in the environment');
+  const file = backupKeyPath(config);
+  if (!existsSync(file)) {
+    return ok(`no backup has made its key yet; the first one writes ${file}`);
+  }
+  return warn(
+    `the key that opens the unencrypted backups is only in ${file}, on the data disk: if that disk dies, the backups cannot be opened`,
+    `keep a copy of its value off this machine and set it as BACKUP_KEY on a new one, or set BACKUP_PASSWORD`,
+  );
 }
