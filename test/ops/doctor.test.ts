@@ -198,7 +198,9 @@ describe('trendgen doctor (I10: failures are loud)', () => {
       expect(find(await runDoctor(configWith({ BACKUP_KEY: 'ab'.repeat(32) })), 'backup.key').status).toBe(
         'OK',
       );
-      expect(find(await runDoctor(configWith({ BACKUP_PASSWORD: 'a long password' })), 'backup.key').status).toBe('OK');
+      expect(
+        find(await runDoctor(configWith({ BACKUP_PASSWORD: 'a long password' })), 'backup.key').status,
+      ).toBe('OK');
     } finally {
       rmSync(keyFile);
     }
