@@ -116,6 +116,14 @@ export async function listRuns(sql: Sql, limit = 100): Promise<BackupRun[]> {
   return rows.map(toRun);
 }
 
+/** Runs that started at or after `since`, oldest first: the console's timeline. */
+export async function runsSince(sql: Sql, since: Date, limit = 2000): Promise<BackupRun[]> {
+  const rows = await sql`
+    select id, started_at, finished_at, status, snapshot_id, tags, targets, bytes_added, error
+    from backup_runs where started_at >= ${since} order by started_at, id limit ${limit}`;
+  return rows.map(toRun);
+}
+
 /** Snapshot ids this service's own backups reported: what it vouches for when a repository gets its key. */
 export async function snapshotIdsTaken(sql: Sql): Promise<string[]> {
   const rows = await sql`
