@@ -5,9 +5,9 @@ import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { type BackupResult, runBackup } from './backup.ts';
-import { recordedRun } from './catalog.ts';
+import { finishDrillRun, recordedRun, startDrillRun } from './catalog.ts';
 import { refusedDrill, runDrill } from './drill.ts';
-import { finishDrillRun, startDrillRun } from './drill-runs.ts';
+
 import { followLedgers } from './ledger.ts';
 import { type CollectReport, collectGarbage } from './object-gc.ts';
 import type { Repository } from './repository/index.ts';

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { realClock } from '../../lib/scheduler.ts';
 import { latestDoctorReport } from '../../ops/doctor/reports.ts';
-import { listDrills } from '../../vault/drill-runs.ts';
+import { listDrills } from '../../vault/catalog.ts';
 import { startDrill } from '../../vault/scheduled.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
