@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
@@ -306,12 +306,8 @@ describe.skipIf(Boolean(cannotMount) || !scenarioSelected('backup-disk-full-stre
           const faultAt = Date.now();
           await system.killEverything();
           await sql.end({ timeout: 1 }).catch(() => {});
-          rmSync(system.env.DATA_DIR!, { recursive: true, force: true });
-          rmSync(system.env.PROMPTS_DIR!, { recursive: true, force: true });
-          const restore = await runCli(['restore', 'latest', '--json'], system.env);
+          const restore = await system.loseDataDiskAndRestore();
           expect(restore.code, restore.stderr).toBe(0);
-          await system.start();
-          await system.waitHealthy();
           const due = dueBefore(ledger, faultAt);
           const verdict = await verifyLedger(system, due);
           const check = openDatabase(embeddedPostgres(config).findRunning()!.url, { max: 1 });

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/lib/process.ts';
 import { runCli } from '../support/cli.ts';
@@ -45,12 +44,8 @@ describe('faults: the data disk lost under load, continuous protection restores 
         const faultAt = Date.now();
         await system.killEverything();
         await load.stop();
-        rmSync(system.env.DATA_DIR!, { recursive: true, force: true });
-        rmSync(system.env.PROMPTS_DIR!, { recursive: true, force: true });
-        const restore = await runCli(['restore', 'latest', '--json'], system.env);
+        const restore = await system.loseDataDiskAndRestore();
         expect(restore.code, restore.stderr).toBe(0);
-        await system.start();
-        await system.waitHealthy();
         const recoveryMs = Date.now() - faultAt;
         const due = dueBefore(ledger, faultAt);
         const verdict = await verifyLedger(system, due);
@@ -98,12 +93,8 @@ describe('faults: the data disk lost under load, continuous protection restores 
         const faultAt = Date.now();
         await sleep(seededRandom(seed)() * 50);
         await system.killEverything();
-        rmSync(system.env.DATA_DIR!, { recursive: true, force: true });
-        rmSync(system.env.PROMPTS_DIR!, { recursive: true, force: true });
-        const restore = await runCli(['restore', 'latest', '--json'], system.env);
+        const restore = await system.loseDataDiskAndRestore();
         expect(restore.code, restore.stderr).toBe(0);
-        await system.start();
-        await system.waitHealthy();
         const deletion = { acknowledged: true, before: [id] };
         const verdict = await verifyLedger(system, {
           ...emptyLedger(),

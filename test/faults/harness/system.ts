@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { isAlive, sleep, waitFor, waitForExit } from '../../../src/lib/process.ts';
+import { runCli } from '../../support/cli.ts';
 import { walkFiles } from '../../support/files.ts';
 import { descendants, killTree, startUp, type UpProcess } from '../../support/processes.ts';
 import { tempDir } from '../../support/temp.ts';
@@ -112,6 +113,21 @@ export class FaultSystem {
       }),
     ];
     for (const pid of victims) await waitForExit(pid, 10_000);
+  }
+
+  /**
+   * The data disk dies (BACKUP_DIR is another disk): everything SIGKILLed, DATA_DIR and PROMPTS_DIR gone, then
+   * the operator's `trendgen restore latest` and `trendgen up`. Returns the restore's result for the test to read.
+   */
+  async loseDataDiskAndRestore(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    await this.killEverything();
+    rmSync(this.env.DATA_DIR!, { recursive: true, force: true });
+    rmSync(this.env.PROMPTS_DIR!, { recursive: true, force: true });
+    const restore = await runCli(['restore', 'latest', '--json'], this.env);
+    if (restore.code !== 0) return restore;
+    await this.start();
+    await this.waitHealthy();
+    return restore;
   }
 
   /** Redis loses its data: killed, its AOF and RDB deleted; the supervisor restarts it empty. */
