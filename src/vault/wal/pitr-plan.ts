@@ -93,12 +93,19 @@ export async function planPointInTime(
     const chain = await walChain(repo, base.timeline, segmentOf(parseLsn(base.startLsn)));
     const end = chainEnd(chain);
     if (end === undefined || end < parseLsn(base.endLsn)) continue;
+    // The usable base backup just after this one: where a gap in the stream, if any, ends.
+    const newer = oldestUsable;
     oldestUsable = new Date(base.time);
     if (target && Date.parse(base.time) > target.getTime()) continue;
     const coversUntil = newestCover(chain);
     // Asked for the newest moment up to `target` (clamp): the archive's newest moment is the answer.
     if (target && coversUntil && target > coversUntil && options.clamp)
       return { base, wal: chain, coversUntil, target: coversUntil };
+    if (target && coversUntil && target > coversUntil && newer) {
+      throw new PointInTimeError(
+        `${target.toISOString()} falls in a gap of the WAL stream in ${repo.location}: nothing between ${coversUntil.toISOString()} and the next base backup at ${newer.toISOString()} can be restored (the stream lost its replication slot); choose a moment outside it.`,
+      );
+    }
     if (target && coversUntil && target > coversUntil) {
       throw new PointInTimeError(
         `The newest recoverable moment in ${repo.location} is ${coversUntil.toISOString()}; ${target.toISOString()} is later: choose an earlier time, or restore latest.`,
