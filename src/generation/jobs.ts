@@ -134,9 +134,15 @@ export async function getGeneration(
   return toGeneration(row, (await outputsFor(sql, [id])).get(id) ?? []);
 }
 
-export async function listGenerations(sql: Sql, userId: string, limit = 100): Promise<Generation[]> {
+/** A user's generations, or everyone's (`userId` undefined), newest first. */
+export async function listGenerations(
+  sql: Sql,
+  userId: string | undefined,
+  limit = 100,
+): Promise<Generation[]> {
   const rows = await sql`
-    select * from generations where user_id = ${userId} and deleted_at is null
+    select * from generations
+    where deleted_at is null ${userId === undefined ? sql`` : sql`and user_id = ${userId}`}
     order by created_at desc limit ${limit}`;
   const outputs = await outputsFor(
     sql,

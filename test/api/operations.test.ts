@@ -138,6 +138,11 @@ describe('what the console reads and starts: doctor, drills, timeline, previews,
     ] as const) {
       expect((await postGeneration(api, { trend: 'ghibli', user }, photo)).statusCode).toBe(202);
     }
+    // The console's gallery: every user's newest generations, for the admin only.
+    const everyone = (await get('/api/v1/generations?limit=3')).generations as Array<{ user: string }>;
+    expect(everyone).toHaveLength(3);
+    expect(new Set(everyone.map((g) => g.user))).toEqual(new Set(['leaving', 'staying']));
+    expect((await api.app.inject({ url: '/api/v1/generations', headers: api.client })).statusCode).toBe(403);
     const summary = await get('/api/v1/users/leaving/data');
     expect(summary).toMatchObject({ user: 'leaving', generations: 2, objects: 1, bytes: mine.length });
     expect(summary.recent).toHaveLength(2);

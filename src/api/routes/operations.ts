@@ -31,6 +31,77 @@ const drillSchema = {
   additionalProperties: true,
 };
 
+const doctorSchema = {
+  summary: "The scheduler's newest doctor report (taken every 5 minutes)",
+  operationId: 'getDoctorReport',
+  tags: ['operations'],
+  response: {
+    200: {
+      description: 'Every check with OK, WARN or FAIL; takenAt null before the first report',
+      type: 'object',
+      properties: {
+        takenAt: { type: 'string', format: 'date-time', nullable: true },
+        ok: { type: 'boolean', nullable: true },
+        checks: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              status: { type: 'string', enum: ['OK', 'WARN', 'FAIL'] },
+              message: { type: 'string' },
+              hint: { type: 'string' },
+            },
+            additionalProperties: true,
+          },
+        },
+      },
+      required: ['takenAt', 'checks'],
+      additionalProperties: true,
+    },
+    ...errors(...ADMIN_ERRORS),
+  },
+  security: ADMIN_SECURITY,
+};
+
+const listDrillsSchema = {
+  summary: 'Restore drills, newest first, running ones included',
+  operationId: 'listDrills',
+  tags: ['operations'],
+  querystring: {
+    type: 'object',
+    properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
+  },
+  response: {
+    200: {
+      description: 'Drills with their checks',
+      type: 'object',
+      properties: { drills: { type: 'array', items: drillSchema } },
+      required: ['drills'],
+      additionalProperties: true,
+    },
+    ...errors(400, ...ADMIN_ERRORS),
+  },
+  security: ADMIN_SECURITY,
+};
+
+const startDrillSchema = {
+  summary: 'Start a restore drill of the newest snapshot now (202); GET /drills shows it',
+  operationId: 'startDrill',
+  tags: ['operations'],
+  response: {
+    202: {
+      description: 'Started in the background: its row shows as running until the verdict',
+      type: 'object',
+      properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['running'] } },
+      required: ['id', 'status'],
+      additionalProperties: true,
+    },
+    ...errors(409, ...ADMIN_ERRORS),
+  },
+  security: ADMIN_SECURITY,
+};
+
 /** The doctor's newest report and restore drills: what the console's Protection and Snapshots pages show. */
 export function operationsRoutes(deps: ApiDeps): FastifyPluginAsync {
   const admin = requireRole(deps.tokens, 'admin');
@@ -39,38 +110,7 @@ export function operationsRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/doctor',
       {
         preHandler: admin,
-        schema: {
-          summary: "The scheduler's newest doctor report (taken every 5 minutes)",
-          operationId: 'getDoctorReport',
-          tags: ['operations'],
-          response: {
-            200: {
-              description: 'Every check with OK, WARN or FAIL; takenAt null before the first report',
-              type: 'object',
-              properties: {
-                takenAt: { type: 'string', format: 'date-time', nullable: true },
-                ok: { type: 'boolean', nullable: true },
-                checks: {
-                  type: 'array',
-                  items: {
-                    type: 'object',
-                    properties: {
-                      id: { type: 'string' },
-                      status: { type: 'string', enum: ['OK', 'WARN', 'FAIL'] },
-                      message: { type: 'string' },
-                      hint: { type: 'string' },
-                    },
-                    additionalProperties: true,
-                  },
-                },
-              },
-              required: ['takenAt', 'checks'],
-              additionalProperties: true,
-            },
-            ...errors(...ADMIN_ERRORS),
-          },
-          security: ADMIN_SECURITY,
-        },
+        schema: doctorSchema,
       },
       async () => {
         const latest = await latestDoctorReport(deps.sql);
@@ -84,26 +124,7 @@ export function operationsRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/drills',
       {
         preHandler: admin,
-        schema: {
-          summary: 'Restore drills, newest first, running ones included',
-          operationId: 'listDrills',
-          tags: ['operations'],
-          querystring: {
-            type: 'object',
-            properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 20 } },
-          },
-          response: {
-            200: {
-              description: 'Drills with their checks',
-              type: 'object',
-              properties: { drills: { type: 'array', items: drillSchema } },
-              required: ['drills'],
-              additionalProperties: true,
-            },
-            ...errors(400, ...ADMIN_ERRORS),
-          },
-          security: ADMIN_SECURITY,
-        },
+        schema: listDrillsSchema,
       },
       async (request) => ({ drills: await listDrills(deps.sql, (request.query as { limit: number }).limit) }),
     );
@@ -112,22 +133,7 @@ export function operationsRoutes(deps: ApiDeps): FastifyPluginAsync {
       '/drills',
       {
         preHandler: admin,
-        schema: {
-          summary: 'Start a restore drill of the newest snapshot now (202); GET /drills shows it',
-          operationId: 'startDrill',
-          tags: ['operations'],
-          response: {
-            202: {
-              description: 'Started in the background: its row shows as running until the verdict',
-              type: 'object',
-              properties: { id: { type: 'integer' }, status: { type: 'string', enum: ['running'] } },
-              required: ['id', 'status'],
-              additionalProperties: true,
-            },
-            ...errors(409, ...ADMIN_ERRORS),
-          },
-          security: ADMIN_SECURITY,
-        },
+        schema: startDrillSchema,
       },
       async (request, reply) => {
         const started = await startDrill({
