@@ -79,6 +79,12 @@ export function SideBySideDiff({
         <caption>
           {beforeLabel} → {afterLabel}: {changed === 0 ? 'identical' : `${changed} changed line(s)`}
         </caption>
+        <colgroup>
+          <col class="diff-number-column" />
+          <col />
+          <col class="diff-number-column" />
+          <col />
+        </colgroup>
         <thead>
           <tr>
             <th scope="col" colSpan={2}>

@@ -69,6 +69,8 @@ export function TimelineChart({ timeline }: { timeline: Timeline }) {
         width: width(),
         height: HEIGHT,
         series,
+        // UTC, like every other time on the page and in trendgen's logs.
+        tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC'),
         scales: {
           x: { time: true, range: [Date.parse(timeline.from) / 1000, Date.parse(timeline.to) / 1000] },
           s: { range: (_u, _min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] },

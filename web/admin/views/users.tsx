@@ -101,6 +101,7 @@ export function UsersView() {
 function UserSummary({ data }: { data: UserData }) {
   return (
     <div class="summary" data-testid="user-summary">
+      <h4>What would be deleted</h4>
       <dl class="facts">
         <dt>User</dt>
         <dd>{data.user}</dd>
@@ -112,7 +113,7 @@ function UserSummary({ data }: { data: UserData }) {
         </dd>
       </dl>
       {data.recent.length > 0 && (
-        <ul class="plain">
+        <ul class="plain" aria-label="Recent generations">
           {data.recent.map((g) => (
             <li key={g.id}>
               <code>{shortId(g.id)}</code> {g.status}, {formatTime(g.createdAt)}
