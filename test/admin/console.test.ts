@@ -47,6 +47,13 @@ describe('operator console (/admin)', () => {
     // The doctor's checks and the catalog's cards are there, each with a word, not only a colour.
     await page.locator('#card-doctor').waitFor();
     expect(await page.locator('.badge').count()).toBeGreaterThan(0);
+    // Tab reaches the skip button, then the first page link, and the focus is drawn.
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate<[string, string]>(
+      '[document.activeElement.textContent, getComputedStyle(document.activeElement).outlineStyle]',
+    );
+    expect(focused).toEqual(['Protection', 'solid']);
   });
 
   it('starts a backup from the page; its snapshot appears on the Protection timeline', async () => {
