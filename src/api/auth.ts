@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from './errors.ts';
+import { type AdminSession, CSRF_HEADER } from './sessions.ts';
 
 export interface Tokens {
   admin: string;
@@ -10,7 +11,16 @@ export interface Tokens {
 
 export type Role = 'admin' | 'client';
 
-function same(a: string, b: string): boolean {
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The console session the request's cookie names, when it names a live one (set by the session plugin). */
+    adminSession: AdminSession | null;
+  }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
@@ -25,14 +35,34 @@ function bearer(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
+/**
+ * A console session opens what the admin token opens. A cookie travels with every request the browser makes,
+ * including ones another site causes, so a write also needs the session's CSRF token in a header, which
+ * only the console's own page can read.
+ */
+function checkSession(request: FastifyRequest, session: AdminSession): void {
+  if (SAFE_METHODS.has(request.method)) return;
+  const sent = request.headers[CSRF_HEADER];
+  if (typeof sent !== 'string' || !sameSecret(sent, session.csrfToken)) {
+    throw new HttpError(
+      403,
+      'csrf',
+      `A change made with the console's session needs its ${CSRF_HEADER} header; reload the console and try again.`,
+    );
+  }
+}
+
 /** A preHandler that lets the request through only with a token for `role` (the admin token opens everything). */
 export function requireRole(tokens: Tokens, role: Role) {
   return async (request: FastifyRequest, _reply: FastifyReply) => {
     const token = bearer(request);
-    if (!token) throw new HttpError(401, 'unauthorized', 'This route needs an Authorization: Bearer token.');
-    if (same(token, tokens.admin)) return;
-    if (role === 'client' && tokens.client && same(token, tokens.client)) return;
-    if (role === 'admin' && tokens.client && same(token, tokens.client)) {
+    if (!token) {
+      if (request.adminSession) return checkSession(request, request.adminSession);
+      throw new HttpError(401, 'unauthorized', 'This route needs an Authorization: Bearer token.');
+    }
+    if (sameSecret(token, tokens.admin)) return;
+    if (role === 'client' && tokens.client && sameSecret(token, tokens.client)) return;
+    if (role === 'admin' && tokens.client && sameSecret(token, tokens.client)) {
       throw new HttpError(
         403,
         'forbidden',

@@ -10,7 +10,7 @@ import { SHARED_SCHEMAS } from './schemas.ts';
 const ERROR_MEANINGS = {
   400: 'The request is malformed: a parameter, header or body field fails its rule (`invalid_request`, `invalid_name`, `invalid_key`, `invalid_if_match`, `empty_upload`, `missing_file`).',
   401: 'No bearer token, or one that is not valid (`unauthorized`).',
-  403: 'The client token on a route that needs the admin token (`forbidden`).',
+  403: 'The client token on a route that needs the admin token (`forbidden`), or a change made with the console session without its X-CSRF-Token header (`csrf`).',
   404: 'No such resource (`not_found`).',
   409: 'The resource changed meanwhile or already exists (`version_conflict` with `currentVersion`, `conflict`).',
   413: 'The body is larger than the configured limit (`payload_too_large`).',
@@ -34,8 +34,12 @@ export const CLIENT_ERRORS: ErrorStatus[] = [401, 500, 503];
 /** Statuses of every route that needs the admin token and reads PostgreSQL. */
 export const ADMIN_ERRORS: ErrorStatus[] = [401, 403, 500, 503];
 
-export const CLIENT_SECURITY: Array<Record<string, string[]>> = [{ clientToken: [] }, { adminToken: [] }];
-export const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ adminToken: [] }];
+export const CLIENT_SECURITY: Array<Record<string, string[]>> = [
+  { clientToken: [] },
+  { adminToken: [] },
+  { consoleSession: [] },
+];
+export const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ adminToken: [] }, { consoleSession: [] }];
 
 /** A binary body in the given media types, shown in the document only (the route streams it itself). */
 export function binaryBody(types: string[], description: string) {
@@ -81,6 +85,8 @@ export function swaggerOptions(config: Config): SwaggerOptions {
         { name: 'generations', description: "A user's photo and a trend become styled images" },
         { name: 'users', description: "A user's data as a whole" },
         { name: 'backups', description: 'Backup runs, per-target status, restore drills' },
+        { name: 'session', description: 'The operator console (/admin) logs in with the admin token' },
+        { name: 'operations', description: 'Doctor reports and restore drills, as the console shows them' },
       ],
       security: CLIENT_SECURITY,
       components: {
@@ -95,6 +101,13 @@ export function swaggerOptions(config: Config): SwaggerOptions {
             type: 'http',
             scheme: 'bearer',
             description: 'API_TOKEN: opens the routes that read, and starting generations',
+          },
+          consoleSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'trendgen_session',
+            description:
+              'The operator console session from POST /api/v1/session: opens what the admin token opens; every change also needs the X-CSRF-Token header',
           },
         },
       },

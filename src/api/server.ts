@@ -3,6 +3,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import { serveAdminPage } from './admin-page.ts';
 import type { ApiDeps } from './deps.ts';
 import { installErrorHandler } from './errors.ts';
 import { addSharedSchemas, swaggerOptions } from './openapi.ts';
@@ -10,7 +11,9 @@ import { backupRoutes } from './routes/backups.ts';
 import { generationRoutes } from './routes/generations.ts';
 import { healthRoutes } from './routes/health.ts';
 import { objectRoutes } from './routes/objects.ts';
+import { operationsRoutes } from './routes/operations.ts';
 import { decodePromptBody, promptHistoryRoutes, promptRoutes } from './routes/prompts.ts';
+import { installSessions, sessionRoutes } from './routes/session.ts';
 import { trendRoutes } from './routes/trends.ts';
 import { userRoutes } from './routes/users.ts';
 
@@ -80,6 +83,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   installErrorHandler(app);
+  await installSessions(app, deps);
+  await serveAdminPage(app);
   await app.register(healthRoutes(deps));
   await app.register(promptRoutes(deps), { prefix: '/api/v1' });
   await app.register(promptHistoryRoutes(deps), { prefix: '/api/v1' });
@@ -88,5 +93,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(generationRoutes(deps), { prefix: '/api/v1' });
   await app.register(userRoutes(deps), { prefix: '/api/v1' });
   await app.register(backupRoutes(deps), { prefix: '/api/v1' });
+  await app.register(operationsRoutes(deps), { prefix: '/api/v1' });
+  await app.register(sessionRoutes(deps), { prefix: '/api/v1' });
   return app;
 }

@@ -10,6 +10,7 @@ import { currentConditions, evaluateAlerts, webhookSender } from '../ops/alerts.
 import { runDoctor } from '../ops/doctor/index.ts';
 import { saveDoctorReport } from '../ops/doctor/reports.ts';
 import { createLogger } from '../ops/logger.ts';
+import { recoverySampleJob } from '../ops/recovery-samples.ts';
 import { backupJob, drillJob, ledgerJob, runCollector } from '../vault/scheduled.ts';
 import { runScrub } from '../vault/scrub.ts';
 import { refuseMarkedPlaces, survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -114,6 +115,8 @@ async function runPeriodicWork(deps: SchedulerDeps, signal: AbortSignal): Promis
   if (config.drill.schedule !== 'off') jobs.push(drillJob(deps));
   // Offsite deletion ledgers follow from a durable queue, retried every minute (I3).
   jobs.push(ledgerJob(deps));
+  // The console's timeline of recovery-point lag.
+  jobs.push(recoverySampleJob(deps.sql, config));
   const schedule = runSchedule(jobs, realClock, signal, {
     onStart: (job, slot) => logger.info({ job, slot }, 'scheduled job starting'),
     onError: (job, error) => logger.error({ job, err: error }, 'scheduled job failed'),

@@ -25,12 +25,12 @@ export const DECODE_TIMEOUT_SECONDS = 15;
 const DECODE = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning', sequentialRead: true } as const;
 
 /**
- * Decodes run one at a time per process: each may hold up to ~150 MB of native memory (a 49-megapixel
+ * Decodes (upload checks, console previews) run one at a time per process: each may hold up to ~150 MB of native memory (a 49-megapixel
  * progressive JPEG keeps every DCT coefficient), so parallel uploads would add those up. The wait is async.
  */
 let decoding: Promise<unknown> = Promise.resolve();
 
-function oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+export function decodeOneAtATime<T>(work: () => Promise<T>): Promise<T> {
   const run = decoding.then(work, work);
   decoding = run.catch(() => {});
   return run;
@@ -66,7 +66,7 @@ export async function checkImageFile(file: string, type: DetectedType): Promise<
       `The ${name} image is malformed and cannot be decoded: upload an intact PNG, JPEG or WebP file.`,
     );
   }
-  await oneAtATime(() => decodeFully(file, name));
+  await decodeOneAtATime(() => decodeFully(file, name));
 }
 
 async function decodeFully(file: string, name: string): Promise<void> {

@@ -5,10 +5,12 @@ import type { Config } from '../config/config.ts';
 import type { Sql } from '../db/connection.ts';
 import type { Clock, ScheduledJob } from '../lib/scheduler.ts';
 import { type BackupResult, runBackup } from './backup.ts';
-import { recordDrill, recordedRun } from './catalog.ts';
-import { runDrill } from './drill.ts';
+import { finishDrillRun, recordedRun, startDrillRun } from './catalog.ts';
+import { refusedDrill, runDrill } from './drill.ts';
+
 import { followLedgers } from './ledger.ts';
 import { type CollectReport, collectGarbage } from './object-gc.ts';
+import type { Repository } from './repository/index.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
 import { openFirstTarget } from './targets.ts';
@@ -29,21 +31,38 @@ const BACKUP_LOCK = 7_401_552_332;
 const DRILL_LOCK = 7_401_552_333;
 const GC_LOCK = 7_401_552_334;
 
-/** Another scheduler (a second host, a second `up`) or an API request may hold the job: then this slot is theirs. */
-async function exclusively(sql: Sql, key: number, fn: () => Promise<void>): Promise<boolean> {
+/** Holds advisory lock `key` when it is free: its release, or undefined while another process holds it. */
+async function tryLock(sql: Sql, key: number): Promise<(() => Promise<void>) | undefined> {
   const connection = await sql.reserve();
   try {
     const [row] = await connection`select pg_try_advisory_lock(${key}) as got`;
-    if (!row?.got) return false;
-    try {
-      await fn();
-    } finally {
-      await connection`select pg_advisory_unlock(${key})`;
+    if (!row?.got) {
+      connection.release();
+      return undefined;
     }
-    return true;
-  } finally {
+  } catch (error) {
     connection.release();
+    throw error;
   }
+  return async () => {
+    try {
+      await connection`select pg_advisory_unlock(${key})`;
+    } finally {
+      connection.release();
+    }
+  };
+}
+
+/** Another scheduler (a second host, a second `up`) or an API request may hold the job: then this slot is theirs. */
+async function exclusively(sql: Sql, key: number, fn: () => Promise<void>): Promise<boolean> {
+  const release = await tryLock(sql, key);
+  if (!release) return false;
+  try {
+    await fn();
+  } finally {
+    await release();
+  }
+  return true;
 }
 
 /**
@@ -133,28 +152,57 @@ export function drillJob(deps: VaultJobDeps): ScheduledJob {
     name: 'drill',
     schedule: deps.config.drill.schedule,
     run: async () => {
-      await exclusively(deps.sql, DRILL_LOCK, async () => {
-        const { target, repo } = await openFirstTarget(deps.config);
-        const snapshot = await resolveSnapshot(repo, 'latest');
-        const report = await runDrill(deps.config, repo, snapshot);
-        await recordDrill(deps.sql, target.name, report);
-        if (report.status === 'passed')
-          deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
-        else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');
-        // Continuous protection is proven too: a random moment of its window, restored and verified.
-        if (deps.config.backup.continuous && (await recoverableWindow(repo))) {
-          const moment = await runMomentDrill(deps.config, repo);
-          await recordDrill(deps.sql, target.name, moment);
-          if (moment.status === 'passed')
-            deps.logger.info(
-              { seconds: moment.recoverySeconds, moment: moment.snapshot.time },
-              'moment drill passed',
-            );
-          else deps.logger.error({ reason: moment.reason }, 'moment drill FAILED');
-        }
-      });
+      await (await startDrill(deps))?.done;
     },
   };
+}
+
+export interface StartedDrill {
+  /** The drill_runs row, visible as running until the drill ends. */
+  id: number;
+  done: Promise<void>;
+}
+
+/**
+ * A restore drill of the newest snapshot on the first target that opens and, with continuous protection, of a
+ * random moment of its window; each recorded as running, then with its verdict. One at a time across every
+ * process: undefined while another drill runs.
+ */
+export async function startDrill(deps: VaultJobDeps): Promise<StartedDrill | undefined> {
+  const release = await tryLock(deps.sql, DRILL_LOCK);
+  if (!release) return undefined;
+  try {
+    const { target, repo } = await openFirstTarget(deps.config);
+    const id = await startDrillRun(deps.sql, target.name);
+    const done = drillNewest(deps, target.name, repo, id).finally(release);
+    return { id, done };
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}
+
+async function drillNewest(deps: VaultJobDeps, target: string, repo: Repository, id: number): Promise<void> {
+  const report = await resolveSnapshot(repo, 'latest')
+    .then((snapshot) => runDrill(deps.config, repo, snapshot))
+    .catch((error: Error) => refusedDrill('latest', error));
+  await finishDrillRun(deps.sql, id, report);
+  if (report.status === 'passed')
+    deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
+  else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');
+  // Continuous protection is proven too: a random moment of its window, restored and verified.
+  if (!deps.config.backup.continuous || !(await recoverableWindow(repo))) return;
+  const momentId = await startDrillRun(deps.sql, target);
+  const moment = await runMomentDrill(deps.config, repo).catch((error: Error) =>
+    refusedDrill('moment', error),
+  );
+  await finishDrillRun(deps.sql, momentId, moment);
+  if (moment.status === 'passed')
+    deps.logger.info(
+      { seconds: moment.recoverySeconds, moment: moment.snapshot.time },
+      'moment drill passed',
+    );
+  else deps.logger.error({ reason: moment.reason }, 'moment drill FAILED');
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
 import { realClock } from '../../lib/scheduler.ts';
+import { recoveryTimeline } from '../../ops/recovery-samples.ts';
 import { lastSuccessByTarget, latestDrill, listRuns } from '../../vault/catalog.ts';
 import { ledgerDebts } from '../../vault/ledger-queue.ts';
 import { backupNow } from '../../vault/scheduled.ts';
@@ -86,6 +87,71 @@ export function backupRoutes(deps: ApiDeps): FastifyPluginAsync {
         },
       },
       async () => await backupsView(deps),
+    );
+
+    app.get(
+      '/backups/timeline',
+      {
+        preHandler: admin,
+        schema: {
+          summary: 'Backups and recovery-point lag (sampled each minute) over the last days',
+          operationId: 'getBackupTimeline',
+          tags: ['backups'],
+          querystring: {
+            type: 'object',
+            properties: { days: { type: 'integer', minimum: 1, maximum: 8, default: 7 } },
+          },
+          response: {
+            200: {
+              description: 'Oldest first: each run when it ended, each lag sample per source and target',
+              type: 'object',
+              properties: {
+                from: { type: 'string', format: 'date-time' },
+                to: { type: 'string', format: 'date-time' },
+                snapshots: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      at: { type: 'string', format: 'date-time' },
+                      snapshotId: { type: 'string', nullable: true },
+                      status: { type: 'string' },
+                      bytesAdded: { type: 'integer' },
+                      targets: {
+                        type: 'array',
+                        items: {
+                          type: 'object',
+                          properties: { name: { type: 'string' }, ok: { type: 'boolean' } },
+                          additionalProperties: true,
+                        },
+                      },
+                    },
+                    additionalProperties: true,
+                  },
+                },
+                lag: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      at: { type: 'string', format: 'date-time' },
+                      source: { type: 'string' },
+                      target: { type: 'string' },
+                      lagSeconds: { type: 'number', nullable: true },
+                    },
+                    additionalProperties: true,
+                  },
+                },
+              },
+              required: ['from', 'to', 'snapshots', 'lag'],
+              additionalProperties: true,
+            },
+            ...errors(400, ...ADMIN_ERRORS),
+          },
+          security: ADMIN_SECURITY,
+        },
+      },
+      async (request) => await recoveryTimeline(deps.sql, (request.query as { days: number }).days),
     );
 
     app.post(

@@ -1,9 +1,28 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { assertValidKey } from '../../blobstore/blobstore.ts';
+import { makePreview, PreviewError } from '../../generation/preview.ts';
+import { decodeOneAtATime } from '../../objects/image-check.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { CLIENT_ERRORS, errors } from '../openapi.ts';
+
+const PREVIEW_SIDE = 320;
+
+/** A small WebP of an image object, decoded under the same one-at-a-time budget as upload checks. */
+async function objectPreview(deps: ApiDeps, key: string) {
+  const { body } = await deps.objects.open(key);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  try {
+    return await decodeOneAtATime(() =>
+      makePreview(Buffer.concat(chunks), { maxSide: PREVIEW_SIDE, watermark: '' }),
+    );
+  } catch (error) {
+    if (!(error instanceof PreviewError)) throw error;
+    throw new HttpError(422, 'not_an_image', `The object ${key} is not an image a preview can be made of.`);
+  }
+}
 
 export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
   return async (app) => {
@@ -16,6 +35,16 @@ export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
           operationId: 'getObject',
           tags: ['objects'],
           params: { type: 'object', properties: { '*': { type: 'string' } } },
+          querystring: {
+            type: 'object',
+            properties: {
+              preview: {
+                type: 'string',
+                enum: ['1'],
+                description: `1: a WebP of at most ${PREVIEW_SIDE} px instead of the bytes (the console's gallery)`,
+              },
+            },
+          },
           headers: {
             type: 'object',
             properties: {
@@ -36,7 +65,7 @@ export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
               ),
             },
             304: { description: 'Not modified: the If-None-Match ETag is this object', type: 'null' },
-            ...errors(400, 404, ...CLIENT_ERRORS),
+            ...errors(400, 404, 422, ...CLIENT_ERRORS),
           },
         },
       },
@@ -45,6 +74,15 @@ export function objectRoutes(deps: ApiDeps): FastifyPluginAsync {
         assertValidKey(key);
         const record = await deps.objects.find(key);
         if (!record) throw new HttpError(404, 'not_found', `The object ${key} does not exist.`);
+        if ((request.query as { preview?: string }).preview === '1') {
+          const preview = await objectPreview(deps, key);
+          return reply
+            .type(preview.contentType)
+            .header('etag', `"${record.sha256}-preview"`)
+            .header('cache-control', 'private, max-age=86400')
+            .header('x-content-type-options', 'nosniff')
+            .send(preview.bytes);
+        }
         const etag = `"${record.sha256}"`;
         reply
           .header('etag', etag)

@@ -1,15 +1,65 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { deleteUserData } from '../../generation/user-data.ts';
+import { deleteUserData, userDataSummary } from '../../generation/user-data.ts';
 import { syncLedgerEverywhere, syncLocalLedger } from '../../vault/ledger.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { ADMIN_ERRORS, ADMIN_SECURITY, errors } from '../openapi.ts';
 
+const userParams = {
+  type: 'object',
+  properties: { user: { type: 'string', description: 'The user id generations were made for' } },
+  required: ['user'],
+};
+
 /** A user's data as a whole: deleting it (I3). */
 export function userRoutes(deps: ApiDeps): FastifyPluginAsync {
   const admin = requireRole(deps.tokens, 'admin');
   return async (app) => {
+    app.get(
+      '/users/:user/data',
+      {
+        preHandler: admin,
+        schema: {
+          summary: "What deleting a user's data would remove",
+          operationId: 'getUserData',
+          tags: ['users'],
+          params: userParams,
+          response: {
+            200: {
+              description:
+                'Live generations, and the objects (with their bytes) no other user or trend example shares',
+              type: 'object',
+              properties: {
+                user: { type: 'string' },
+                generations: { type: 'integer' },
+                objects: { type: 'integer' },
+                bytes: { type: 'integer' },
+                recent: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      id: { type: 'string' },
+                      status: { type: 'string' },
+                      trend: { type: 'string' },
+                      createdAt: { type: 'string', format: 'date-time' },
+                    },
+                    additionalProperties: true,
+                  },
+                },
+              },
+              required: ['user', 'generations', 'objects', 'bytes', 'recent'],
+              additionalProperties: true,
+            },
+            ...errors(...ADMIN_ERRORS),
+          },
+          security: ADMIN_SECURITY,
+        },
+      },
+      async (request) => await userDataSummary(deps.sql, (request.params as { user: string }).user),
+    );
+
     app.delete(
       '/users/:user/data',
       {
@@ -18,11 +68,7 @@ export function userRoutes(deps: ApiDeps): FastifyPluginAsync {
           summary: "Delete a user's photos and results (recorded; re-applied after a restore)",
           operationId: 'deleteUserData',
           tags: ['users'],
-          params: {
-            type: 'object',
-            properties: { user: { type: 'string', description: 'The user id generations were made for' } },
-            required: ['user'],
-          },
+          params: userParams,
           response: {
             200: {
               description:

@@ -15,3 +15,12 @@ export async function lastDoctorStatuses(sql: Sql): Promise<string[]> {
   const checks = (row?.report as { checks?: Array<{ status: string }> } | undefined)?.checks ?? [];
   return checks.map((check) => check.status);
 }
+
+/** The newest report with when it was taken; undefined before the scheduler's first. */
+export async function latestDoctorReport(
+  sql: Sql,
+): Promise<{ takenAt: Date; report: DoctorReport } | undefined> {
+  const [row] = await sql<{ takenAt: Date; report: DoctorReport }[]>`
+    select taken_at as "takenAt", report from doctor_reports where id = 1`;
+  return row;
+}
