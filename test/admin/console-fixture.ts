@@ -5,6 +5,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { EmbeddedRedis } from '../../src/embedded/redis.ts';
+import { runDoctor } from '../../src/ops/doctor/index.ts';
+import { saveDoctorReport } from '../../src/ops/doctor/reports.ts';
 import { SAMPLE_PROMPT, startTestApi, type TestApi } from '../support/api.ts';
 import {
   createTrendWithPrompt,
@@ -43,7 +45,13 @@ export interface ConsoleFixture {
   base: string;
   browser: Browser;
   page: Page;
+  /** Takes and keeps a doctor report of this server now, as the scheduler does every 5 minutes. */
+  refreshDoctorReport(): Promise<void>;
   close(): Promise<void>;
+}
+
+async function refreshDoctorReport(api: TestApi): Promise<void> {
+  await saveDoctorReport(api.db.sql, await runDoctor(api.config, { timeoutMs: 5000 }));
 }
 
 /** A prompt with two versions, a trend with an example, and a finished generation for each of two users. */
@@ -78,6 +86,14 @@ async function seed(api: TestApi, redisUrl: string): Promise<void> {
   } finally {
     await worker.close();
   }
+  // What the scheduler keeps for the Protection page: its doctor report (a real one, of this server) and a
+  // week of recovery-point lag (synthetic, every half hour: no WAL streams in this test).
+  await refreshDoctorReport(api);
+  await api.db.sql`
+    insert into recovery_point_samples (taken_at, source, target, lag_seconds)
+    select now() - make_interval(mins => m), source, 'local', 0.4 + (m % 97) / 60.0 + (source = 'objects')::int
+           + case when m between 4000 and 4300 then (m - 4000) / 10.0 else 0 end
+    from generate_series(1, 10080, 30) as m, unnest(array['postgres', 'objects']) as source`;
   // A second, hidden trend without an example: the gallery shows both kinds.
   await api.app.inject({
     method: 'POST',
@@ -114,6 +130,7 @@ export async function startConsole(
       base,
       browser: opened,
       page,
+      refreshDoctorReport: () => refreshDoctorReport(api),
       close: async () => {
         await opened.close();
         await api.close();

@@ -45,8 +45,10 @@ describe('operator console (/admin)', () => {
     await page.getByRole('navigation', { name: 'Pages' }).waitFor();
     await page.getByRole('heading', { name: 'Protection', level: 2 }).waitFor();
     // The doctor's checks and the catalog's cards are there, each with a word, not only a colour.
-    await page.locator('#card-doctor').waitFor();
-    expect(await page.locator('.badge').count()).toBeGreaterThan(0);
+    const checks = page.locator('[aria-labelledby="card-doctor"] .status-item');
+    await checks.first().waitFor({ state: 'attached' });
+    for (const text of await checks.locator('.badge').allTextContents())
+      expect(text).toMatch(/^. (OK|WARN|FAIL)$/);
     // Tab reaches the skip button, then the first page link, and the focus is drawn.
     await page.keyboard.press('Tab');
     await page.keyboard.press('Tab');
@@ -73,6 +75,8 @@ describe('operator console (/admin)', () => {
     const timeline = page.getByTestId('timeline');
     await expect.poll(() => timeline.textContent(), { timeout: 10_000 }).toContain(snapshotId.slice(0, 12));
     expect(await timeline.locator('canvas').count()).toBeGreaterThan(0);
+    // The lag lines, drawn and also written out for those who cannot see the chart.
+    expect(await timeline.getByRole('table', { name: /lag/ }).textContent()).toContain('postgres → local');
   });
 
   it('runs a drill from the page and shows it pass', async () => {
@@ -84,9 +88,15 @@ describe('operator console (/admin)', () => {
     expect(await passed.textContent()).toContain('PASS');
     expect(await passed.textContent()).toMatch(/Recovery\s*[\d.]+ (s|min)/);
     await screenshot(page, 'snapshots');
+    // The scheduler's next doctor report (every 5 minutes) sees the backup and the drill.
+    await fx.refreshDoctorReport();
     await page.getByRole('link', { name: 'Protection' }).click();
     await page.getByTestId('timeline').locator('canvas').first().waitFor();
     await page.getByText('Last drill passed').waitFor();
+    const drillCheck = page.locator('[aria-labelledby="card-doctor"] .status-item', {
+      hasText: 'drill.last',
+    });
+    expect(await drillCheck.locator('.badge').textContent()).toContain('OK');
     await screenshot(page, 'protection');
   });
 

@@ -10,8 +10,15 @@ import type { BackupsView, DoctorReport } from './types.ts';
 /** Behind by more than this, a continuously protected source is worth a look. */
 const LAG_WARN_SECONDS = 60;
 
+const SEVERITY = { FAIL: 0, WARN: 1, OK: 2 } as const;
+
+/** The doctor's checks, failures first: what needs doing is at the top. */
 export function doctorItems(report: DoctorReport): StatusItem[] {
-  return report.checks.map((check) => ({
+  const ordered = report.checks
+    .map((check, index) => ({ check, index }))
+    .sort((a, b) => SEVERITY[a.check.status] - SEVERITY[b.check.status] || a.index - b.index)
+    .map(({ check }) => check);
+  return ordered.map((check) => ({
     key: check.id,
     status: check.status,
     label: check.id,

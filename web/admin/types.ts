@@ -61,8 +61,14 @@ export interface DoctorReport {
 export interface Timeline {
   from: string;
   to: string;
-  snapshots: Array<{ at: string; snapshotId: string; status: string; bytesAdded: number; targets: unknown }>;
-  lag: Array<{ at: string; source: string; target: string; lagSeconds: number }>;
+  snapshots: Array<{
+    at: string;
+    snapshotId: string | null;
+    status: string;
+    bytesAdded: number;
+    targets: Array<{ name: string; ok: boolean }>;
+  }>;
+  lag: Array<{ at: string; source: string; target: string; lagSeconds: number | null }>;
 }
 
 export interface Drill {
@@ -128,7 +134,7 @@ export interface UserData {
   generations: number;
   objects: number;
   bytes: number;
-  recent: Array<{ id: string; status: string; createdAt: string }>;
+  recent: Array<{ id: string; status: string; trend?: string; createdAt: string }>;
 }
 
 export interface UserDeletion {

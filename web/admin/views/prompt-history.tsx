@@ -4,6 +4,7 @@ import { ConfirmDialog } from '../components/confirm-dialog.tsx';
 import { ScrollRegion } from '../components/scroll-region.tsx';
 import { SideBySideDiff } from '../components/side-by-side-diff.tsx';
 import { ErrorLine } from '../components/status.tsx';
+import { Time } from '../components/time.tsx';
 import { formatBytes, formatTime } from '../format.ts';
 import { useLoad } from '../hooks.ts';
 import type { PromptVersion, PromptVersionInfo } from '../types.ts';
@@ -178,7 +179,9 @@ function VersionsTable({ versions, current }: { versions: PromptVersionInfo[]; c
               </td>
               <td>{v.origin}</td>
               <td>{formatBytes(v.size)}</td>
-              <td>{formatTime(v.createdAt)}</td>
+              <td>
+                <Time iso={v.createdAt} />
+              </td>
             </tr>
           ))}
         </tbody>

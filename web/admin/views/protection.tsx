@@ -1,8 +1,9 @@
 import { apiPath, request } from '../api.ts';
 import { ScrollRegion } from '../components/scroll-region.tsx';
 import { ErrorLine, StatusBadge, StatusCard, type StatusItem } from '../components/status.tsx';
+import { Time } from '../components/time.tsx';
 import { TimelineChart } from '../components/timeline-chart.tsx';
-import { formatBytes, formatTime, shortId } from '../format.ts';
+import { formatBytes, formatSeconds, formatTime, shortId } from '../format.ts';
 import { useLoad } from '../hooks.ts';
 import {
   continuousItems,
@@ -45,10 +46,13 @@ export function ProtectionView() {
       </div>
       <div class="cards">
         <StatusCard
+          wide
+          foldOk
           title="Doctor"
           items={doctor.data ? doctorItems(doctor.data) : []}
           error={doctor.error}
-          empty={doctor.loading ? 'Loading…' : 'The doctor has not run yet.'}
+          empty={doctor.loading ? 'Loading…' : 'The scheduler has not taken a doctor report yet.'}
+          note={doctor.data?.takenAt ? `The scheduler's report of ${formatTime(doctor.data.takenAt)}.` : null}
         />
         {BACKUP_CARDS.map((card) => (
           <StatusCard
@@ -60,7 +64,6 @@ export function ProtectionView() {
           />
         ))}
       </div>
-      {doctor.data?.takenAt && <p class="muted">Doctor report taken {formatTime(doctor.data.takenAt)}.</p>}
       <TimelineSection timeline={timeline.data} error={timeline.error} />
     </>
   );
@@ -79,9 +82,10 @@ function TimelineSection({ timeline, error }: { timeline: Timeline | undefined; 
             red: failed), lines the lag of each continuously protected source and target.
           </p>
           <TimelineChart timeline={timeline} />
-          <ScrollRegion label="Snapshots of the last 7 days">
+          <LagTable timeline={timeline} />
+          <ScrollRegion label="Backups of the last 7 days">
             <table>
-              <caption>Snapshots of the last 7 days, newest first</caption>
+              <caption>Backups of the last 7 days, newest first</caption>
               <thead>
                 <tr>
                   <th scope="col">Taken</th>
@@ -93,17 +97,22 @@ function TimelineSection({ timeline, error }: { timeline: Timeline | undefined; 
               <tbody>
                 {snapshots.length === 0 && (
                   <tr>
-                    <td colSpan={4}>No snapshot in the last 7 days.</td>
+                    <td colSpan={4}>No backup in the last 7 days.</td>
                   </tr>
                 )}
                 {snapshots.map((s) => (
                   <tr key={`${s.snapshotId}-${s.at}`}>
-                    <td>{formatTime(s.at)}</td>
+                    <td>
+                      <Time iso={s.at} />
+                    </td>
                     <td>
                       <code>{shortId(s.snapshotId)}</code>
                     </td>
                     <td>
-                      <StatusBadge status={s.status === 'succeeded' ? 'OK' : 'FAIL'} label={s.status} />
+                      <StatusBadge
+                        status={s.status === 'succeeded' ? 'OK' : s.status === 'partial' ? 'WARN' : 'FAIL'}
+                        label={s.status}
+                      />
                     </td>
                     <td>{formatBytes(s.bytesAdded)}</td>
                   </tr>
@@ -114,5 +123,47 @@ function TimelineSection({ timeline, error }: { timeline: Timeline | undefined; 
         </>
       )}
     </section>
+  );
+}
+
+/** The chart's lag lines in words: the newest and the worst sample of each source and target. */
+function LagTable({ timeline }: { timeline: Timeline }) {
+  const lines = new Map<string, { latest: number | null; latestAt: string; worst: number | null }>();
+  for (const sample of timeline.lag) {
+    const key = `${sample.source} → ${sample.target}`;
+    const line = lines.get(key) ?? { latest: null, latestAt: sample.at, worst: null };
+    // Oldest first: the last sample seen is the newest.
+    line.latest = sample.lagSeconds;
+    line.latestAt = sample.at;
+    if (sample.lagSeconds !== null) line.worst = Math.max(line.worst ?? 0, sample.lagSeconds);
+    lines.set(key, line);
+  }
+  if (lines.size === 0) return <p class="muted">No recovery-point lag sampled in these days.</p>;
+  return (
+    <ScrollRegion label="Recovery-point lag">
+      <table>
+        <caption>Recovery-point lag per source and target</caption>
+        <thead>
+          <tr>
+            <th scope="col">Source → target</th>
+            <th scope="col">Newest sample</th>
+            <th scope="col">Lag then</th>
+            <th scope="col">Worst in these days</th>
+          </tr>
+        </thead>
+        <tbody>
+          {[...lines].map(([key, line]) => (
+            <tr key={key}>
+              <td>{key}</td>
+              <td>
+                <Time iso={line.latestAt} />
+              </td>
+              <td>{formatSeconds(line.latest)}</td>
+              <td>{formatSeconds(line.worst)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </ScrollRegion>
   );
 }

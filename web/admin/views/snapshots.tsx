@@ -2,7 +2,8 @@ import { useState } from 'preact/hooks';
 import { ApiError, apiPath, messageOf, request } from '../api.ts';
 import { ScrollRegion } from '../components/scroll-region.tsx';
 import { type BadgeStatus, ErrorLine, StatusBadge } from '../components/status.tsx';
-import { formatBytes, formatTime, shortId } from '../format.ts';
+import { Time } from '../components/time.tsx';
+import { formatBytes, shortId } from '../format.ts';
 import { useLoad, usePoll } from '../hooks.ts';
 import type { BackupRun, BackupsView } from '../types.ts';
 import { DrillsSection } from './drills.tsx';
@@ -89,7 +90,9 @@ function RunsTable({ runs, loading }: { runs: BackupRun[]; loading: boolean }) {
           )}
           {runs.map((run) => (
             <tr key={run.id} data-run-status={run.status}>
-              <td>{formatTime(run.startedAt)}</td>
+              <td>
+                <Time iso={run.startedAt} />
+              </td>
               <td>
                 <StatusBadge status={RUN_BADGE[run.status]} label={run.status} />
               </td>

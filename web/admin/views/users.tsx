@@ -116,7 +116,8 @@ function UserSummary({ data }: { data: UserData }) {
         <ul class="plain" aria-label="Recent generations">
           {data.recent.map((g) => (
             <li key={g.id}>
-              <code>{shortId(g.id)}</code> {g.status}, {formatTime(g.createdAt)}
+              <code>{shortId(g.id)}</code> {g.trend && `${g.trend}, `}
+              {g.status}, {formatTime(g.createdAt)}
             </li>
           ))}
         </ul>
