@@ -73,7 +73,8 @@ describe('console sessions: the admin token for an HttpOnly, SameSite=Strict coo
         method: 'PUT',
         url: '/api/v1/prompts/console-made',
         headers: { cookie, 'content-type': 'application/yaml', ...headers },
-        payload: 'title: Made in the console\nmodel: local\ntemplate: a portrait of {{subject}}\n',
+        payload:
+          'name: console-made\ntitle: Made in the console\nmodel: local\ntemplate: "a portrait of {subject}"\n',
       });
     const bare = await put({});
     expect(bare.statusCode).toBe(403);
@@ -83,8 +84,7 @@ describe('console sessions: the admin token for an HttpOnly, SameSite=Strict coo
       401,
     );
     const made = await put({ 'x-csrf-token': csrfToken });
-    expect([200, 201, 422]).toContain(made.statusCode);
-    expect(made.json().error?.code).not.toBe('csrf');
+    expect(made.statusCode, made.body).toBe(201);
   });
 
   it('logout ends the session on the server, not only in the browser', async () => {
