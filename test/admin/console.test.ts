@@ -184,6 +184,16 @@ describe('operator console (/admin)', () => {
     await expect.poll(() => page.locator('.generation-user').allTextContents()).toEqual([KEPT_USER]);
     await page.getByLabel('User id').fill('');
     await expect.poll(() => items.count()).toBe(3);
+
+    // A preview that does not arrive leaves a placeholder that says so, not an empty box.
+    await page.route('**/api/v1/objects/preview/**', (route) => route.fulfill({ status: 404 }));
+    try {
+      await page.reload();
+      await expect.poll(() => page.getByText('Preview did not load').count()).toBe(4);
+      expect(await variants.count()).toBe(0);
+    } finally {
+      await page.unroute('**/api/v1/objects/preview/**');
+    }
   });
 
   it('deletes a user’s data after the user id is typed again', async () => {
