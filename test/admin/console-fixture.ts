@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { EmbeddedRedis } from '../../src/embedded/redis.ts';
+import { type ImageProvider, PermanentProviderError } from '../../src/generation/providers/provider.ts';
 import { runDoctor } from '../../src/ops/doctor/index.ts';
 import { saveDoctorReport } from '../../src/ops/doctor/reports.ts';
 import { SAMPLE_PROMPT, startTestApi, type TestApi } from '../support/api.ts';
@@ -22,6 +23,9 @@ export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const PROMPT = 'ghibli-portrait';
 export const KEPT_USER = 'ada-keeps-her-data';
 export const DELETED_USER = 'erin-leaves';
+/** Whose generation the provider refuses: the gallery shows a failure with its reason and no image. */
+export const REFUSED_USER = 'fay-was-refused';
+export const REFUSAL = 'The provider refused this photo: try another one.';
 /** The first and second versions of the prompt differ in these template lines. */
 export const TEMPLATE_V1 = 'Turn {subject} into a hand-painted anime portrait';
 export const TEMPLATE_V2 = 'Turn {subject} into a watercolour anime portrait at dusk';
@@ -54,7 +58,15 @@ async function refreshDoctorReport(api: TestApi): Promise<void> {
   await saveDoctorReport(api.db.sql, await runDoctor(api.config, { timeoutMs: 5000 }));
 }
 
-/** A prompt with two versions, a trend with an example, and a finished generation for each of two users. */
+const refusingProvider: ImageProvider = {
+  name: 'refusing',
+  generate: () => Promise.reject(new PermanentProviderError(REFUSAL)),
+};
+
+/**
+ * A prompt with two versions, a trend with an example, a finished generation for each of two users, and a
+ * refused one, the newest, for a third.
+ */
 async function seed(api: TestApi, redisUrl: string): Promise<void> {
   await createTrendWithPrompt(api, 'ghibli', PROMPT);
   const v2 = SAMPLE_PROMPT(PROMPT, TEMPLATE_V2).replace('model: gpt-image-1', 'model: local');
@@ -85,6 +97,14 @@ async function seed(api: TestApi, redisUrl: string): Promise<void> {
     }
   } finally {
     await worker.close();
+  }
+  const refusing = startTestWorker(api, { redisUrl, provider: refusingProvider });
+  try {
+    const refused = await postGeneration(api, { trend: 'ghibli', user: REFUSED_USER }, await samplePhoto(3));
+    if (refused.statusCode !== 202) throw new Error(`generation: ${JSON.stringify(refused.body)}`);
+    await waitForStatus(api, refused.body.id, ['failed']);
+  } finally {
+    await refusing.close();
   }
   // What the scheduler keeps for the Protection page: its doctor report (a real one, of this server) and a
   // week of recovery-point lag (synthetic, every half hour: no WAL streams in this test).
@@ -151,6 +171,16 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   if (!SCREENSHOTS) return;
   const dir = path.join(ROOT, 'docs/admin');
   mkdirSync(dir, { recursive: true });
+  // A picture of the page as a person sees it: every preview loaded (or replaced by its placeholder), lazy
+  // ones below the fold included, which a full-page shot would otherwise catch as empty boxes.
+  await page.evaluate(
+    'document.querySelectorAll("img[loading=lazy]").forEach((img) => { img.loading = "eager"; })',
+  );
+  await page.waitForFunction(
+    '[...document.images].every((img) => img.complete) && !document.querySelector(\'[data-state="loading"]\')',
+    undefined,
+    { timeout: 10_000 },
+  );
   // Animations and the caret would make each run's picture differ.
   await page.screenshot({
     path: path.join(dir, `${name}.png`),

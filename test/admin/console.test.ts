@@ -4,6 +4,8 @@ import {
   DELETED_USER,
   KEPT_USER,
   PROMPT,
+  REFUSAL,
+  REFUSED_USER,
   screenshot,
   startConsole,
   TEMPLATE_V1,
@@ -139,25 +141,59 @@ describe('operator console (/admin)', () => {
     expect(prompt.content).not.toContain(TEMPLATE_V2);
   });
 
-  it('shows trends with example previews and a user’s generations', async () => {
+  it('shows trends with example previews and every user’s newest generations, a user id only filtering', async () => {
     const { page } = fx;
+    const listed = page.waitForResponse((r) => /\/api\/v1\/generations\?limit=24$/.test(r.url()));
     await page.getByRole('link', { name: 'Gallery' }).click();
+    expect((await listed).status()).toBe(200);
+    // No user id typed: the generations of several users, newest first, each saying whose and which trend.
+    const items = page.locator('li.generation');
+    await expect.poll(() => items.count()).toBe(3);
+    const users = await page.locator('.generation-user').allTextContents();
+    expect(users).toEqual([REFUSED_USER, DELETED_USER, KEPT_USER]);
+    const refused = items.filter({ hasText: REFUSED_USER });
+    expect(await refused.getAttribute('data-generation-status')).toBe('failed');
+    expect(await refused.locator('.error-text').textContent()).toBe(REFUSAL);
+    expect(await refused.locator('.no-image').textContent()).toBe('Failed: no image');
+    expect(await items.filter({ hasText: KEPT_USER }).textContent()).toContain('ghibli');
+
+    const variants = page.getByRole('img', { name: /^Variant \d of ghibli for / });
+    await expect.poll(() => variants.count()).toBe(4);
+    // Only previews reach the page: the worker's stored WebP, not the full image.
+    for (const src of await variants.evaluateAll((imgs) => imgs.map((img) => img.getAttribute('src'))))
+      expect(src).toMatch(/^\/api\/v1\/objects\/preview\/.+\.webp$/);
+    const example = page.getByRole('img', { name: 'Example of Ghibli portrait' });
+    expect(await example.getAttribute('src')).toMatch(/^\/api\/v1\/objects\/example\/.+\?preview=1$/);
+    expect(await example.getAttribute('loading')).toBe('lazy');
+    // Every preview loads through the session cookie, as a small image: no tile stays an empty box.
+    const widths = (images: typeof variants) =>
+      images.evaluateAll((imgs) =>
+        imgs.map((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+      );
+    const all = page.locator('img');
+    await expect.poll(async () => Math.min(...(await widths(all))), { timeout: 10_000 }).toBeGreaterThan(0);
+    // The server's ?preview=1 is at most 320 px; the worker stores its previews at most 512 px.
+    expect(Math.max(...(await widths(example)))).toBeLessThanOrEqual(320);
+    expect(Math.max(...(await widths(variants)))).toBeLessThanOrEqual(512);
+    expect(await page.locator('[data-state="loading"], [data-state="failed"]').count()).toBe(0);
+    await screenshot(page, 'gallery');
+
+    // A user id narrows the list to that user; clearing it shows everyone's again.
     await page.getByLabel('User id').fill(KEPT_USER);
     await page.getByRole('button', { name: 'Show generations' }).click();
-    const variant = page.getByRole('img', { name: /Variant 1 of generation/ });
-    await variant.waitFor();
-    const example = page.getByRole('img', { name: 'Example of Ghibli portrait' });
-    expect(await example.getAttribute('src')).toMatch(/^\/api\/v1\/objects\/.+\?preview=1$/);
-    expect(await example.getAttribute('loading')).toBe('lazy');
-    expect(await variant.getAttribute('src')).toMatch(/\?preview=1$/);
-    // The previews load through the session cookie, as small images.
-    await expect
-      .poll(() => example.evaluate((img: { naturalWidth: number }) => img.naturalWidth), { timeout: 10_000 })
-      .toBeGreaterThan(0);
-    expect(await example.evaluate((img: { naturalWidth: number }) => img.naturalWidth)).toBeLessThanOrEqual(
-      320,
-    );
-    await screenshot(page, 'gallery');
+    await expect.poll(() => page.locator('.generation-user').allTextContents()).toEqual([KEPT_USER]);
+    await page.getByLabel('User id').fill('');
+    await expect.poll(() => items.count()).toBe(3);
+
+    // A preview that does not arrive leaves a placeholder that says so, not an empty box.
+    await page.route('**/api/v1/objects/preview/**', (route) => route.fulfill({ status: 404 }));
+    try {
+      await page.reload();
+      await expect.poll(() => page.getByText('Preview did not load').count()).toBe(4);
+      expect(await variants.count()).toBe(0);
+    } finally {
+      await page.unroute('**/api/v1/objects/preview/**');
+    }
   });
 
   it('deletes a user’s data after the user id is typed again', async () => {

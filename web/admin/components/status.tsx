@@ -88,6 +88,11 @@ export function StatusCard({
   );
 }
 
+/** Check names like postgres.synchronous_commit wrap at their dots and underscores, not inside a word. */
+function breakable(label: string) {
+  return label.split(/(?<=[._/])/).map((part, i) => (i === 0 ? part : [<wbr key={i} />, part]));
+}
+
 function StatusList({ items }: { items: StatusItem[] }) {
   if (items.length === 0) return null;
   return (
@@ -96,7 +101,7 @@ function StatusList({ items }: { items: StatusItem[] }) {
         <li key={item.key} class={`status-item status-${item.status.toLowerCase()}`}>
           <StatusBadge status={item.status} />
           <div>
-            <strong>{item.label}</strong>
+            <strong>{breakable(item.label)}</strong>
             {item.detail !== undefined && <div>{item.detail}</div>}
             {item.hint && <div class="muted">{item.hint}</div>}
           </div>

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { apiPath, request } from '../api.ts';
+import { Placeholder, PreviewImage, previewOf } from '../components/preview.tsx';
 import { type BadgeStatus, ErrorLine, StatusBadge } from '../components/status.tsx';
 import { formatTime, shortId } from '../format.ts';
 import { useLoad } from '../hooks.ts';
@@ -12,8 +13,19 @@ const GENERATION_BADGE: Record<Generation['status'], BadgeStatus> = {
   failed: 'FAIL',
 };
 
-/** Only previews reach the page: the server answers a small webp for ?preview=1. */
-export const previewSrc = (url: string) => `${url}${url.includes('?') ? '&' : '?'}preview=1`;
+/** Enough to see what is being made now without loading a hundred previews at once. */
+export const NEWEST_GENERATIONS = 24;
+
+/** Why a generation has no image to show, in the words its tile carries. */
+const NO_OUTPUT: Record<Generation['status'], string> = {
+  queued: 'Queued: no image yet',
+  running: 'Running: no image yet',
+  succeeded: 'No image was stored',
+  failed: 'Failed: no image',
+};
+
+/** The stored preview the worker made; the server makes one from the full image only for older outputs. */
+const outputPreview = (output: Generation['outputs'][number]) => output.previewUrl ?? previewOf(output.url);
 
 export function GalleryView() {
   const trends = useLoad(() => request<{ trends: Trend[] }>(`${apiPath`/trends`}?all=true`));
@@ -30,15 +42,14 @@ export function GalleryView() {
           {(trends.data?.trends ?? []).map((trend) => (
             <li key={trend.slug} class="tile">
               {trend.example ? (
-                <img
-                  loading="lazy"
-                  src={previewSrc(trend.example.url)}
+                <PreviewImage
+                  key={trend.example.url}
+                  src={previewOf(trend.example.url)}
                   alt={`Example of ${trend.title}`}
-                  width={160}
-                  height={160}
+                  size={160}
                 />
               ) : (
-                <div class="no-image">No example</div>
+                <Placeholder text="No example" size={160} />
               )}
               <strong>
                 {trend.emoji && <span aria-hidden="true">{trend.emoji} </span>}
@@ -58,16 +69,22 @@ export function GalleryView() {
 
 function GenerationsSection() {
   const [user, setUser] = useState('');
-  const [shown, setShown] = useState<string | null>(null);
+  // '' is every user's: the operator's first question is what is being made now, whoever asked for it.
+  const [shown, setShown] = useState('');
   const generations = useLoad(async () => {
-    if (shown === null) return null;
-    return await request<{ generations: Generation[] }>(
-      `${apiPath`/generations`}?user=${encodeURIComponent(shown)}`,
-    );
+    const query = new URLSearchParams({ limit: String(NEWEST_GENERATIONS) });
+    if (shown) query.set('user', shown);
+    return await request<{ generations: Generation[] }>(`${apiPath`/generations`}?${query}`);
   }, [shown]);
+  const list = generations.data?.generations;
   return (
     <section class="card" aria-labelledby="generations-heading">
-      <h3 id="generations-heading">Generations</h3>
+      <h3 id="generations-heading">Newest generations</h3>
+      <p class="muted section-note">
+        {shown
+          ? `The ${NEWEST_GENERATIONS} newest of ${shown}, newest first.`
+          : `The ${NEWEST_GENERATIONS} newest of every user, newest first. Type a user id to see only theirs.`}
+      </p>
       <form
         class="inline-form"
         onSubmit={(event) => {
@@ -76,44 +93,63 @@ function GenerationsSection() {
         }}
       >
         <div class="field">
-          <label for="generations-user">User id</label>
+          <label for="generations-user">User id (optional)</label>
           <input
             id="generations-user"
             value={user}
-            required
-            onInput={(event) => setUser((event.target as HTMLInputElement).value)}
+            autoComplete="off"
+            onInput={(event) => {
+              const value = (event.target as HTMLInputElement).value;
+              setUser(value);
+              // Clearing the filter is asking for everyone's again.
+              if (value.trim() === '') setShown('');
+            }}
           />
         </div>
         <button type="submit">Show generations</button>
+        <button type="button" onClick={() => void generations.reload()} disabled={generations.loading}>
+          Refresh
+        </button>
       </form>
       <ErrorLine message={generations.error} />
-      {generations.data?.generations.length === 0 && <p class="muted">No generation for {shown}.</p>}
+      {list?.length === 0 && (
+        <p class="muted">{shown ? `No generation for ${shown}.` : 'No generation yet.'}</p>
+      )}
       <ul class="generations">
-        {(generations.data?.generations ?? []).map((g) => (
-          <li key={g.id} class="generation">
-            <div class="generation-head">
-              <StatusBadge status={GENERATION_BADGE[g.status]} label={g.status} />
-              <code>{shortId(g.id)}</code>
-              <span>
-                {g.trend} for {g.user}, {formatTime(g.createdAt)}
-              </span>
-            </div>
-            {g.error && <p class="error-text">{g.error}</p>}
-            <div class="previews">
-              {g.outputs.map((output) => (
-                <img
-                  key={output.variant}
-                  loading="lazy"
-                  src={previewSrc(output.previewUrl ?? output.url)}
-                  alt={`Variant ${output.variant} of generation ${shortId(g.id)}`}
-                  width={120}
-                  height={120}
-                />
-              ))}
-            </div>
-          </li>
+        {(list ?? []).map((g) => (
+          <GenerationItem key={g.id} generation={g} />
         ))}
       </ul>
     </section>
+  );
+}
+
+function GenerationItem({ generation: g }: { generation: Generation }) {
+  return (
+    <li class="generation" data-generation-status={g.status}>
+      <div class="generation-head">
+        <StatusBadge status={GENERATION_BADGE[g.status]} label={g.status} />
+        <span>
+          <strong>{g.trend}</strong> for <strong class="generation-user">{g.user}</strong>,{' '}
+          {formatTime(g.createdAt)}
+        </span>
+        <code class="muted">{shortId(g.id)}</code>
+      </div>
+      {g.error && <p class="error-text">{g.error}</p>}
+      <div class="previews">
+        {g.outputs.length === 0 ? (
+          <Placeholder text={NO_OUTPUT[g.status]} size={120} />
+        ) : (
+          g.outputs.map((output) => (
+            <PreviewImage
+              key={output.variant}
+              src={outputPreview(output)}
+              alt={`Variant ${output.variant + 1} of ${g.trend} for ${g.user}`}
+              size={120}
+            />
+          ))
+        )}
+      </div>
+    </li>
   );
 }
