@@ -38,6 +38,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     },
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
+    // Behind a TLS proxy named in TRUST_PROXY, request.protocol is https: the console's cookie is then Secure.
+    trustProxy: deps.config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: false,
     // Errors Fastify raises before routing (a URL whose percent-encoding is malformed) get our shape too.

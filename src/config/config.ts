@@ -23,6 +23,14 @@ export const SECRET_KEYS = new Set([
 const envSchema = z.object({
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   PORT: integer(0, 65535).default(8080),
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .regex(
+      /^(off|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*)$/,
+      'must be off or a comma-separated list of proxy addresses or CIDR ranges',
+    )
+    .default('off'),
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
   DATABASE_URL: postgresUrl.optional(),
@@ -109,6 +117,8 @@ export interface S3Settings {
 export interface Config {
   host: string;
   port: number;
+  /** Proxies whose X-Forwarded-For/-Proto are believed (so the console cookie is Secure behind TLS); false: none. */
+  trustProxy: string | false;
   dataDir: string;
   promptsDir: string;
   /** Undefined means: run the embedded PostgreSQL under dataDir. */
@@ -207,6 +217,7 @@ export function loadConfig(
   return {
     host: e.HOST,
     port: e.PORT,
+    trustProxy: e.TRUST_PROXY === 'off' ? false : e.TRUST_PROXY,
     dataDir,
     promptsDir: path.resolve(cwd, e.PROMPTS_DIR),
     databaseUrl: e.DATABASE_URL,

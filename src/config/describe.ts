@@ -7,6 +7,7 @@ export function describeConfig(config: Config): Record<string, string> {
   const effective: Record<string, string | number | undefined> = {
     HOST: config.host,
     PORT: config.port,
+    TRUST_PROXY: config.trustProxy || 'off',
     DATA_DIR: config.dataDir,
     PROMPTS_DIR: config.promptsDir,
     DATABASE_URL: config.databaseUrl ?? '(embedded PostgreSQL under DATA_DIR/postgres)',

@@ -108,6 +108,30 @@ describe('console sessions: the admin token for an HttpOnly, SameSite=Strict coo
     ).toBe(401);
   });
 
+  it('is Secure only behind a proxy named in TRUST_PROXY that says the request came over TLS', async () => {
+    const forwarded = { 'x-forwarded-proto': 'https' };
+    const direct = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/session',
+      headers: forwarded,
+      payload: { token: api.adminToken },
+    });
+    // Not trusted (the default): anyone could send the header, so it changes nothing.
+    expect(String(direct.headers['set-cookie'])).not.toMatch(/Secure/);
+    const proxied = await startTestApi({ TRUST_PROXY: '127.0.0.1' });
+    try {
+      const behind = await proxied.app.inject({
+        method: 'POST',
+        url: '/api/v1/session',
+        headers: forwarded,
+        payload: { token: proxied.adminToken },
+      });
+      expect(String(behind.headers['set-cookie'])).toMatch(/; Secure/);
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it('an expired session opens nothing', async () => {
     const { cookie } = await login();
     await api.db.sql`update admin_sessions set expires_at = now() - interval '1 second'`;
