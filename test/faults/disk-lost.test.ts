@@ -17,6 +17,21 @@ import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/repor
 import { FaultSystem } from './harness/system.ts';
 import { verifyLedger } from './harness/verify.ts';
 
+/** `trendgen up` with continuous protection and its seeded catalog, for the describe block that calls this. */
+function systemUnderLoad(
+  name: string,
+  env: Record<string, string> = {},
+): { system: FaultSystem; ledger: Ledger } {
+  const system = new FaultSystem(name, { BACKUP_KEY: randomBytes(32).toString('hex'), ...env });
+  const ledger = emptyLedger();
+  beforeAll(async () => {
+    await system.start();
+    await seedCatalog(system, ledger);
+  }, 180_000);
+  afterAll(async () => system.remove(), 120_000);
+  return { system, ledger };
+}
+
 /** Until the first base backup exists there is no moment to restore. */
 async function untilRestorable(system: FaultSystem): Promise<void> {
   for (let i = 0; i < 240; i++) {
@@ -66,16 +81,7 @@ async function diskLostRuns(
  * upload for the local target: every write acknowledged before the loss must come back, with no allowance.
  */
 describe.skipIf(!scenarioSelected('disk-lost-sync'))('faults: the data disk lost in synchronous mode', () => {
-  const system = new FaultSystem('disk-lost-sync', {
-    BACKUP_KEY: randomBytes(32).toString('hex'),
-    BACKUP_SYNC: 'on',
-  });
-  const ledger = emptyLedger();
-  beforeAll(async () => {
-    await system.start();
-    await seedCatalog(system, ledger);
-  }, 180_000);
-  afterAll(async () => system.remove(), 120_000);
+  const { system, ledger } = systemUnderLoad('disk-lost-sync', { BACKUP_SYNC: 'on' });
 
   it(
     'disk-lost-sync (I8, I11): every acknowledged write comes back',
@@ -88,14 +94,7 @@ describe.skipIf(!scenarioSelected('disk-lost-sync'))('faults: the data disk lost
 describe.skipIf(!scenarioSelected('disk-lost') && !scenarioSelected('deletion-killed'))(
   'faults: the data disk lost under load, continuous protection restores the newest moment',
   () => {
-    const system = new FaultSystem('disk-lost', { BACKUP_KEY: randomBytes(32).toString('hex') });
-    const ledger = emptyLedger();
-
-    beforeAll(async () => {
-      await system.start();
-      await seedCatalog(system, ledger);
-    }, 180_000);
-    afterAll(async () => system.remove(), 120_000);
+    const { system, ledger } = systemUnderLoad('disk-lost');
 
     it.skipIf(!scenarioSelected('disk-lost'))(
       'disk-lost (I8, I11): the newest moment every source agrees on comes back',
