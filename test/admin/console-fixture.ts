@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -141,7 +141,14 @@ export async function startConsole(
     await seed(api, running.url);
     await api.app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    // Debian's package by default; CHROMIUM_PATH names another build (macOS, a snap).
+    const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+    if (!existsSync(executablePath)) {
+      throw new Error(
+        `The console's browser tests need Chromium at ${executablePath}: apt-get install -y chromium, or set CHROMIUM_PATH.`,
+      );
+    }
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, baseURL: base });
     const page = await context.newPage();
     const opened = browser;
