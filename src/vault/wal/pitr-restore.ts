@@ -26,6 +26,11 @@ export interface PhysicalRestoreOptions {
    * synchronous mode, acknowledged commits) is replayed too, so a restore on the same backup disk loses nothing.
    */
   receivedWalDir?: string;
+  /**
+   * A physical replication slot made on the promoted server, so every byte of WAL of its new timeline stays
+   * until continuous protection's receiver has it (the service may write before protect starts streaming).
+   */
+  streamSlot?: string;
   /** Runs against the promoted server before it is shut down (drills verify the restored moment here). */
   inspect?: (connect: (database: string) => postgres.Sql) => Promise<void>;
   progress?: (phase: string, detail?: string) => void;
@@ -83,7 +88,9 @@ export async function restorePhysical(
   const recovery = [
     `restore_command = 'cp "${walDir}/%f" "%p"'`,
     "recovery_target_action = 'promote'",
-    "recovery_target_timeline = 'current'",
+    // The path's last timeline: PostgreSQL reads its history file and follows the switches, and on promotion
+    // takes a timeline above every recorded one, so names never collide with WAL already in the vault.
+    `recovery_target_timeline = '${plan.timeline}'`,
     ...(stop ? [`recovery_target_lsn = '${formatLsn(stop.lsn)}'`, 'recovery_target_inclusive = on'] : []),
   ];
   writeFileSync(autoConf, `${original}\n${recovery.join('\n')}\n`);
@@ -118,6 +125,10 @@ export async function restorePhysical(
         await sql.unsafe(
           `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
         );
+      if (options.streamSlot) {
+        await sql`select pg_create_physical_replication_slot(${options.streamSlot}, true)
+          where not exists (select 1 from pg_replication_slots where slot_name = ${options.streamSlot})`;
+      }
       if (options.inspect) {
         const opened: postgres.Sql[] = [];
         const connect = (database: string) => {

@@ -40,6 +40,8 @@ export class Protector {
   private baseRunning: Promise<void> | undefined;
   private needBase = false;
   private gap: string | undefined;
+  /** Gaps declared so far: a base backup during which one happened may start before the new stream does. */
+  private gaps = 0;
   private lastBaseCheck = 0;
 
   constructor(private readonly options: ProtectOptions) {
@@ -100,6 +102,16 @@ export class Protector {
     }
   }
 
+  /** The receiver streams through its slot, and the slot still holds the WAL it has not received. */
+  private async streamEstablished(): Promise<boolean> {
+    const [row] = await this.sql<{ ok: boolean }[]>`
+      select exists (
+        select 1 from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid
+        where s.slot_name = ${WAL_RECEIVER_NAME} and r.state in ('streaming', 'catchup')
+          and s.wal_status in ('reserved', 'extended')) as ok`;
+    return Boolean(row?.ok);
+  }
+
   private async replicationRefused(): Promise<string | undefined> {
     const [row] = await this.sql<{ allowed: boolean }[]>`
       select rolreplication or rolsuper as allowed from pg_roles where rolname = current_user`;
@@ -127,6 +139,7 @@ export class Protector {
   private onGap(reason: string): void {
     this.gap = `The WAL stream has a gap (${reason}); a new base backup is being taken, and moments inside the gap cannot be restored.`;
     this.needBase = true;
+    this.gaps++;
     void (async () => {
       await this.sql`select pg_drop_replication_slot(slot_name) from pg_replication_slots
         where slot_name = ${WAL_RECEIVER_NAME} and not active`.catch(() => {});
@@ -151,6 +164,14 @@ export class Protector {
       }
       const [primary] = repos;
       if (!primary) return;
+      // A base backup replays from the stream: taken while the receiver is not yet streaming through a slot that
+      // holds its WAL (it may be failing on WAL removed in a gap), its start could lie before what the stream
+      // will ever have, and it would never become consistent. Asked again in two seconds.
+      if (!(await this.streamEstablished())) {
+        this.lastBaseCheck = Date.now() - 28_000;
+        return;
+      }
+      const gapsBefore = this.gaps;
       const [row] = await this.sql<{ tli: number }[]>`select timeline_id as tli from pg_control_checkpoint()`;
       const newest = (await listBaseBackups(primary)).backups.filter((b) => b.timeline === row!.tli).at(-1);
       const interval = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE') ?? 86_400_000;
@@ -158,8 +179,13 @@ export class Protector {
       log.info('taking a base backup for point-in-time restore');
       const record = await takeBaseBackup(primary, this.options.databaseUrl);
       for (const repo of repos.slice(1)) await copyBaseBackup(primary, repo, record);
-      this.needBase = false;
-      this.gap = undefined;
+      if (this.gaps === gapsBefore) {
+        this.needBase = false;
+        this.gap = undefined;
+      } else {
+        log.warn('the WAL stream had a gap while the base backup ran: another one is taken');
+        this.lastBaseCheck = 0;
+      }
       log.info(
         `base backup ${record.id} stored (${record.size} bytes, WAL ${record.startLsn} to ${record.endLsn})`,
       );

@@ -90,6 +90,8 @@ export class WalReceiver {
     );
     if (create.code !== 0)
       return scrubbed(create.stderr, password) || 'the replication slot could not be created.';
+    // Stopped while the slot was being made: no pg_receivewal may start after stop(), which would wait for it.
+    if (this.stopping) return 'stopped.';
     const args = ['-D', this.options.walDir, '-S', WAL_RECEIVER_NAME, '--synchronous', '-n', '-d', dbname];
     const child = spawn(binary, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child = child;
