@@ -121,34 +121,7 @@ export async function restorePhysical(
       await waitUntilPromoted(sql, server);
       const [row] = await sql<{ t: Date | null }[]>`select pg_last_xact_replay_timestamp() as t`;
       recoveredTo ??= row?.t ? row.t.toISOString() : undefined;
-      if (options.password)
-        await sql.unsafe(
-          `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
-        );
-      if (options.streamSlot) {
-        await sql`select pg_create_physical_replication_slot(${options.streamSlot}, true)
-          where not exists (select 1 from pg_replication_slots where slot_name = ${options.streamSlot})`;
-      }
-      if (options.inspect) {
-        const opened: postgres.Sql[] = [];
-        const connect = (database: string) => {
-          const db = postgres({
-            host: socketDir,
-            port,
-            user: options.superuser,
-            database,
-            max: 1,
-            onnotice: () => {},
-          });
-          opened.push(db);
-          return db;
-        };
-        try {
-          await options.inspect(connect);
-        } finally {
-          for (const db of opened) await db.end({ timeout: 5 });
-        }
-      }
+      await settlePromoted(sql, options, socketDir, port);
       await sql`checkpoint`;
     } finally {
       await sql.end({ timeout: 5 });
@@ -164,6 +137,43 @@ export async function restorePhysical(
     recoveredTo,
     durationMs: Date.now() - started,
   };
+}
+
+/** On the promoted server: the service's password, the stream's slot, and the caller's inspection. */
+async function settlePromoted(
+  sql: postgres.Sql,
+  options: PhysicalRestoreOptions,
+  socketDir: string,
+  port: number,
+): Promise<void> {
+  if (options.password)
+    await sql.unsafe(
+      `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
+    );
+  if (options.streamSlot) {
+    await sql`select pg_create_physical_replication_slot(${options.streamSlot}, true)
+      where not exists (select 1 from pg_replication_slots where slot_name = ${options.streamSlot})`;
+  }
+  if (options.inspect) {
+    const opened: postgres.Sql[] = [];
+    const connect = (database: string) => {
+      const db = postgres({
+        host: socketDir,
+        port,
+        user: options.superuser,
+        database,
+        max: 1,
+        onnotice: () => {},
+      });
+      opened.push(db);
+      return db;
+    };
+    try {
+      await options.inspect(connect);
+    } finally {
+      for (const db of opened) await db.end({ timeout: 5 });
+    }
+  }
 }
 
 function startServer(
