@@ -68,6 +68,11 @@ export class Protector {
     try {
       const refused = await this.replicationRefused();
       if (refused) return await this.reportRefused(refused);
+      const foreign = await this.foreignSystem();
+      if (foreign) {
+        log.error(foreign);
+        return await this.reportRefused(foreign, 'failed');
+      }
       this.receiver.start();
       log.info(`continuous protection on: WAL streams into ${receiverDir(this.options.config)}`);
       while (!signal.aborted) {
@@ -119,7 +124,26 @@ export class Protector {
     return 'the database role may not open replication connections (a managed PostgreSQL?): the database is protected by scheduled logical snapshots and the provider’s point-in-time recovery, not by trendgen’s WAL stream';
   }
 
-  private async reportRefused(reason: string): Promise<void> {
+  /**
+   * WAL records are named as PostgreSQL names its segments, and a new cluster (initdb after a lost disk, then a
+   * snapshot restore) names its own from the start again: streamed into a vault that holds another system's
+   * WAL, its segments would be taken for ones already recorded. Such a vault is left as it is, said so.
+   */
+  private async foreignSystem(): Promise<string | undefined> {
+    const [primaryTarget] = this.targets;
+    if (!primaryTarget) return undefined;
+    const repo = await openRepository(primaryTarget, this.options.config, { create: true });
+    const { backups } = await listBaseBackups(repo);
+    if (backups.length === 0) return undefined;
+    const [row] = await this.sql<
+      { id: string }[]
+    >`select system_identifier::text as id from pg_control_system()`;
+    if (backups.some((b) => b.systemIdentifier === row!.id)) return undefined;
+    const newest = backups.at(-1)!;
+    return `Continuous protection is off: the vault at ${repo.location} streams another PostgreSQL system (${newest.systemIdentifier}, newest base backup ${newest.time}), not this server (${row!.id}), and mixing their WAL would corrupt both. Restore that system with trendgen restore latest, or give this server a new BACKUP_DIR; snapshots protect it meanwhile.`;
+  }
+
+  private async reportRefused(reason: string, state: 'refused' | 'failed' = 'refused'): Promise<void> {
     this.options.log.warn(reason);
     const progress = this.targets.map((t) => ({
       target: t.name,
@@ -130,7 +154,7 @@ export class Protector {
       error: reason,
     }));
     while (!this.options.signal.aborted) {
-      await writeWalStatus(this.sql, 'refused', progress).catch(() => {});
+      await writeWalStatus(this.sql, state, progress).catch(() => {});
       await sleep(5_000);
     }
   }
