@@ -4,7 +4,7 @@
 # It refuses -v / --volumes (in any position, also inside a quoted "down -v"): they delete the named volumes,
 # that is the PostgreSQL database, Redis and the object store. To really delete everything, add --delete-all-data;
 # even then it runs only when an offsite backup younger than an hour exists, checked with
-#   trendgen snapshots --target s3 --json
+#   trendgen snapshots --offsite --json
 # TRENDGEN_BIN replaces the command that runs trendgen for that check (default: node bin/trendgen.js, with
 # deploy/.env loaded when present). When the host has no Node.js, run it in the stack instead:
 #   TRENDGEN_BIN='docker compose -f deploy/docker-compose.yml exec -T api node bin/trendgen.js' scripts/stop.sh ...
@@ -70,7 +70,7 @@ if [ "$wants_volumes" = true ]; then
   trap 'rm -f "$errors"' EXIT
   # TRENDGEN_BIN may hold a command with arguments: word splitting is intended here.
   # shellcheck disable=SC2086
-  listing=$($trendgen snapshots --target s3 --json 2>"$errors") || true
+  listing=$($trendgen snapshots --offsite --json 2>"$errors") || true
 
   # "ok <what protects the data>" or "no <why not>". A small node program, because JSON is not for sed.
   verdict=$(printf '%s' "$listing" | TRENDGEN_ERRORS="$errors" MAX_AGE="$max_age" node -e '
@@ -91,12 +91,12 @@ if [ "$wants_volumes" = true ]; then
     const unreachable = Array.isArray(doc.unreachable) ? doc.unreachable : [];
     if (unreachable.length) {
       const what = unreachable.map((u) => u.target + " (" + String(u.error).replace(/\.$/, "") + ")").join(", ");
-      say("no the offsite target is unreachable: " + what);
+      say("no an offsite target is unreachable: " + what);
     }
     const offsite = (Array.isArray(doc.snapshots) ? doc.snapshots : []).filter(
-      (s) => Array.isArray(s.targets) && s.targets.includes("s3") && Number.isFinite(Date.parse(s.time)),
+      (s) => Array.isArray(s.targets) && s.targets.some((t) => t !== "local") && Number.isFinite(Date.parse(s.time)),
     );
-    if (!offsite.length) say("no the offsite target holds no snapshot");
+    if (!offsite.length) say("no no offsite target holds a snapshot");
     const newest = offsite.reduce((a, b) => (Date.parse(b.time) > Date.parse(a.time) ? b : a));
     const age = Math.round((Date.now() - Date.parse(newest.time)) / 1000);
     const max = Number(process.env.MAX_AGE);
@@ -112,7 +112,7 @@ if [ "$wants_volumes" = true ]; then
   case "$verdict" in
     ok\ *) echo "stop.sh: deleting all data; ${verdict#ok }." >&2 ;;
     *)
-      refuse "refusing -v --delete-all-data: ${verdict#no }; back up offsite first (BACKUP_S3_URI set, then \`trendgen backup\`, e.g. docker compose -f deploy/docker-compose.yml exec api node bin/trendgen.js backup) and run this again within the hour."
+      refuse "refusing -v --delete-all-data: ${verdict#no }; back up offsite first (BACKUP_S3_URI or BACKUP_OFFSITE_TARGETS set, then \`trendgen backup\`, e.g. docker compose -f deploy/docker-compose.yml exec api node bin/trendgen.js backup) and run this again within the hour."
       ;;
   esac
 elif [ "$delete_all_data" = true ]; then

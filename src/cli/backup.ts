@@ -14,10 +14,14 @@ import { progressPrinter } from './progress.ts';
 export function backupCommand(): Command {
   return new Command('backup')
     .description(
-      'Take one snapshot of PostgreSQL, Redis, prompts and objects, and store it on every target (BACKUP_DIR, BACKUP_S3_URI).',
+      'Take one snapshot of PostgreSQL, Redis, prompts and objects, and store it on every target (BACKUP_DIR, BACKUP_S3_URI, BACKUP_OFFSITE_TARGETS).',
     )
     .option('--tag <tag>', 'label the snapshot (repeatable)', collect)
-    .option('--target <name>', 'only this target: local or s3 (repeatable)', collect)
+    .option(
+      '--target <name>',
+      'only this target: local, s3 or a BACKUP_OFFSITE_TARGETS name (repeatable)',
+      collect,
+    )
     .option('--json', 'one JSON document on stdout')
     .action(async (options: { tag?: string[]; target?: string[]; json?: boolean }) => {
       const config = loadConfig();
@@ -41,9 +45,10 @@ export function backupCommand(): Command {
         if (options.json) printJson(result);
         else {
           process.stdout.write(`${result.snapshotId}\n`);
+          const width = Math.max(6, ...result.targets.map((t) => t.name.length));
           for (const t of result.targets) {
             process.stderr.write(
-              `  ${t.name.padEnd(6)} ${t.ok ? `ok, ${formatBytes(t.bytesAdded ?? 0)} added` : `FAILED: ${t.error}`}\n`,
+              `  ${t.name.padEnd(width)} ${t.ok ? `ok, ${formatBytes(t.bytesAdded ?? 0)} added` : `FAILED: ${t.error}`}\n`,
             );
           }
           for (const s of result.skipped)

@@ -16,7 +16,7 @@ export function classicCommands(): Command[] {
     )
     .argument('<snapshot>', 'snapshot id, prefix, or latest')
     .option('--out <path>', 'archive file, or a folder to write it into (default: BACKUP_DIR/exports/)')
-    .option('--target <name>', 'read from this target: local or s3')
+    .option('--target <name>', 'read from this target: local, s3 or a BACKUP_OFFSITE_TARGETS name')
     .option('--json', 'one JSON document on stdout')
     .action(async (ref: string, options: { out?: string; target?: string; json?: boolean }) => {
       const config = loadConfig();

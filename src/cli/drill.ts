@@ -17,7 +17,7 @@ export function drillCommand(): Command {
       'Prove a snapshot restorable: restore it into a scratch PostgreSQL, Redis and folder, verify rows, digests, objects, prompt history and every heap and index (pg_amcheck --heapallindexed), report PASS or FAIL and the recovery time, record it, clean up.',
     )
     .argument('[snapshot]', 'snapshot id, prefix, or latest', 'latest')
-    .option('--target <name>', 'drill from this target: local or s3')
+    .option('--target <name>', 'drill from this target: local, s3 or a BACKUP_OFFSITE_TARGETS name')
     .option(
       '--moment [time]',
       'drill continuous protection instead: restore this moment (ISO 8601; default a random one in the window) from base backup and WAL into a scratch data directory and verify it',

@@ -49,7 +49,10 @@ export function restoreCommand(): Command {
     .option('--to-dir <dir>', 'restore prompts and objects under this folder instead')
     .option('--in-place', 'replace live data (needs --yes)')
     .option('--yes', 'confirm --in-place')
-    .option('--target <name>', 'read from this target: local or s3 (latest is then the newest there)')
+    .option(
+      '--target <name>',
+      'read from this target: local, s3 or a BACKUP_OFFSITE_TARGETS name (latest is then the newest there)',
+    )
     .option(
       '--accept-older',
       'latest: when the newest snapshot is damaged or missing, restore the newest good one instead',

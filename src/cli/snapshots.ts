@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
-import { snapshotsOnTargets } from '../vault/targets.ts';
-import { printJson } from './context.ts';
+import { offsiteTargetNames, snapshotsOnTargets } from '../vault/targets.ts';
+import { printJson, UsageError } from './context.ts';
 import { collect } from './options.ts';
 
 export function snapshotsCommand(): Command {
@@ -10,9 +10,17 @@ export function snapshotsCommand(): Command {
       'List snapshots with their time, tags, contents and the targets that hold them; a record that does not load is listed as DAMAGED (with --json: status "damaged" and the problem).',
     )
     .option('--target <name>', 'only this target (repeatable)', collect)
+    .option(
+      '--offsite',
+      'only the offsite targets (BACKUP_S3_URI, BACKUP_OFFSITE_TARGETS); an error when there is none',
+    )
     .option('--json', 'one JSON document on stdout')
-    .action(async (options: { target?: string[]; json?: boolean }) => {
-      const { snapshots, unreachable } = await snapshotsOnTargets(loadConfig(), options.target);
+    .action(async (options: { target?: string[]; offsite?: boolean; json?: boolean }) => {
+      if (options.offsite && options.target)
+        throw new UsageError('--offsite already names the targets: give it or --target, not both.');
+      const config = loadConfig();
+      const only = options.offsite ? offsiteTargetNames(config) : options.target;
+      const { snapshots, unreachable } = await snapshotsOnTargets(config, only);
       if (options.json) return printJson({ snapshots, unreachable });
       for (const u of unreachable) process.stderr.write(`trendgen: target ${u.target}: ${u.error}\n`);
       process.stdout.write(

@@ -36,9 +36,10 @@ export function statusCommand(): Command {
             ? `restorable window: ${window.from} to ${window.until ?? 'unknown'}\n`
             : 'restorable window: none yet (no base backup)\n',
         );
+        const width = Math.max(6, ...status.sources.map((s) => s.target.length));
         for (const s of status.sources) {
           out.write(
-            `${s.source.padEnd(9)} ${s.target.padEnd(6)} until ${s.recoverableUntil ?? 'never'}  lag ${s.lagSeconds ?? '?'} s${s.error ? `  ${s.error}` : ''}\n`,
+            `${s.source.padEnd(9)} ${s.target.padEnd(width)} until ${s.recoverableUntil ?? 'never'}  lag ${s.lagSeconds ?? '?'} s${s.error ? `  ${s.error}` : ''}\n`,
           );
         }
       });

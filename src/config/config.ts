@@ -4,6 +4,12 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
 import { registerSecret } from '../lib/redact.ts';
+import {
+  type OffsiteTarget,
+  OffsiteTargetsError,
+  offsiteSecrets,
+  parseOffsiteTargets,
+} from './offsite-targets.ts';
 import { integer, postgresUrl, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
 
 /** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
@@ -60,6 +66,8 @@ const envSchema = z.object({
   BACKUP_DIR: z.string().trim().min(1).default('./backups'),
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
   BACKUP_S3_URI: url(['s3:']).optional(),
+  // Checked by parseOffsiteTargets, whose sentences never quote an entry's credentials.
+  BACKUP_OFFSITE_TARGETS: z.string().optional(),
   BACKUP_PASSWORD: z.string().min(8, 'must be at least 8 characters long').optional(),
   BACKUP_KEY: z.optional(z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hexadecimal characters')),
   BACKUP_SCHEDULE: schedule('0 * * * *'),
@@ -141,6 +149,8 @@ export interface Config {
     dir: string;
     retentionDays: number;
     s3Uri: string | undefined;
+    /** BACKUP_OFFSITE_TARGETS: more offsite targets, each with its own S3 settings. */
+    offsiteTargets: OffsiteTarget[];
     password: string | undefined;
     key: string | undefined;
     schedule: string;
@@ -236,6 +246,7 @@ export function loadConfig(
       dir: path.resolve(cwd, e.BACKUP_DIR),
       retentionDays: e.BACKUP_RETENTION_DAYS,
       s3Uri: e.BACKUP_S3_URI,
+      offsiteTargets: readOffsiteTargets(e, cwd),
       password: e.BACKUP_PASSWORD,
       key: e.BACKUP_KEY,
       schedule: e.BACKUP_SCHEDULE,
@@ -275,11 +286,28 @@ export function loadConfig(
   };
 }
 
+function readOffsiteTargets(e: Env, cwd: string): OffsiteTarget[] {
+  try {
+    return parseOffsiteTargets(e.BACKUP_OFFSITE_TARGETS, {
+      cwd,
+      s3Uri: e.BACKUP_S3_URI,
+      s3Endpoint: e.S3_ENDPOINT,
+    });
+  } catch (error) {
+    if (error instanceof OffsiteTargetsError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
 /** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */
 function registerSecrets(values: Record<string, string | undefined>): void {
   for (const [key, value] of Object.entries(values)) {
     if (!value) continue;
     if (SECRET_KEYS.has(key)) registerSecret(value);
+    if (key === 'BACKUP_OFFSITE_TARGETS') {
+      for (const secret of offsiteSecrets(value)) registerSecret(secret);
+      continue;
+    }
     if (!value.includes('://')) continue;
     try {
       const url = parseConnectionUrl(value, { multiHost: true });

@@ -30,6 +30,7 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_DIR: config.backup.dir,
     BACKUP_RETENTION_DAYS: config.backup.retentionDays,
     BACKUP_S3_URI: config.backup.s3Uri,
+    BACKUP_OFFSITE_TARGETS: config.backup.offsiteTargets.map((t) => t.shown).join(' ') || undefined,
     BACKUP_PASSWORD: config.backup.password,
     BACKUP_SCHEDULE: config.backup.schedule,
     BACKUP_ALLOW_UNENCRYPTED_OFFSITE: String(config.backup.allowUnencryptedOffsite),

@@ -163,18 +163,19 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
       ...(await sizeOf(repo)),
     });
     await lock.release();
-    for (const target of targets.filter(
-      (t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name),
-    )) {
-      progress('copy', target.name);
-      outcomes.push(await copyToTarget(target, config, repo, input.sql));
-    }
+    // Side by side: a slow or unreachable region holds back no other target's copy.
+    const others = targets.filter((t) => t !== primary!.target && !outcomes.some((o) => o.name === t.name));
+    for (const target of others) progress('copy', target.name);
+    outcomes.push(...(await Promise.all(others.map((t) => copyToTarget(t, config, repo, input.sql)))));
     // Targets that failed to open at the start get their copy now if they came back meanwhile.
-    for (const outcome of outcomes.filter((o) => !o.ok)) {
-      const target = targets.find((t) => t.name === outcome.name)!;
-      const retry = await copyToTarget(target, config, repo, input.sql);
-      if (retry.ok) Object.assign(outcome, retry);
-    }
+    const failedAtStart = outcomes.filter((o) => !o.ok && !others.some((t) => t.name === o.name));
+    await Promise.all(
+      failedAtStart.map(async (outcome) => {
+        const target = targets.find((t) => t.name === outcome.name)!;
+        const retry = await copyToTarget(target, config, repo, input.sql);
+        if (retry.ok) Object.assign(outcome, retry);
+      }),
+    );
     return {
       snapshotId,
       time,

@@ -57,16 +57,21 @@ export async function followLedgers(config: Config, sql: Sql): Promise<LedgerDeb
     sql,
     targets.map((t) => t.name),
   );
-  for (const debt of debts.filter((d) => d.pending > 0)) {
-    try {
-      const repo = await openRepository(targets.find((t) => t.name === debt.target)!, config);
-      await authenticateRepository(repo, sql);
-      await syncLedger(repo, sql, debt.target);
-      await recordLedgerAttempt(sql, debt.target);
-    } catch (error) {
-      await recordLedgerAttempt(sql, debt.target, (error as Error).message);
-    }
-  }
+  // Each target on its own: an unreachable region delays no other target's ledger.
+  await Promise.all(
+    debts
+      .filter((d) => d.pending > 0)
+      .map(async (debt) => {
+        try {
+          const repo = await openRepository(targets.find((t) => t.name === debt.target)!, config);
+          await authenticateRepository(repo, sql);
+          await syncLedger(repo, sql, debt.target);
+          await recordLedgerAttempt(sql, debt.target);
+        } catch (error) {
+          await recordLedgerAttempt(sql, debt.target, (error as Error).message);
+        }
+      }),
+  );
   return await ledgerDebts(
     sql,
     targets.map((t) => t.name),
@@ -110,17 +115,17 @@ export async function syncLedgerEverywhere(
   config: Config,
   sql: Sql,
 ): Promise<Array<{ target: string; written?: number; error?: string }>> {
-  const results: Array<{ target: string; written?: number; error?: string }> = [];
-  for (const target of resolveTargets(config)) {
-    try {
-      const repo = await openRepository(target, config);
-      await authenticateRepository(repo, sql);
-      results.push({ target: target.name, written: await syncLedger(repo, sql, target.name) });
-    } catch (error) {
-      results.push({ target: target.name, error: (error as Error).message });
-    }
-  }
-  return results;
+  return await Promise.all(
+    resolveTargets(config).map(async (target) => {
+      try {
+        const repo = await openRepository(target, config);
+        await authenticateRepository(repo, sql);
+        return { target: target.name, written: await syncLedger(repo, sql, target.name) };
+      } catch (error) {
+        return { target: target.name, error: (error as Error).message };
+      }
+    }),
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { createBlobStore } from '../blobstore/index.ts';
-import type { Config } from '../config/config.ts';
+import type { Config, S3Settings } from '../config/config.ts';
 import {
   InvalidSnapshotError,
   Repository,
@@ -12,7 +12,7 @@ import {
 import { repositoryAccess } from './repository-key.ts';
 
 export interface Target {
-  /** `local` (BACKUP_DIR) or `s3` (BACKUP_S3_URI). */
+  /** `local` (BACKUP_DIR), `s3` (BACKUP_S3_URI) or a name of BACKUP_OFFSITE_TARGETS. */
   name: string;
   offsite: boolean;
   store: BlobStore;
@@ -25,45 +25,75 @@ export class TargetError extends Error {
 export interface TargetDescription {
   name: string;
   offsite: boolean;
+  /** Where it is, without credentials. */
   url: string;
+  /** The S3 settings it is reached with: the object store's, or its own (BACKUP_OFFSITE_TARGETS). */
+  s3: S3Settings;
+  /** The variable that configures it, for sentences about it. */
+  setting: string;
 }
 
 /**
- * The configured targets, local first (3-2-1: a copy on this machine and one somewhere else). Never throws,
- * so that a configuration `resolveTargets` refuses can still be reported on.
+ * The configured targets, local first (3-2-1: a copy on this machine and others somewhere else), then
+ * BACKUP_S3_URI's and BACKUP_OFFSITE_TARGETS' in their order. Never throws, so that a configuration
+ * `resolveTargets` refuses can still be reported on.
  */
 export function describeTargets(config: Config): TargetDescription[] {
+  const { dir, s3Uri, offsiteTargets } = config.backup;
   return [
-    { name: 'local', offsite: false, url: `file://${config.backup.dir}` },
-    ...(config.backup.s3Uri ? [{ name: 's3', offsite: true, url: config.backup.s3Uri }] : []),
+    { name: 'local', offsite: false, url: `file://${dir}`, s3: config.s3, setting: 'BACKUP_DIR' },
+    ...(s3Uri ? [{ name: 's3', offsite: true, url: s3Uri, s3: config.s3, setting: 'BACKUP_S3_URI' }] : []),
+    ...offsiteTargets.map((target) => ({
+      name: target.name,
+      offsite: true,
+      url: target.url,
+      s3: target.s3,
+      setting: 'BACKUP_OFFSITE_TARGETS',
+    })),
   ];
+}
+
+/** The store of a described target, reached with its own S3 settings. */
+export function targetStore(target: TargetDescription): BlobStore {
+  return createBlobStore(target.url, target.s3, { setting: target.setting });
 }
 
 export function targetNames(config: Config): string[] {
   return describeTargets(config).map((target) => target.name);
 }
 
+/** The offsite targets' names; throws when there is none (a check that wants a copy elsewhere). */
+export function offsiteTargetNames(config: Config): string[] {
+  const names = describeTargets(config)
+    .filter((target) => target.offsite)
+    .map((target) => target.name);
+  if (names.length === 0) {
+    throw new TargetError(
+      'No offsite target is configured: set BACKUP_S3_URI or BACKUP_OFFSITE_TARGETS (and BACKUP_PASSWORD).',
+    );
+  }
+  return names;
+}
+
 /** BACKUP_DIR's target; never throws, since the local ledger must be writable whatever the offsite settings. */
 export function localTarget(config: Config): Target {
   const [local] = describeTargets(config);
-  return {
-    name: local!.name,
-    offsite: false,
-    store: createBlobStore(local!.url, config.s3, { setting: 'BACKUP_DIR' }),
-  };
+  return { name: local!.name, offsite: false, store: targetStore(local!) };
 }
 
 /** The backup targets ready to use, local first; `only` picks some by name. */
 export function resolveTargets(config: Config, only?: string[]): Target[] {
-  if (config.backup.s3Uri && !config.backup.password && !config.backup.allowUnencryptedOffsite) {
+  const described = describeTargets(config);
+  const offsite = described.find((target) => target.offsite);
+  if (offsite && !config.backup.password && !config.backup.allowUnencryptedOffsite) {
     throw new TargetError(
-      'BACKUP_S3_URI is set but BACKUP_PASSWORD is not: offsite backups are encrypted; set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies.',
+      `${offsite.setting} is set but BACKUP_PASSWORD is not: offsite backups are encrypted; set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies.`,
     );
   }
-  const targets = describeTargets(config).map(({ name, offsite, url }) => ({
-    name,
-    offsite,
-    store: createBlobStore(url, config.s3, { setting: offsite ? 'BACKUP_S3_URI' : 'BACKUP_DIR' }),
+  const targets = described.map((target) => ({
+    name: target.name,
+    offsite: target.offsite,
+    store: targetStore(target),
   }));
   if (!only || only.length === 0) return targets;
   const unknown = only.filter((name) => !targets.some((target) => target.name === name));

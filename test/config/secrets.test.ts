@@ -27,6 +27,7 @@ const SECRETS = {
   ALERT_WEBHOOK_URL: 'http://hook:HookPwQ@127.0.0.1:9/x?token=HookTokQ',
   OPENAI_BASE_URL: 'https://oai:OaiPwQ@api.example.test/v1?api-key=OaiParamQ',
   S3_ENDPOINT: 'http://s3u:S3PwQ@127.0.0.1:9000',
+  BACKUP_OFFSITE_TARGETS: 'far=s3://AKIAFAR:OffsitePwQ%2Fx@offsite-far?endpoint=http://127.0.0.1:9',
 };
 const QUERY_SECRETS = ['QueryTokQ', 'QueryPwQ', 'QueryKeyQ'];
 const FRAGMENTS = [
@@ -41,6 +42,7 @@ const FRAGMENTS = [
   'OaiPwQ',
   'OaiParamQ',
   'S3PwQ',
+  'OffsitePwQ',
   ...QUERY_SECRETS,
 ];
 
@@ -216,6 +218,15 @@ describe('secrets in URLs: masked in config output, start-up errors, logs and bo
       expect(unreachable.code).toBe(1);
       const errors = [malformed.stderr, malformed.stdout, unreachable.stderr, unreachable.stdout].join('\n');
       expect(leaks(errors), errors).toEqual([]);
+
+      // The doctor reaches for the offsite target of BACKUP_OFFSITE_TARGETS (nothing listens there) and says so.
+      const doctor = await runCli(['doctor', '--json'], { ...env, BACKUP_PASSWORD: 'doctor password' });
+      const far = JSON.parse(doctor.stdout).checks.find(
+        (c: { id: string }) => c.id === 'backup.far.repository',
+      );
+      expect(far).toMatchObject({ status: 'FAIL' });
+      expect(far.message).toContain('s3://offsite-far');
+      expect(leaks(doctor.stdout + doctor.stderr), doctor.stdout).toEqual([]);
     }, 120_000);
   });
 });

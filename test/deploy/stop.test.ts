@@ -113,11 +113,13 @@ describe('scripts/stop.sh', () => {
   });
 
   it('I9: refuses -v --delete-all-data when no offsite target is configured (the real trendgen answers)', () => {
-    // BACKUP_S3_URI set but empty: unset for trendgen, whatever a .env in the project says.
-    const result = stop(['-v', '--delete-all-data'], { BACKUP_S3_URI: '' });
+    // Set but empty: unset for trendgen, whatever a .env in the project says.
+    const result = stop(['-v', '--delete-all-data'], { BACKUP_S3_URI: '', BACKUP_OFFSITE_TARGETS: '' });
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^stop\.sh: refusing -v --delete-all-data: .*Unknown backup target s3/);
-    expect(result.stderr).toMatch(/BACKUP_S3_URI/);
+    expect(result.stderr).toMatch(
+      /^stop\.sh: refusing -v --delete-all-data: .*No offsite target is configured/,
+    );
+    expect(result.stderr).toMatch(/BACKUP_S3_URI or BACKUP_OFFSITE_TARGETS/);
     expect(result.docker).toEqual([]);
   });
 
@@ -130,9 +132,9 @@ describe('scripts/stop.sh', () => {
     [
       'the only recent snapshot is local',
       { FAKE_SNAPSHOTS: listing([{ time: minutesAgo(1), targets: ['local'] }]) },
-      /holds no snapshot/,
+      /no offsite target holds a snapshot/,
     ],
-    ['the offsite target is empty', { FAKE_SNAPSHOTS: listing([]) }, /holds no snapshot/],
+    ['the offsite target is empty', { FAKE_SNAPSHOTS: listing([]) }, /no offsite target holds a snapshot/],
     [
       'the snapshot is dated two hours ahead (a wrong clock)',
       { FAKE_SNAPSHOTS: listing([{ time: minutesAgo(-120), targets: ['s3'] }]) },
@@ -159,7 +161,7 @@ describe('scripts/stop.sh', () => {
     expect(result.stderr).toMatch(/^stop\.sh: refusing -v --delete-all-data: /);
     expect(result.stderr).toMatch(reason);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.trendgen).toEqual(['snapshots --target s3 --json']);
+    expect(result.trendgen).toEqual(['snapshots --offsite --json']);
     expect(result.docker).toEqual([]);
   });
 
@@ -176,6 +178,16 @@ describe('scripts/stop.sh', () => {
       /deleting all data; the newest offsite snapshot is 000000000000 from .* \(20 minutes old\)/,
     );
     expect(result.docker.at(-1)).toBe(`docker compose -f ${COMPOSE_FILE} down -v --remove-orphans`);
+  });
+
+  it('I9: a snapshot on a BACKUP_OFFSITE_TARGETS target counts as offsite too', () => {
+    const result = stop(['-v', '--delete-all-data'], {
+      TRENDGEN_BIN: fakeTrendgen,
+      FAKE_SNAPSHOTS: listing([{ time: minutesAgo(5), targets: ['region-b'] }]),
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/deleting all data; the newest offsite snapshot is .* \(5 minutes old\)/);
+    expect(result.docker.at(-1)).toBe(`docker compose -f ${COMPOSE_FILE} down -v`);
   });
 
   it('--delete-all-data alone deletes nothing: a plain down', () => {

@@ -209,7 +209,9 @@ describe('trendgen doctor (I10: failures are loud)', () => {
   it('warns without an offsite target and about backups on the data disk; checks offsite encryption', async () => {
     const report = await runDoctor(configWith());
     expect(find(report, 'backup.offsite').status).toBe('WARN');
-    expect(find(report, 'backup.offsite').message).toMatch(/BACKUP_S3_URI is unset/);
+    expect(find(report, 'backup.offsite').message).toMatch(
+      /BACKUP_S3_URI and BACKUP_OFFSITE_TARGETS are unset/,
+    );
     const same = find(report, 'backup.same_device');
     expect(same.status).toBe('WARN');
     expect(same.message).toContain('a dead disk takes the data and its backups together');
@@ -232,6 +234,21 @@ describe('trendgen doctor (I10: failures are loud)', () => {
     expect(find(plaintext, 'backup.encryption').status).toBe('WARN');
     const encrypted = await runDoctor(configWith({ ...s3, BACKUP_PASSWORD: 'correct horse' }));
     expect(find(encrypted, 'backup.encryption').status).toBe('OK');
+
+    // A target of BACKUP_OFFSITE_TARGETS is checked with its own settings, apart from the object store's.
+    const far = await runDoctor(
+      configWith({ BACKUP_OFFSITE_TARGETS: 'far=s3://k:far-secret@offsite/x?endpoint=http://127.0.0.1:9' }),
+    );
+    expect(find(far, 'backup.offsite')).toMatchObject({ status: 'OK' });
+    expect(find(far, 'backup.offsite').message).toContain('far (s3://offsite/x)');
+    expect(find(far, 'backup.far.repository').status).toBe('FAIL');
+    expect(find(far, 'backup.far.repository').message).toMatch(
+      /s3:\/\/offsite\/x cannot be read: .*unreachable/,
+    );
+    expect(find(far, 'backup.encryption').message).toMatch(
+      /^BACKUP_OFFSITE_TARGETS is set without BACKUP_PASSWORD/,
+    );
+    expect(JSON.stringify(far)).not.toContain('far-secret');
   });
 
   it('says FAIL when the repository does not open with BACKUP_PASSWORD', async () => {

@@ -78,7 +78,7 @@ function repositoryCheck(target: TargetDescription): DoctorCheck {
   return {
     id: `backup.${target.name}.repository`,
     run: async (ctx) => {
-      const store = probeStore(target.url, ctx.config.s3);
+      const store = probeStore(target.url, target.s3);
       try {
         const repo = await openRepository({ ...target, store }, ctx.config);
         const snapshots = await repo.listSnapshots();
@@ -133,13 +133,18 @@ export function backupChecks(config: Config): DoctorCheck[] {
     ...targets.map((target) => ledgerCheck(target.name)),
     {
       id: 'backup.offsite',
-      run: async (ctx) =>
-        ctx.config.backup.s3Uri
-          ? ok(`offsite copies go to ${ctx.config.backup.s3Uri} (see backup.s3.repository for its state)`)
-          : warn(
-              'no offsite target: BACKUP_S3_URI is unset, so losing this server loses its backups too',
-              'set BACKUP_S3_URI (and BACKUP_PASSWORD) for a copy somewhere else',
-            ),
+      run: async () => {
+        const offsite = targets.filter((target) => target.offsite);
+        if (offsite.length === 0) {
+          return warn(
+            'no offsite target: BACKUP_S3_URI and BACKUP_OFFSITE_TARGETS are unset, so losing this server loses its backups too',
+            'set BACKUP_S3_URI or BACKUP_OFFSITE_TARGETS (and BACKUP_PASSWORD) for a copy somewhere else',
+          );
+        }
+        const where = offsite.map((t) => `${t.name} (${t.url})`).join(', ');
+        const states = offsite.map((t) => `backup.${t.name}.repository`).join(', ');
+        return ok(`offsite copies go to ${where}: see ${states} for their state`);
+      },
     },
     {
       id: 'backup.key',
@@ -147,29 +152,33 @@ export function backupChecks(config: Config): DoctorCheck[] {
     },
     {
       id: 'backup.encryption',
-      run: async (ctx) => {
-        const { s3Uri, password, allowUnencryptedOffsite } = ctx.config.backup;
-        if (!s3Uri) {
-          return ok(
-            password
-              ? 'backups are encrypted (BACKUP_PASSWORD)'
-              : 'no offsite target; local backups are not encrypted',
-          );
-        }
-        if (password) return ok('offsite backups are encrypted (BACKUP_PASSWORD)');
-        if (allowUnencryptedOffsite) {
-          return warn(
-            `offsite backups to ${s3Uri} are not encrypted: whoever reads the bucket reads every photo and prompt`,
-            'set BACKUP_PASSWORD (a new repository is needed: an existing one keeps its encryption)',
-          );
-        }
-        return fail(
-          'BACKUP_S3_URI is set without BACKUP_PASSWORD: every backup is refused until offsite copies can be encrypted',
-          'set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies',
-        );
-      },
+      run: async (ctx) => encryptionCheck(ctx.config, targets),
     },
   ];
+}
+
+function encryptionCheck(config: Config, targets: TargetDescription[]) {
+  const { password, allowUnencryptedOffsite } = config.backup;
+  const offsite = targets.filter((target) => target.offsite);
+  if (offsite.length === 0) {
+    return ok(
+      password
+        ? 'backups are encrypted (BACKUP_PASSWORD)'
+        : 'no offsite target; local backups are not encrypted',
+    );
+  }
+  if (password) return ok('offsite backups are encrypted (BACKUP_PASSWORD)');
+  if (allowUnencryptedOffsite) {
+    return warn(
+      `offsite backups to ${offsite.map((t) => t.url).join(', ')} are not encrypted: whoever reads a bucket reads every photo and prompt`,
+      'set BACKUP_PASSWORD (a new repository is needed: an existing one keeps its encryption)',
+    );
+  }
+  const settings = [...new Set(offsite.map((t) => t.setting))];
+  return fail(
+    `${settings.join(' and ')} ${settings.length > 1 ? 'are' : 'is'} set without BACKUP_PASSWORD: every backup is refused until offsite copies can be encrypted`,
+    'set BACKUP_PASSWORD, or BACKUP_ALLOW_UNENCRYPTED_OFFSITE=true to accept plaintext copies',
+  );
 }
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { formatBytes } from '../../lib/format.ts';
+import { describeTargets } from '../../vault/targets.ts';
 import { probeStore } from './context.ts';
 import { type DoctorCheck, errorMessage, fail, ok, warn } from './types.ts';
 
@@ -56,12 +57,15 @@ export function storageChecks(): DoctorCheck[] {
           existingAncestor(backupDir).then((dir) => stat(dir)),
         ]);
         if (data.dev !== backups.dev) return ok(`BACKUP_DIR ${backupDir} is on another device than DATA_DIR`);
-        const offsite = ctx.config.backup.s3Uri;
+        const offsite = describeTargets(ctx.config)
+          .filter((target) => target.offsite)
+          .map((target) => target.url)
+          .join(', ');
         return warn(
-          `BACKUP_DIR ${backupDir} is on the same device as DATA_DIR ${dataDir}: a dead disk takes the data and its backups together${offsite ? ` (only the offsite copy at ${offsite} would remain)` : ''}`,
+          `BACKUP_DIR ${backupDir} is on the same device as DATA_DIR ${dataDir}: a dead disk takes the data and its backups together${offsite ? ` (only the offsite copies at ${offsite} would remain)` : ''}`,
           offsite
             ? 'put BACKUP_DIR on another disk'
-            : 'put BACKUP_DIR on another disk, and set BACKUP_S3_URI for an offsite copy',
+            : 'put BACKUP_DIR on another disk, and set BACKUP_S3_URI or BACKUP_OFFSITE_TARGETS for an offsite copy',
         );
       },
     },

@@ -1,4 +1,5 @@
 import { BlobNotFoundError } from '../../blobstore/index.ts';
+import { listBlobs } from './blob-index.ts';
 import {
   CorruptBlobError,
   InvalidSnapshotError,
@@ -80,49 +81,26 @@ export async function checkRepository(
   const configProblem = await checkConfig(repo);
   const { sizes, unexpected } = await repo.index.reload();
   const damaged = new Map<string, string>();
-  const missing = new Set<string>();
   const ids = await repo.listSnapshots();
   const { snapshots, damagedSnapshots } = await loadSnapshots(repo, ids, limit);
 
-  // Structure: every tree reachable from a snapshot, each read once; every chunk looked up in the listing.
-  const referenced = new Set<string>();
-  const verifiedTrees = new Set<string>();
-  const visits = new Map<string, Promise<void>>();
-  const visit = (treeId: string): Promise<void> => {
-    let pending = visits.get(treeId);
-    if (!pending) {
-      referenced.add(treeId);
-      pending = (async () => {
-        if (!sizes.has(treeId)) return void missing.add(treeId);
-        const tree = await limit(() => readTreeOrDamage(repo, treeId, damaged));
-        if (!tree) return;
-        verifiedTrees.add(treeId);
-        const subtrees: Promise<void>[] = [];
-        for (const entry of tree.entries) {
-          for (const chunk of entry.chunks ?? []) {
-            referenced.add(chunk);
-            if (!sizes.has(chunk)) missing.add(chunk);
-          }
-          if (entry.subtree) subtrees.push(visit(entry.subtree));
-        }
-        await Promise.all(subtrees);
-      })();
-      visits.set(treeId, pending);
-    }
-    return pending;
-  };
-  await Promise.all(snapshots.flatMap((snapshot) => Object.values(snapshot.trees).map(visit)));
-  // Base backups and WAL are roots too: their blobs are in use though no snapshot names them.
+  // Base backups and WAL are roots too: their blobs are in use though no snapshot names them. Objects
+  // streamed between snapshots too: prune must never take a blob their journal names.
   const continuous = await continuousRoots(repo);
-  await Promise.all(continuous.roots.map(visit));
-  // Objects streamed between snapshots are roots too: prune must never take a blob their journal names.
   const journal = await readObjectsJournal(repo);
-  for (const record of journal.records) {
-    for (const chunk of record.objects.flatMap((object) => object.chunks)) {
-      referenced.add(chunk);
-      if (!sizes.has(chunk)) missing.add(chunk);
-    }
+  const roots = [...snapshots.flatMap((snapshot) => Object.values(snapshot.trees)), ...continuous.roots];
+  const chunks = journal.records.flatMap((record) => record.objects.flatMap((object) => object.chunks));
+  let walk = await walkRoots(repo, sizes, roots, chunks, limit, damaged);
+  const { referenced, verifiedTrees } = walk;
+  if (walk.missing.size > 0) {
+    // Records read after the listing may name blobs a live stream (protect, the object stream) stored after
+    // it: what looks missing is looked for again in a listing taken after every record was read. Only the
+    // first listing's blobs can be unreferenced, and what either walk reached is referenced, so a blob stored
+    // meanwhile is never taken for unused.
+    walk = await walkRoots(repo, (await listBlobs(repo.store)).sizes, roots, chunks, limit, damaged);
+    for (const id of walk.referenced) referenced.add(id);
   }
+  const { missing, visits } = walk;
 
   if (options.readData) {
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
@@ -166,6 +144,53 @@ export async function checkRepository(
     quarantined,
     damagedRecords: continuous.unreadable,
   };
+}
+
+/**
+ * Every tree reachable from the roots, each read once, and every chunk looked up in the listing: what is
+ * missing from it, what is referenced, the trees that verified.
+ */
+async function walkRoots(
+  repo: RepositoryHandle,
+  sizes: Map<string, number>,
+  roots: string[],
+  journalChunks: string[],
+  limit: ReturnType<typeof limiter>,
+  damaged: Map<string, string>,
+) {
+  const missing = new Set<string>();
+  const referenced = new Set<string>();
+  const verifiedTrees = new Set<string>();
+  const visits = new Map<string, Promise<void>>();
+  const visit = (treeId: string): Promise<void> => {
+    let pending = visits.get(treeId);
+    if (!pending) {
+      referenced.add(treeId);
+      pending = (async () => {
+        if (!sizes.has(treeId)) return void missing.add(treeId);
+        const tree = await limit(() => readTreeOrDamage(repo, treeId, damaged));
+        if (!tree) return;
+        verifiedTrees.add(treeId);
+        const subtrees: Promise<void>[] = [];
+        for (const entry of tree.entries) {
+          for (const chunk of entry.chunks ?? []) {
+            referenced.add(chunk);
+            if (!sizes.has(chunk)) missing.add(chunk);
+          }
+          if (entry.subtree) subtrees.push(visit(entry.subtree));
+        }
+        await Promise.all(subtrees);
+      })();
+      visits.set(treeId, pending);
+    }
+    return pending;
+  };
+  await Promise.all(roots.map(visit));
+  for (const chunk of journalChunks) {
+    referenced.add(chunk);
+    if (!sizes.has(chunk)) missing.add(chunk);
+  }
+  return { missing, referenced, verifiedTrees, visits };
 }
 
 /** Every snapshot record; an unreadable one is reported as damaged, one forgotten meanwhile is skipped. */

@@ -27,7 +27,7 @@ export async function openStreamRepository(config: Config, target: Target): Prom
   }
 }
 
-/** The configured targets, local first (BACKUP_S3_URI without a password is refused here, as for backups). */
+/** The configured targets, local first (an offsite target without a password is refused here, as for backups). */
 export function streamTargets(config: Config): Target[] {
   return resolveTargets(config);
 }

@@ -81,16 +81,16 @@ export class Protector {
       }
     } finally {
       // The last cycle runs while the receiver still reports its flush position, so what it has is recorded.
-      await this.cycle().catch(() => {});
+      await this.cycle({ drain: true }).catch(() => {});
       await this.receiver.stop();
       await this.baseRunning?.catch(() => {});
       await this.sql.end({ timeout: 5 });
     }
   }
 
-  private async cycle(): Promise<void> {
+  private async cycle(options: { drain?: boolean } = {}): Promise<void> {
     try {
-      const progress = await this.shipper.cycle();
+      const progress = await this.shipper.cycle(options);
       await writeWalStatus(this.sql, this.receiver.state, progress, this.gap ?? this.receiver.lastError);
       if (
         this.receiver.state === 'streaming' &&
@@ -177,17 +177,9 @@ export class Protector {
   private async baseBackupIfDue(): Promise<void> {
     const { config, log } = this.options;
     try {
-      const repos: Repository[] = [];
-      for (const target of this.targets) {
-        repos.push(
-          await openRepository(target, config, {
-            create: true,
-            ...(repos[0] ? { like: repos[0] } : {}),
-          }),
-        );
-      }
-      const [primary] = repos;
-      if (!primary) return;
+      const [first, ...others] = this.targets;
+      if (!first) return;
+      const primary = await openRepository(first, config, { create: true });
       // A base backup replays from the stream: taken while the receiver is not yet streaming through a slot that
       // holds its WAL (it may be failing on WAL removed in a gap), its start could lie before what the stream
       // will ever have, and it would never become consistent. Asked again in two seconds.
@@ -199,24 +191,44 @@ export class Protector {
       const [row] = await this.sql<{ tli: number }[]>`select timeline_id as tli from pg_control_checkpoint()`;
       const newest = (await listBaseBackups(primary)).backups.filter((b) => b.timeline === row!.tli).at(-1);
       const interval = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE') ?? 86_400_000;
-      if (!this.needBase && newest && Date.now() - Date.parse(newest.time) < interval) return;
-      log.info('taking a base backup for point-in-time restore');
-      const record = await takeBaseBackup(primary, this.options.databaseUrl);
-      for (const repo of repos.slice(1)) await copyBaseBackup(primary, repo, record);
-      if (this.gaps === gapsBefore) {
-        this.needBase = false;
-        this.gap = undefined;
-      } else {
-        log.warn('the WAL stream had a gap while the base backup ran: another one is taken');
-        this.lastBaseCheck = 0;
+      if (this.needBase || !newest || Date.now() - Date.parse(newest.time) >= interval) {
+        log.info('taking a base backup for point-in-time restore');
+        const record = await takeBaseBackup(primary, this.options.databaseUrl);
+        if (this.gaps === gapsBefore) {
+          this.needBase = false;
+          this.gap = undefined;
+        } else {
+          log.warn('the WAL stream had a gap while the base backup ran: another one is taken');
+          this.lastBaseCheck = 0;
+        }
+        log.info(
+          `base backup ${record.id} stored (${record.size} bytes, WAL ${record.startLsn} to ${record.endLsn})`,
+        );
+        await pruneContinuous(primary, config.backup.pitrWindowSeconds);
       }
-      log.info(
-        `base backup ${record.id} stored (${record.size} bytes, WAL ${record.startLsn} to ${record.endLsn})`,
-      );
-      for (const repo of repos) await pruneContinuous(repo, config.backup.pitrWindowSeconds);
+      await Promise.all(others.map((target) => this.copyBaseBackups(primary, target)));
     } catch (error) {
       log.error(`base backup failed: ${(error as Error).message}; retrying in a minute`);
       this.lastBaseCheck = Date.now() - 30_000 + 60_000;
+    }
+  }
+
+  /**
+   * Gives another target every base backup of the first one it lacks: the one just taken, and those it missed
+   * while unreachable, so it can restore the window again once it is back. Each target on its own: one that
+   * fails is said so and asked again at the next check, in half a minute.
+   */
+  private async copyBaseBackups(primary: Repository, target: Target): Promise<void> {
+    const { config, log } = this.options;
+    try {
+      const repo = await openRepository(target, config, { create: true, like: primary });
+      const held = new Set((await listBaseBackups(repo)).backups.map((b) => b.id));
+      const missing = (await listBaseBackups(primary)).backups.filter((b) => !held.has(b.id));
+      for (const record of missing) await copyBaseBackup(primary, repo, record);
+      // Pruned when something came: the window moves at each new base backup.
+      if (missing.length > 0) await pruneContinuous(repo, config.backup.pitrWindowSeconds);
+    } catch (error) {
+      log.warn(`base backups could not be copied to ${target.name}: ${(error as Error).message}`);
     }
   }
 }

@@ -1,4 +1,4 @@
-import { open, readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
@@ -7,6 +7,7 @@ import {
   deleteWalRecord,
   listWalKeys,
   type Repository,
+  RepositoryNotFoundError,
   type WalRecord,
   type WalRecordKind,
   writeWalRecord,
@@ -14,7 +15,7 @@ import {
 import { openRepository, type Target } from '../targets.ts';
 import { formatLsn, isHistoryName, isSegmentName, parseLsn, parseSegmentName, segmentStart } from './lsn.ts';
 import { WAL_RECEIVER_NAME } from './receiver.ts';
-import { type StableChunks, storeAsTree, storeGrowingFile } from './tree-file.ts';
+import { readRange, readWhole, type StableChunks, storeAsTree, storeGrowingFile } from './tree-file.ts';
 
 /** What the primary said at one moment: where its WAL ended, and how far the receiver had it on disk. */
 export interface WalSample {
@@ -43,9 +44,19 @@ interface TargetState extends TargetProgress {
   failures: number;
 }
 
+/** What one cycle found in the receiver's folder, and the primary's position then. */
+interface Found {
+  complete: string[];
+  history: string[];
+  partial: string | undefined;
+  sample: WalSample;
+}
+
 /** A partial segment is rewritten at least this often, so the archive's own record of its reach stays fresh. */
 const PARTIAL_REFRESH_MS = 10_000;
 const MAX_SAMPLES = 7200;
+/** How long a cycle waits for its targets before reporting: a slow target ships on in the background. */
+const CYCLE_WAIT_MS = 1_000;
 
 export async function sampleWal(sql: Sql): Promise<WalSample> {
   const [row] = await sql<{ t: Date; cur: string; flush: string | null; seg: string }[]>`
@@ -63,13 +74,15 @@ export async function sampleWal(sql: Sql): Promise<WalSample> {
 
 /**
  * Ships what the receiver wrote into every target's repository (I11): history files and completed segments
- * as they appear, and the segment in progress up to the receiver's reported flush position. A target that
- * fails is retried with backoff and never holds the others back; a local segment is removed only once every
- * target records it. Each record is written after its blobs (I6); rerunning after a crash stores nothing twice.
+ * as they appear, and the segment in progress up to the receiver's reported flush position. Targets ship side
+ * by side: one that fails is retried with backoff, and neither it nor a slow one holds the others back; a
+ * local segment is removed only once every target records it. Each record is written after its blobs (I6); rerunning after a crash stores nothing twice.
  */
 export class WalShipper {
   private readonly samples: Array<{ time: Date; lsn: bigint }> = [];
   private readonly states: TargetState[];
+  /** Each target's shipping in flight, by its index. */
+  private readonly running = new Map<number, Promise<void>>();
 
   constructor(
     private readonly options: {
@@ -115,7 +128,12 @@ export class WalShipper {
     return undefined;
   }
 
-  async cycle(): Promise<TargetProgress[]> {
+  /**
+   * Starts shipping to every target that is due and not still busy with an earlier cycle, waits for that up to
+   * CYCLE_WAIT_MS (`drain`: for everything in flight), and reports every target's progress. A target that
+   * hangs (an endpoint that stopped answering) keeps shipping in the background while the others go on.
+   */
+  async cycle(options: { drain?: boolean } = {}): Promise<TargetProgress[]> {
     const sample = await sampleWal(this.options.sql);
     this.samples.push({ time: sample.time, lsn: sample.currentLsn });
     if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
@@ -123,21 +141,21 @@ export class WalShipper {
     const complete = files.filter(isSegmentName).sort();
     const history = files.filter(isHistoryName).sort();
     const partial = files.find((name) => name.endsWith('.partial') && isSegmentName(name.slice(0, 24)));
+    const found = { complete, history, partial: partial?.slice(0, 24), sample };
+    const started: Array<Promise<void>> = [];
     for (const [index, state] of this.states.entries()) {
-      if (Date.now() < state.retryAt) continue;
-      try {
-        await this.shipTo(index, state, { complete, history, partial: partial?.slice(0, 24), sample });
-        state.error = undefined;
-        state.failures = 0;
-      } catch (error) {
-        state.error = (error as Error).message;
-        state.failures++;
-        state.retryAt = Date.now() + Math.min(retryCap(index), 500 * 2 ** Math.min(state.failures, 6));
-        state.repo = undefined;
-        state.known = undefined;
-        // A failed cycle may have left the repository short of what the cache assumes: cut it whole again.
-        if (state.partial) state.partial.stable = undefined;
-      }
+      if (this.running.has(index) || Date.now() < state.retryAt) continue;
+      const run = this.ship(index, state, found).finally(() => this.running.delete(index));
+      this.running.set(index, run);
+      started.push(run);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(options.drain ? [...this.running.values()] : started),
+      ...(options.drain ? [] : [new Promise((resolve) => (timer = setTimeout(resolve, CYCLE_WAIT_MS)))]),
+    ]);
+    clearTimeout(timer);
+    for (const state of this.states) {
       state.recoverableUntil = this.coveredUntil(state.shippedLsn) ?? state.recoverableUntil;
       state.lagSeconds = state.recoverableUntil
         ? Math.max(0, (sample.time.getTime() - state.recoverableUntil.getTime()) / 1000)
@@ -147,24 +165,50 @@ export class WalShipper {
     return this.progress();
   }
 
+  private async ship(index: number, state: TargetState, found: Found): Promise<void> {
+    try {
+      await this.shipTo(index, state, found);
+      state.error = undefined;
+      state.failures = 0;
+    } catch (error) {
+      state.error = (error as Error).message;
+      state.failures++;
+      state.retryAt = Date.now() + Math.min(retryCap(index), 500 * 2 ** Math.min(state.failures, 6));
+      state.repo = undefined;
+      state.known = undefined;
+      // A failed cycle may have left the repository short of what the cache assumes: cut it whole again.
+      if (state.partial) state.partial.stable = undefined;
+    }
+  }
+
   private async openTarget(index: number, state: TargetState): Promise<Repository> {
     if (state.repo) return state.repo;
-    // Every target shares the first one's keys, so snapshots and records copy between them as stored bytes.
-    const like = index > 0 ? (this.states[0]!.repo ?? undefined) : undefined;
-    const repo = await openRepository(this.options.targets[index]!, this.options.config, {
-      create: true,
-      ...(like ? { like } : {}),
-    });
+    const { targets, config } = this.options;
+    const repo =
+      index === 0
+        ? await openRepository(targets[0]!, config, { create: true })
+        : await this.openLikeFirst(targets[index]!);
     state.known = new Set((await listWalKeys(repo)).filter((k) => k.kind !== 'partial').map((k) => k.name));
     state.repo = repo;
     return repo;
   }
 
-  private async shipTo(
-    index: number,
-    state: TargetState,
-    found: { complete: string[]; history: string[]; partial: string | undefined; sample: WalSample },
-  ): Promise<void> {
+  /**
+   * Every target shares the first one's keys, so snapshots and records copy between them as stored bytes: a
+   * missing repository is made like the first target's, opened here when its own shipping has not yet.
+   */
+  private async openLikeFirst(target: Target): Promise<Repository> {
+    const { targets, config } = this.options;
+    try {
+      return await openRepository(target, config);
+    } catch (error) {
+      if (!(error instanceof RepositoryNotFoundError)) throw error;
+    }
+    const like = this.states[0]!.repo ?? (await openRepository(targets[0]!, config, { create: true }));
+    return await openRepository(target, config, { create: true, like });
+  }
+
+  private async shipTo(index: number, state: TargetState, found: Found): Promise<void> {
     const repo = await this.openTarget(index, state);
     const known = state.known!;
     const { segmentBytes } = found.sample;
@@ -289,30 +333,4 @@ export class WalShipper {
  */
 function retryCap(index: number): number {
   return index === 0 ? 2_000 : 30_000;
-}
-
-async function readWhole(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** `length` bytes of a file from `position`, or undefined when it was renamed or is shorter (the next cycle retries). */
-async function readRange(file: string, position: number, length: number): Promise<Buffer | undefined> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(file, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, position);
-    return bytesRead === length ? buffer : undefined;
-  } finally {
-    await handle.close();
-  }
 }

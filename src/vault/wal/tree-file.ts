@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import type { Repository } from '../repository/index.ts';
 import { readBlobsAhead } from '../repository/read-ahead.ts';
 
@@ -68,4 +69,31 @@ export async function storeGrowingFile(
     size,
     stable: { ids: ids.slice(0, keep), sizes: sizes.slice(0, keep), bytes: size - (sizes[keep] ?? 0) },
   };
+}
+
+/** A whole WAL file (a completed segment or a history file). */
+export async function readWhole(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `length` bytes of a file from `position`, or undefined when it was renamed or is shorter (the next cycle retries). */
+export async function readRange(file: string, position: number, length: number): Promise<Buffer | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, position);
+    return bytesRead === length ? buffer : undefined;
+  } finally {
+    await handle.close();
+  }
 }
