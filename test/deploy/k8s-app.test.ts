@@ -22,6 +22,9 @@ const SECRET_VALUES: Record<string, string> = {
   'trendgen-app/ALERT_WEBHOOK_URL': 'https://hooks.example.com/trendgen',
   'trendgen-s3/AWS_ACCESS_KEY_ID': 'AKIATEST',
   'trendgen-s3/AWS_SECRET_ACCESS_KEY': 'secret-test',
+  'trendgen-offsite/AWS_ACCESS_KEY_ID': 'AKIAOFFSITE',
+  // An AWS secret as issued: / and + are spelled into BACKUP_OFFSITE_TARGETS as they are.
+  'trendgen-offsite/AWS_SECRET_ACCESS_KEY': 'wJalrXUtn/FEMI+K7MDENG',
 };
 
 const trendgenPods = (objects: K8sObject[]) =>
@@ -64,10 +67,12 @@ describe('Kubernetes manifests: trendgen runs its real commands with its real se
   it('every variable set is one src/config/config.ts reads, and the settings load as each pod sees them', () => {
     const known = new Set(Object.keys(loadConfig({}, { dotEnv: false }).source));
     for (const pod of trendgenPods(objects)) {
-      for (const container of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
+      const containers = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+      // A variable only spelled into another one ($(REDIS_PASSWORD) in REDIS_URL) is plumbing, not a setting,
+      // also in a container of the same pod that shares the ConfigMap but does not spell it (the migration).
+      const spelled = containers.flatMap((c) => (c.env ?? []).map((e) => e.value ?? '')).join(' ');
+      for (const container of containers) {
         const env = environment(objects, container);
-        const spelled = (container.env ?? []).map((e) => e.value ?? '').join(' ');
-        // A variable only spelled into another one ($(REDIS_PASSWORD) in REDIS_URL) is plumbing, not a setting.
         const unknown = Object.keys(env).filter(
           (name) => !known.has(name) && !COMING.has(name) && !spelled.includes(`$(${name})`),
         );
@@ -75,7 +80,16 @@ describe('Kubernetes manifests: trendgen runs its real commands with its real se
         const config = loadConfig(env, { dotEnv: false });
         expect(config.backup.continuous).toBe(false);
         expect(config.storageUrl).toMatch(/^s3:\/\//);
-        if (container.args?.[0] !== 'migrate') expect(config.backup.password).toBeTruthy();
+        if (container.args?.[0] !== 'migrate') {
+          expect(config.backup.password).toBeTruthy();
+          // The offsite target in the other region, with the Secret's credentials as issued.
+          expect(config.backup.offsiteTargets.map((t) => [t.name, t.url, t.s3.region])).toEqual([
+            ['region-b', 's3://trendgen-offsite-region-b/backups', 'eu-central-1'],
+          ]);
+          expect(config.backup.offsiteTargets[0]!.s3.secretAccessKey).toBe(
+            SECRET_VALUES['trendgen-offsite/AWS_SECRET_ACCESS_KEY'],
+          );
+        }
         // Every folder the settings name is a volume of this pod (the root filesystem is read-only).
         const mounts = container.volumeMounts?.map((m) => m.mountPath) ?? [];
         expect(mounts).toContain(config.dataDir);

@@ -53,6 +53,7 @@ describe('Kubernetes manifests: pods, secrets, network and monitoring', () => {
     const referenced = new Set(all.flatMap((o) => secretNames(o)));
     expect([...referenced].sort()).toEqual([
       'trendgen-app',
+      'trendgen-offsite',
       'trendgen-pg-app',
       'trendgen-pg-backup-s3',
       'trendgen-pg-primary-region-s3',

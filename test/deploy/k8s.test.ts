@@ -188,15 +188,20 @@ describe('Kubernetes manifests (deploy/k8s): rendered by kubectl kustomize and c
     // trendgen is installed but runs nothing against the read-only database until the promotion.
     for (const d of byKind(dr, 'Deployment'))
       expect([d.metadata.name, d.spec.replicas]).toEqual([d.metadata.name, 0]);
-    // Each region's trendgen keeps its offsite copy in the other region's bucket.
+    // Each region's trendgen keeps its offsite copy in the other region's bucket, reached in that region.
     const settings = (objects: K8sObject[]) =>
-      byKind(objects, 'ConfigMap').find((c) => c.data?.BACKUP_S3_URI)!.data!;
+      byKind(objects, 'ConfigMap').find((c) => c.data?.OFFSITE_TARGET_PLACE)!.data!;
     const [a, b] = [settings(first), settings(dr)];
-    const bucket = (uri: string) => new URL(uri).host;
-    expect(bucket(a.BACKUP_S3_URI!)).toMatch(/region-b/);
-    expect(bucket(b.BACKUP_S3_URI!)).toMatch(/region-a/);
-    expect(bucket(a.STORAGE_URL!)).toMatch(/region-a/);
-    expect(bucket(b.STORAGE_URL!)).toMatch(/region-b/);
+    const place = (data: Record<string, string>) => new URL(`s3://${data.OFFSITE_TARGET_PLACE}`);
+    expect(place(a).host).toMatch(/region-b/);
+    expect(place(b).host).toMatch(/region-a/);
+    expect(place(a).searchParams.get('region')).toBe(b.AWS_REGION);
+    expect(place(b).searchParams.get('region')).toBe(a.AWS_REGION);
+    expect([a.OFFSITE_TARGET_NAME, b.OFFSITE_TARGET_NAME]).toEqual(['region-b', 'region-a']);
+    expect(new URL(a.STORAGE_URL!).host).toMatch(/region-a/);
+    expect(new URL(b.STORAGE_URL!).host).toMatch(/region-b/);
+    // No target shares the objects bucket's settings any more.
+    for (const data of [a, b]) expect(data.BACKUP_S3_URI).toBeUndefined();
   });
 
   it('the PITR example restores a moment from the archive into a folder of its own', () => {
