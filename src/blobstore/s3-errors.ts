@@ -26,14 +26,14 @@ export interface SdkError {
 export function describeS3Error(
   error: unknown,
   key: string,
-  where: { endpoint: string; bucket: string; location: string },
+  where: { configuredBy?: string | undefined; endpoint: string; bucket: string; location: string },
 ): Error {
   if (error instanceof BlobStoreError) return error;
   const err = (error ?? {}) as SdkError;
   const network = networkCode(err);
   if (network) {
     return new BlobStoreError(
-      `The S3 endpoint ${where.endpoint} is unreachable (${network}): check S3_ENDPOINT and the network.`,
+      `The S3 endpoint ${where.endpoint} is unreachable (${network}): check ${where.configuredBy ? `the endpoint of ${where.configuredBy}` : 'S3_ENDPOINT'} and the network.`,
       { cause: error },
     );
   }
@@ -45,7 +45,7 @@ export function describeS3Error(
   }
   if ((err.name && CREDENTIAL_ERRORS.has(err.name)) || err.$metadata?.httpStatusCode === 403) {
     return new BlobStoreError(
-      `The S3 endpoint ${where.endpoint} refused the credentials for bucket ${where.bucket} (${err.name}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket's permissions.`,
+      `The S3 endpoint ${where.endpoint} refused the credentials for bucket ${where.bucket} (${err.name}): check ${where.configuredBy ? `the credentials of ${where.configuredBy}` : 'AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY'} and the bucket's permissions.`,
       { cause: error },
     );
   }

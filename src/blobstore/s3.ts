@@ -56,6 +56,7 @@ export class S3BlobStore implements BlobStore {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly configuredBy: string | undefined;
   private readonly endpoint: string;
   private readonly client: S3Client;
   private readonly maxAttempts: number;
@@ -66,6 +67,7 @@ export class S3BlobStore implements BlobStore {
     const trimmed = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.prefix = trimmed ? `${trimmed}/` : '';
     this.location = `s3://${this.bucket}${trimmed ? `/${trimmed}` : ''}`;
+    this.configuredBy = settings.configuredBy;
     this.endpoint = describeEndpoint(settings);
     this.maxAttempts = options.maxAttempts ?? 5;
     // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
@@ -297,6 +299,7 @@ export class S3BlobStore implements BlobStore {
   /** Turns an SDK error into one plain sentence that says what to check; never includes secrets. */
   private fail(error: unknown, key: string): Error {
     return describeS3Error(error, key, {
+      configuredBy: this.configuredBy,
       endpoint: this.endpoint,
       bucket: this.bucket,
       location: this.location,

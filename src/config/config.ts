@@ -115,6 +115,8 @@ const envSchema = z.object({
 type Env = z.infer<typeof envSchema>;
 
 export interface S3Settings {
+  /** What sets these, named in sentences about them; unset: S3_ENDPOINT and AWS_* (the object store's). */
+  configuredBy?: string | undefined;
   endpoint: string | undefined;
   region: string;
   forcePathStyle: boolean;

@@ -11,6 +11,8 @@ import path from 'node:path';
 
 /** The S3 settings of one target; the same shape as config.ts's S3Settings (which cannot be imported here). */
 export interface OffsiteS3Settings {
+  /** `BACKUP_OFFSITE_TARGETS target NAME`, for sentences about a failing request. */
+  configuredBy: string;
   endpoint: string | undefined;
   region: string;
   forcePathStyle: boolean;
@@ -163,6 +165,7 @@ function parseEntry(entry: string, position: number, cwd: string): OffsiteTarget
     name,
     url,
     s3: {
+      configuredBy: label,
       endpoint: endpoint?.replace(/\/+$/, ''),
       region,
       forcePathStyle: pathStyle === 'true',

@@ -9,7 +9,7 @@ import { sleep } from '../../src/lib/process.ts';
 import { ObjectStore } from '../../src/objects/store.ts';
 import { registerBackupMetrics } from '../../src/ops/metrics-backups.ts';
 import { checkTargets } from '../../src/vault/check-targets.ts';
-import { listBaseBackups } from '../../src/vault/repository/index.ts';
+import { listBaseBackups, type Repository } from '../../src/vault/repository/index.ts';
 import { openRepository, resolveTargets, snapshotsOnTargets } from '../../src/vault/targets.ts';
 import { type ProtectionStatus, protectionStatus } from '../../src/vault/wal/report.ts';
 import { fakePng } from '../support/api.ts';
@@ -21,9 +21,17 @@ import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { until, waitForStreamed } from './stream/support.ts';
 
 const REGIONS = ['region-a', 'region-b'] as const;
-const OUTAGE_MS = 15_000;
+const OUTAGE_MS = 16_000;
 /** The first part of the outage, when region-b's requests hang instead of failing. */
-const HANG_MS = 7_000;
+const HANG_MS = 12_000;
+/** A target this close behind, without an error, is current (caught up, after the outage). */
+const LAG_OK = 5;
+/**
+ * The bound on the healthy region while the other is away. Its lag is normally under 2 s (README); the margin
+ * is for a loaded machine, where a base backup starves the whole stream for a moment. A stream held back by
+ * the hanging region would pass it within the 12 s of hanging.
+ */
+const HEALTHY_MAX = 8;
 
 type Source = ProtectionStatus['sources'][number];
 
@@ -49,9 +57,8 @@ describe('several offsite regions: one down, the other stays current, the first 
     machine?.temp.remove();
   });
 
-  it('snapshots, WAL and objects reach both; region-b away 15 s: region-a stays current, region-b reports and catches up', async () => {
+  it('snapshots, WAL and objects reach both; region-b away 16 s: region-a stays current, region-b reports and catches up', async () => {
     const started = Date.now();
-    const phase = (what: string) => console.log(`${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`);
     servers.push(...(await Promise.all(REGIONS.map(() => startS3Server({ buckets: ['offsite'] })))));
     proxies.push(...(await Promise.all(servers.map((s) => startTcpProxy(Number(new URL(s.endpoint).port))))));
     const [proxyA, proxyB] = proxies as [TcpProxy, TcpProxy];
@@ -67,6 +74,8 @@ describe('several offsite regions: one down, the other stays current, the first 
       S3_ENDPOINT: 'http://127.0.0.1:9',
       AWS_ACCESS_KEY_ID: 'NOT-THE-OFFSITE-KEY',
       AWS_SECRET_ACCESS_KEY: 'not-the-offsite-secret',
+      // A base backup is due at every check of protect (every 30 s), so one falls inside the outage.
+      BACKUP_SCHEDULE: '* * * * * *',
     });
     const { env } = machine;
     const config = loadConfig(env, { dotEnv: false });
@@ -83,10 +92,10 @@ describe('several offsite regions: one down, the other stays current, the first 
     const status = () => protectionStatus(sql!, config);
     const source = (s: ProtectionStatus, kind: Source['source'], target: string) =>
       s.sources.find((x) => x.source === kind && x.target === target);
-    const current = (s: ProtectionStatus, target: string) =>
+    const current = (s: ProtectionStatus, target: string, bound = LAG_OK) =>
       (['postgres', 'objects'] as const).every((kind) => {
         const row = source(s, kind, target);
-        return row !== undefined && row.lagSeconds !== null && row.lagSeconds < 3 && !row.error;
+        return row !== undefined && row.lagSeconds !== null && row.lagSeconds < bound && !row.error;
       });
     const targetRepo = (name: string) => openRepository(resolveTargets(config, [name])[0]!, config);
 
@@ -113,7 +122,6 @@ describe('several offsite regions: one down, the other stays current, the first 
       30_000,
       500,
     );
-    phase('streaming, base backups in both regions');
     // A steady trickle of commits, so that a target that stops receiving falls behind.
     await sql`create table ticks (id serial primary key, at timestamptz not null default clock_timestamp())`;
     const writer = (async () => {
@@ -138,7 +146,10 @@ describe('several offsite regions: one down, the other stays current, the first 
     const [repoA, repoB] = await Promise.all(REGIONS.map(targetRepo));
     await Promise.all([waitForStreamed(repoA!, before, 10_000), waitForStreamed(repoB!, before, 10_000)]);
 
-    phase('first snapshot and objects in both regions');
+    // protect checks every 30 s whether a base backup is due (BACKUP_SCHEDULE: always here), so the outage is
+    // placed around the second one, which region-b then misses.
+    const [firstBase] = (await listBaseBackups(repoA!)).backups;
+    await sleep(Date.parse(firstBase!.startedAt) + 25_000 - Date.now());
     // Region B goes away: first its network drops every packet (requests hang), then its server is gone.
     proxyB.setMode('hang');
     const down = Date.now();
@@ -146,13 +157,18 @@ describe('several offsite regions: one down, the other stays current, the first 
     const partialRun = runCli(['backup', '--json'], env);
     const during = [await put(3), await put(4)];
     const lagA: number[] = [];
+    const sentences = new Set<string>();
     let last: ProtectionStatus | undefined;
+    let statusRun: ReturnType<typeof runCli> | undefined;
     while (Date.now() - down < OUTAGE_MS) {
       if (Date.now() - down >= HANG_MS) proxyB.setMode('down');
+      // As `trendgen status --json` sees it, late in the outage.
+      if (Date.now() - down >= HANG_MS + 1000) statusRun ??= runCli(['status', '--json'], env);
       last = await status();
+      sentences.add(source(last, 'postgres', 'region-b')!.error ?? '');
       for (const kind of ['postgres', 'objects'] as const)
         lagA.push(source(last, kind, 'region-a')!.lagSeconds!);
-      expect(current(last, 'region-a'), JSON.stringify(last.sources)).toBe(true);
+      expect(current(last, 'region-a', HEALTHY_MAX), JSON.stringify(last.sources)).toBe(true);
       await sleep(1000);
     }
     const partial = await partialRun;
@@ -169,21 +185,27 @@ describe('several offsite regions: one down, the other stays current, the first 
     ]);
     expect(outcome[2]!.error).toMatch(/unreachable|ECONNRESET|socket/i);
     await waitForStreamed(repoA!, during, 5_000);
-    phase('outage over');
     // The lost region says so on its own: its error, and a lag that grew with the outage.
     const lostPg = source(last!, 'postgres', 'region-b')!;
     const lostObjects = source(last!, 'objects', 'region-b')!;
     const outageSeconds = (Date.now() - down) / 1000;
-    expect(lostPg.error).toBeTruthy();
+    // While its requests hung, the WAL stream said so before the S3 client's own timeouts; then the refusal.
+    expect(
+      [...sentences].some((e) => /has not answered for \d+ s/.test(e)),
+      [...sentences].join(' | '),
+    ).toBe(true);
+    expect(lostPg.error).toMatch(
+      /unreachable .*check the endpoint of BACKUP_OFFSITE_TARGETS target region-b/,
+    );
     expect(lostObjects).toMatchObject({ state: 'failing' });
     expect(lostPg.lagSeconds!).toBeGreaterThan(outageSeconds - 8);
     expect(lostObjects.lagSeconds!).toBeGreaterThan(outageSeconds - 8);
     // As `trendgen status --json` and Prometheus see it.
-    const cli = await runCli(['status', '--json'], env);
+    const cli = await statusRun!;
     const printed = JSON.parse(cli.stdout) as ProtectionStatus;
     // Under a minute behind: not yet unhealthy by status's rule.
     expect(cli.code).toBe(0);
-    expect(current(printed, 'region-a')).toBe(true);
+    expect(current(printed, 'region-a', HEALTHY_MAX), JSON.stringify(printed.sources)).toBe(true);
     expect(source(printed, 'postgres', 'region-b')!.lagSeconds!).toBeGreaterThan(10);
     const registry = new Registry();
     registerBackupMetrics(registry, sql, ['local', ...REGIONS]);
@@ -194,13 +216,14 @@ describe('several offsite regions: one down, the other stays current, the first 
           `trendgen_recovery_point_lag_seconds\\{source="${kind}",target="${target}"\\} (\\S+)`,
         ).exec(scraped)?.[1],
       );
-    expect(lagLine('postgres', 'region-a')).toBeLessThan(3);
+    expect(lagLine('postgres', 'region-a')).toBeLessThan(HEALTHY_MAX);
     expect(lagLine('postgres', 'region-b')).toBeGreaterThan(10);
 
-    phase('status and metrics read');
     // Back: region B catches up on its own (WAL, objects), and the next backup brings the missed snapshot.
-    proxyB.setDown(false);
+    proxyB.setMode('up');
     const back = Date.now();
+    // The next backup runs meanwhile: it copies the snapshot region-b missed.
+    const nextRun = runCli(['backup', '--json'], env);
     let retried: number | undefined;
     await until(
       'region-b to catch up',
@@ -216,29 +239,35 @@ describe('several offsite regions: one down, the other stays current, the first 
     );
     const catchUp = (Date.now() - back) / 1000;
     await waitForStreamed(repoB!, during, 5_000);
-    phase('caught up');
-    const next = await runCli(['backup', '--json'], env);
+    const next = await nextRun;
     expect(next.code, next.stderr).toBe(0);
     const listed = await snapshotsOnTargets(config);
     expect(listed.unreachable).toEqual([]);
     expect(listed.snapshots).toHaveLength(3);
     for (const snapshot of listed.snapshots)
       expect(snapshot.targets.sort()).toEqual(['local', 'region-a', 'region-b']);
-    const [baseA, baseB] = await Promise.all(
-      [repoA!, repoB!].map(async (repo) => (await listBaseBackups(repo)).backups.map((b) => b.id)),
+    // The base backup taken during the outage reached region-b too once it was back.
+    const bases = async (repo: Repository) => (await listBaseBackups(repo)).backups;
+    const missed = (await bases(repoA!)).filter((b) => Date.parse(b.startedAt) > down);
+    expect(missed.length, 'a base backup taken while region-b was away').toBeGreaterThan(0);
+    await until(
+      'region-b to hold every base backup region-a holds',
+      async () => {
+        const held = new Set((await bases(repoB!)).map((b) => b.id));
+        return (await bases(repoA!)).every((b) => held.has(b.id));
+      },
+      20_000,
+      500,
     );
-    expect(baseB).toEqual(baseA);
-    phase('third backup; snapshots and base backups in every region');
     // Whole: every record on region-b (snapshots, WAL, base backups, the objects' journal) finds its blobs.
     const [checked] = await checkTargets(config, { only: ['region-b'] });
     expect(checked!.report?.ok, JSON.stringify(checked)).toBe(true);
-    phase('checked');
     writing = false;
     await writer;
     const maxA = Math.max(...lagA);
     console.log(
-      `offsite regions: region-a lag while region-b was away ${OUTAGE_MS / 1000} s (${HANG_MS / 1000} s hanging, then refusing): max ${maxA.toFixed(2)} s over ${lagA.length} samples (postgres and objects); region-b lag at the end of the outage: postgres ${lostPg.lagSeconds} s, objects ${lostObjects.lagSeconds} s; region-b reached again ${retried?.toFixed(1)} s after it returned (retry backoff), its lag under 3 s after ${catchUp.toFixed(1)} s; whole test ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      `offsite regions: region-a lag while region-b was away ${OUTAGE_MS / 1000} s (${HANG_MS / 1000} s hanging, then refusing): max ${maxA.toFixed(2)} s over ${lagA.length} samples (postgres and objects); region-b lag at the end of the outage: postgres ${lostPg.lagSeconds} s, objects ${lostObjects.lagSeconds} s; region-b reached again ${retried?.toFixed(1)} s after it returned (retry backoff), its lag under ${LAG_OK} s after ${catchUp.toFixed(1)} s; whole test ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
-    expect(maxA).toBeLessThan(3);
+    expect(maxA).toBeLessThan(HEALTHY_MAX);
   }, 120_000);
 });

@@ -43,6 +43,8 @@ export class Protector {
   /** Gaps declared so far: a base backup during which one happened may start before the new stream does. */
   private gaps = 0;
   private lastBaseCheck = 0;
+  /** The targets base backups are being copied to. */
+  private readonly copying = new Set<string>();
 
   constructor(private readonly options: ProtectOptions) {
     const { config } = options;
@@ -206,7 +208,15 @@ export class Protector {
         );
         await pruneContinuous(primary, config.backup.pitrWindowSeconds);
       }
-      await Promise.all(others.map((target) => this.copyBaseBackups(primary, target)));
+      // Each copy on its own, not awaited: a target whose requests hang delays no base backup of the others.
+      for (const target of others.filter((t) => !this.copying.has(t.name))) {
+        this.copying.add(target.name);
+        void this.copyBaseBackups(primary, target).then((copied) => {
+          this.copying.delete(target.name);
+          // A target that could not be given its base backups is asked again in five seconds, not thirty.
+          if (!copied) this.lastBaseCheck = Math.min(this.lastBaseCheck, Date.now() - 25_000);
+        });
+      }
     } catch (error) {
       log.error(`base backup failed: ${(error as Error).message}; retrying in a minute`);
       this.lastBaseCheck = Date.now() - 30_000 + 60_000;
@@ -216,9 +226,9 @@ export class Protector {
   /**
    * Gives another target every base backup of the first one it lacks: the one just taken, and those it missed
    * while unreachable, so it can restore the window again once it is back. Each target on its own: one that
-   * fails is said so and asked again at the next check, in half a minute.
+   * fails is said so (false) and asked again soon.
    */
-  private async copyBaseBackups(primary: Repository, target: Target): Promise<void> {
+  private async copyBaseBackups(primary: Repository, target: Target): Promise<boolean> {
     const { config, log } = this.options;
     try {
       const repo = await openRepository(target, config, { create: true, like: primary });
@@ -227,8 +237,10 @@ export class Protector {
       for (const record of missing) await copyBaseBackup(primary, repo, record);
       // Pruned when something came: the window moves at each new base backup.
       if (missing.length > 0) await pruneContinuous(repo, config.backup.pitrWindowSeconds);
+      return true;
     } catch (error) {
       log.warn(`base backups could not be copied to ${target.name}: ${(error as Error).message}`);
+      return false;
     }
   }
 }

@@ -42,6 +42,8 @@ interface TargetState extends TargetProgress {
   partial: { name: string; endLsn: bigint; writtenAt: number; stable: StableChunks | undefined } | undefined;
   retryAt: number;
   failures: number;
+  /** While it ships: when it started or last recorded something (a target that stops answering stalls it). */
+  movedAt: number | undefined;
 }
 
 /** What one cycle found in the receiver's folder, and the primary's position then. */
@@ -57,6 +59,8 @@ const PARTIAL_REFRESH_MS = 10_000;
 const MAX_SAMPLES = 7200;
 /** How long a cycle waits for its targets before reporting: a slow target ships on in the background. */
 const CYCLE_WAIT_MS = 1_000;
+/** A target shipping this long without recording anything is reported as not answering. */
+const STALLED_MS = 10_000;
 
 export async function sampleWal(sql: Sql): Promise<WalSample> {
   const [row] = await sql<{ t: Date; cur: string; flush: string | null; seg: string }[]>`
@@ -105,18 +109,21 @@ export class WalShipper {
       partial: undefined,
       retryAt: 0,
       failures: 0,
+      movedAt: undefined,
     }));
   }
 
   progress(): TargetProgress[] {
-    return this.states.map(({ target, timeline, shippedLsn, recoverableUntil, lagSeconds, error }) => ({
-      target,
-      timeline,
-      shippedLsn,
-      recoverableUntil,
-      lagSeconds,
-      error,
-    }));
+    return this.states.map((state) => {
+      const { target, timeline, shippedLsn, recoverableUntil, lagSeconds, error } = state;
+      // A request that never answers fails only after the S3 client's timeouts (minutes): said before then.
+      const still = state.movedAt === undefined ? 0 : Date.now() - state.movedAt;
+      const stalled =
+        still >= STALLED_MS
+          ? `The target has not answered for ${Math.round(still / 1000)} s: its endpoint is unreachable or very slow; the other targets ship on.`
+          : undefined;
+      return { target, timeline, shippedLsn, recoverableUntil, lagSeconds, error: error ?? stalled };
+    });
   }
 
   /** The newest sampled moment at which the WAL ended at or before `lsn`. */
@@ -145,7 +152,11 @@ export class WalShipper {
     const started: Array<Promise<void>> = [];
     for (const [index, state] of this.states.entries()) {
       if (this.running.has(index) || Date.now() < state.retryAt) continue;
-      const run = this.ship(index, state, found).finally(() => this.running.delete(index));
+      state.movedAt = Date.now();
+      const run = this.ship(index, state, found).finally(() => {
+        this.running.delete(index);
+        state.movedAt = undefined;
+      });
       this.running.set(index, run);
       started.push(run);
     }
@@ -217,6 +228,7 @@ export class WalShipper {
         timeline: Number.parseInt(name.slice(0, 8), 16),
       });
       known.add(name);
+      state.movedAt = Date.now();
     }
     for (const name of found.complete) {
       const { timeline, segno } = parseSegmentName(name, segmentBytes);
@@ -228,6 +240,7 @@ export class WalShipper {
           ...this.covers(endLsn),
         });
         known.add(name);
+        state.movedAt = Date.now();
       }
       if (state.partial?.name === name) {
         await deleteWalRecord(repo, 'partial', name).catch(() => {});
