@@ -288,19 +288,6 @@ export function loadConfig(
   };
 }
 
-function readOffsiteTargets(e: Env, cwd: string): OffsiteTarget[] {
-  try {
-    return parseOffsiteTargets(e.BACKUP_OFFSITE_TARGETS, {
-      cwd,
-      s3Uri: e.BACKUP_S3_URI,
-      s3Endpoint: e.S3_ENDPOINT,
-    });
-  } catch (error) {
-    if (error instanceof OffsiteTargetsError) throw new ConfigError(error.message);
-    throw error;
-  }
-}
-
 /** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */
 function registerSecrets(values: Record<string, string | undefined>): void {
   for (const [key, value] of Object.entries(values)) {
@@ -328,4 +315,18 @@ function registerSecrets(values: Record<string, string | undefined>): void {
 /** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */
 export function adminTokenPath(config: Config): string {
   return path.join(config.dataDir, 'secrets', 'admin-token');
+}
+
+/** BACKUP_OFFSITE_TARGETS, each mistake in its own sentence. */
+function readOffsiteTargets(e: Env, cwd: string): OffsiteTarget[] {
+  try {
+    return parseOffsiteTargets(e.BACKUP_OFFSITE_TARGETS, {
+      cwd,
+      s3Uri: e.BACKUP_S3_URI,
+      s3Endpoint: e.S3_ENDPOINT,
+    });
+  } catch (error) {
+    if (error instanceof OffsiteTargetsError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
