@@ -59,6 +59,8 @@ const PARTIAL_REFRESH_MS = 10_000;
 const MAX_SAMPLES = 7200;
 /** How long a cycle waits for its targets before reporting: a slow target ships on in the background. */
 const CYCLE_WAIT_MS = 1_000;
+/** How long stopping waits for targets still shipping: a region that hangs must not hold a restart. */
+const DRAIN_MS = 10_000;
 /** A target shipping this long without recording anything is reported as not answering. */
 const STALLED_MS = 10_000;
 
@@ -80,7 +82,8 @@ export async function sampleWal(sql: Sql): Promise<WalSample> {
  * Ships what the receiver wrote into every target's repository (I11): history files and completed segments
  * as they appear, and the segment in progress up to the receiver's reported flush position. Targets ship side
  * by side: one that fails is retried with backoff, and neither it nor a slow one holds the others back; a
- * local segment is removed only once every target records it. Each record is written after its blobs (I6); rerunning after a crash stores nothing twice.
+ * local segment is removed only once every target records it. Each record is written after its blobs (I6);
+ * rerunning after a crash stores nothing twice.
  */
 export class WalShipper {
   private readonly samples: Array<{ time: Date; lsn: bigint }> = [];
@@ -137,8 +140,9 @@ export class WalShipper {
 
   /**
    * Starts shipping to every target that is due and not still busy with an earlier cycle, waits for that up to
-   * CYCLE_WAIT_MS (`drain`: for everything in flight), and reports every target's progress. A target that
-   * hangs (an endpoint that stopped answering) keeps shipping in the background while the others go on.
+   * CYCLE_WAIT_MS (`drain`, when stopping: for everything in flight, up to DRAIN_MS), and reports every
+   * target's progress. A target that hangs (an endpoint that stopped answering) keeps shipping in the
+   * background while the others go on.
    */
   async cycle(options: { drain?: boolean } = {}): Promise<TargetProgress[]> {
     const sample = await sampleWal(this.options.sql);
@@ -163,7 +167,7 @@ export class WalShipper {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(options.drain ? [...this.running.values()] : started),
-      ...(options.drain ? [] : [new Promise((resolve) => (timer = setTimeout(resolve, CYCLE_WAIT_MS)))]),
+      new Promise((resolve) => (timer = setTimeout(resolve, options.drain ? DRAIN_MS : CYCLE_WAIT_MS))),
     ]);
     clearTimeout(timer);
     for (const state of this.states) {
@@ -194,11 +198,7 @@ export class WalShipper {
 
   private async openTarget(index: number, state: TargetState): Promise<Repository> {
     if (state.repo) return state.repo;
-    const { targets, config } = this.options;
-    const repo =
-      index === 0
-        ? await openRepository(targets[0]!, config, { create: true })
-        : await this.openLikeFirst(targets[index]!);
+    const repo = await this.openLikeFirst(index);
     state.known = new Set((await listWalKeys(repo)).filter((k) => k.kind !== 'partial').map((k) => k.name));
     state.repo = repo;
     return repo;
@@ -208,15 +208,16 @@ export class WalShipper {
    * Every target shares the first one's keys, so snapshots and records copy between them as stored bytes: a
    * missing repository is made like the first target's, opened here when its own shipping has not yet.
    */
-  private async openLikeFirst(target: Target): Promise<Repository> {
+  private async openLikeFirst(index: number): Promise<Repository> {
     const { targets, config } = this.options;
+    if (index === 0) return await openRepository(targets[0]!, config, { create: true });
     try {
-      return await openRepository(target, config);
+      return await openRepository(targets[index]!, config);
     } catch (error) {
       if (!(error instanceof RepositoryNotFoundError)) throw error;
     }
     const like = this.states[0]!.repo ?? (await openRepository(targets[0]!, config, { create: true }));
-    return await openRepository(target, config, { create: true, like });
+    return await openRepository(targets[index]!, config, { create: true, like });
   }
 
   private async shipTo(index: number, state: TargetState, found: Found): Promise<void> {
