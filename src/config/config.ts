@@ -4,12 +4,21 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
 import { registerSecret } from '../lib/redact.ts';
-import { integer, postgresUrl, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
+import { ConfigError } from './errors.ts';
+import { type RedisSettings, redisConfig } from './redis.ts';
+import {
+  addressList,
+  integer,
+  postgresUrl,
+  rateOrOff,
+  redisUrl,
+  schedule,
+  sizeInBytes,
+  token,
+  url,
+} from './values.ts';
 
-/** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError } from './errors.ts';
 
 export const SECRET_KEYS = new Set([
   'API_TOKEN',
@@ -18,6 +27,7 @@ export const SECRET_KEYS = new Set([
   'OPENAI_API_KEY',
   'AWS_SECRET_ACCESS_KEY',
   'ALERT_WEBHOOK_URL',
+  'REDIS_SENTINEL_PASSWORD',
 ]);
 
 const envSchema = z.object({
@@ -34,7 +44,15 @@ const envSchema = z.object({
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
   DATABASE_URL: postgresUrl.optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  REDIS_URL: redisUrl.optional(),
+  REDIS_SENTINELS: addressList(26379).optional(),
+  REDIS_SENTINEL_MASTER: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]+$/, 'must be a Sentinel master name (letters, digits, . _ -)')
+    .optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().optional(),
+  REDIS_TLS_CA: z.string().trim().min(1).optional(),
   STORAGE_URL: url(['file:', 's3:']).optional(),
   POSTGRES_USER: z
     .string()
@@ -123,11 +141,15 @@ export interface Config {
   promptsDir: string;
   /** Undefined means: run the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
-  /** Undefined means: run the embedded Redis under dataDir. */
+  /**
+   * Undefined means: run the embedded Redis under dataDir. Otherwise one connection string that says it all
+   * (REDIS_URL with REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD and REDIS_TLS_CA folded in):
+   * lib/redis-client.ts reads it.
+   */
   redisUrl: string | undefined;
   storageUrl: string;
   postgres: { user: string; database: string; port: number };
-  redis: { port: number; appendfsync: 'everysec' | 'always' };
+  redis: RedisSettings;
   apiToken: string | undefined;
   adminToken: string | undefined;
   limits: { maxUploadBytes: number; maxPromptBytes: number };
@@ -214,6 +236,7 @@ export function loadConfig(
   if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) {
     throw new ConfigError('AWS_SECRET_ACCESS_KEY must be set when AWS_ACCESS_KEY_ID is.');
   }
+  const redis = redisConfig(e, cwd);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -221,10 +244,10 @@ export function loadConfig(
     dataDir,
     promptsDir: path.resolve(cwd, e.PROMPTS_DIR),
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    redisUrl: redis.url,
     storageUrl: e.STORAGE_URL ?? `file://${path.join(dataDir, 'objects')}`,
     postgres: { user: e.POSTGRES_USER, database: e.POSTGRES_DB, port: e.POSTGRES_PORT },
-    redis: { port: e.REDIS_PORT, appendfsync: e.REDIS_APPENDFSYNC },
+    redis: redis.settings,
     apiToken: e.API_TOKEN,
     adminToken: e.ADMIN_TOKEN,
     limits: { maxUploadBytes: e.MAX_UPLOAD_SIZE, maxPromptBytes: e.MAX_PROMPT_SIZE },

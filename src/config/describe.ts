@@ -11,7 +11,15 @@ export function describeConfig(config: Config): Record<string, string> {
     DATA_DIR: config.dataDir,
     PROMPTS_DIR: config.promptsDir,
     DATABASE_URL: config.databaseUrl ?? '(embedded PostgreSQL under DATA_DIR/postgres)',
-    REDIS_URL: config.redisUrl ?? '(embedded Redis under DATA_DIR/redis)',
+    REDIS_URL:
+      config.source.REDIS_URL ??
+      (config.redisUrl
+        ? '(unset: the master named by REDIS_SENTINELS)'
+        : '(embedded Redis under DATA_DIR/redis)'),
+    REDIS_SENTINELS: config.redis.sentinels,
+    REDIS_SENTINEL_MASTER: config.redis.sentinelMaster,
+    REDIS_SENTINEL_PASSWORD: config.source.REDIS_SENTINEL_PASSWORD,
+    REDIS_TLS_CA: config.redis.tlsCa,
     STORAGE_URL: config.storageUrl,
     POSTGRES_USER: config.postgres.user,
     POSTGRES_DB: config.postgres.database,

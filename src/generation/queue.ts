@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient } from '../lib/redis-client.ts';
 
 export const QUEUE_NAME = 'generations';
 
@@ -7,9 +8,12 @@ export interface GenerationJobData {
   id: string;
 }
 
-/** BullMQ needs `maxRetriesPerRequest: null` so that blocking commands survive a Redis restart. */
+/**
+ * BullMQ needs `maxRetriesPerRequest: null` so that blocking commands survive a Redis restart or failover; its
+ * workers duplicate this client for their blocking connections, Sentinels and TLS included.
+ */
 export function queueConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  return createRedisClient(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
 }
 
 /** `prefix` separates queues that share one Redis (tests); production uses BullMQ's default. */

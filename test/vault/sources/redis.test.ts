@@ -226,17 +226,26 @@ describe('Redis source', () => {
     expect(await redisKeyCount(target)).toBe(0);
   });
 
-  it('gives redis-cli the password through REDISCLI_AUTH, never in argv', () => {
+  it('gives redis-cli the password through REDISCLI_AUTH, never in argv, and TLS with the CA', async () => {
     const password = decodeURIComponent(new URL(sourceUrl).password);
-    const cli = redisCliConnection(sourceUrl);
+    const cli = await redisCliConnection(sourceUrl);
     expect(cli.args.join(' ')).not.toContain(password);
-    expect(cli.args).toEqual(['-u', `redis://${new URL(sourceUrl).host}`]);
+    expect(cli.args).toEqual(['-h', new URL(sourceUrl).hostname, '-p', new URL(sourceUrl).port]);
     expect(cli.env.REDISCLI_AUTH).toBe(password);
-    expect(redisCliConnection('rediss://app:s3cret@cache.example:6380/2').args).toEqual([
-      '-u',
-      'rediss://cache.example:6380',
+    const tls = await redisCliConnection('rediss://app:s3cret@cache.example:6380/2?tls_ca=/etc/ca.pem');
+    expect(tls.args).toEqual([
+      '-h',
+      'cache.example',
+      '-p',
+      '6380',
+      '--tls',
+      '--cacert',
+      '/etc/ca.pem',
+      '--sni',
+      'cache.example',
       '--user',
       'app',
     ]);
+    expect(tls.env.REDISCLI_AUTH).toBe('s3cret');
   });
 });
