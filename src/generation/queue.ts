@@ -18,7 +18,11 @@ export function queueConnection(redisUrl: string): Redis {
 
 /** `prefix` separates queues that share one Redis (tests); production uses BullMQ's default. */
 export function createQueue(connection: Redis, prefix?: string): Queue<GenerationJobData> {
-  return new Queue<GenerationJobData>(QUEUE_NAME, { connection, ...(prefix ? { prefix } : {}) });
+  const queue = new Queue<GenerationJobData>(QUEUE_NAME, { connection, ...(prefix ? { prefix } : {}) });
+  // A queue with no listener prints every connection error as a raw stack on stderr (a failover makes dozens);
+  // the commands that fail reject to their callers, who report them.
+  queue.on('error', () => {});
+  return queue;
 }
 
 /**

@@ -68,7 +68,6 @@ export async function checkRedisSetup(url: string, timeoutMs = 5000): Promise<vo
     sentinelRetryStrategy: () => null,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
-    failoverDetector: false,
   });
   client.on('error', (error) => errors.push(error));
   try {

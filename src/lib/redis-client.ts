@@ -162,6 +162,8 @@ export function redisOptions(url: string, overrides: RedisOptions = {}): RedisOp
     ...(target.password ? { password: target.password } : {}),
     db: target.db,
     // A master demoted to a replica answers writes with READONLY: reconnect (through the Sentinels) and resend.
+    // This, not ioredis's failoverDetector, follows a demotion that keeps connections open: the detector's
+    // Sentinel subscriptions outlive quit() (ioredis 5.9) and would keep a stopping process alive.
     reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 2 : false),
   };
   if (!target.sentinel) return { ...common, ...target.address, ...(tls ? { tls } : {}), ...overrides };
@@ -171,8 +173,6 @@ export function redisOptions(url: string, overrides: RedisOptions = {}): RedisOp
     name: target.sentinel.master,
     ...(target.sentinel.password ? { sentinelPassword: target.sentinel.password } : {}),
     ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
-    // Told of a failover by the Sentinels, not only by a dropped connection (a partitioned master keeps its clients).
-    failoverDetector: true,
     ...overrides,
   };
 }

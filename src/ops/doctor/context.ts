@@ -106,7 +106,6 @@ export function createContext(config: Config, timeoutMs: number, now: Date): Own
           // The ready check sends INFO, which some managed services restrict.
           enableReadyCheck: false,
           sentinelRetryStrategy: () => null,
-          failoverDetector: false,
         });
         redis.on('error', () => {});
         try {
