@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../../src/lib/process.ts';
-import { createRedisClient } from '../../src/lib/redis-client.ts';
+import { createRedisClient, resolveRedisAddress } from '../../src/lib/redis-client.ts';
+import { dumpRedis } from '../../src/vault/sources/redis.ts';
+import { withRdb } from '../../src/vault/sources/redis-tools.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import {
   generationLoad,
@@ -14,6 +16,8 @@ import { startUp, type UpProcess } from '../support/processes.ts';
 import { type SentinelSet, startSentinelSet } from '../support/redis-servers.ts';
 import { tempDir } from '../support/temp.ts';
 
+const PROBE_KEY = 'trendgen-test:probe';
+
 /** Writes through the application's client, one after another: when each was acknowledged. */
 function writeProbe(url: string) {
   const client = createRedisClient(url, { maxRetriesPerRequest: null });
@@ -22,7 +26,7 @@ function writeProbe(url: string) {
   let running = true;
   const loop = (async () => {
     while (running) {
-      await client.incr('trendgen-test:probe');
+      await client.incr(PROBE_KEY);
       acks.push(Date.now());
       await sleep(10);
     }
@@ -159,6 +163,15 @@ describe('Redis through Sentinel, failover under load', { timeout: 180_000 }, ()
     expect(Math.max(...unavailableMs)).toBeLessThan(15_000);
     // A request that arrived during a failover waited for the new master; none was refused.
     expect(load.refused).toEqual([]);
+    // A backup's Redis part after the failovers: an RDB that redis-cli took from the master the Sentinels name now.
+    const master = await set.masterPort();
+    expect(await resolveRedisAddress(set.url)).toEqual({ host: '127.0.0.1', port: master });
+    const facts = await dumpRedis(set.url, path.join(temp.dir, 'redis-dump'));
+    expect(facts.method).toBe('rdb');
+    const inBackup = await withRdb(path.join(temp.dir, 'redis-dump', 'dump.rdb'), (c) => c.get(PROBE_KEY));
+    const client = createRedisClient(set.url);
+    expect(inBackup).toBe(await client.get(PROBE_KEY));
+    client.disconnect();
     const ready = await fetch(`${running.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
   });
