@@ -1,4 +1,4 @@
-import { createRedisClient, describeRedis, parseRedisUrl } from './redis-client.ts';
+import { createRedisClient, describeRedis, parseRedisUrl, sentinelClient } from './redis-client.ts';
 
 /**
  * Problems no retry cures — a certificate the CA does not vouch for, a host name the certificate does not
@@ -78,8 +78,36 @@ export async function checkRedisSetup(url: string, timeoutMs = 5000): Promise<vo
   } finally {
     client.disconnect();
   }
+  // ioredis reports a Sentinel it could not reach only as "Connection is closed": ask them again, directly.
+  const target = parseRedisUrl(url);
+  if (target.sentinel && errors.some((error) => /All sentinels are unreachable/.test(String(error))))
+    errors.push(...(await sentinelErrors(url, target.sentinel.addresses, timeoutMs)));
   for (const error of errors) {
     const problem = redisSetupProblem(error, url);
     if (problem) throw new RedisSetupError(problem);
   }
+}
+
+/** What each Sentinel's own connection says, worded as ioredis words a Sentinel it could not use. */
+async function sentinelErrors(
+  url: string,
+  addresses: Array<{ host: string; port: number }>,
+  timeoutMs: number,
+): Promise<Error[]> {
+  const found: Error[] = [];
+  for (const address of addresses) {
+    const client = sentinelClient(url, address, timeoutMs);
+    const seen: unknown[] = [];
+    client.on('error', (error) => seen.push(error));
+    await client
+      .connect()
+      .then(() => client.ping())
+      .catch((error) => seen.push(error))
+      .finally(() => client.disconnect());
+    for (const error of seen) {
+      const cause = error instanceof Error ? error.message : String(error);
+      found.push(new Error(`All sentinels are unreachable. Last error: ${cause}`));
+    }
+  }
+  return found;
 }

@@ -182,6 +182,23 @@ export function createRedisClient(url: string, overrides: RedisOptions = {}): Re
   return new Redis(redisOptions(url, overrides));
 }
 
+/** A client of one Sentinel of a connection string: its password and TLS, no retries. */
+export function sentinelClient(url: string, address: RedisAddress, timeoutMs = 10_000): Redis {
+  const target = parseRedisUrl(url);
+  const client = new Redis({
+    ...address,
+    ...(target.sentinel?.password ? { password: target.sentinel.password } : {}),
+    ...(target.tls ? { tls: tlsOptions(target) } : {}),
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableReadyCheck: false,
+  });
+  client.on('error', () => {});
+  return client;
+}
+
 /**
  * The master's address as the Sentinels name it now (or the server's own), for programs that take a host and a
  * port (redis-cli). Asks each Sentinel in turn.
@@ -189,20 +206,9 @@ export function createRedisClient(url: string, overrides: RedisOptions = {}): Re
 export async function resolveRedisAddress(url: string, timeoutMs = 10_000): Promise<RedisAddress> {
   const target = parseRedisUrl(url);
   if (!target.sentinel) return target.address!;
-  const tls = target.tls ? tlsOptions(target) : undefined;
   const errors: string[] = [];
   for (const address of target.sentinel.addresses) {
-    const sentinel = new Redis({
-      ...address,
-      ...(target.sentinel.password ? { password: target.sentinel.password } : {}),
-      ...(tls ? { tls } : {}),
-      lazyConnect: true,
-      connectTimeout: timeoutMs,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableReadyCheck: false,
-    });
-    sentinel.on('error', () => {});
+    const sentinel = sentinelClient(url, address, timeoutMs);
     try {
       await sentinel.connect();
       const reply = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', target.sentinel.master)) as

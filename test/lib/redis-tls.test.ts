@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.ts';
 import { checkRedisSetup } from '../../src/lib/redis-check.ts';
 import { createRedisClient } from '../../src/lib/redis-client.ts';
+import { dumpRedis } from '../../src/vault/sources/redis.ts';
+import { withRdb } from '../../src/vault/sources/redis-tools.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { generationLoad, seedLoadTrend, waitForEnds } from '../support/generation-load.ts';
@@ -11,6 +13,7 @@ import {
   makeCertificates,
   type RedisProcess,
   startTlsRedis,
+  startTlsSentinel,
   type TlsFiles,
 } from '../support/redis-servers.ts';
 import { tempDir } from '../support/temp.ts';
@@ -69,6 +72,32 @@ describe('Redis over TLS only, with a CA of our own', { timeout: 180_000 }, () =
     ).rejects.toThrow(
       `Redis at 127.0.0.2:${redis.port} presented a TLS certificate for another host name (Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1): write in REDIS_URL a host name the certificate names, or give the server a certificate for the name used.`,
     );
+  });
+
+  it('finds the master through a Sentinel that speaks TLS, and takes the backup RDB from it', async () => {
+    const sentinel = await startTlsSentinel(path.join(temp.dir, 'sentinel'), tls, redis.port, PASSWORD);
+    try {
+      const settings = {
+        REDIS_URL: `rediss://:${PASSWORD}@/0`,
+        REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
+      };
+      const good = appUrl({ ...settings, REDIS_TLS_CA: tls.ca });
+      await checkRedisSetup(good);
+      const client = createRedisClient(good, { maxRetriesPerRequest: 1 });
+      expect(await client.set('trendgen-test:through-sentinel', 'yes')).toBe('OK');
+      client.disconnect();
+      const facts = await dumpRedis(good, path.join(temp.dir, 'sentinel-dump'));
+      expect(facts.method).toBe('rdb');
+      const inBackup = await withRdb(path.join(temp.dir, 'sentinel-dump', 'dump.rdb'), (c) =>
+        c.get('trendgen-test:through-sentinel'),
+      );
+      expect(inBackup).toBe('yes');
+      await expect(checkRedisSetup(appUrl({ ...settings, REDIS_TLS_CA: tls.otherCa }))).rejects.toThrow(
+        `the Sentinels 127.0.0.1:${sentinel.port} presented a TLS certificate that the CA in REDIS_TLS_CA (${tls.otherCa}) did not sign`,
+      );
+    } finally {
+      await sentinel.kill();
+    }
   });
 
   it('refuses to start with a wrong CA: one sentence, exit status 1', async () => {

@@ -200,6 +200,41 @@ export async function startTlsRedis(dir: string, tls: TlsFiles, password: string
   return server;
 }
 
+/** One Sentinel that speaks TLS only and reaches the master over TLS (quorum 1: it watches, never fails over). */
+export async function startTlsSentinel(dir: string, tls: TlsFiles, masterPort: number, password: string) {
+  const port = await freePort();
+  mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      ...[
+        'port 0',
+        `tls-port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `logfile ${path.join(dir, 'sentinel.log')}`,
+      ],
+      ...[`tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`],
+      ...['tls-auth-clients no', 'tls-replication yes'],
+      ...[
+        `sentinel monitor mymaster 127.0.0.1 ${masterPort} 1`,
+        `sentinel auth-pass mymaster ${password}`,
+        '',
+      ],
+    ].join('\n'),
+  );
+  const sentinel = new RedisProcess(
+    'TLS Sentinel',
+    port,
+    dir,
+    [conf, '--sentinel'],
+    `rediss://127.0.0.1:${port}/0?tls_ca=${encodeURIComponent(tls.ca)}`,
+  );
+  await sentinel.start();
+  return sentinel;
+}
+
 export interface SentinelSet {
   master: RedisProcess;
   replicas: RedisProcess[];
