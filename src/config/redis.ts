@@ -11,6 +11,10 @@ import { ConfigError } from './errors.ts';
 /** REDIS_URL with the Sentinel and TLS settings folded in; a CA file that cannot serve is refused now, by name. */
 function redisConnection(settings: Connection): string | undefined {
   const { caFile } = settings;
+  if (caFile && !settings.url && !settings.sentinels)
+    throw new ConfigError(
+      'REDIS_TLS_CA is set, but neither REDIS_URL nor REDIS_SENTINELS is: the embedded Redis has no TLS; set REDIS_URL to rediss://… or unset REDIS_TLS_CA.',
+    );
   if (caFile) {
     let pem: string;
     try {

@@ -145,6 +145,7 @@ describe('config', () => {
         { REDIS_URL: 'redis://h/0', REDIS_TLS_CA: 'ca.pem' },
         /^REDIS_TLS_CA needs TLS, but REDIS_URL starts with redis:\/\//,
       ],
+      [{ REDIS_TLS_CA: 'ca.pem' }, /^REDIS_TLS_CA is set, but neither REDIS_URL nor REDIS_SENTINELS is/],
       [
         { REDIS_URL: 'rediss://h/0', REDIS_TLS_CA: 'missing.pem' },
         /^REDIS_TLS_CA names .*missing\.pem, which cannot be read \(ENOENT\)\.$/,
