@@ -13,7 +13,7 @@ import { type ServiceProcess, startService, startUp, type UpProcess } from '../s
 import { tempDir } from '../support/temp.ts';
 
 const GENERATIONS = 60;
-const VARIANTS = 2;
+const VARIANTS = 1;
 
 /**
  * Level 3's application side: two `trendgen serve` and three `trendgen worker` processes on one PostgreSQL and

@@ -160,6 +160,7 @@ describe('Redis over TLS only, with a CA of our own', { timeout: 180_000 }, () =
     expect(facts.keys).toBeGreaterThan(0);
 
     await running.stop();
+    expect(running.output() + backup.stderr).not.toContain(PASSWORD);
     await client.del('trendgen-test:kept');
     const restore = await runCli(
       ['restore', 'latest', '--only', 'redis', '--in-place', '--yes', '--json'],
