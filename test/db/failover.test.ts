@@ -183,7 +183,7 @@ async function failoverOnce(root: string, seed: number): Promise<Outcome> {
     const missing = load.acked.filter((save) => !stored.has(save.n)).map((save) => save.n);
     expect((await fetch(`${serve.baseUrl}/readyz`)).status).toBe(200);
     console.log(
-      `failover: ${load.acked.length} saves acknowledged, ${load.refused.length} refused meanwhile, ${missing.length} lost; writes back ${back - killedAt} ms after the primary was killed`,
+      `failover: ${load.acked.length} saves acknowledged, ${load.refused.length} refused meanwhile (${[...new Set(load.refused)].join('; ')}), ${missing.length} lost; writes back ${back - killedAt} ms after the primary was killed`,
     );
     return { acknowledged: load.acked.length, lost: missing.length, unavailableMs: back - killedAt };
   } finally {
