@@ -34,6 +34,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
   DATABASE_URL: postgresUrl.optional(),
+  PGSSLROOTCERT: z.string().trim().min(1).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   STORAGE_URL: url(['file:', 's3:']).optional(),
   POSTGRES_USER: z
@@ -99,6 +100,7 @@ const envSchema = z.object({
   ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  S3_CA_FILE: z.string().trim().min(1).optional(),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_REGION: z.string().trim().default('us-east-1'),
@@ -112,6 +114,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
+  /** A CA (PEM) trusted for an https S3_ENDPOINT besides the usual public ones. */
+  caFile?: string | undefined;
 }
 
 export interface Config {
@@ -123,6 +127,8 @@ export interface Config {
   promptsDir: string;
   /** Undefined means: run the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
+  /** PGSSLROOTCERT: the CA that signed PostgreSQL's certificate (libpq's variable, read by every connection). */
+  databaseCaFile: string | undefined;
   /** Undefined means: run the embedded Redis under dataDir. */
   redisUrl: string | undefined;
   storageUrl: string;
@@ -208,6 +214,10 @@ export function loadConfig(
   const e = parsed.data;
   registerSecrets(relevant);
   const dataDir = path.resolve(cwd, e.DATA_DIR);
+  const databaseCaFile = readableFile('PGSSLROOTCERT', e.PGSSLROOTCERT, cwd);
+  // libpq's own variable: openDatabase and the client programs (pg_dump…) read it from the environment, where
+  // a value from .env must be too.
+  if (databaseCaFile && env === process.env) process.env.PGSSLROOTCERT = databaseCaFile;
   if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
     throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
   }
@@ -221,6 +231,7 @@ export function loadConfig(
     dataDir,
     promptsDir: path.resolve(cwd, e.PROMPTS_DIR),
     databaseUrl: e.DATABASE_URL,
+    databaseCaFile,
     redisUrl: e.REDIS_URL,
     storageUrl: e.STORAGE_URL ?? `file://${path.join(dataDir, 'objects')}`,
     postgres: { user: e.POSTGRES_USER, database: e.POSTGRES_DB, port: e.POSTGRES_PORT },
@@ -270,9 +281,25 @@ export function loadConfig(
       forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
       accessKeyId: e.AWS_ACCESS_KEY_ID,
       secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+      caFile: readableFile('S3_CA_FILE', e.S3_CA_FILE, cwd),
     },
     source: relevant,
   };
+}
+
+/** A CA file named by `key`, as an absolute path; `system` (libpq's word for the system's CAs) as it is. */
+function readableFile(key: string, value: string | undefined, cwd: string): string | undefined {
+  if (!value || (value === 'system' && key === 'PGSSLROOTCERT')) return value;
+  const file = path.resolve(cwd, value);
+  try {
+    readFileSync(file);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(
+      `${key} names ${file}, which cannot be read (${why}): give the path of a CA file (PEM).`,
+    );
+  }
+  return file;
 }
 
 /** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */
