@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { rootCertificates } from 'node:tls';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -59,6 +62,7 @@ export class S3BlobStore implements BlobStore {
   private readonly endpoint: string;
   private readonly client: S3Client;
   private readonly maxAttempts: number;
+  private readonly caFile: string | undefined;
 
   constructor(options: S3BlobStoreOptions) {
     const { settings } = options;
@@ -68,6 +72,7 @@ export class S3BlobStore implements BlobStore {
     this.location = `s3://${this.bucket}${trimmed ? `/${trimmed}` : ''}`;
     this.endpoint = describeEndpoint(settings);
     this.maxAttempts = options.maxAttempts ?? 5;
+    this.caFile = settings.caFile;
     // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     this.client = new S3Client({
@@ -82,7 +87,14 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       retryMode: 'standard',
       maxAttempts: this.maxAttempts,
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS },
+      requestHandler: {
+        connectionTimeout: 10_000,
+        socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+        // S3_CA_FILE is trusted besides the public CAs: the same settings may reach AWS as well as a private store.
+        // An Agent, not its options: for a body sent with `Expect: 100-continue` the SDK makes a fresh agent from
+        // its defaults unless it was given one, and that agent would not know the CA.
+        ...(settings.caFile ? { httpsAgent: privateCaAgent(settings.caFile) } : {}),
+      },
     });
   }
 
@@ -300,8 +312,17 @@ export class S3BlobStore implements BlobStore {
       endpoint: this.endpoint,
       bucket: this.bucket,
       location: this.location,
+      caFile: this.caFile,
     });
   }
+}
+
+function privateCaAgent(caFile: string): Agent {
+  return new Agent({
+    keepAlive: true,
+    maxSockets: 50,
+    ca: [...rootCertificates, readFileSync(caFile, 'utf8')],
+  });
 }
 
 /** Passes a stream through, failing it at the end if its length differs from the declared one. */

@@ -138,6 +138,8 @@ async function restoreMoment(ref: string | undefined, flags: RestoreFlags): Prom
   } finally {
     progress.finish();
   }
+  // Also with --json: a restore that goes back further than the newest timeline must be seen by whoever ran it.
+  if (report.notice) process.stderr.write(`trendgen: ${report.notice}\n`);
   if (flags.json) return printJson(report);
   const { postgres } = report;
   process.stdout.write(

@@ -44,6 +44,7 @@ const envSchema = z.object({
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
   DATABASE_URL: postgresUrl.optional(),
+  PGSSLROOTCERT: z.string().trim().min(1).optional(),
   REDIS_URL: redisUrl.optional(),
   REDIS_SENTINELS: addressList(26379).optional(),
   REDIS_SENTINEL_MASTER: z
@@ -117,6 +118,7 @@ const envSchema = z.object({
   ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  S3_CA_FILE: z.string().trim().min(1).optional(),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_REGION: z.string().trim().default('us-east-1'),
@@ -130,6 +132,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
+  /** A CA (PEM) trusted for an https S3_ENDPOINT besides the usual public ones. */
+  caFile?: string | undefined;
 }
 
 export interface Config {
@@ -141,11 +145,9 @@ export interface Config {
   promptsDir: string;
   /** Undefined means: run the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
-  /**
-   * Undefined means: run the embedded Redis under dataDir. Otherwise one connection string that says it all
-   * (REDIS_URL with REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD and REDIS_TLS_CA folded in):
-   * lib/redis-client.ts reads it.
-   */
+  /** PGSSLROOTCERT: the CA that signed PostgreSQL's certificate (libpq's variable, read by every connection). */
+  databaseCaFile: string | undefined;
+  /** Undefined: the embedded Redis under dataDir. Else one connection string, every REDIS_* setting folded in. */
   redisUrl: string | undefined;
   storageUrl: string;
   postgres: { user: string; database: string; port: number };
@@ -230,6 +232,10 @@ export function loadConfig(
   const e = parsed.data;
   registerSecrets(relevant);
   const dataDir = path.resolve(cwd, e.DATA_DIR);
+  const databaseCaFile = readableFile('PGSSLROOTCERT', e.PGSSLROOTCERT, cwd);
+  // libpq's own variable: openDatabase and the client programs (pg_dump…) read it from the environment, where
+  // a value from .env must be too.
+  if (databaseCaFile && env === process.env) process.env.PGSSLROOTCERT = databaseCaFile;
   if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
     throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
   }
@@ -244,6 +250,7 @@ export function loadConfig(
     dataDir,
     promptsDir: path.resolve(cwd, e.PROMPTS_DIR),
     databaseUrl: e.DATABASE_URL,
+    databaseCaFile,
     redisUrl: redis.url,
     storageUrl: e.STORAGE_URL ?? `file://${path.join(dataDir, 'objects')}`,
     postgres: { user: e.POSTGRES_USER, database: e.POSTGRES_DB, port: e.POSTGRES_PORT },
@@ -293,9 +300,25 @@ export function loadConfig(
       forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
       accessKeyId: e.AWS_ACCESS_KEY_ID,
       secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+      caFile: readableFile('S3_CA_FILE', e.S3_CA_FILE, cwd),
     },
     source: relevant,
   };
+}
+
+/** A CA file named by `key`, as an absolute path; `system` (libpq's word for the system's CAs) as it is. */
+function readableFile(key: string, value: string | undefined, cwd: string): string | undefined {
+  if (!value || (value === 'system' && key === 'PGSSLROOTCERT')) return value;
+  const file = path.resolve(cwd, value);
+  try {
+    readFileSync(file);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(
+      `${key} names ${file}, which cannot be read (${why}): give the path of a CA file (PEM).`,
+    );
+  }
+  return file;
 }
 
 /** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */

@@ -11,6 +11,7 @@ export function describeConfig(config: Config): Record<string, string> {
     DATA_DIR: config.dataDir,
     PROMPTS_DIR: config.promptsDir,
     DATABASE_URL: config.databaseUrl ?? '(embedded PostgreSQL under DATA_DIR/postgres)',
+    PGSSLROOTCERT: config.databaseCaFile,
     REDIS_URL:
       config.source.REDIS_URL ??
       (config.redisUrl
@@ -64,6 +65,7 @@ export function describeConfig(config: Config): Record<string, string> {
     ALERT_WEBHOOK_URL: config.alertWebhookUrl,
     S3_ENDPOINT: config.s3.endpoint,
     S3_FORCE_PATH_STYLE: String(config.s3.forcePathStyle),
+    S3_CA_FILE: config.s3.caFile,
     AWS_ACCESS_KEY_ID: config.s3.accessKeyId,
     AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey,
     AWS_REGION: config.s3.region,

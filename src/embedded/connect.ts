@@ -1,5 +1,6 @@
 import type { Config } from '../config/config.ts';
 import { ensureDatabase } from '../db/connection.ts';
+import { checkDatabaseTls } from '../db/tls.ts';
 import { checkRedisSetup } from '../lib/redis-check.ts';
 import { EmbeddedPostgres } from './postgres.ts';
 import { EmbeddedRedis } from './redis.ts';
@@ -51,6 +52,8 @@ export async function connectServices(
   let databaseUrl = config.databaseUrl ?? '';
   let redisUrl = config.redisUrl ?? '';
   try {
+    // A wrong CA or a certificate for another host name: one sentence now, not a driver's error later.
+    if (need.postgres && config.databaseUrl) await checkDatabaseTls(config.databaseUrl);
     if (need.redis && config.redisUrl) await checkRedisSetup(config.redisUrl);
     if (need.postgres && !config.databaseUrl) {
       const pg = embeddedPostgres(config);

@@ -1,4 +1,5 @@
 import { createRedisClient, describeRedis, parseRedisUrl, sentinelClient } from './redis-client.ts';
+import { tlsFailure } from './tls.ts';
 
 /**
  * Problems no retry cures — a certificate the CA does not vouch for, a host name the certificate does not
@@ -9,6 +10,8 @@ export class RedisSetupError extends Error {
   override name = 'RedisSetupError';
 }
 
+// ioredis passes on a Sentinel's failure as text only ("…Last error: <message>"), without Node's error code:
+// these read the kind of TLS failure from OpenSSL's and Node's words where lib/tls.ts has no code to go by.
 const UNTRUSTED =
   /self[- ]signed certificate|unable to verify the first certificate|unable to get (local )?issuer certificate|certificate signature failure|unable to get issuer/i;
 const WRONG_NAME = /does not match certificate's altnames|ERR_TLS_CERT_ALTNAME_INVALID/i;
@@ -40,11 +43,12 @@ export function redisSetupProblem(error: unknown, url: string): string | undefin
   const ca = target.caFile
     ? `the CA in REDIS_TLS_CA (${target.caFile})`
     : 'the system CAs (REDIS_TLS_CA is unset)';
-  if (UNTRUSTED.test(text))
+  const kind = tlsFailure(error)?.kind;
+  if (kind === 'untrusted' || UNTRUSTED.test(text))
     return `${where} presented a TLS certificate that ${ca} did not sign (${cause}): set REDIS_TLS_CA to the PEM file of the CA that signed the server's certificate.`;
-  if (WRONG_NAME.test(text))
+  if (kind === 'hostname' || WRONG_NAME.test(text))
     return `${where} presented a TLS certificate for another host name (${cause}): write in ${sentinels ? 'REDIS_SENTINELS' : target.sentinel ? "the Sentinels' configuration (announce-hostnames)" : 'REDIS_URL'} a host name the certificate names, or give the server a certificate for the name used.`;
-  if (EXPIRED.test(text))
+  if (kind === 'expired' || EXPIRED.test(text))
     return `${where} presented a TLS certificate outside its validity period (${cause}): renew the server's certificate.`;
   if (target.tls && NOT_TLS.test(text))
     return `${where} does not speak TLS on that port (${cause}): use redis:// in REDIS_URL, or the server's TLS port.`;

@@ -23,6 +23,7 @@ import { loadSnapshots, openFirstTarget } from './targets.ts';
 import { planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
 import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
 import { receiverDir } from './wal/protect.ts';
+import { WAL_RECEIVER_NAME } from './wal/receiver.ts';
 
 export interface MomentRequest {
   /** The moment to restore; undefined restores the newest one the vault holds. */
@@ -35,6 +36,8 @@ export interface MomentRequest {
 
 export interface MomentReport {
   postgres: PhysicalRestoreResult;
+  /** Said when the restore went back to an older timeline than the newest one recorded. */
+  notice: string | undefined;
   /** Where the data directory that was replaced now is. */
   movedAside: string | undefined;
   deletionsReapplied: number;
@@ -126,6 +129,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
       password: ensureSecretFile(pg.passwordFile),
       runAs: runAsFor('postgres', config.dataDir),
       receivedWalDir: receiverDir(config),
+      ...(config.backup.continuous ? { streamSlot: WAL_RECEIVER_NAME } : {}),
       progress,
     });
   } finally {
@@ -165,6 +169,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
     const redis = newest ? await restoreRedisOf(config, repo, newest, Boolean(request.inPlace)) : undefined;
     return {
       postgres,
+      notice: plan.notice,
       movedAside,
       deletionsReapplied: users.length,
       objects,
@@ -218,9 +223,9 @@ async function planMoment(config: Config, repo: Repository, time: Date | undefin
   const newest = await planPointInTime(repo, undefined);
   const watermark = config.backup.sync ? undefined : await readObjectsWatermark(repo);
   if (!watermark || !newest.coversUntil || watermark >= newest.coversUntil) return newest;
-  // The same base backup and WAL, stopped at the watermark; an older base only when the watermark predates it.
-  if (watermark >= new Date(newest.base.time)) return { ...newest, target: watermark };
-  return await planPointInTime(repo, watermark, { clamp: true });
+  // Stopped at the watermark: the newest base backup at or before it, on the timeline live then.
+  const plan = await planPointInTime(repo, watermark, { clamp: true });
+  return newest.notice && !plan.notice ? { ...plan, notice: newest.notice } : plan;
 }
 
 /** Every object the restored rows refer to, put back from the stream, else from the newest snapshot holding it (I2, I8). */

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -9,6 +10,16 @@ export const ENV_EXAMPLE = path.join(ROOT, 'deploy/.env.example');
 export const DOCKERFILE = path.join(ROOT, 'deploy/Dockerfile');
 
 export const read = (file: string): string => readFileSync(file, 'utf8');
+
+/** promtool from $PROMTOOL, the folder .ci/run unpacks Debian's package into, or PATH. */
+export function findPromtool(): string {
+  const candidates = [process.env.PROMTOOL, path.join(ROOT, '.tools/prometheus/usr/bin/promtool')];
+  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
+  if (spawnSync('promtool', ['--version']).status === 0) return 'promtool';
+  throw new Error(
+    "promtool is missing: run `bash .ci/run`, or unpack Debian's prometheus package without installing the service (in the project folder, as root: `apt-get update && apt-get download prometheus && dpkg -x prometheus_*.deb .tools/prometheus && rm prometheus_*.deb`), or set PROMTOOL to its path.",
+  );
+}
 
 /** One `${NAME...}` reference in the Compose file: `:-` default, `:?` required (with its message), or neither. */
 export interface VariableUse {

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SAMPLE_PROMPT } from '../support/api.ts';
 import { samplePhoto } from '../support/generation.ts';
 import { type ServedApi, startServedApi } from '../support/served.ts';
-import { ROOT } from './deploy-files.ts';
+import { findPromtool, ROOT } from './deploy-files.ts';
 
 const ALERTS = path.join(ROOT, 'deploy/prometheus/alerts.yml');
 const ALERT_TESTS = path.join(ROOT, 'deploy/prometheus/alerts.test.yml');
@@ -15,16 +15,6 @@ const DASHBOARD = path.join(ROOT, 'deploy/grafana/trendgen.json');
 const LAG_METRIC = 'trendgen_recovery_point_lag_seconds';
 /** Prometheus's own: whether the scrape worked. */
 const PROMETHEUS_METRICS = ['up'];
-
-/** promtool from $PROMTOOL, the folder .ci/run unpacks Debian's package into, or PATH. */
-function findPromtool(): string {
-  const candidates = [process.env.PROMTOOL, path.join(ROOT, '.tools/prometheus/usr/bin/promtool')];
-  for (const candidate of candidates) if (candidate && existsSync(candidate)) return candidate;
-  if (spawnSync('promtool', ['--version']).status === 0) return 'promtool';
-  throw new Error(
-    "promtool is missing: run `bash .ci/run`, or unpack Debian's prometheus package without installing the service (in the project folder, as root: `apt-get update && apt-get download prometheus && dpkg -x prometheus_*.deb .tools/prometheus && rm prometheus_*.deb`), or set PROMTOOL to its path.",
-  );
-}
 
 function promtool(args: string[], input?: string) {
   const result = spawnSync(findPromtool(), args, { input, encoding: 'utf8', cwd: ROOT });

@@ -18,21 +18,25 @@ import { tempDir } from '../support/temp.ts';
 
 const PROBE_KEY = 'trendgen-test:probe';
 
-/** Writes through the application's client, one after another: when each was acknowledged. */
+/**
+ * Writes through the application's client, one after another. `firstAfter(t)`: when the first write *sent* after
+ * `t` was acknowledged (a reply the killed master sent before dying may still be read after it died).
+ */
 function writeProbe(url: string) {
   const client = createRedisClient(url, { maxRetriesPerRequest: null });
   client.on('error', () => {});
-  const acks: number[] = [];
+  const writes: Array<{ sentAt: number; ackedAt: number }> = [];
   let running = true;
   const loop = (async () => {
     while (running) {
+      const sentAt = Date.now();
       await client.incr(PROBE_KEY);
-      acks.push(Date.now());
+      writes.push({ sentAt, ackedAt: Date.now() });
       await sleep(10);
     }
   })();
   return {
-    firstAfter: (at: number) => acks.find((t) => t > at),
+    firstAfter: (at: number) => writes.find((w) => w.sentAt > at)?.ackedAt,
     stop: async () => {
       running = false;
       await loop;

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { type BlobStore, createBlobStore, S3BlobStore } from '../../blobstore/index.ts';
 import type { Config, S3Settings } from '../../config/config.ts';
 import { openDatabase, type Sql } from '../../db/connection.ts';
+import { checkDatabaseTls, DatabaseTlsError } from '../../db/tls.ts';
 import { embeddedPostgres, embeddedRedis } from '../../embedded/connect.ts';
 import { parseConnectionUrl } from '../../lib/connection-url.ts';
 import { redisSetupProblem } from '../../lib/redis-check.ts';
@@ -76,10 +77,12 @@ export function createContext(config: Config, timeoutMs: number, now: Date): Own
       database ??= (async () => {
         const url = findDatabaseUrl(config);
         ctx.databaseUrl = url;
-        sql = openDatabase(url, { max: 3 });
         try {
+          await checkDatabaseTls(url, connectMs);
+          sql = openDatabase(url, { max: 3 });
           await withTimeout(sql`select 1`, connectMs, `PostgreSQL at ${endpointOf(url)}`);
         } catch (error) {
+          if (error instanceof DatabaseTlsError) throw new Unreachable('postgres', error.message);
           throw new Unreachable(
             'postgres',
             `PostgreSQL at ${endpointOf(url)} is unreachable: ${errorMessage(error)}`,

@@ -26,6 +26,11 @@ export interface PhysicalRestoreOptions {
    * synchronous mode, acknowledged commits) is replayed too, so a restore on the same backup disk loses nothing.
    */
   receivedWalDir?: string;
+  /**
+   * A physical replication slot made on the promoted server, so every byte of WAL of its new timeline stays
+   * until continuous protection's receiver has it (the service may write before protect starts streaming).
+   */
+  streamSlot?: string;
   /** Runs against the promoted server before it is shut down (drills verify the restored moment here). */
   inspect?: (connect: (database: string) => postgres.Sql) => Promise<void>;
   progress?: (phase: string, detail?: string) => void;
@@ -83,7 +88,9 @@ export async function restorePhysical(
   const recovery = [
     `restore_command = 'cp "${walDir}/%f" "%p"'`,
     "recovery_target_action = 'promote'",
-    "recovery_target_timeline = 'current'",
+    // The path's last timeline: PostgreSQL reads its history file and follows the switches, and on promotion
+    // takes a timeline above every recorded one, so names never collide with WAL already in the vault.
+    `recovery_target_timeline = '${plan.timeline}'`,
     ...(stop ? [`recovery_target_lsn = '${formatLsn(stop.lsn)}'`, 'recovery_target_inclusive = on'] : []),
   ];
   writeFileSync(autoConf, `${original}\n${recovery.join('\n')}\n`);
@@ -114,30 +121,7 @@ export async function restorePhysical(
       await waitUntilPromoted(sql, server);
       const [row] = await sql<{ t: Date | null }[]>`select pg_last_xact_replay_timestamp() as t`;
       recoveredTo ??= row?.t ? row.t.toISOString() : undefined;
-      if (options.password)
-        await sql.unsafe(
-          `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
-        );
-      if (options.inspect) {
-        const opened: postgres.Sql[] = [];
-        const connect = (database: string) => {
-          const db = postgres({
-            host: socketDir,
-            port,
-            user: options.superuser,
-            database,
-            max: 1,
-            onnotice: () => {},
-          });
-          opened.push(db);
-          return db;
-        };
-        try {
-          await options.inspect(connect);
-        } finally {
-          for (const db of opened) await db.end({ timeout: 5 });
-        }
-      }
+      await settlePromoted(sql, options, socketDir, port);
       await sql`checkpoint`;
     } finally {
       await sql.end({ timeout: 5 });
@@ -153,6 +137,43 @@ export async function restorePhysical(
     recoveredTo,
     durationMs: Date.now() - started,
   };
+}
+
+/** On the promoted server: the service's password, the stream's slot, and the caller's inspection. */
+async function settlePromoted(
+  sql: postgres.Sql,
+  options: PhysicalRestoreOptions,
+  socketDir: string,
+  port: number,
+): Promise<void> {
+  if (options.password)
+    await sql.unsafe(
+      `alter role "${options.superuser.replaceAll('"', '""')}" password '${options.password.replaceAll("'", "''")}'`,
+    );
+  if (options.streamSlot) {
+    await sql`select pg_create_physical_replication_slot(${options.streamSlot}, true)
+      where not exists (select 1 from pg_replication_slots where slot_name = ${options.streamSlot})`;
+  }
+  if (options.inspect) {
+    const opened: postgres.Sql[] = [];
+    const connect = (database: string) => {
+      const db = postgres({
+        host: socketDir,
+        port,
+        user: options.superuser,
+        database,
+        max: 1,
+        onnotice: () => {},
+      });
+      opened.push(db);
+      return db;
+    };
+    try {
+      await options.inspect(connect);
+    } finally {
+      for (const db of opened) await db.end({ timeout: 5 });
+    }
+  }
 }
 
 function startServer(

@@ -40,6 +40,8 @@ export class Protector {
   private baseRunning: Promise<void> | undefined;
   private needBase = false;
   private gap: string | undefined;
+  /** Gaps declared so far: a base backup during which one happened may start before the new stream does. */
+  private gaps = 0;
   private lastBaseCheck = 0;
 
   constructor(private readonly options: ProtectOptions) {
@@ -66,6 +68,11 @@ export class Protector {
     try {
       const refused = await this.replicationRefused();
       if (refused) return await this.reportRefused(refused);
+      const foreign = await this.foreignSystem();
+      if (foreign) {
+        log.error(foreign);
+        return await this.reportRefused(foreign, 'failed');
+      }
       this.receiver.start();
       log.info(`continuous protection on: WAL streams into ${receiverDir(this.options.config)}`);
       while (!signal.aborted) {
@@ -100,6 +107,16 @@ export class Protector {
     }
   }
 
+  /** The receiver streams through its slot, and the slot still holds the WAL it has not received. */
+  private async streamEstablished(): Promise<boolean> {
+    const [row] = await this.sql<{ ok: boolean }[]>`
+      select exists (
+        select 1 from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid
+        where s.slot_name = ${WAL_RECEIVER_NAME} and r.state in ('streaming', 'catchup')
+          and s.wal_status in ('reserved', 'extended')) as ok`;
+    return Boolean(row?.ok);
+  }
+
   private async replicationRefused(): Promise<string | undefined> {
     const [row] = await this.sql<{ allowed: boolean }[]>`
       select rolreplication or rolsuper as allowed from pg_roles where rolname = current_user`;
@@ -107,7 +124,26 @@ export class Protector {
     return 'the database role may not open replication connections (a managed PostgreSQL?): the database is protected by scheduled logical snapshots and the provider’s point-in-time recovery, not by trendgen’s WAL stream';
   }
 
-  private async reportRefused(reason: string): Promise<void> {
+  /**
+   * WAL records are named as PostgreSQL names its segments, and a new cluster (initdb after a lost disk, then a
+   * snapshot restore) names its own from the start again: streamed into a vault that holds another system's
+   * WAL, its segments would be taken for ones already recorded. Such a vault is left as it is, said so.
+   */
+  private async foreignSystem(): Promise<string | undefined> {
+    const [primaryTarget] = this.targets;
+    if (!primaryTarget) return undefined;
+    const repo = await openRepository(primaryTarget, this.options.config, { create: true });
+    const { backups } = await listBaseBackups(repo);
+    if (backups.length === 0) return undefined;
+    const [row] = await this.sql<
+      { id: string }[]
+    >`select system_identifier::text as id from pg_control_system()`;
+    if (backups.some((b) => b.systemIdentifier === row!.id)) return undefined;
+    const newest = backups.at(-1)!;
+    return `Continuous protection is off: the vault at ${repo.location} streams another PostgreSQL system (${newest.systemIdentifier}, newest base backup ${newest.time}), not this server (${row!.id}), and mixing their WAL would corrupt both. Restore that system with trendgen restore latest, or give this server a new BACKUP_DIR; snapshots protect it meanwhile.`;
+  }
+
+  private async reportRefused(reason: string, state: 'refused' | 'failed' = 'refused'): Promise<void> {
     this.options.log.warn(reason);
     const progress = this.targets.map((t) => ({
       target: t.name,
@@ -118,7 +154,7 @@ export class Protector {
       error: reason,
     }));
     while (!this.options.signal.aborted) {
-      await writeWalStatus(this.sql, 'refused', progress).catch(() => {});
+      await writeWalStatus(this.sql, state, progress).catch(() => {});
       await sleep(5_000);
     }
   }
@@ -127,6 +163,7 @@ export class Protector {
   private onGap(reason: string): void {
     this.gap = `The WAL stream has a gap (${reason}); a new base backup is being taken, and moments inside the gap cannot be restored.`;
     this.needBase = true;
+    this.gaps++;
     void (async () => {
       await this.sql`select pg_drop_replication_slot(slot_name) from pg_replication_slots
         where slot_name = ${WAL_RECEIVER_NAME} and not active`.catch(() => {});
@@ -151,6 +188,14 @@ export class Protector {
       }
       const [primary] = repos;
       if (!primary) return;
+      // A base backup replays from the stream: taken while the receiver is not yet streaming through a slot that
+      // holds its WAL (it may be failing on WAL removed in a gap), its start could lie before what the stream
+      // will ever have, and it would never become consistent. Asked again in two seconds.
+      if (!(await this.streamEstablished())) {
+        this.lastBaseCheck = Date.now() - 28_000;
+        return;
+      }
+      const gapsBefore = this.gaps;
       const [row] = await this.sql<{ tli: number }[]>`select timeline_id as tli from pg_control_checkpoint()`;
       const newest = (await listBaseBackups(primary)).backups.filter((b) => b.timeline === row!.tli).at(-1);
       const interval = scheduleInterval(config.backup.schedule, new Date(), 'BACKUP_SCHEDULE') ?? 86_400_000;
@@ -158,8 +203,13 @@ export class Protector {
       log.info('taking a base backup for point-in-time restore');
       const record = await takeBaseBackup(primary, this.options.databaseUrl);
       for (const repo of repos.slice(1)) await copyBaseBackup(primary, repo, record);
-      this.needBase = false;
-      this.gap = undefined;
+      if (this.gaps === gapsBefore) {
+        this.needBase = false;
+        this.gap = undefined;
+      } else {
+        log.warn('the WAL stream had a gap while the base backup ran: another one is taken');
+        this.lastBaseCheck = 0;
+      }
       log.info(
         `base backup ${record.id} stored (${record.size} bytes, WAL ${record.startLsn} to ${record.endLsn})`,
       );

@@ -5,28 +5,42 @@ import { createInterface } from 'node:readline';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import type { Repository, WalRecord } from '../repository/index.ts';
 import { limiter } from '../repository/io.ts';
-import { DEFAULT_SEGMENT_BYTES, isSegmentName, parseLsn } from './lsn.ts';
+import { DEFAULT_SEGMENT_BYTES, formatLsn, isSegmentName, parseLsn } from './lsn.ts';
 import type { PointInTimePlan } from './pitr-plan.ts';
 
 /** The WAL side of a restore to a moment: which records, fetched how, and where the replay stops. */
 
-/** The last commit at or before `target` in the fetched WAL, read with pg_waldump (times in UTC, in µs). */
+/**
+ * The last commit at or before `target` in the fetched WAL, read with pg_waldump (times in UTC, in µs) along
+ * the plan's path: each timeline from where its leg begins (or the base backup's start) to where the next forked.
+ */
 export async function stopPoint(
   walDir: string,
   plan: PointInTimePlan,
 ): Promise<{ lsn: bigint; time: string | undefined }> {
   const targetMicros = BigInt(plan.target!.getTime()) * 1000n;
-  const args = [
-    '-p',
-    walDir,
-    '-t',
-    String(plan.base.timeline),
-    '-s',
-    plan.base.startLsn,
-    '-r',
-    'Transaction',
-  ];
+  const baseStart = parseLsn(plan.base.startLsn);
   let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
+  for (const leg of plan.legs) {
+    // BigInts: Math.max does not take them.
+    let from = leg.from;
+    if (baseStart > from) from = baseStart;
+    const found = await lastCommitUpTo(walDir, leg.timeline, from, leg.until, targetMicros);
+    if (found && found.lsn >= best.lsn) best = found;
+    if (found?.passedTarget) break;
+  }
+  return { lsn: best.lsn, time: best.time };
+}
+
+async function lastCommitUpTo(
+  walDir: string,
+  timeline: number,
+  from: bigint,
+  until: bigint | undefined,
+  targetMicros: bigint,
+): Promise<{ lsn: bigint; time: string | undefined; passedTarget: boolean } | undefined> {
+  const args = ['-p', walDir, '-t', String(timeline), '-s', formatLsn(from), '-r', 'Transaction'];
+  if (until !== undefined) args.push('-e', formatLsn(until));
   const line =
     /lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC/;
   // Read as a stream, line by line, and stopped at the first commit past the target: however much WAL lies
@@ -37,14 +51,19 @@ export async function stopPoint(
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let best: { lsn: bigint; time: string | undefined; passedTarget: boolean } | undefined;
   for await (const text of createInterface({ input: child.stdout! })) {
     const match = line.exec(text);
     if (!match) continue;
     const micros =
       BigInt(Date.parse(`${match[2]}T${match[3]}Z`)) * 1000n + BigInt((match[4] ?? '').padEnd(6, '0') || '0');
-    if (micros > targetMicros) break;
+    if (micros > targetMicros) {
+      best = { lsn: best?.lsn ?? 0n, time: best?.time, passedTarget: true };
+      break;
+    }
     const lsn = parseLsn(match[1]!);
-    if (lsn >= best.lsn) best = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
+    if (!best || lsn >= best.lsn)
+      best = { lsn, time: new Date(Number(micros / 1000n)).toISOString(), passedTarget: false };
   }
   // pg_waldump ends with an error at the end of the WAL it was given; past the target it is simply stopped.
   child.kill('SIGKILL');
@@ -85,7 +104,7 @@ export async function fetchWal(
   mkdirSync(walDir, { recursive: true });
   const limit = limiter(WAL_FETCH_CONCURRENCY);
   await Promise.all(
-    wal.map((record) =>
+    [...plan.history, ...wal].map((record) =>
       limit(async () => {
         await repo.restoreTree(record.tree, walDir);
         if (record.kind === 'partial') truncateSync(path.join(walDir, record.name), DEFAULT_SEGMENT_BYTES);
@@ -95,12 +114,12 @@ export async function fetchWal(
   return receivedDir ? addReceivedWal(plan, walDir, receivedDir) : 0;
 }
 
-/** Segments of the plan's timeline the receiver holds beyond the recorded chain (the newest one may be partial). */
+/** Segments of the plan's last timeline the receiver holds beyond the recorded chain (the newest one may be partial). */
 function addReceivedWal(plan: PointInTimePlan, walDir: string, receivedDir: string): number {
   if (!existsSync(receivedDir)) return 0;
   const last = plan.wal.at(-1);
   const lastComplete = last?.kind === 'segment' ? last.name : undefined;
-  const prefix = plan.base.timeline.toString(16).toUpperCase().padStart(8, '0');
+  const prefix = plan.timeline.toString(16).toUpperCase().padStart(8, '0');
   let added = 0;
   for (const file of readdirSync(receivedDir).sort()) {
     const name = file.replace(/\.partial$/, '');

@@ -32,7 +32,10 @@ function segment(n: number, coversUntil: string | undefined = `2026-12-01T10:00:
 
 const plan = (wal: WalRecord[], target?: string): PointInTimePlan => ({
   base,
+  timeline: 1,
+  legs: [{ timeline: 1, from: 0n, until: undefined }],
   wal,
+  history: [],
   coversUntil: undefined,
   target: target ? new Date(target) : undefined,
 });
