@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createBlobStore } from '../blobstore/index.ts';
 import { adminTokenPath, type Config } from '../config/config.ts';
@@ -10,6 +9,7 @@ import { connectServices } from '../embedded/connect.ts';
 import { createQueue, queueConnection } from '../generation/queue.ts';
 import { ensureSecretFile } from '../lib/files.ts';
 import type { Liveness } from '../lib/liveness.ts';
+import { createRedisClient } from '../lib/redis-client.ts';
 import { ObjectStore } from '../objects/store.ts';
 import { createMetrics } from '../ops/metrics.ts';
 import { watchPrompts } from '../prompts/index.ts';
@@ -45,7 +45,7 @@ export async function startApi(config: Config, logger: Logger, liveness?: Livene
     });
     if (migration.applied.length)
       logger.info({ applied: migration.applied.map((m) => m.name) }, 'database migrated');
-    const redis = new Redis(services.redisUrl, {
+    const redis = createRedisClient(services.redisUrl, {
       maxRetriesPerRequest: 2,
       enableOfflineQueue: true,
       lazyConnect: false,

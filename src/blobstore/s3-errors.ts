@@ -1,4 +1,5 @@
 import type { S3Settings } from '../config/config.ts';
+import { tlsFailure } from '../lib/tls.ts';
 import { BlobStoreError } from './blobstore.ts';
 
 /** How the S3 driver reads the SDK's errors: what is missing, what is refused, what cannot be reached. */
@@ -26,9 +27,17 @@ export interface SdkError {
 export function describeS3Error(
   error: unknown,
   key: string,
-  where: { configuredBy?: string | undefined; endpoint: string; bucket: string; location: string },
+  where: {
+    configuredBy?: string | undefined;
+    endpoint: string;
+    bucket: string;
+    location: string;
+    caFile?: string | undefined;
+  },
 ): Error {
   if (error instanceof BlobStoreError) return error;
+  const tls = describeTlsFailure(error, where);
+  if (tls) return new BlobStoreError(tls, { cause: error });
   const err = (error ?? {}) as SdkError;
   const network = networkCode(err);
   if (network) {
@@ -62,6 +71,25 @@ export function describeS3Error(
     `The S3 request for ${key} in ${where.location} failed (${err.name}${status})${detail && detail !== err.name ? `: ${detail}` : '.'}`,
     { cause: error },
   );
+}
+
+function describeTlsFailure(
+  error: unknown,
+  where: { configuredBy?: string | undefined; endpoint: string; caFile?: string | undefined },
+): string | undefined {
+  const failure = tlsFailure(error);
+  if (!failure) return undefined;
+  const host = /^https?:\/\/(\[[^\]]+\]|[^:/]+)/.exec(where.endpoint)?.[1] ?? where.endpoint;
+  // An offsite target of BACKUP_OFFSITE_TARGETS has its own ca= and endpoint= instead.
+  const caSetting = where.configuredBy ? `the ca of ${where.configuredBy}` : 'S3_CA_FILE';
+  const endpointSetting = where.configuredBy ? `the endpoint of ${where.configuredBy}` : 'S3_ENDPOINT';
+  if (failure.kind === 'untrusted') {
+    const trust = where.caFile ? `neither ${caSetting} (${where.caFile}) nor a public CA` : 'no public CA';
+    return `The S3 endpoint ${where.endpoint} presented a certificate that ${trust} signed (${failure.detail}): set ${caSetting} to the file (PEM) of the CA that signed it.`;
+  }
+  if (failure.kind === 'hostname')
+    return `The S3 endpoint ${where.endpoint} presented a certificate issued for ${failure.names ?? 'other names'}, not for ${host}: use in ${endpointSetting} a host name the certificate names, or have it reissued for ${host}.`;
+  return `The S3 endpoint ${where.endpoint} presented a certificate that is not valid now (${failure.detail}): renew the server's certificate (or correct this machine's clock).`;
 }
 
 export function describeEndpoint(settings: S3Settings): string {

@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Settings } from '../config/config.ts';
+import { privateCaAgent } from '../lib/tls.ts';
 import {
   assertValidKey,
   type BlobInfo,
@@ -60,6 +61,7 @@ export class S3BlobStore implements BlobStore {
   private readonly endpoint: string;
   private readonly client: S3Client;
   private readonly maxAttempts: number;
+  private readonly caFile: string | undefined;
 
   constructor(options: S3BlobStoreOptions) {
     const { settings } = options;
@@ -70,6 +72,7 @@ export class S3BlobStore implements BlobStore {
     this.configuredBy = settings.configuredBy;
     this.endpoint = describeEndpoint(settings);
     this.maxAttempts = options.maxAttempts ?? 5;
+    this.caFile = settings.caFile;
     // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     this.client = new S3Client({
@@ -84,7 +87,14 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       retryMode: 'standard',
       maxAttempts: this.maxAttempts,
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS },
+      requestHandler: {
+        connectionTimeout: 10_000,
+        socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+        // S3_CA_FILE is trusted besides the public CAs: the same settings may reach AWS as well as a private store.
+        // An Agent, not its options: for a body sent with `Expect: 100-continue` the SDK makes a fresh agent from
+        // its defaults unless it was given one, and that agent would not know the CA.
+        ...(settings.caFile ? { httpsAgent: privateCaAgent(settings.caFile) } : {}),
+      },
     });
   }
 
@@ -303,6 +313,7 @@ export class S3BlobStore implements BlobStore {
       endpoint: this.endpoint,
       bucket: this.bucket,
       location: this.location,
+      caFile: this.caFile,
     });
   }
 }

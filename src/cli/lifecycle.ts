@@ -1,4 +1,5 @@
 import type { Config } from '../config/config.ts';
+import { checkDatabaseTls } from '../db/tls.ts';
 import { embeddedPostgres } from '../embedded/connect.ts';
 import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
 
@@ -54,6 +55,8 @@ export function survivePostgresSocketRace(log: (message: string) => void): void 
  */
 export async function refuseMarkedPlaces(config: Config): Promise<void> {
   if (process.env.TRENDGEN_SUPERVISED) return;
+  // Before the first connection: a wrong CA or a certificate for another host name is one sentence.
+  if (config.databaseUrl) await checkDatabaseTls(config.databaseUrl);
   const databaseUrl = config.databaseUrl ?? embeddedPostgres(config).findRunning()?.url;
   if (!databaseUrl) return;
   await refuseUnfinishedRestore({

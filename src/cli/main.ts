@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
+import { DatabaseTlsError } from '../db/tls.ts';
 import { MissingBinaryError } from '../embedded/binaries.ts';
 import { scrub } from '../ops/logger.ts';
 import { backupCommand } from './backup.ts';
@@ -68,7 +69,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    const known = error instanceof ConfigError || error instanceof MissingBinaryError;
+    const known =
+      error instanceof ConfigError ||
+      error instanceof MissingBinaryError ||
+      error instanceof DatabaseTlsError;
     process.stderr.write(`trendgen: ${scrub((error as Error).message ?? String(error))}\n`);
     if (!known && process.env.TRENDGEN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
     process.exitCode = 1;

@@ -5,7 +5,7 @@ import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { startLiveness } from '../lib/liveness.ts';
-import { createLogger } from '../ops/logger.ts';
+import { createLogger, scrub } from '../ops/logger.ts';
 import { runObjectStream } from '../vault/stream/objects-stream.ts';
 import { runProtect } from '../vault/wal/protect.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -33,6 +33,7 @@ export function protectCommand(): Command {
       }
       const services = await connectServices(config, { postgres: true, redis: false });
       const stop = new AbortController();
+      let halfFailed: Error | undefined;
       try {
         const sql = openDatabase(services.databaseUrl, { max: 1 });
         try {
@@ -47,7 +48,9 @@ export function protectCommand(): Command {
         // Objects stream beside the WAL, so one process keeps the whole recovery point current (I8, I11).
         const streamSql = openDatabase(services.databaseUrl, { max: 4 });
         try {
-          await Promise.all([
+          // Both halves or neither: a half that fails stops the other and the process ends, so `up`'s
+          // supervisor starts it again, rather than one half living on alone (objects not streamed, unnoticed).
+          const halves = [
             runProtect({
               config,
               databaseUrl: services.databaseUrl,
@@ -65,12 +68,27 @@ export function protectCommand(): Command {
               signal: stop.signal,
               onProgress: logStreamEvent(logger),
             }),
-          ]);
+          ].map((half) =>
+            half.catch((error: unknown) => {
+              stop.abort();
+              throw error;
+            }),
+          );
+          const failed = (await Promise.allSettled(halves)).find((r) => r.status === 'rejected');
+          if (failed) halfFailed = failed.reason as Error;
         } finally {
           await streamSql.end({ timeout: 5 });
         }
       } finally {
         await services.release();
+      }
+      if (halfFailed) {
+        // The supervisor's IPC channel and the heartbeats would keep this process alive and looking healthy.
+        logger.error(
+          `continuous protection stopped: ${halfFailed.message}; exiting so that it is started again`,
+        );
+        process.stderr.write(`trendgen: ${scrub(halfFailed.message)}\n`);
+        process.exit(1);
       }
     });
 }

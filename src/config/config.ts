@@ -4,18 +4,23 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
 import { registerSecret } from '../lib/redact.ts';
+import { ConfigError } from './errors.ts';
+import { type OffsiteTarget, offsiteSecrets, parseOffsiteTargets } from './offsite-targets.ts';
+import { type RedisSettings, redisConfig } from './redis.ts';
 import {
-  type OffsiteTarget,
-  OffsiteTargetsError,
-  offsiteSecrets,
-  parseOffsiteTargets,
-} from './offsite-targets.ts';
-import { integer, postgresUrl, rateOrOff, schedule, sizeInBytes, token, url } from './values.ts';
+  addressList,
+  integer,
+  postgresUrl,
+  rateOrOff,
+  readableFile,
+  redisUrl,
+  schedule,
+  sizeInBytes,
+  token,
+  url,
+} from './values.ts';
 
-/** Thrown for a wrong configuration value: the message is one sentence naming the variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError } from './errors.ts';
 
 export const SECRET_KEYS = new Set([
   'API_TOKEN',
@@ -24,6 +29,7 @@ export const SECRET_KEYS = new Set([
   'OPENAI_API_KEY',
   'AWS_SECRET_ACCESS_KEY',
   'ALERT_WEBHOOK_URL',
+  'REDIS_SENTINEL_PASSWORD',
 ]);
 
 const envSchema = z.object({
@@ -40,7 +46,16 @@ const envSchema = z.object({
   DATA_DIR: z.string().trim().min(1).default('./data'),
   PROMPTS_DIR: z.string().trim().min(1).default('./prompts'),
   DATABASE_URL: postgresUrl.optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  PGSSLROOTCERT: z.string().trim().min(1).optional(),
+  REDIS_URL: redisUrl.optional(),
+  REDIS_SENTINELS: addressList(26379).optional(),
+  REDIS_SENTINEL_MASTER: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._-]+$/, 'must be a Sentinel master name (letters, digits, . _ -)')
+    .optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().optional(),
+  REDIS_TLS_CA: z.string().trim().min(1).optional(),
   STORAGE_URL: url(['file:', 's3:']).optional(),
   POSTGRES_USER: z
     .string()
@@ -107,6 +122,7 @@ const envSchema = z.object({
   ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  S3_CA_FILE: z.string().trim().min(1).optional(),
   AWS_ACCESS_KEY_ID: z.string().optional(),
   AWS_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_REGION: z.string().trim().default('us-east-1'),
@@ -122,6 +138,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   accessKeyId: string | undefined;
   secretAccessKey: string | undefined;
+  /** A CA (PEM) trusted for an https S3_ENDPOINT besides the usual public ones. */
+  caFile?: string | undefined;
 }
 
 export interface Config {
@@ -133,11 +151,13 @@ export interface Config {
   promptsDir: string;
   /** Undefined means: run the embedded PostgreSQL under dataDir. */
   databaseUrl: string | undefined;
-  /** Undefined means: run the embedded Redis under dataDir. */
+  /** PGSSLROOTCERT: the CA that signed PostgreSQL's certificate (libpq's variable, read by every connection). */
+  databaseCaFile: string | undefined;
+  /** Undefined: the embedded Redis under dataDir. Else one connection string, every REDIS_* setting folded in. */
   redisUrl: string | undefined;
   storageUrl: string;
   postgres: { user: string; database: string; port: number };
-  redis: { port: number; appendfsync: 'everysec' | 'always' };
+  redis: RedisSettings;
   apiToken: string | undefined;
   adminToken: string | undefined;
   limits: { maxUploadBytes: number; maxPromptBytes: number };
@@ -220,12 +240,17 @@ export function loadConfig(
   const e = parsed.data;
   registerSecrets(relevant);
   const dataDir = path.resolve(cwd, e.DATA_DIR);
+  const databaseCaFile = readableFile('PGSSLROOTCERT', e.PGSSLROOTCERT, cwd);
+  // libpq's own variable: openDatabase and the client programs (pg_dump…) read it from the environment, where
+  // a value from .env must be too.
+  if (databaseCaFile && env === process.env) process.env.PGSSLROOTCERT = databaseCaFile;
   if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
     throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
   }
   if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) {
     throw new ConfigError('AWS_SECRET_ACCESS_KEY must be set when AWS_ACCESS_KEY_ID is.');
   }
+  const redis = redisConfig(e, cwd);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -233,10 +258,11 @@ export function loadConfig(
     dataDir,
     promptsDir: path.resolve(cwd, e.PROMPTS_DIR),
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    databaseCaFile,
+    redisUrl: redis.url,
     storageUrl: e.STORAGE_URL ?? `file://${path.join(dataDir, 'objects')}`,
     postgres: { user: e.POSTGRES_USER, database: e.POSTGRES_DB, port: e.POSTGRES_PORT },
-    redis: { port: e.REDIS_PORT, appendfsync: e.REDIS_APPENDFSYNC },
+    redis: redis.settings,
     apiToken: e.API_TOKEN,
     adminToken: e.ADMIN_TOKEN,
     limits: { maxUploadBytes: e.MAX_UPLOAD_SIZE, maxPromptBytes: e.MAX_PROMPT_SIZE },
@@ -248,7 +274,7 @@ export function loadConfig(
       dir: path.resolve(cwd, e.BACKUP_DIR),
       retentionDays: e.BACKUP_RETENTION_DAYS,
       s3Uri: e.BACKUP_S3_URI,
-      offsiteTargets: readOffsiteTargets(e, cwd),
+      offsiteTargets: parseOffsiteTargets(e, cwd),
       password: e.BACKUP_PASSWORD,
       key: e.BACKUP_KEY,
       schedule: e.BACKUP_SCHEDULE,
@@ -283,6 +309,7 @@ export function loadConfig(
       forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
       accessKeyId: e.AWS_ACCESS_KEY_ID,
       secretAccessKey: e.AWS_SECRET_ACCESS_KEY,
+      caFile: readableFile('S3_CA_FILE', e.S3_CA_FILE, cwd),
     },
     source: relevant,
   };
@@ -315,18 +342,4 @@ function registerSecrets(values: Record<string, string | undefined>): void {
 /** Where `up` and `serve` keep the generated admin token when ADMIN_TOKEN is unset. */
 export function adminTokenPath(config: Config): string {
   return path.join(config.dataDir, 'secrets', 'admin-token');
-}
-
-/** BACKUP_OFFSITE_TARGETS, each mistake in its own sentence. */
-function readOffsiteTargets(e: Env, cwd: string): OffsiteTarget[] {
-  try {
-    return parseOffsiteTargets(e.BACKUP_OFFSITE_TARGETS, {
-      cwd,
-      s3Uri: e.BACKUP_S3_URI,
-      s3Endpoint: e.S3_ENDPOINT,
-    });
-  } catch (error) {
-    if (error instanceof OffsiteTargetsError) throw new ConfigError(error.message);
-    throw error;
-  }
 }

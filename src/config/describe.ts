@@ -11,7 +11,16 @@ export function describeConfig(config: Config): Record<string, string> {
     DATA_DIR: config.dataDir,
     PROMPTS_DIR: config.promptsDir,
     DATABASE_URL: config.databaseUrl ?? '(embedded PostgreSQL under DATA_DIR/postgres)',
-    REDIS_URL: config.redisUrl ?? '(embedded Redis under DATA_DIR/redis)',
+    PGSSLROOTCERT: config.databaseCaFile,
+    REDIS_URL:
+      config.source.REDIS_URL ??
+      (config.redisUrl
+        ? '(unset: the master named by REDIS_SENTINELS)'
+        : '(embedded Redis under DATA_DIR/redis)'),
+    REDIS_SENTINELS: config.redis.sentinels,
+    REDIS_SENTINEL_MASTER: config.redis.sentinelMaster,
+    REDIS_SENTINEL_PASSWORD: config.source.REDIS_SENTINEL_PASSWORD,
+    REDIS_TLS_CA: config.redis.tlsCa,
     STORAGE_URL: config.storageUrl,
     POSTGRES_USER: config.postgres.user,
     POSTGRES_DB: config.postgres.database,
@@ -57,6 +66,7 @@ export function describeConfig(config: Config): Record<string, string> {
     ALERT_WEBHOOK_URL: config.alertWebhookUrl,
     S3_ENDPOINT: config.s3.endpoint,
     S3_FORCE_PATH_STYLE: String(config.s3.forcePathStyle),
+    S3_CA_FILE: config.s3.caFile,
     AWS_ACCESS_KEY_ID: config.s3.accessKeyId,
     AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey,
     AWS_REGION: config.s3.region,

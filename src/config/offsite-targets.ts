@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { ConfigError } from './errors.ts';
+import { readableFile } from './values.ts';
 
 /**
  * BACKUP_OFFSITE_TARGETS: more offsite targets (another region, another provider), each with its own endpoint,
@@ -31,10 +31,6 @@ export interface OffsiteTarget {
   shown: string;
 }
 
-export class OffsiteTargetsError extends Error {
-  override name = 'OffsiteTargetsError';
-}
-
 const KEY = 'BACKUP_OFFSITE_TARGETS';
 const NAME = /^[a-z][a-z0-9-]{0,31}$/;
 /** Names the other targets have. */
@@ -46,7 +42,7 @@ const REGION = /^[A-Za-z0-9-]{1,64}$/;
 const FORM = 'NAME=s3://ACCESS_KEY:SECRET@bucket/prefix?endpoint=https://host:port&region=REGION';
 const ENCODE = 'a secret holding ? # , % or spaces must be percent-encoded';
 
-const fail = (message: string) => new OffsiteTargetsError(message);
+const fail = (message: string) => new ConfigError(message);
 
 function entriesOf(value: string): string[] {
   return value.split(/[\s,]+/).filter(Boolean);
@@ -96,12 +92,18 @@ export function offsiteSecrets(value: string | undefined): string[] {
  * place with well-formed settings, no two targets (BACKUP_S3_URI included) at the same place.
  */
 export function parseOffsiteTargets(
-  value: string | undefined,
-  options: { cwd: string; s3Uri?: string | undefined; s3Endpoint?: string | undefined },
+  env: {
+    BACKUP_OFFSITE_TARGETS?: string | undefined;
+    BACKUP_S3_URI?: string | undefined;
+    S3_ENDPOINT?: string | undefined;
+  },
+  cwd: string,
 ): OffsiteTarget[] {
-  const targets = entriesOf(value ?? '').map((entry, i) => parseEntry(entry, i + 1, options.cwd));
+  const targets = entriesOf(env.BACKUP_OFFSITE_TARGETS ?? '').map((entry, i) =>
+    parseEntry(entry, i + 1, cwd),
+  );
   const seen = new Map<string, string>();
-  if (options.s3Uri) seen.set(placeOf(options.s3Uri, options.s3Endpoint), 'BACKUP_S3_URI');
+  if (env.BACKUP_S3_URI) seen.set(placeOf(env.BACKUP_S3_URI, env.S3_ENDPOINT), 'BACKUP_S3_URI');
   for (const target of targets) {
     if (targets.filter((t) => t.name === target.name).length > 1)
       throw fail(`${KEY} names the target ${target.name} twice: give each target its own name.`);
@@ -158,7 +160,7 @@ function parseEntry(entry: string, position: number, cwd: string): OffsiteTarget
   const pathStyle = params.get('path_style') ?? 'true';
   if (pathStyle !== 'true' && pathStyle !== 'false')
     throw fail(`${label} has path_style=${pathStyle}: it must be true or false.`);
-  const caFile = params.has('ca') ? readableCa(params.get('ca')!, cwd, label) : undefined;
+  const caFile = readableFile(`${label}'s ca`, params.get('ca') ?? undefined, cwd);
   const url = `s3://${[bucket, ...folders].join('/')}`;
   const shownQuery = [...params].map(([k, v]) => `${k}=${v}`).join('&');
   return {
@@ -203,15 +205,4 @@ function isEndpoint(value: string): boolean {
   } catch {
     return false;
   }
-}
-
-function readableCa(value: string, cwd: string, label: string): string {
-  const file = path.resolve(cwd, value);
-  try {
-    readFileSync(file);
-  } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw fail(`${label} has ca=${file}, which cannot be read (${why}): give the path of a CA file (PEM).`);
-  }
-  return file;
 }

@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { ConnectionUrlError, formatConnectionUrl, parseConnectionUrl } from '../lib/connection-url.ts';
+import { parseAddress, parseRedisUrl } from '../lib/redis-client.ts';
+import { ConfigError } from './errors.ts';
 
 /** The kinds of value configuration variables take, each with the sentence a wrong value gets. */
 
@@ -102,3 +106,54 @@ export const postgresUrl = z
     }
     return z.NEVER;
   });
+
+/** A Redis URL: one server (`redis://`, `rediss://`), or a master through Sentinels (`redis+sentinel://`). */
+export const redisUrl = z
+  .string()
+  .trim()
+  .superRefine((value, ctx) => {
+    try {
+      parseRedisUrl(value);
+    } catch (error) {
+      if (!(error instanceof ConnectionUrlError)) throw error;
+      const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1]?.toLowerCase() ?? '';
+      ctx.addIssue({
+        code: 'custom',
+        message: ['redis', 'rediss', 'redis+sentinel', 'rediss+sentinel'].includes(scheme)
+          ? `must be a Redis URL such as redis://:password@host:6379/0, but ${error.message}`
+          : 'must be a URL starting with redis:// or rediss:// (redis+sentinel:// or rediss+sentinel:// for Sentinels)',
+      });
+    }
+  });
+
+/** `host:port,host:port` (a missing port is `defaultPort`). */
+export const addressList = (defaultPort: number) =>
+  z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      try {
+        for (const entry of value.split(',')) parseAddress(entry, defaultPort);
+      } catch (error) {
+        if (!(error instanceof ConnectionUrlError)) throw error;
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a comma-separated list of host:port, but ${error.message}`,
+        });
+      }
+    });
+
+/** A CA file named by `key`, as an absolute path; `system` (libpq's word for the system's CAs) as it is. */
+export function readableFile(key: string, value: string | undefined, cwd: string): string | undefined {
+  if (!value || (value === 'system' && key === 'PGSSLROOTCERT')) return value;
+  const file = path.resolve(cwd, value);
+  try {
+    readFileSync(file);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError(
+      `${key} names ${file}, which cannot be read (${why}): give the path of a CA file (PEM).`,
+    );
+  }
+  return file;
+}

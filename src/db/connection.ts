@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { formatConnectionUrl, parseConnectionUrl } from '../lib/connection-url.ts';
+import { postgresTls } from './tls.ts';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -32,8 +33,12 @@ export function nameConnections(role: 'serve' | 'worker' | 'scheduler'): void {
 /** One pool per process; every query is parameterised by the tagged-template API. */
 export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
   // Normalised (credentials percent-encoded, `?password=` moved into the user info): postgres.js finds the host
-  // list of a failover URL by the first `@`, and would send an unknown `password` parameter to the server.
-  return postgres(formatConnectionUrl(parseConnectionUrl(url, { multiHost: true })), {
+  // list of a failover URL by the first `@`, and would send an unknown `password` parameter to the server, as it
+  // would libpq's TLS parameters, which become its `ssl` option instead.
+  const parsed = parseConnectionUrl(url, { multiHost: true });
+  const tls = postgresTls(parsed);
+  return postgres(formatConnectionUrl({ ...parsed, params: tls.params }), {
+    ...(tls.ssl !== undefined ? { ssl: tls.ssl } : {}),
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
@@ -59,7 +64,7 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
 
 /** Creates `database` on the server behind `adminUrl` when it does not exist yet. */
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
-  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const sql = openDatabase(adminUrl, { max: 1 });
   try {
     const rows = await sql`select 1 from pg_database where datname = ${database}`;
     if (rows.length === 0) {

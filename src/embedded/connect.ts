@@ -1,5 +1,7 @@
 import type { Config } from '../config/config.ts';
 import { ensureDatabase } from '../db/connection.ts';
+import { checkDatabaseTls } from '../db/tls.ts';
+import { checkRedisSetup } from '../lib/redis-check.ts';
 import { EmbeddedPostgres } from './postgres.ts';
 import { EmbeddedRedis } from './redis.ts';
 
@@ -37,9 +39,9 @@ export function embeddedRedis(config: Config): EmbeddedRedis {
 }
 
 /**
- * The URLs every command uses. With DATABASE_URL / REDIS_URL set they are used as they are; otherwise the
- * embedded instances under DATA_DIR are found running (started by `up`) or started here for the
- * duration of the command.
+ * The URLs every command uses. With DATABASE_URL / REDIS_URL (or REDIS_SENTINELS) set they are used as they are,
+ * a Redis whose TLS certificate or password is wrong refused in one sentence; otherwise the embedded instances
+ * under DATA_DIR are found running (started by `up`) or started here for the duration of the command.
  */
 export async function connectServices(
   config: Config,
@@ -50,6 +52,9 @@ export async function connectServices(
   let databaseUrl = config.databaseUrl ?? '';
   let redisUrl = config.redisUrl ?? '';
   try {
+    // A wrong CA or a certificate for another host name: one sentence now, not a driver's error later.
+    if (need.postgres && config.databaseUrl) await checkDatabaseTls(config.databaseUrl);
+    if (need.redis && config.redisUrl) await checkRedisSetup(config.redisUrl);
     if (need.postgres && !config.databaseUrl) {
       const pg = embeddedPostgres(config);
       let running = pg.findRunning();

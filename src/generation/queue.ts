@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient } from '../lib/redis-client.ts';
 
 export const QUEUE_NAME = 'generations';
 
@@ -7,14 +8,21 @@ export interface GenerationJobData {
   id: string;
 }
 
-/** BullMQ needs `maxRetriesPerRequest: null` so that blocking commands survive a Redis restart. */
+/**
+ * BullMQ needs `maxRetriesPerRequest: null` so that blocking commands survive a Redis restart or failover; its
+ * workers duplicate this client for their blocking connections, Sentinels and TLS included.
+ */
 export function queueConnection(redisUrl: string): Redis {
-  return new Redis(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  return createRedisClient(redisUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
 }
 
 /** `prefix` separates queues that share one Redis (tests); production uses BullMQ's default. */
 export function createQueue(connection: Redis, prefix?: string): Queue<GenerationJobData> {
-  return new Queue<GenerationJobData>(QUEUE_NAME, { connection, ...(prefix ? { prefix } : {}) });
+  const queue = new Queue<GenerationJobData>(QUEUE_NAME, { connection, ...(prefix ? { prefix } : {}) });
+  // A queue with no listener prints every connection error as a raw stack on stderr (a failover makes dozens);
+  // the commands that fail reject to their callers, who report them.
+  queue.on('error', () => {});
+  return queue;
 }
 
 /**

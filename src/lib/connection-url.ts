@@ -29,6 +29,7 @@ export const SECRET_PARAMS = new Set([
   'pwd',
   'pass',
   'sslpassword',
+  'sentinel_password',
   'secret',
   'client_secret',
   'token',

@@ -73,6 +73,27 @@ export async function markObjectsStreamed(
   await sql`delete from object_stream_queue where id = any(${ids}::bigint[]) and done @> ${targets}::text[]`;
 }
 
+/**
+ * Entries for `keys` whose object is deleted (or has no row) are settled for `target`: there is nothing left to
+ * hold, and left pending they would hold the watermark back for ever (a restore re-applies a user's deletion
+ * and puts back only live objects, so the queue it restores can name bytes no store has). Returns how many.
+ */
+export async function settleDeletedEntries(
+  sql: Sql,
+  target: string,
+  keys: string[],
+  targets: string[],
+): Promise<number> {
+  if (keys.length === 0) return 0;
+  const settled = await sql`
+    update object_stream_queue q set done = array_append(q.done, ${target}::text)
+    where q.key = any(${keys}::text[]) and not (${target} = any(q.done))
+      and not exists (select 1 from objects o where o.key = q.key and o.deleted_at is null)
+    returning q.id`;
+  await sql`delete from object_stream_queue where key = any(${keys}::text[]) and done @> ${targets}::text[]`;
+  return settled.length;
+}
+
 /** The entries queued for `keys` that `target` does not hold yet (an upload waiting in sync mode). */
 export async function pendingObjectsByKey(sql: Sql, target: string, keys: string[]): Promise<number[]> {
   const rows = await sql`

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.ts';
 import { ensureDatabase } from '../db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../embedded/connect.ts';
 import { assertPortFree } from '../lib/process.ts';
+import { checkRedisSetup } from '../lib/redis-check.ts';
 
 /**
  * The embedded PostgreSQL and Redis of `up` (each only when its URL is not configured): started, or adopted
@@ -14,6 +15,7 @@ export class SupervisedServices {
   databaseUrl: string;
   redisUrl: string;
   private ensuring: Promise<void> | undefined;
+  private redisChecked = false;
 
   constructor(
     private readonly config: Config,
@@ -41,6 +43,11 @@ export class SupervisedServices {
       const running = this.pg.findRunning() ?? (await this.startPostgres(this.pg));
       await ensureDatabase(this.pg.url(running.port, 'postgres'), this.config.postgres.database);
       this.databaseUrl = running.url;
+    }
+    if (!this.redis && this.redisUrl && !this.redisChecked) {
+      // Before any child starts: each would fail on the same certificate or password, and be restarted for ever.
+      await checkRedisSetup(this.redisUrl);
+      this.redisChecked = true;
     }
     if (this.redis) {
       const running = (await this.redis.findRunning()) ?? (await this.startRedis(this.redis));

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
+import { checkDatabaseTls } from '../db/tls.ts';
 import { writeFileAtomicSync } from '../lib/files.ts';
 import { assertPortFree, runningPid, sleep, upPidFile } from '../lib/process.ts';
 import { refuseUnfinishedRestore } from '../vault/restore-guards.ts';
@@ -40,6 +41,8 @@ export async function runSupervisor(config: Config, options: SupervisorOptions):
   const { logger } = options;
   // Before anything starts: a taken API port would have its server restarted forever while the rest runs.
   await assertPortFree(config.host, config.port, 'PORT');
+  // A wrong CA or a certificate for another host name: one sentence, not children failing over and over.
+  if (config.databaseUrl) await checkDatabaseTls(config.databaseUrl);
   const lock = acquireLock(config);
   const services = new SupervisedServices(config, logger);
   const environment = () => ({ DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl });

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { openDatabase } from '../db/connection.ts';
 import { fsyncDirSync, writeFileAtomicSync } from '../lib/files.ts';
+import { createRedisClient } from '../lib/redis-client.ts';
 import { tableFacts } from './sources/postgres.ts';
 
 /**
@@ -145,7 +146,7 @@ export function unmarkDir(dir: string): void {
 }
 
 async function withRedis<T>(url: string, fn: (client: Redis) => Promise<T>): Promise<T> {
-  const client = new Redis(url, { maxRetriesPerRequest: 2 });
+  const client = createRedisClient(url, { maxRetriesPerRequest: 2 });
   try {
     return await fn(client);
   } finally {

@@ -78,4 +78,86 @@ describe('config', () => {
   it('treats an empty value as unset, as Compose files do', () => {
     expect(load({ DATABASE_URL: '', PORT: '' }).port).toBe(8080);
   });
+
+  describe('Redis through Sentinels and over TLS', () => {
+    const ca = () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'trendgen-config-'));
+      writeFileSync(
+        path.join(dir, 'ca.pem'),
+        '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      );
+      writeFileSync(
+        path.join(dir, 'key.pem'),
+        '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n',
+      );
+      return dir;
+    };
+
+    it('folds REDIS_SENTINELS, the master, its password and REDIS_TLS_CA into one connection string', () => {
+      const dir = ca();
+      const config = load(
+        {
+          REDIS_URL: 'rediss://:master%2Fpw@/2',
+          REDIS_SENTINELS: 's1:26380, s2 ,[::1]:5000',
+          REDIS_SENTINEL_MASTER: 'cache',
+          REDIS_SENTINEL_PASSWORD: 'sentinel pw',
+          REDIS_TLS_CA: 'ca.pem',
+        },
+        dir,
+      );
+      expect(config.redisUrl).toBe(
+        `rediss+sentinel://:master%2Fpw@s1:26380,s2:26379,[::1]:5000/cache/2?tls_ca=${encodeURIComponent(path.join(dir, 'ca.pem'))}&sentinel_password=sentinel+pw`,
+      );
+      // `up` hands its children the string as REDIS_URL beside the same variables: they read the same thing.
+      const child = load(
+        {
+          REDIS_URL: config.redisUrl!,
+          REDIS_SENTINELS: 's1:26380, s2 ,[::1]:5000',
+          REDIS_SENTINEL_PASSWORD: 'sentinel pw',
+          REDIS_TLS_CA: 'ca.pem',
+        },
+        dir,
+      );
+      expect(child.redisUrl).toBe(config.redisUrl);
+      const described = describeConfig(config);
+      expect(described.REDIS_SENTINEL_PASSWORD).toBe('********');
+      expect(described.REDIS_URL).toBe('rediss://:********@/2');
+      expect(described.REDIS_SENTINEL_MASTER).toBe('cache');
+      expect(JSON.stringify(described)).not.toMatch(/sentinel pw|sentinel\+pw|master%2Fpw/);
+    });
+
+    it('needs no REDIS_URL with Sentinels, and defaults the master to mymaster', () => {
+      expect(load({ REDIS_SENTINELS: 'a,b,c' }).redisUrl).toBe(
+        'redis+sentinel://a:26379,b:26379,c:26379/mymaster/0',
+      );
+      expect(describeConfig(load({ REDIS_SENTINELS: 'a' })).REDIS_URL).toBe(
+        '(unset: the master named by REDIS_SENTINELS)',
+      );
+    });
+
+    it.each([
+      [{ REDIS_SENTINELS: 'a:70000' }, /^REDIS_SENTINELS must be a comma-separated list of host:port/],
+      [{ REDIS_SENTINEL_MASTER: 'my master' }, /^REDIS_SENTINEL_MASTER must be a Sentinel master name/],
+      [{ REDIS_URL: 'redis://:pw@h1,h2/0' }, /^REDIS_URL .* list Sentinels in REDIS_SENTINELS instead/],
+      [{ REDIS_URL: 'http://h/0' }, /^REDIS_URL must be a URL starting with redis:\/\/ or rediss:\/\//],
+      [{ REDIS_URL: 'redis://h/zero' }, /^REDIS_URL .*its path must be a database number/],
+      [
+        { REDIS_URL: 'redis://h/0', REDIS_TLS_CA: 'ca.pem' },
+        /^REDIS_TLS_CA needs TLS, but REDIS_URL starts with redis:\/\//,
+      ],
+      [{ REDIS_TLS_CA: 'ca.pem' }, /^REDIS_TLS_CA is set, but neither REDIS_URL nor REDIS_SENTINELS is/],
+      [
+        { REDIS_URL: 'rediss://h/0', REDIS_TLS_CA: 'missing.pem' },
+        /^REDIS_TLS_CA names .*missing\.pem, which cannot be read \(ENOENT\)\.$/,
+      ],
+      [
+        { REDIS_URL: 'rediss://h/0', REDIS_TLS_CA: 'key.pem' },
+        /^REDIS_TLS_CA names .*key\.pem, which holds no PEM certificate/,
+      ],
+    ])('refuses a wrong Redis setting in one sentence naming it: %j', (env, message) => {
+      const dir = ca();
+      expect(() => load(env, dir)).toThrow(ConfigError);
+      expect(() => load(env, dir)).toThrow(message);
+    });
+  });
 });

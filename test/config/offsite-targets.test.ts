@@ -95,7 +95,7 @@ describe('BACKUP_OFFSITE_TARGETS', () => {
     ['a=s3://bucket?path_style=yes', /^BACKUP_OFFSITE_TARGETS target a has path_style=yes: it must be/],
     [
       'a=s3://bucket?ca=/nowhere/ca.pem',
-      /^BACKUP_OFFSITE_TARGETS target a has ca=\/nowhere\/ca.pem, which cannot/,
+      /^BACKUP_OFFSITE_TARGETS target a's ca names \/nowhere\/ca.pem, which cannot be read/,
     ],
     [
       'a=s3://bucket/p b=s3://bucket/p/',

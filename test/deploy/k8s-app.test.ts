@@ -9,8 +9,6 @@ import { freePort, isPortFree, waitFor } from '../../src/lib/process.ts';
 import { tempDir } from '../support/temp.ts';
 import { type Container, K8S_DIR, type K8sObject, one, podTemplates, render } from './k8s-render.ts';
 
-/** Settings another change adds to the app (Redis through Sentinel); the manifests use them already. */
-const COMING = new Set(['REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER']);
 /** Stand-ins for the Secrets' values, so that the settings can be loaded as a pod would see them. */
 const SECRET_VALUES: Record<string, string> = {
   'trendgen-pg-app/uri': 'postgresql://trends:pw@trendgen-pg-rw.trendgen:5432/trends',
@@ -74,11 +72,16 @@ describe('Kubernetes manifests: trendgen runs its real commands with its real se
       for (const container of containers) {
         const env = environment(objects, container);
         const unknown = Object.keys(env).filter(
-          (name) => !known.has(name) && !COMING.has(name) && !spelled.includes(`$(${name})`),
+          (name) => !known.has(name) && !spelled.includes(`$(${name})`),
         );
         expect([pod.owner, unknown]).toEqual([pod.owner, []]);
         const config = loadConfig(env, { dotEnv: false });
         expect(config.backup.continuous).toBe(false);
+        // The master is the one the Sentinels name; REDIS_URL, where a pod has it, gives its password.
+        expect(config.redisUrl).toMatch(
+          /^redis\+sentinel:\/\/(:[^@]+@)?trendgen-sentinel-0\.trendgen-sentinel:26379,.*\/trendgen\/0$/,
+        );
+        if (env.REDIS_URL) expect(config.redisUrl).toContain(':redispassword0123@');
         expect(config.storageUrl).toMatch(/^s3:\/\//);
         if (container.args?.[0] !== 'migrate') {
           expect(config.backup.password).toBeTruthy();

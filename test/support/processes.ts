@@ -111,3 +111,50 @@ export async function startUp(
     },
   };
 }
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  output: () => string;
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Runs one `trendgen <command>` (worker, scheduler…) as a real process and waits for `ready` in its output
+ * (a log line: LOG_LEVEL must let it through).
+ */
+export async function startService(
+  command: string,
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<ServiceProcess> {
+  let output = '';
+  const child = spawn(process.execPath, [CLI, command], {
+    env: { ...process.env, BACKUP_SCHEDULE: 'off', DRILL_SCHEDULE: 'off', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr!.on('data', (chunk) => {
+    output += chunk;
+  });
+  await waitFor(
+    `trendgen ${command} to start`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`trendgen ${command} exited early:\n${output}`);
+      return ready.test(output) ? true : undefined;
+    },
+    90_000,
+    100,
+  );
+  return {
+    child,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode !== null || !child.pid || !isAlive(child.pid)) return child.exitCode;
+      const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      return await Promise.race([exit, sleep(30_000).then(() => null)]);
+    },
+  };
+}

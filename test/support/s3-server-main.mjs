@@ -1,7 +1,7 @@
 // Child entry for test/support/s3-server.ts: runs s3rver in its own process because it needs
 // `--openssl-legacy-provider` (its continuation tokens use DES) and must not share the test's event loop.
 // argv: <data directory> <bucket>...; prints one JSON line {"port":N} once listening.
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -14,6 +14,10 @@ const server = new S3rver({
   silent: true,
   directory,
   configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+  // HTTPS when the parent gives a certificate (S3_CA_FILE's tests).
+  ...(process.env.S3RVER_TLS_CERT
+    ? { cert: readFileSync(process.env.S3RVER_TLS_CERT), key: readFileSync(process.env.S3RVER_TLS_KEY) }
+    : {}),
 });
 
 const { port } = await server.run();

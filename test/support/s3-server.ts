@@ -19,9 +19,17 @@ const READY_TIMEOUT_MS = 15_000;
  * data in a fresh temp directory and the given buckets created. s3rver ignores If-None-Match, has no
  * versioning and fails AbortMultipartUpload: code under test must not depend on those.
  */
-export async function startS3Server(options: { buckets: string[] }): Promise<S3Server> {
+export async function startS3Server(options: {
+  buckets: string[];
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+}): Promise<S3Server> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'trendgen-s3rver-'));
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    S3RVER_TLS_CERT: options.tls?.cert,
+    S3RVER_TLS_KEY: options.tls?.key,
+  };
   // The test runner's NODE_OPTIONS (loaders, inspector) have no business in the server process.
   delete env['NODE_OPTIONS'];
   const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, dir, ...options.buckets], {
@@ -36,7 +44,7 @@ export async function startS3Server(options: { buckets: string[] }): Promise<S3S
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let stopping: Promise<void> | undefined;
   return {
     endpoint,

@@ -1,9 +1,12 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type BlobStore, createBlobStore, S3BlobStore } from '../../blobstore/index.ts';
 import type { Config, S3Settings } from '../../config/config.ts';
 import { openDatabase, type Sql } from '../../db/connection.ts';
+import { checkDatabaseTls, DatabaseTlsError } from '../../db/tls.ts';
 import { embeddedPostgres, embeddedRedis } from '../../embedded/connect.ts';
 import { parseConnectionUrl } from '../../lib/connection-url.ts';
+import { redisSetupProblem } from '../../lib/redis-check.ts';
+import { createRedisClient, describeRedis } from '../../lib/redis-client.ts';
 import { type DoctorContext, errorMessage, NotChecked } from './types.ts';
 
 /** A dependency that cannot be reached: FAIL for its own check, "not checked" for the ones that need it. */
@@ -38,8 +41,9 @@ export async function withTimeout<T>(work: Promise<T>, ms: number, what: string)
 
 export const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))} s`;
 
-/** host:port of a URL, without user or password. */
+/** host:port of a URL, without user or password; for Redis through Sentinels, the master's name and the Sentinels. */
 export function endpointOf(url: string): string {
+  if (/^rediss?\+sentinel:/i.test(url)) return describeRedis(url).replace(/^the Redis /, '');
   try {
     const parsed = parseConnectionUrl(url, { multiHost: true });
     const port = parsed.scheme.startsWith('redis') ? 6379 : 5432;
@@ -73,10 +77,12 @@ export function createContext(config: Config, timeoutMs: number, now: Date): Own
       database ??= (async () => {
         const url = findDatabaseUrl(config);
         ctx.databaseUrl = url;
-        sql = openDatabase(url, { max: 3 });
         try {
+          await checkDatabaseTls(url, connectMs);
+          sql = openDatabase(url, { max: 3 });
           await withTimeout(sql`select 1`, connectMs, `PostgreSQL at ${endpointOf(url)}`);
         } catch (error) {
+          if (error instanceof DatabaseTlsError) throw new Unreachable('postgres', error.message);
           throw new Unreachable(
             'postgres',
             `PostgreSQL at ${endpointOf(url)} is unreachable: ${errorMessage(error)}`,
@@ -93,7 +99,7 @@ export function createContext(config: Config, timeoutMs: number, now: Date): Own
       redisClient ??= (async () => {
         const url = config.redisUrl ?? (await findEmbeddedRedisUrl(config));
         ctx.redisUrl = url;
-        redis = new Redis(url, {
+        redis = createRedisClient(url, {
           lazyConnect: true,
           connectTimeout: connectMs,
           // Fail at once instead of queueing and retrying: doctor wants an answer, not resilience.
@@ -102,11 +108,14 @@ export function createContext(config: Config, timeoutMs: number, now: Date): Own
           enableOfflineQueue: false,
           // The ready check sends INFO, which some managed services restrict.
           enableReadyCheck: false,
+          sentinelRetryStrategy: () => null,
         });
         redis.on('error', () => {});
         try {
           await withTimeout(redis.connect(), connectMs, `Redis at ${endpointOf(url)}`);
         } catch (error) {
+          const problem = redisSetupProblem(error, url);
+          if (problem) throw new Unreachable('redis', problem);
           throw new Unreachable(
             'redis',
             `Redis at ${endpointOf(url)} is unreachable: ${errorMessage(error)}`,

@@ -1,29 +1,33 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { findRedisBinary } from '../../embedded/binaries.ts';
 import { EmbeddedRedis } from '../../embedded/redis.ts';
+import { createRedisClient, parseRedisUrl, resolveRedisAddress } from '../../lib/redis-client.ts';
 
 /** The programs the Redis source runs: redis-cli for an RDB, and a throwaway server to read one. */
 
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+const connect = (url: string) => createRedisClient(url, { maxRetriesPerRequest: 2, connectTimeout: 10_000 });
 
-/** redis-cli arguments and environment: the password goes in REDISCLI_AUTH, never in argv (`ps`). */
-export function redisCliConnection(url: string): { args: string[]; env: NodeJS.ProcessEnv } {
-  const parsed = new URL(url);
-  const user = decodeURIComponent(parsed.username);
-  const password = decodeURIComponent(parsed.password);
-  const args = [
-    '-u',
-    `${parsed.protocol}//${parsed.host}`,
-    ...(user && user !== 'default' ? ['--user', user] : []),
-  ];
+/**
+ * redis-cli arguments and environment for the server, or the master the Sentinels name now (an RDB taken from
+ * it holds every write it acknowledged): TLS with the same CA, the password in REDISCLI_AUTH, never in argv (`ps`).
+ */
+export async function redisCliConnection(url: string): Promise<{ args: string[]; env: NodeJS.ProcessEnv }> {
+  const target = parseRedisUrl(url);
+  const { host, port } = await resolveRedisAddress(url);
+  const tls = target.tls
+    ? ['--tls', ...(target.caFile ? ['--cacert', target.caFile] : []), ...(isIP(host) ? [] : ['--sni', host])]
+    : [];
+  const user = target.username && target.username !== 'default' ? ['--user', target.username] : [];
+  const args = ['-h', host, '-p', String(port), ...tls, ...user];
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.REDISCLI_AUTH;
-  if (password) env.REDISCLI_AUTH = password;
+  if (target.password) env.REDISCLI_AUTH = target.password;
   return { args, env };
 }
 

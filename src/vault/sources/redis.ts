@@ -3,7 +3,8 @@ import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs'
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedisClient } from '../../lib/redis-client.ts';
 import { redisCliConnection, runCli, withRdb } from './redis-tools.ts';
 import { directoryProgress, directoryStats, type RedisFacts, type SnapshotSource } from './types.ts';
 
@@ -25,7 +26,7 @@ type Entry = { key: Buffer; ttl: number; value: Buffer };
 /** `gone`: keys that SCAN listed but that were deleted or expired before DUMP reached them. */
 type Batch = { db: number; entries: Entry[]; gone: number };
 
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 10_000 });
+const connect = (url: string) => createRedisClient(url, { maxRetriesPerRequest: 2, connectTimeout: 10_000 });
 
 /** `db` → key count, from INFO keyspace (only databases that hold keys are listed). */
 async function keyspaceOf(client: Redis): Promise<Record<string, number>> {
@@ -98,7 +99,7 @@ export async function dumpRedis(
   if (method !== 'dump') {
     const file = path.join(outDir, 'dump.rdb');
     try {
-      const cli = redisCliConnection(redisUrl);
+      const cli = await redisCliConnection(redisUrl);
       await runCli([...cli.args, '--rdb', file], cli.env);
       const keysPerDb = await withRdb(file, keyspaceOf);
       return factsOf('rdb', keysPerDb, takenAt);
@@ -293,7 +294,7 @@ export function redisSource(redisUrl: string): SnapshotSource<RedisFacts> {
     restore: async (ctx) => {
       ctx.progress('redis');
       if (ctx.clear) {
-        const client = new Redis(redisUrl, { maxRetriesPerRequest: 2 });
+        const client = connect(redisUrl);
         try {
           await client.flushall();
         } finally {

@@ -8,6 +8,7 @@ import {
   pendingObjects,
   recordStreamTargetHealth,
   registerStreamTargets,
+  settleDeletedEntries,
   streamWatermarks,
 } from '../../objects/stream-queue.ts';
 import { type Repository, type StreamedObject, writeObjectsStreamState } from '../repository/index.ts';
@@ -176,9 +177,12 @@ async function streamBatch(
     watermark = (await streamWatermarks(options.sql, [target], held))[0]?.recoverableUntil;
     return watermark;
   });
+  const unstreamable = failed.filter((f) => f.error instanceof StreamedObjectError).map((f) => f.key);
+  const settled = await settleDeletedEntries(options.sql, target, unstreamable, names);
   for (const { key, error } of failed) {
     options.onProgress?.({ type: 'object-failed', target, key, error: error.message });
   }
+  if (stored.length === 0 && settled > 0) return { taken: entries.length, streamed: 0 };
   if (stored.length === 0) {
     // Nothing stored because of the target (not because objects are missing or damaged): back off.
     const targetError = failed.find((f) => !(f.error instanceof StreamedObjectError))?.error;

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { formatConnectionUrl, parseConnectionUrl } from '../../lib/connection-url.ts';
 import { sleep } from '../../lib/process.ts';
 import { libpqConnection } from '../sources/postgres.ts';
 
@@ -13,9 +14,10 @@ export type ReceiverState = 'starting' | 'streaming' | 'stopped' | 'failed';
 
 /** The database URL with the application name that `synchronous_standby_names` and pg_stat_replication see. */
 export function receiverConnection(databaseUrl: string): ReturnType<typeof libpqConnection> {
-  const url = new URL(databaseUrl);
-  url.searchParams.set('application_name', WAL_RECEIVER_NAME);
-  return libpqConnection(url.toString());
+  // Parsed by hand: a failover URL's host list (`h1:5432,h2:5432`) is no WHATWG URL.
+  const url = parseConnectionUrl(databaseUrl, { multiHost: true });
+  url.params.set('application_name', WAL_RECEIVER_NAME);
+  return libpqConnection(formatConnectionUrl(url));
 }
 
 /**

@@ -122,7 +122,8 @@ during each run (and re-read every earlier one too); the vault scenarios count e
 snapshot they restore, so a write that stays in the data is counted again by each run that checks it.
 Recovery is measured from the fault to the moment the system answered correctly again (for process
 kills: \`/readyz\` answering 200 and every acknowledged write readable; for backup faults: the next
-command that succeeds).
+command that succeeds; for \`pg-failover\`, the write unavailability: from the SIGKILL of the primary to the
+first acknowledged save sent after it, the standby promoted at once).
 
 ## Seeds
 

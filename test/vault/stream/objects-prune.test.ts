@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { sleep } from '../../../src/lib/process.ts';
+import { tombstoneObjects } from '../../../src/objects/store.ts';
 import { runForget } from '../../../src/vault/forget.ts';
 import {
   objectStreamStatus,
@@ -58,6 +59,43 @@ describe('streamed objects and retention', () => {
     } finally {
       stop.abort();
       await running;
+    }
+  }, 120_000);
+
+  it('I3, I11: an object deleted before it was streamed (its bytes gone) does not hold the watermark', async () => {
+    const deleted = await startVaultEnv('stream-deleted');
+    try {
+      const config = loadConfig(deleted.env, { dotEnv: false });
+      // As after a restore that re-applied a user's deletion: the row tombstoned, the bytes never put back.
+      const gone = await deleted.objects.put(Readable.from([fakePng(9100)]), {
+        kind: 'photo',
+        maxBytes: 1e9,
+      });
+      await tombstoneObjects(deleted.db.sql, [gone.key]);
+      await deleted.objects.blobs.delete(gone.key);
+      const stop = new AbortController();
+      const running = runObjectStream({
+        config,
+        sql: deleted.db.sql,
+        objects: deleted.objects.blobs,
+        signal: stop.signal,
+      });
+      try {
+        await until(
+          'the deleted object settled',
+          async () => (await objectStreamStatus(deleted.db.sql, config))[0]!.pending === 0,
+          10_000,
+        );
+        const before = Date.now();
+        await sleep(1500);
+        const [status] = await objectStreamStatus(deleted.db.sql, config);
+        expect(status!.recoverableUntil!.getTime()).toBeGreaterThan(before);
+      } finally {
+        stop.abort();
+        await running;
+      }
+    } finally {
+      await deleted.close();
     }
   }, 120_000);
 
