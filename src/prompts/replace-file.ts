@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, lstat, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../lib/files.ts';
+import { sleep } from '../lib/process.ts';
 import { type PromptFileRead, readPromptFile } from './prompt-file.ts';
 
 /** Records a content that was on disk (a hand edit the caller may not have seen yet); called under the row lock. */
@@ -57,9 +58,35 @@ async function writeTemp(file: string, text: string): Promise<string> {
   return temp;
 }
 
+/** How long a save waits for a set-aside file that is empty to be written (see readDisplaced). */
+export const EMPTY_DISPLACED_WAIT_MS = 2_000;
+const EMPTY_POLL_MS = 10;
+
+/**
+ * Reads a file a save has just set aside. An empty one is what an editor that rewrites in place leaves
+ * between its open (which truncates) and its write: moved aside in that gap, its write lands in this file
+ * after the read, and would be lost with it. So an empty file is watched for a while, and read again once
+ * its size has grown and held still for one poll; no real prompt is empty, so only that gap pays the wait.
+ */
+async function readDisplaced(from: string, maxBytes: number): Promise<PromptFileRead> {
+  const first = await readPromptFile(from, maxBytes);
+  if (first.kind !== 'text' || first.size > 0) return first;
+  let lastSize = 0;
+  for (let waited = 0; waited < EMPTY_DISPLACED_WAIT_MS; waited += EMPTY_POLL_MS) {
+    await sleep(EMPTY_POLL_MS);
+    const size = await lstat(from).then(
+      (info) => info.size,
+      () => 0,
+    );
+    if (size > 0 && size === lastSize) return readPromptFile(from, maxBytes);
+    lastSize = size;
+  }
+  return lastSize > 0 ? readPromptFile(from, maxBytes) : first;
+}
+
 /** Hands what was at the path to `record` and removes it; a leftover that vanished meanwhile is nothing. */
 async function recordAndRemove(from: string, maxBytes: number, record: RecordDisplaced): Promise<void> {
-  const read = await readPromptFile(from, maxBytes);
+  const read = await readDisplaced(from, maxBytes);
   if (read.kind !== 'missing') await record(read);
   await unlink(from).catch((error) => {
     if (code(error) !== 'ENOENT') throw error;

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/lib/process.ts';
@@ -122,5 +122,28 @@ describe('I5: a save killed between its two renames loses nothing', () => {
     ).map((r) => (r.content as string).split('\n')[1]);
     expect(contents).toEqual(['title: first', 'title: hand edit', 'title: api save']);
     expect(existsSync(path.join(dir, '.left-b.yaml.displaced'))).toBe(false);
+  });
+
+  it('an editor that truncated the file before a save and writes after it set the file aside is recorded', async () => {
+    const dir = api.config.promptsDir;
+    const file = path.join(dir, 'slow-editor.yaml');
+    writeFileSync(file, promptYaml('slow-editor', 'first'));
+    await sync('slow-editor');
+    // The editor's open truncates the file; its write comes 300 ms later, while the save below is under way.
+    const editor = openSync(file, 'w');
+    const saving = api.app.inject({
+      method: 'PUT',
+      url: '/api/v1/prompts/slow-editor',
+      headers: { ...api.admin, 'content-type': 'application/yaml' },
+      payload: promptYaml('slow-editor', 'api save'),
+    });
+    await sleep(300);
+    writeSync(editor, promptYaml('slow-editor', 'slow hand edit'));
+    closeSync(editor);
+    expect((await saving).statusCode).toBeLessThan(300);
+    const contents = (
+      await api.db.sql`select content from prompt_versions where name = 'slow-editor' order by version`
+    ).map((r) => (r.content as string).split('\n')[1]);
+    expect(contents).toContain('title: slow hand edit');
   });
 });
