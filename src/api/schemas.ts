@@ -195,6 +195,16 @@ export const SHARED_SCHEMAS = [
             error: nullable(str),
           }),
         },
+        protectedBy: {
+          type: 'array',
+          description:
+            'Which system keeps each kind of data recoverable: trendgen, or for the database CloudNativePG or the managed service (BACKUP_DATABASE_PITR)',
+          items: open({
+            data: { type: 'string', enum: ['postgres', 'objects', 'prompts', 'redis'] },
+            by: { type: 'string', enum: ['trendgen', 'CloudNativePG', 'provider'] },
+            how: str,
+          }),
+        },
       }),
       lastDrill: nullable(
         open({

@@ -5,6 +5,7 @@ import { loadConfig } from '../config/config.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
+import { startLiveness } from '../lib/liveness.ts';
 import { createLogger } from '../ops/logger.ts';
 import { objectStreamStatus } from '../vault/stream/objects-status.ts';
 import { type ObjectStreamEvent, runObjectStream } from '../vault/stream/objects-stream.ts';
@@ -23,6 +24,7 @@ export function objectStreamCommand(): Command {
       const config = loadConfig();
       const logger = createLogger(config.logLevel, 'object-stream');
       survivePostgresSocketRace((message) => logger.warn(message));
+      startLiveness(config.livenessTimeoutSeconds * 1000, config.livenessFile);
       const services = await connectServices(config, { postgres: true, redis: false });
       const sql = openDatabase(services.databaseUrl, { max: 4 });
       const stop = new AbortController();

@@ -6,6 +6,7 @@ import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { startLiveness } from '../lib/liveness.ts';
 import { createLogger, scrub } from '../ops/logger.ts';
+import { streamsWal } from '../vault/protected-by.ts';
 import { runObjectStream } from '../vault/stream/objects-stream.ts';
 import { runProtect } from '../vault/wal/protect.ts';
 import { survivePostgresSocketRace, untilStopped } from './lifecycle.ts';
@@ -14,7 +15,7 @@ import { logStreamEvent } from './object-stream.ts';
 export function protectCommand(): Command {
   return new Command('protect')
     .description(
-      'Run continuous protection: stream PostgreSQL’s WAL and every new object into every backup target (pg_receivewal with a replication slot; the recovery point is about a second old, or zero with BACKUP_SYNC=on) and take the base backups point-in-time restore starts from, on BACKUP_SCHEDULE. `trendgen up` runs it; run it as its own process under Compose or Kubernetes.',
+      'Run continuous protection: stream PostgreSQL’s WAL and every new object into every backup target (pg_receivewal with a replication slot; the recovery point is about a second old, or zero with BACKUP_SYNC=on) and take the base backups point-in-time restore starts from, on BACKUP_SCHEDULE. With BACKUP_DATABASE_PITR=cloudnativepg or provider, only the objects. `trendgen up` runs it; run it as its own process under Compose or Kubernetes.',
     )
     .action(async () => {
       const config = loadConfig();
@@ -22,7 +23,7 @@ export function protectCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       // Under `trendgen up` the supervisor kills a child whose heartbeats stop: without them, protect was
       // killed and restarted every 90 s, and the WAL stream stopped each time.
-      startLiveness(config.livenessTimeoutSeconds * 1000);
+      startLiveness(config.livenessTimeoutSeconds * 1000, config.livenessFile);
       if (!config.backup.continuous) {
         logger.info('BACKUP_CONTINUOUS is off: nothing to do');
         // Nothing else holds the event loop open: without this the process ended at once (exit code 13).
@@ -50,17 +51,25 @@ export function protectCommand(): Command {
         try {
           // Both halves or neither: a half that fails stops the other and the process ends, so `up`'s
           // supervisor starts it again, rather than one half living on alone (objects not streamed, unnoticed).
+          if (!streamsWal(config))
+            logger.info(
+              `BACKUP_DATABASE_PITR=${config.backup.databasePitr}: the database's WAL is left to it; streaming the objects only`,
+            );
           const halves = [
-            runProtect({
-              config,
-              databaseUrl: services.databaseUrl,
-              signal: stop.signal,
-              log: {
-                info: (m) => logger.info(m),
-                warn: (m) => logger.warn(m),
-                error: (m) => logger.error(m),
-              },
-            }),
+            ...(streamsWal(config)
+              ? [
+                  runProtect({
+                    config,
+                    databaseUrl: services.databaseUrl,
+                    signal: stop.signal,
+                    log: {
+                      info: (m) => logger.info(m),
+                      warn: (m) => logger.warn(m),
+                      error: (m) => logger.error(m),
+                    },
+                  }),
+                ]
+              : []),
             runObjectStream({
               config,
               sql: streamSql,

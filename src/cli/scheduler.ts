@@ -26,7 +26,7 @@ export function schedulerCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('scheduler');
       await refuseMarkedPlaces(config);
-      startLiveness(config.livenessTimeoutSeconds * 1000);
+      startLiveness(config.livenessTimeoutSeconds * 1000, config.livenessFile);
       // Loaded here, not at the top: BullMQ takes a while to load, and other commands never need it.
       const { createQueue, queueConnection } = await import('../generation/queue.ts');
       const { reconcile } = await import('../generation/reconciler.ts');

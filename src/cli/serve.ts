@@ -22,7 +22,7 @@ export function serveCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('serve');
       await refuseMarkedPlaces(config);
-      const liveness = startLiveness(config.livenessTimeoutSeconds * 1000);
+      const liveness = startLiveness(config.livenessTimeoutSeconds * 1000, config.livenessFile);
       // Loaded here, not at the top: Fastify, its plugins and sharp take a while to load, and other commands never need them.
       const { startApi } = await import('../api/runtime.ts');
       const api = await startApi(config, logger, liveness);

@@ -7,7 +7,7 @@ import { printJson, withDatabase } from './context.ts';
 export function statusCommand(): Command {
   return new Command('status')
     .description(
-      'Show continuous protection: per source and target, the newest recoverable moment and its lag, the WAL receiver and its slot, and the point-in-time window the vault holds. Exit 1 when a target lags more than a minute or commits are stalled.',
+      'Show continuous protection: which system protects each kind of data (trendgen, CloudNativePG or the provider), per source and target, the newest recoverable moment and its lag, the WAL receiver and its slot, and the point-in-time window the vault holds. Exit 1 when a target lags more than a minute or commits are stalled.',
     )
     .option('--json', 'one JSON document on stdout')
     .action(async (options: { json?: boolean }) => {
@@ -36,6 +36,7 @@ export function statusCommand(): Command {
             ? `restorable window: ${window.from} to ${window.until ?? 'unknown'}\n`
             : 'restorable window: none yet (no base backup)\n',
         );
+        for (const p of status.protectedBy) out.write(`${p.data.padEnd(9)} protected by ${p.by}: ${p.how}\n`);
         const width = Math.max(6, ...status.sources.map((s) => s.target.length));
         for (const s of status.sources) {
           out.write(

@@ -22,7 +22,7 @@ export function workerCommand(): Command {
       survivePostgresSocketRace((message) => logger.warn(message));
       nameConnections('worker');
       await refuseMarkedPlaces(config);
-      startLiveness(config.livenessTimeoutSeconds * 1000);
+      startLiveness(config.livenessTimeoutSeconds * 1000, config.livenessFile);
       // Loaded here, not at the top: sharp and BullMQ take a second to load, and other commands never need them.
       const { createProvider } = await import('../generation/providers/provider.ts');
       const { queueConnection } = await import('../generation/queue.ts');

@@ -5,8 +5,9 @@ import { z } from 'zod';
 import { maskUrl, parseConnectionUrl, SECRET_PARAMS } from '../lib/connection-url.ts';
 import { registerSecret } from '../lib/redact.ts';
 import { ConfigError } from './errors.ts';
-import { type OffsiteTarget, offsiteSecrets, parseOffsiteTargets } from './offsite-targets.ts';
-import { type RedisSettings, redisConfig } from './redis.ts';
+import { offsiteSecrets, parseOffsiteTargets } from './offsite-targets.ts';
+import { redisConfig } from './redis.ts';
+import type { Config } from './types.ts';
 import {
   addressList,
   integer,
@@ -77,6 +78,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PROMPTS_RESCAN_SECONDS: integer(1, 86400).default(10),
   LIVENESS_TIMEOUT_SECONDS: integer(2, 3600).default(30),
+  LIVENESS_FILE: z.string().trim().min(1).optional(),
   OBJECT_SCRUB_RATE: rateOrOff('1MB'),
   BACKUP_DIR: z.string().trim().min(1).default('./backups'),
   BACKUP_RETENTION_DAYS: integer(1, 36500).default(14),
@@ -91,6 +93,7 @@ const envSchema = z.object({
   BACKUP_ALLOW_UNENCRYPTED_OFFSITE: z.enum(['true', 'false']).default('false'),
   BACKUP_CONTINUOUS: z.enum(['on', 'off']).default('on'),
   BACKUP_SYNC: z.enum(['on', 'off']).default('off'),
+  BACKUP_DATABASE_PITR: z.enum(['trendgen', 'cloudnativepg', 'provider']).default('trendgen'),
   BACKUP_PITR_WINDOW: z
     .string()
     .trim()
@@ -128,80 +131,7 @@ const envSchema = z.object({
   AWS_REGION: z.string().trim().default('us-east-1'),
 });
 
-type Env = z.infer<typeof envSchema>;
-
-export interface S3Settings {
-  /** What sets these, named in sentences about them; unset: S3_ENDPOINT and AWS_* (the object store's). */
-  configuredBy?: string | undefined;
-  endpoint: string | undefined;
-  region: string;
-  forcePathStyle: boolean;
-  accessKeyId: string | undefined;
-  secretAccessKey: string | undefined;
-  /** A CA (PEM) trusted for an https S3_ENDPOINT besides the usual public ones. */
-  caFile?: string | undefined;
-}
-
-export interface Config {
-  host: string;
-  port: number;
-  /** Proxies whose X-Forwarded-For/-Proto are believed (so the console cookie is Secure behind TLS); false: none. */
-  trustProxy: string | false;
-  dataDir: string;
-  promptsDir: string;
-  /** Undefined means: run the embedded PostgreSQL under dataDir. */
-  databaseUrl: string | undefined;
-  /** PGSSLROOTCERT: the CA that signed PostgreSQL's certificate (libpq's variable, read by every connection). */
-  databaseCaFile: string | undefined;
-  /** Undefined: the embedded Redis under dataDir. Else one connection string, every REDIS_* setting folded in. */
-  redisUrl: string | undefined;
-  storageUrl: string;
-  postgres: { user: string; database: string; port: number };
-  redis: RedisSettings;
-  apiToken: string | undefined;
-  adminToken: string | undefined;
-  limits: { maxUploadBytes: number; maxPromptBytes: number };
-  logLevel: Env['LOG_LEVEL'];
-  promptsRescanSeconds: number;
-  /** A service process whose thread pool or event loop is stuck this long is unhealthy (and restarted by `up`). */
-  livenessTimeoutSeconds: number;
-  /** Bytes per second the scheduler's scrub re-hashes the object store at; undefined: no scrub. */
-  objectScrubBytesPerSecond: number | undefined;
-  backup: {
-    dir: string;
-    retentionDays: number;
-    s3Uri: string | undefined;
-    /** BACKUP_OFFSITE_TARGETS: more offsite targets, each with its own S3 settings. */
-    offsiteTargets: OffsiteTarget[];
-    password: string | undefined;
-    key: string | undefined;
-    schedule: string;
-    allowUnencryptedOffsite: boolean;
-    /** Continuous protection: WAL streamed and objects shipped as they are written (I11). */
-    continuous: boolean;
-    /** Commits and uploads wait for the local backup disk (RPO 0). */
-    sync: boolean;
-    pitrWindowSeconds: number;
-    slotMaxWalBytes: number;
-    /** The collector leaves orphans and leftovers younger than this alone, and runs this often (I3). */
-    gcGraceSeconds: number;
-    keep: { last?: number; hourly: number; daily: number; weekly: number; monthly: number };
-  };
-  drill: { schedule: string; databaseUrl: string | undefined };
-  imageProvider: Env['IMAGE_PROVIDER'];
-  generation: {
-    concurrency: number;
-    leaseSeconds: number;
-    timeoutSeconds: number;
-    maxAttempts: number;
-    reconcileIntervalSeconds: number;
-  };
-  openai: { apiKey: string | undefined; baseUrl: string };
-  alertWebhookUrl: string | undefined;
-  s3: S3Settings;
-  /** The raw variables that produced this config, for `trendgen config`. */
-  source: Record<string, string | undefined>;
-}
+export type { Config, S3Settings } from './types.ts';
 
 /** Reads `.env` in the working directory; real environment variables win over it. */
 export function readDotEnv(file = path.resolve('.env')): Record<string, string> {
@@ -244,12 +174,7 @@ export function loadConfig(
   // libpq's own variable: openDatabase and the client programs (pg_dump…) read it from the environment, where
   // a value from .env must be too.
   if (databaseCaFile && env === process.env) process.env.PGSSLROOTCERT = databaseCaFile;
-  if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
-    throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
-  }
-  if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) {
-    throw new ConfigError('AWS_SECRET_ACCESS_KEY must be set when AWS_ACCESS_KEY_ID is.');
-  }
+  checkCombinations(e);
   const redis = redisConfig(e, cwd);
   return {
     host: e.HOST,
@@ -269,6 +194,7 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     promptsRescanSeconds: e.PROMPTS_RESCAN_SECONDS,
     livenessTimeoutSeconds: e.LIVENESS_TIMEOUT_SECONDS,
+    livenessFile: e.LIVENESS_FILE && path.resolve(cwd, e.LIVENESS_FILE),
     objectScrubBytesPerSecond: e.OBJECT_SCRUB_RATE,
     backup: {
       dir: path.resolve(cwd, e.BACKUP_DIR),
@@ -281,6 +207,7 @@ export function loadConfig(
       allowUnencryptedOffsite: e.BACKUP_ALLOW_UNENCRYPTED_OFFSITE === 'true',
       continuous: e.BACKUP_CONTINUOUS === 'on',
       sync: e.BACKUP_SYNC === 'on',
+      databasePitr: e.BACKUP_DATABASE_PITR,
       pitrWindowSeconds: e.BACKUP_PITR_WINDOW,
       slotMaxWalBytes: e.BACKUP_SLOT_MAX_WAL,
       gcGraceSeconds: e.OBJECT_GC_GRACE,
@@ -313,6 +240,16 @@ export function loadConfig(
     },
     source: relevant,
   };
+}
+
+/** Settings that are each valid alone but not together. */
+function checkCombinations(e: z.infer<typeof envSchema>): void {
+  if (e.API_TOKEN && e.ADMIN_TOKEN && e.API_TOKEN === e.ADMIN_TOKEN) {
+    throw new ConfigError('API_TOKEN and ADMIN_TOKEN must differ, or client tokens would be admin tokens.');
+  }
+  if (e.AWS_ACCESS_KEY_ID && !e.AWS_SECRET_ACCESS_KEY) {
+    throw new ConfigError('AWS_SECRET_ACCESS_KEY must be set when AWS_ACCESS_KEY_ID is.');
+  }
 }
 
 /** Tells the log scrubber every secret of the configuration, so that no error message can carry one. */

@@ -34,6 +34,7 @@ export function describeConfig(config: Config): Record<string, string> {
     LOG_LEVEL: config.logLevel,
     PROMPTS_RESCAN_SECONDS: config.promptsRescanSeconds,
     LIVENESS_TIMEOUT_SECONDS: config.livenessTimeoutSeconds,
+    LIVENESS_FILE: config.livenessFile,
     OBJECT_SCRUB_RATE:
       config.objectScrubBytesPerSecond === undefined ? 'off' : `${config.objectScrubBytesPerSecond} bytes/s`,
     BACKUP_DIR: config.backup.dir,
@@ -45,6 +46,7 @@ export function describeConfig(config: Config): Record<string, string> {
     BACKUP_ALLOW_UNENCRYPTED_OFFSITE: String(config.backup.allowUnencryptedOffsite),
     BACKUP_CONTINUOUS: config.backup.continuous ? 'on' : 'off',
     BACKUP_SYNC: config.backup.sync ? 'on' : 'off',
+    BACKUP_DATABASE_PITR: config.backup.databasePitr,
     BACKUP_PITR_WINDOW: config.source.BACKUP_PITR_WINDOW ?? '7d',
     BACKUP_SLOT_MAX_WAL: config.backup.slotMaxWalBytes,
     OBJECT_GC_GRACE: config.backup.gcGraceSeconds,

@@ -1,4 +1,5 @@
 import type { Config } from '../config/config.ts';
+import { streamsWal } from '../config/protection.ts';
 import { ensureDatabase } from '../db/connection.ts';
 import { checkDatabaseTls } from '../db/tls.ts';
 import { checkRedisSetup } from '../lib/redis-check.ts';
@@ -23,9 +24,7 @@ export function embeddedPostgres(config: Config): EmbeddedPostgres {
       // A receiver that is down may hold back this much WAL, then its slot is given up (the stream has a gap).
       max_slot_wal_keep_size: `${Math.max(64, Math.floor(config.backup.slotMaxWalBytes / 1024 ** 2))}MB`,
       // Synchronous mode: a commit returns once the WAL receiver (trendgen protect) has it on the backup disk.
-      ...(config.backup.continuous && config.backup.sync
-        ? { synchronous_standby_names: 'trendgen_wal' }
-        : {}),
+      ...(streamsWal(config) && config.backup.sync ? { synchronous_standby_names: 'trendgen_wal' } : {}),
     },
   });
 }

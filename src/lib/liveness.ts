@@ -1,4 +1,5 @@
 import { pbkdf2 } from 'node:crypto';
+import { utimes, writeFile } from 'node:fs/promises';
 
 export interface LivenessStatus {
   ok: boolean;
@@ -63,14 +64,39 @@ export class Liveness {
 }
 
 /**
- * Starts the liveness probe of a service process and, when it runs under `trendgen up` (an IPC channel to the
- * supervisor), sends it a heartbeat every interval.
+ * Keeps a file's modification time at the last healthy heartbeat, for a probe that cannot ask the process
+ * (Kubernetes runs `find FILE -newermt '-60 seconds'` in the container of a process that serves no HTTP).
+ * A stuck event loop or thread pool stops the touches, and the file grows old.
  */
-export function startLiveness(stuckAfterMs: number): Liveness {
+function fileToucher(file: string): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    const now = new Date();
+    utimes(file, now, now)
+      .catch((error: NodeJS.ErrnoException) =>
+        error.code === 'ENOENT' ? writeFile(file, '') : Promise.reject(error),
+      )
+      // A probe file that cannot be written shows as a stale file: the probe says so, nothing else can.
+      .catch(() => {})
+      .finally(() => {
+        pending = false;
+      });
+  };
+}
+
+/**
+ * Starts the liveness probe of a service process and, when it runs under `trendgen up` (an IPC channel to the
+ * supervisor), sends it a heartbeat every interval; with `file` (LIVENESS_FILE), touches it at each healthy one.
+ */
+export function startLiveness(stuckAfterMs: number, file?: string): Liveness {
   const send = process.send?.bind(process);
   // The channel must not keep a process alive that would otherwise exit.
   process.channel?.unref();
+  const touch = file ? fileToucher(file) : undefined;
   return new Liveness(stuckAfterMs).start((status) => {
+    if (status.ok) touch?.();
     if (!send || !process.connected) return;
     const beat: Heartbeat = { type: 'trendgen-heartbeat', ...status };
     send(beat, undefined, undefined, () => {});

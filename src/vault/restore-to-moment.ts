@@ -14,6 +14,7 @@ import { liveObjects } from '../objects/queries.ts';
 import { writePromptsFromHistory } from '../prompts/index.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
 import { readLedger } from './ledger.ts';
+import { streamsWal } from './protected-by.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { RestoreRefusedError, runRestore } from './restore.ts';
 import { refuseWhileServiceRuns } from './restore-guards.ts';
@@ -54,7 +55,7 @@ export interface MomentReport {
  * on, the database is the embedded one, and the vault holds a base backup with its WAL.
  */
 export async function momentRestoreApplies(config: Config, target?: string): Promise<boolean> {
-  if (!config.backup.continuous || config.databaseUrl) return false;
+  if (!streamsWal(config) || config.databaseUrl) return false;
   try {
     const { repo } = await openFirstTarget(config, target ? [target] : undefined);
     return (await recoverableWindow(repo)) !== undefined;
@@ -129,7 +130,7 @@ export async function restoreToMoment(config: Config, request: MomentRequest): P
       password: ensureSecretFile(pg.passwordFile),
       runAs: runAsFor('postgres', config.dataDir),
       receivedWalDir: receiverDir(config),
-      ...(config.backup.continuous ? { streamSlot: WAL_RECEIVER_NAME } : {}),
+      ...(streamsWal(config) ? { streamSlot: WAL_RECEIVER_NAME } : {}),
       progress,
     });
   } finally {

@@ -10,6 +10,7 @@ import { refusedDrill, runDrill } from './drill.ts';
 
 import { followLedgers } from './ledger.ts';
 import { type CollectReport, collectGarbage } from './object-gc.ts';
+import { streamsWal } from './protected-by.ts';
 import type { Repository } from './repository/index.ts';
 import { resolveSnapshot } from './restore.ts';
 import { applyRetention } from './retention.ts';
@@ -191,7 +192,7 @@ async function drillNewest(deps: VaultJobDeps, target: string, repo: Repository,
     deps.logger.info({ seconds: report.recoverySeconds }, 'restore drill passed');
   else deps.logger.error({ reason: report.reason }, 'restore drill FAILED');
   // Continuous protection is proven too: a random moment of its window, restored and verified.
-  if (!deps.config.backup.continuous || !(await recoverableWindow(repo))) return;
+  if (!streamsWal(deps.config) || !(await recoverableWindow(repo))) return;
   const momentId = await startDrillRun(deps.sql, target);
   const moment = await runMomentDrill(deps.config, repo).catch((error: Error) =>
     refusedDrill('moment', error),

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { freePort, isPortFree, waitFor } from '../../src/lib/process.ts';
+import { streamsWal, whoProtects } from '../../src/vault/protected-by.ts';
 import { tempDir } from '../support/temp.ts';
 import { type Container, K8S_DIR, type K8sObject, one, podTemplates, render } from './k8s-render.ts';
 
@@ -76,7 +77,11 @@ describe('Kubernetes manifests: trendgen runs its real commands with its real se
         );
         expect([pod.owner, unknown]).toEqual([pod.owner, []]);
         const config = loadConfig(env, { dotEnv: false });
-        expect(config.backup.continuous).toBe(false);
+        // CloudNativePG keeps the database's point-in-time recovery: trendgen streams no WAL, only objects.
+        expect(config.backup.databasePitr).toBe('cloudnativepg');
+        expect(streamsWal(config)).toBe(false);
+        expect(whoProtects(config, [])[0]).toMatchObject({ data: 'postgres', by: 'CloudNativePG' });
+        expect(config.livenessFile).toBe('/tmp/trendgen-alive');
         // The master is the one the Sentinels name; REDIS_URL, where a pod has it, gives its password.
         expect(config.redisUrl).toMatch(
           /^redis\+sentinel:\/\/(:[^@]+@)?trendgen-sentinel-0\.trendgen-sentinel:26379,.*\/trendgen\/0$/,

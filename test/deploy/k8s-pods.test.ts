@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -66,6 +66,7 @@ describe('Kubernetes manifests: pods, secrets, network and monitoring', () => {
 
   it('every container has CPU and memory requests and limits; HTTP ones probe /readyz and /healthz', () => {
     const noProbes: string[] = [];
+    const heartbeatProbes: Array<[string, string[]]> = [];
     for (const pod of podTemplates(objects())) {
       for (const { container, init } of containersOf(pod.spec)) {
         const where = `${pod.owner} ${container.name}`;
@@ -78,6 +79,8 @@ describe('Kubernetes manifests: pods, secrets, network and monitoring', () => {
         if (container.ports?.some((p) => p.name === 'http')) {
           expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
           expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
+        } else if (container.name === 'trendgen') {
+          heartbeatProbes.push([where, container.livenessProbe?.exec?.command ?? []]);
         } else if (container.readinessProbe || container.livenessProbe) {
           expect([where, container.livenessProbe?.exec?.command.join(' ')]).toEqual([
             where,
@@ -86,13 +89,40 @@ describe('Kubernetes manifests: pods, secrets, network and monitoring', () => {
         } else noProbes.push(where);
       }
     }
-    // The worker, the scheduler and the object stream serve no HTTP, and their heartbeat (src/lib/liveness.ts)
-    // reaches only `trendgen up`'s supervisor: nothing a probe could ask. When the process dies, the pod restarts.
-    expect(noProbes.sort()).toEqual([
+    expect(noProbes).toEqual([]);
+    // The worker, the scheduler and the object stream serve no HTTP: their probe reads the file each touches at
+    // every healthy heartbeat (LIVENESS_FILE).
+    expect(heartbeatProbes.map(([where]) => where).sort()).toEqual([
       'Deployment/trendgen-object-stream trendgen',
       'Deployment/trendgen-scheduler trendgen',
       'Deployment/trendgen-worker trendgen',
     ]);
+    const env = read(path.join(K8S_DIR, 'base/app/trendgen.env'));
+    const file = /^LIVENESS_FILE=(.+)$/m.exec(env)?.[1];
+    expect(file).toBe('/tmp/trendgen-alive');
+    for (const [, command] of heartbeatProbes) expect(command.join(' ')).toContain(file);
+  });
+
+  it('the heartbeat probe passes on a fresh file and fails on one over a minute old or missing (run in sh)', () => {
+    const worker = podTemplates(objects()).find((p) => p.owner === 'Deployment/trendgen-worker')!;
+    const command = worker.spec.containers[0]!.livenessProbe!.exec!.command;
+    const temp = tempDir('heartbeat-probe');
+    try {
+      const file = path.join(temp.dir, 'alive');
+      const run = () =>
+        spawnSync(
+          command[0]!,
+          command.slice(1).map((a) => a.replaceAll('/tmp/trendgen-alive', file)),
+        ).status;
+      expect(run()).not.toBe(0);
+      writeFileSync(file, '');
+      expect(run()).toBe(0);
+      const old = new Date(Date.now() - 90_000);
+      utimesSync(file, old, old);
+      expect(run()).not.toBe(0);
+    } finally {
+      temp.remove();
+    }
   });
 
   it('NetworkPolicies: only the api is open to the outside, only trendgen reaches PostgreSQL and Redis', () => {

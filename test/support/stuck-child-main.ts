@@ -6,7 +6,7 @@ import { startLiveness } from '../../src/lib/liveness.ts';
 const [mode] = process.argv.slice(2);
 const dir = process.env.STUCK_DIR!;
 appendFileSync(path.join(dir, 'starts'), `${process.pid}\n`);
-startLiveness(Number(process.env.STUCK_AFTER_MS));
+startLiveness(Number(process.env.STUCK_AFTER_MS), process.env.LIVENESS_FILE);
 const marker = path.join(dir, 'stuck-once');
 const keepAlive = setInterval(() => {}, 1000);
 if (!existsSync(marker)) {

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { unrepairedObjectDamage } from '../../objects/integrity.ts';
 import { invalidPromptFiles } from '../../prompts/index.ts';
 import { backupFreshness } from '../../vault/catalog.ts';
+import { streamsWal } from '../../vault/protected-by.ts';
 import { readWalStatus, synchronousStall } from '../../vault/wal/status.ts';
 import type { ApiDeps } from '../deps.ts';
 import { errors } from '../openapi.ts';
@@ -38,7 +39,10 @@ async function timed(name: string, probe: () => Promise<string>): Promise<Check>
 async function continuousCheck(deps: ApiDeps): Promise<Check> {
   let stalled = false;
   const check = await timed('continuous', async () => {
-    if (!deps.config.backup.continuous) return 'off';
+    if (!streamsWal(deps.config)) {
+      const pitr = deps.config.backup.databasePitr;
+      return pitr === 'trendgen' ? 'off' : `the database's point-in-time recovery is kept by ${pitr}`;
+    }
     const stall = await synchronousStall(deps.sql);
     if (stall) {
       stalled = true;

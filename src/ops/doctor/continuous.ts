@@ -1,3 +1,4 @@
+import { whoProtects } from '../../vault/protected-by.ts';
 import { protectionStatus } from '../../vault/wal/report.ts';
 import { databaseWith } from './backups.ts';
 import { type DoctorCheck, fail, ok, warn } from './types.ts';
@@ -11,6 +12,13 @@ export function continuousChecks(): DoctorCheck[] {
     {
       id: 'backup.continuous',
       run: async (ctx) => {
+        const pitr = ctx.config.backup.databasePitr;
+        if (pitr !== 'trendgen') {
+          const [postgres] = whoProtects(ctx.config, []);
+          return ok(
+            `PostgreSQL is protected by ${postgres!.by}: ${postgres!.how}; trendgen protects the objects, prompts and Redis (BACKUP_DATABASE_PITR=${pitr})`,
+          );
+        }
         if (!ctx.config.backup.continuous)
           return warn(
             'continuous protection is off: the recovery point is the last snapshot',

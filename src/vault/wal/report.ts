@@ -1,5 +1,6 @@
 import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
+import { type Protector, streamsWal, whoProtects } from '../protected-by.ts';
 import { streamedTargetsStatus } from '../stream/objects-status.ts';
 import { WAL_RECEIVER_NAME } from './receiver.ts';
 import { readWalStatus, synchronousStall } from './status.ts';
@@ -21,6 +22,8 @@ export interface ProtectionStatus {
   /** Why commits are waiting in synchronous mode, when they are. */
   stall: string | null;
   sources: SourceTargetStatus[];
+  /** Which system keeps each kind of data recoverable (the database may be CloudNativePG's or a provider's). */
+  protectedBy: Protector[];
 }
 
 /** What `trendgen status`, `GET /api/v1/backups`, metrics and doctor report about continuous protection. */
@@ -29,10 +32,29 @@ export async function protectionStatus(sql: Sql, config: Config): Promise<Protec
   const [slot] = await sql<{ retained: string | null; wal_status: string | null }[]>`
     select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
     from pg_replication_slots where slot_name = ${WAL_RECEIVER_NAME}`;
-  const receiverState = rows[0]?.receiver ?? (config.backup.continuous ? 'stopped' : 'off');
+  const walStreamed = streamsWal(config);
+  const receiverState = rows[0]?.receiver ?? (walStreamed ? 'stopped' : 'off');
+  const sources: SourceTargetStatus[] = [
+    ...rows.map((row) => ({
+      source: 'postgres' as const,
+      target: row.target,
+      recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+      lagSeconds: row.lagSeconds === null ? null : Math.round(row.lagSeconds * 1000) / 1000,
+      state: row.receiver,
+      error: row.error,
+    })),
+    ...(await streamedTargetsStatus(sql)).map((row) => ({
+      source: 'objects' as const,
+      target: row.target,
+      recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+      lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
+      state: row.error ? 'failing' : 'streaming',
+      error: row.error ?? null,
+    })),
+  ];
   return {
     continuous: config.backup.continuous,
-    mode: !config.backup.continuous ? 'off' : config.backup.sync ? 'sync' : 'async',
+    mode: !walStreamed ? 'off' : config.backup.sync ? 'sync' : 'async',
     pitrWindow: config.source.BACKUP_PITR_WINDOW ?? '7d',
     receiver: {
       state: receiverState,
@@ -41,23 +63,7 @@ export async function protectionStatus(sql: Sql, config: Config): Promise<Protec
         : null,
     },
     stall: (await synchronousStall(sql)) ?? null,
-    sources: [
-      ...rows.map((row) => ({
-        source: 'postgres' as const,
-        target: row.target,
-        recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
-        lagSeconds: row.lagSeconds === null ? null : Math.round(row.lagSeconds * 1000) / 1000,
-        state: row.receiver,
-        error: row.error,
-      })),
-      ...(await streamedTargetsStatus(sql)).map((row) => ({
-        source: 'objects' as const,
-        target: row.target,
-        recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
-        lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
-        state: row.error ? 'failing' : 'streaming',
-        error: row.error ?? null,
-      })),
-    ],
+    sources,
+    protectedBy: whoProtects(config, sources),
   };
 }

@@ -8,6 +8,13 @@ import { createTestDatabase } from '../../support/database.ts';
 import { killTree } from '../../support/processes.ts';
 import { tempDir } from '../../support/temp.ts';
 
+interface Status {
+  mode: string;
+  receiver: { state: string };
+  sources: Array<{ source: string; state: string; error: string }>;
+  protectedBy: Array<{ data: string; by: string; how: string }>;
+}
+
 // I10 and I11 on a managed PostgreSQL: a role that may not replicate is said so, once, in status and doctor,
 // and protect keeps running without retrying a stream that cannot work.
 describe('I11 continuous protection on a server that refuses replication', { timeout: 300_000 }, () => {
@@ -44,7 +51,7 @@ describe('I11 continuous protection on a server that refuses replication', { tim
     };
     const protect = runCli(['protect'], env);
     cleanups.push(async () => protect.child.pid && killTree(protect.child.pid));
-    let status: { receiver: { state: string }; sources: Array<{ state: string; error: string }> } | undefined;
+    let status: Status | undefined;
     for (let i = 0; i < 60 && !status?.sources.length; i++) {
       await sleep(500);
       const result = await runCli(['status', '--json'], env);
@@ -52,10 +59,54 @@ describe('I11 continuous protection on a server that refuses replication', { tim
     }
     expect(status?.receiver.state).toBe('refused');
     expect(status?.sources[0]?.error).toMatch(/may not open replication connections.*point-in-time recovery/);
+    expect(status?.protectedBy.find((p) => p.data === 'postgres')?.by).toBe('provider');
     const doctor = JSON.parse((await runCli(['doctor', '--json'], env)).stdout);
     expect(doctor.checks.find((c: { id: string }) => c.id === 'backup.continuous')).toMatchObject({
       status: 'WARN',
     });
+    expect(protect.child.exitCode).toBeNull();
+  });
+
+  it('with BACKUP_DATABASE_PITR=cloudnativepg, protect streams the objects only, and status and doctor name CloudNativePG', async () => {
+    const db = await createTestDatabase({ migrate: false });
+    cleanups.push(() => db.drop());
+    const dir = path.join(temp.dir, 'cnpg');
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: 'redis://127.0.0.1:1/0',
+      DATA_DIR: path.join(dir, 'data'),
+      BACKUP_DIR: path.join(dir, 'backups'),
+      PROMPTS_DIR: path.join(dir, 'prompts'),
+      BACKUP_DATABASE_PITR: 'cloudnativepg',
+      LOG_LEVEL: 'warn',
+    };
+    const protect = runCli(['protect'], env);
+    cleanups.push(async () => protect.child.pid && killTree(protect.child.pid));
+    let status: Status | undefined;
+    for (let i = 0; i < 60 && !status?.sources.some((s) => s.source === 'objects'); i++) {
+      await sleep(500);
+      const result = await runCli(['status', '--json'], env);
+      status = JSON.parse(result.stdout || 'null') ?? undefined;
+    }
+    expect(status?.sources.map((s) => s.source)).toEqual(['objects']);
+    expect(status?.mode).toBe('off');
+    expect(status?.protectedBy.map((p) => [p.data, p.by])).toEqual([
+      ['postgres', 'CloudNativePG'],
+      ['objects', 'trendgen'],
+      ['prompts', 'trendgen'],
+      ['redis', 'trendgen'],
+    ]);
+    // No receiver ran: no replication slot and no WAL stream in the vault.
+    const slots = await db.sql`select slot_name from pg_replication_slots where slot_name = 'trendgen_wal'`;
+    expect(slots).toHaveLength(0);
+    const doctor = JSON.parse((await runCli(['doctor', '--json'], env)).stdout);
+    const check = doctor.checks.find((c: { id: string }) => c.id === 'backup.continuous');
+    expect(check.status).toBe('OK');
+    expect(check.message).toMatch(
+      /protected by CloudNativePG.*trendgen protects the objects, prompts and Redis/,
+    );
+    const text = (await runCli(['status'], env)).stdout;
+    expect(text).toMatch(/^postgres +protected by CloudNativePG: its WAL archive/m);
     expect(protect.child.exitCode).toBeNull();
   });
 });
