@@ -69,7 +69,17 @@ async function diskLostRuns(
     const verdict = await verifyLedger(system, due);
     const acknowledged = due.prompts.length + due.objects.length + due.generations.length;
     recordRun({ scenario, seed, acknowledged, lost: verdict.lost, corrupted: verdict.corrupted, recoveryMs });
-    expect(verdict.problems, `seed ${seed}\n${restore.stdout}\n${system.output().slice(-3000)}`).toEqual([]);
+    // A lagging objects' watermark clamps the restore: the stream's own complaints say why it lagged.
+    const streamProblems = system
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('object stream problem'))
+      .slice(-5)
+      .join('\n');
+    expect(
+      verdict.problems,
+      `seed ${seed}\n${restore.stdout}\n${streamProblems}\n${system.output().slice(-3000)}`,
+    ).toEqual([]);
     expect(acknowledged, 'the load made no acknowledged write old enough to count').toBeGreaterThan(0);
     // The ledger goes on from what was restored: later runs check only what they acknowledge.
     Object.assign(ledger, dueBefore(ledger, faultAt, allowances));

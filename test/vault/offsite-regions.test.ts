@@ -262,6 +262,19 @@ describe('several offsite regions: one down, the other stays current, the first 
     // Whole: every record on region-b (snapshots, WAL, base backups, the objects' journal) finds its blobs.
     const [checked] = await checkTargets(config, { only: ['region-b'] });
     expect(checked!.report?.ok, JSON.stringify(checked)).toBe(true);
+    // Each target's own point-in-time window; a target taken out of the settings is no longer reported.
+    const windows = JSON.parse((await runCli(['status', '--json'], env)).stdout).windows as Array<{
+      target: string;
+      window: { from: string } | null;
+    }>;
+    expect(windows.map((w) => [w.target, Boolean(w.window?.from)])).toEqual([
+      ['local', true],
+      ['region-a', true],
+      ['region-b', true],
+    ]);
+    const withoutB = { ...env, BACKUP_OFFSITE_TARGETS: offsite.split(',')[0]! };
+    const reduced = JSON.parse((await runCli(['status', '--json'], withoutB)).stdout) as ProtectionStatus;
+    expect([...new Set(reduced.sources.map((x) => x.target))].sort()).toEqual(['local', 'region-a']);
     writing = false;
     await writer;
     const maxA = Math.max(...lagA);

@@ -2,6 +2,7 @@ import type { Config } from '../../config/config.ts';
 import type { Sql } from '../../db/connection.ts';
 import { type Protector, streamsWal, whoProtects } from '../protected-by.ts';
 import { streamedTargetsStatus } from '../stream/objects-status.ts';
+import { targetNames } from '../targets.ts';
 import { WAL_RECEIVER_NAME } from './receiver.ts';
 import { readWalStatus, synchronousStall } from './status.ts';
 
@@ -28,7 +29,9 @@ export interface ProtectionStatus {
 
 /** What `trendgen status`, `GET /api/v1/backups`, metrics and doctor report about continuous protection. */
 export async function protectionStatus(sql: Sql, config: Config): Promise<ProtectionStatus> {
-  const rows = await readWalStatus(sql);
+  // A target taken out of the settings keeps its rows in the database; it is no longer reported.
+  const configured = new Set(targetNames(config));
+  const rows = (await readWalStatus(sql)).filter((row) => configured.has(row.target));
   const [slot] = await sql<{ retained: string | null; wal_status: string | null }[]>`
     select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as retained, wal_status
     from pg_replication_slots where slot_name = ${WAL_RECEIVER_NAME}`;
@@ -43,14 +46,16 @@ export async function protectionStatus(sql: Sql, config: Config): Promise<Protec
       state: row.receiver,
       error: row.error,
     })),
-    ...(await streamedTargetsStatus(sql)).map((row) => ({
-      source: 'objects' as const,
-      target: row.target,
-      recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
-      lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
-      state: row.error ? 'failing' : 'streaming',
-      error: row.error ?? null,
-    })),
+    ...(await streamedTargetsStatus(sql))
+      .filter((row) => configured.has(row.target))
+      .map((row) => ({
+        source: 'objects' as const,
+        target: row.target,
+        recoverableUntil: row.recoverableUntil?.toISOString() ?? null,
+        lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
+        state: row.error ? 'failing' : 'streaming',
+        error: row.error ?? null,
+      })),
   ];
   return {
     continuous: config.backup.continuous,
