@@ -193,6 +193,7 @@ export const SHARED_SCHEMAS = [
             lagSeconds: nullable({ type: 'number' }),
             state: str,
             error: nullable(str),
+            heldBy: { ...str, description: 'Objects: what holds the recoverable point back, when it lags' },
           }),
         },
         protectedBy: {

@@ -56,7 +56,7 @@ async function printStatus(json: boolean): Promise<void> {
     for (const row of status) {
       const until = row.recoverableUntil?.toISOString() ?? 'never streamed';
       const lag = row.lagSeconds === undefined ? '' : `, lag ${row.lagSeconds.toFixed(1)} s`;
-      const error = row.error ? `, failing: ${row.error}` : '';
+      const error = `${row.error ? `, failing: ${row.error}` : ''}${row.heldBy ? ` (held by: ${row.heldBy})` : ''}`;
       process.stdout.write(
         `${row.target}: recoverable until ${until}${lag}, ${row.pending} pending${error}\n`,
       );

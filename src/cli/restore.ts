@@ -143,6 +143,8 @@ async function restoreMoment(ref: string | undefined, flags: RestoreFlags): Prom
   }
   // Also with --json: a restore that goes back further than the newest timeline must be seen by whoever ran it.
   if (report.notice) process.stderr.write(`trendgen: ${report.notice}\n`);
+  // A restored row whose object is in no backup fails the restore, in JSON too (a script must see it).
+  if (report.objects.missing.length) process.exitCode = 1;
   if (flags.json) return printJson(report);
   const { postgres } = report;
   process.stdout.write(

@@ -34,10 +34,11 @@ export function statusCommand(): Command {
               w ? `${w.from} to ${w.until ?? 'unknown'}` : (error ?? 'none yet (no base backup)')
             }\n`,
           );
+        for (const p of status.protectedBy) out.write(`${p.data.padEnd(9)} protected by ${p.by}: ${p.how}\n`);
         const width = Math.max(6, ...status.sources.map((s) => s.target.length));
         for (const s of status.sources) {
           out.write(
-            `${s.source.padEnd(9)} ${s.target.padEnd(width)} until ${s.recoverableUntil ?? 'never'}  lag ${s.lagSeconds ?? '?'} s${s.error ? `  ${s.error}` : ''}\n`,
+            `${s.source.padEnd(9)} ${s.target.padEnd(width)} until ${s.recoverableUntil ?? 'never'}  lag ${s.lagSeconds ?? '?'} s${s.error ? `  ${s.error}` : ''}${s.heldBy ? `  (held by: ${s.heldBy})` : ''}\n`,
           );
         }
       });

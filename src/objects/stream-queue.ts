@@ -22,6 +22,8 @@ export interface TargetBacklog {
   recoverableUntil: Date | undefined;
   /** Entries the target does not hold yet. */
   pending: number;
+  /** What holds `recoverableUntil` before `now`: the oldest entry not held, or an open writing transaction. */
+  heldBy?: string;
 }
 
 /**
@@ -103,8 +105,8 @@ export async function pendingObjectsByKey(sql: Sql, target: string, keys: string
 
 /**
  * Per target, the time up to which every committed object row is held: min(now, oldest entry not held − 1 ms,
- * oldest writing transaction still open − 1 ms), all on the database's clock. `held` counts entries as held
- * that the caller has just stored but not marked yet.
+ * oldest writing transaction still open − 1 ms), all on the database's clock, and what holds it there.
+ * `held` counts entries as held that the caller has just stored but not marked yet.
  *
  * Why three reads, in this order: a transaction's commit is dated before it becomes visible, so a snapshot can
  * miss an entry whose commit is already dated. The clock is read first; then the open writing transactions
@@ -117,27 +119,35 @@ export async function streamWatermarks(
   held: { target: string; ids: number[] } = { target: '', ids: [] },
 ): Promise<TargetBacklog[]> {
   const [clock] = await sql<{ now: Date }[]>`select clock_timestamp() as now`;
-  const [open] = await sql<{ oldest: Date | null }[]>`
-    select min(xact_start) as oldest from pg_stat_activity
-    where datname = current_database() and backend_xid is not null and pid <> pg_backend_pid()`;
+  const [running] = await sql<{ since: Date; pid: number; application: string }[]>`
+    select xact_start as since, pid, application_name as application from pg_stat_activity
+    where datname = current_database() and backend_xid is not null and pid <> pg_backend_pid()
+    order by xact_start limit 1`;
   const rows = await sql`
-    select t.target, r.target is not null as registered, min(q.enqueued_at) as oldest, count(q.id)::int as pending
+    select t.target, r.target is not null as registered, min(q.enqueued_at) as oldest, count(q.id)::int as pending,
+      (array_agg(q.key order by q.enqueued_at))[1] as oldest_key
     from unnest(${targets}::text[]) as t(target)
     left join object_stream_targets r on r.target = t.target
     left join object_stream_queue q on not (t.target = any(q.done))
       and not (t.target = ${held.target} and q.id = any(${held.ids}::bigint[]))
     group by t.target, r.target`;
   const now = clock!.now;
-  const bounds = [now.getTime()];
-  if (open?.oldest) bounds.push(open.oldest.getTime() - 1);
+  const transactionLimit = running?.since ? running.since.getTime() - 1 : Infinity;
   return targets.map((target) => {
     const row = rows.find((r) => r.target === target)!;
-    const limits = row.oldest ? [...bounds, (row.oldest as Date).getTime() - 1] : bounds;
+    const queueLimit = row.oldest ? (row.oldest as Date).getTime() - 1 : Infinity;
+    const until = Math.min(now.getTime(), transactionLimit, queueLimit);
+    let heldBy: string | undefined;
+    if (until === queueLimit)
+      heldBy = `the object ${row.oldest_key as string}, queued at ${(row.oldest as Date).toISOString()}, is not on this target yet`;
+    else if (until === transactionLimit)
+      heldBy = `a writing transaction has been open since ${running!.since.toISOString()} (PostgreSQL pid ${running!.pid}${running!.application ? `, ${running!.application}` : ''})`;
     return {
       target,
       now,
-      recoverableUntil: row.registered ? new Date(Math.min(...limits)) : undefined,
+      recoverableUntil: row.registered ? new Date(until) : undefined,
       pending: row.pending as number,
+      ...(heldBy ? { heldBy } : {}),
     };
   });
 }

@@ -214,19 +214,32 @@ async function restoreRedisOf(
   }
 }
 
+const OBJECTS_BEHIND_NOTICE_SECONDS = 5;
+
 /**
  * The newest moment is where every source agrees (I8): PostgreSQL's WAL is replayed only up to the objects'
  * watermark, so no restored row refers to an object the vault lacks. In synchronous mode every acknowledged
  * upload is already in the local target, so the WAL is replayed to its end.
  */
-async function planMoment(config: Config, repo: Repository, time: Date | undefined) {
+export async function planMoment(config: Config, repo: Repository, time: Date | undefined) {
   if (time) return await planPointInTime(repo, time);
   const newest = await planPointInTime(repo, undefined);
   const watermark = config.backup.sync ? undefined : await readObjectsWatermark(repo);
-  if (!watermark || !newest.coversUntil || watermark >= newest.coversUntil) return newest;
+  if (!watermark) return newest;
+  // The vault's WAL ends before the watermark, but the receiver's own WAL on the backup disk, replayed too, may
+  // go past it: the replay still stops at the last commit at or before the watermark.
+  if (!newest.coversUntil || watermark >= newest.coversUntil) return { ...newest, target: watermark };
   // Stopped at the watermark: the newest base backup at or before it, on the timeline live then.
   const plan = await planPointInTime(repo, watermark, { clamp: true });
-  return newest.notice && !plan.notice ? { ...plan, notice: newest.notice } : plan;
+  const behind = (newest.coversUntil.getTime() - watermark.getTime()) / 1000;
+  const stopped = `the objects reached the backups only up to ${watermark.toISOString()}, ${behind.toFixed(1)} s before the end of the WAL (${newest.coversUntil.toISOString()}): the database is restored to that moment, so that no row refers to an object the backups lack`;
+  // Objects trail the WAL by a second or so as a rule: only a watermark left well behind is worth saying.
+  const notices = [
+    plan.notice ?? newest.notice,
+    behind >= OBJECTS_BEHIND_NOTICE_SECONDS ? stopped : undefined,
+  ];
+  const notice = notices.filter(Boolean).join('; ');
+  return { ...plan, notice: notice || undefined };
 }
 
 /** Every object the restored rows refer to, put back from the stream, else from the newest snapshot holding it (I2, I8). */

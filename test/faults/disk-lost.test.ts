@@ -58,9 +58,12 @@ async function diskLostRuns(
     await untilRestorable(system);
     const load = new LoadGenerator(() => system, ledger, seed);
     await load.start();
-    await sleep(3000 + random() * 4000);
+    await sleep(1500 + random() * 4000);
+    // What status said just before the loss: on a failure, it tells which source's recovery point lagged.
+    const statusBefore = (await runCli(['status', '--json'], system.env)).stdout;
     const faultAt = Date.now();
     await system.killEverything();
+    const outputBefore = system.output();
     await load.stop();
     const restore = await system.loseDataDiskAndRestore();
     expect(restore.code, restore.stderr).toBe(0);
@@ -70,15 +73,14 @@ async function diskLostRuns(
     const acknowledged = due.prompts.length + due.objects.length + due.generations.length;
     recordRun({ scenario, seed, acknowledged, lost: verdict.lost, corrupted: verdict.corrupted, recoveryMs });
     // A lagging objects' watermark clamps the restore: the stream's own complaints say why it lagged.
-    const streamProblems = system
-      .output()
+    const streamProblems = outputBefore
       .split('\n')
       .filter((line) => line.includes('object stream problem'))
       .slice(-5)
       .join('\n');
     expect(
       verdict.problems,
-      `seed ${seed}\n${restore.stdout}\n${streamProblems}\n${system.output().slice(-3000)}`,
+      `seed ${seed}, loss at ${new Date(faultAt).toISOString()}\nstatus before: ${statusBefore}\n${restore.stdout}\n${streamProblems}\n${system.output().slice(-3000)}`,
     ).toEqual([]);
     expect(acknowledged, 'the load made no acknowledged write old enough to count').toBeGreaterThan(0);
     // The ledger goes on from what was restored: later runs check only what they acknowledge.
@@ -104,7 +106,7 @@ describe.skipIf(!scenarioSelected('disk-lost-sync'))('faults: the data disk lost
 describe.skipIf(!scenarioSelected('disk-lost') && !scenarioSelected('deletion-killed'))(
   'faults: the data disk lost under load, continuous protection restores the newest moment',
   () => {
-    const { system, ledger } = systemUnderLoad('disk-lost');
+    const { system, ledger } = systemUnderLoad('disk-lost', { LOG_LEVEL: 'warn' });
 
     it.skipIf(!scenarioSelected('disk-lost'))(
       'disk-lost (I8, I11): the newest moment every source agrees on comes back',

@@ -22,6 +22,8 @@ export interface ObjectStreamTargetStatus {
   pending: number;
   /** The streamer's last failure on this target, while it lasts. */
   error?: string;
+  /** What holds the recoverable point back from now (an object not stored yet, an open writing transaction). */
+  heldBy?: string;
 }
 
 /** Continuous protection of the objects, per configured target, from the queue in PostgreSQL. */
@@ -35,18 +37,25 @@ export async function streamedTargetsStatus(sql: Sql): Promise<ObjectStreamTarge
   return names.length ? await objectStreamStatusOf(sql, names) : [];
 }
 
+const HELD_BY_AFTER_SECONDS = 2;
+
 async function objectStreamStatusOf(sql: Sql, names: string[]): Promise<ObjectStreamTargetStatus[]> {
   const errors = await streamTargetErrors(sql);
   return (await streamWatermarks(sql, names)).map((backlog) => {
     const error = errors.get(backlog.target);
+    const lagSeconds = backlog.recoverableUntil
+      ? Math.max(0, backlog.now.getTime() - backlog.recoverableUntil.getTime()) / 1000
+      : undefined;
+    // A lag of a second is the stream working; past that, what holds it back is worth saying.
+    const heldBy =
+      lagSeconds !== undefined && lagSeconds > HELD_BY_AFTER_SECONDS ? backlog.heldBy : undefined;
     return {
       target: backlog.target,
       recoverableUntil: backlog.recoverableUntil,
-      lagSeconds: backlog.recoverableUntil
-        ? Math.max(0, backlog.now.getTime() - backlog.recoverableUntil.getTime()) / 1000
-        : undefined,
+      lagSeconds,
       pending: backlog.pending,
       ...(error ? { error } : {}),
+      ...(heldBy ? { heldBy } : {}),
     };
   });
 }

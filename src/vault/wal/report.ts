@@ -13,6 +13,8 @@ export interface SourceTargetStatus {
   lagSeconds: number | null;
   state: string;
   error: string | null;
+  /** Objects: what holds the recoverable point back, when it lags. */
+  heldBy?: string;
 }
 
 export interface ProtectionStatus {
@@ -55,6 +57,7 @@ export async function protectionStatus(sql: Sql, config: Config): Promise<Protec
         lagSeconds: row.lagSeconds === undefined ? null : Math.round(row.lagSeconds * 1000) / 1000,
         state: row.error ? 'failing' : 'streaming',
         error: row.error ?? null,
+        ...(row.heldBy ? { heldBy: row.heldBy } : {}),
       })),
   ];
   return {

@@ -8,10 +8,11 @@ import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { runAsFor } from '../../../src/embedded/run-as.ts';
 import { sleep } from '../../../src/lib/process.ts';
 import { dataKey } from '../../../src/vault/repository/format.ts';
-import type { Repository } from '../../../src/vault/repository/index.ts';
+import { type Repository, writeObjectsStreamState } from '../../../src/vault/repository/index.ts';
+import { planMoment } from '../../../src/vault/restore-to-moment.ts';
 import { openRepository, type Target } from '../../../src/vault/targets.ts';
 import { takeBaseBackup } from '../../../src/vault/wal/base-backup.ts';
-import { planPointInTime } from '../../../src/vault/wal/pitr-plan.ts';
+import { type PointInTimePlan, planPointInTime } from '../../../src/vault/wal/pitr-plan.ts';
 import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
 import { WalReceiver } from '../../../src/vault/wal/receiver.ts';
 import { WalShipper } from '../../../src/vault/wal/shipper.ts';
@@ -113,6 +114,36 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     expect(needed.filter((id) => report.unreferencedBlobs!.includes(id))).toEqual([]);
   });
 
+  it("I8: restore latest stops at the objects' watermark even where the receiver's own WAL goes past it", async () => {
+    await shipUntil(() => (shipper.progress()[0]!.lagSeconds ?? 99) === 0, 'the stream to be current');
+    // Commits the receiver has on the backup disk but the shipper has not put into the vault yet.
+    const held: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [row] = await sql<
+        { id: number }[]
+      >`insert into events (note) values (${`held ${i}`}) returning id`;
+      held.push(row!.id);
+    }
+    await sleep(50);
+    const watermark = (await sql<{ t: Date }[]>`select clock_timestamp() as t`)[0]!.t;
+    await sleep(50);
+    // Past the watermark: rows whose objects the vault would not hold.
+    for (let i = 0; i < 5; i++) await sql`insert into events (note) values (${`not held ${i}`})`;
+    await sleep(1000);
+    await writeObjectsStreamState(repo, {
+      version: 1,
+      time: new Date().toISOString(),
+      watermark: watermark.toISOString(),
+    });
+    const config = loadConfig({ BACKUP_DIR: path.join(temp.dir, 'backups') }, { dotEnv: false });
+    const plan = await planMoment(config, repo, undefined);
+    expect(plan.target?.toISOString()).toBe(watermark.toISOString());
+    const restored = await restoreInto('watermark', plan, walDir);
+    const newestHeld = held.at(-1)!;
+    expect(restored.ids.filter((id) => id > newestHeld)).toEqual([]);
+    expect(restored.ids).toContain(newestHeld);
+  });
+
   it('a damaged chunk of the base backup stops the restore with an error that names it', async () => {
     const plan = await planPointInTime(repo, undefined);
     const [, , middle] = await treeFileBlobs(repo, plan.base.tree);
@@ -127,14 +158,20 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     ).rejects.toThrow(new RegExp(middle!.slice(0, 12)));
   });
 
-  async function restoreInto(name: string, target: Date | undefined) {
-    const plan = await planPointInTime(repo, target);
+  async function restoreInto(
+    name: string,
+    target: Date | PointInTimePlan | undefined,
+    receivedWalDir?: string,
+  ) {
+    const plan =
+      target === undefined || target instanceof Date ? await planPointInTime(repo, target) : target;
     const dataDir = path.join(temp.dir, `restored-${name}`);
     const result = await restorePhysical(repo, plan, {
       dataDir,
       scratch: path.join(temp.dir, `scratch-${name}`),
       superuser: 'trends',
       runAs: runAsFor('postgres', temp.dir),
+      ...(receivedWalDir ? { receivedWalDir } : {}),
     });
     const restored = new EmbeddedPostgres({
       root: path.join(temp.dir, `root-${name}`),
