@@ -62,13 +62,12 @@ async function objectStreamStatusOf(sql: Sql, names: string[]): Promise<ObjectSt
 
 /**
  * The objects' watermark a repository records, readable with the database gone: every object row committed
- * at or before it is in this repository. The state record, or the newest journal record's when the state
- * record is missing or damaged; undefined when nothing was streamed.
+ * at or before it is in this repository. Each state and journal record is such a claim, so the newest of them
+ * holds (a journal record written after the last state record may be newer); undefined when nothing was streamed.
  */
 export async function readObjectsWatermark(repo: Repository): Promise<Date | undefined> {
   const state = await readObjectsStreamState(repo);
-  if (state) return new Date(state.watermark);
-  let newest: number | undefined;
+  let newest: number | undefined = state ? Date.parse(state.watermark) : undefined;
   for (const record of (await readObjectsJournal(repo)).records) {
     const time = record.watermark ? Date.parse(record.watermark) : Number.NaN;
     if (!Number.isNaN(time) && (newest === undefined || time > newest)) newest = time;
