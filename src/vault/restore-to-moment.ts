@@ -19,7 +19,7 @@ import type { Repository, Snapshot } from './repository/index.ts';
 import { RestoreRefusedError, runRestore } from './restore.ts';
 import { refuseWhileServiceRuns } from './restore-guards.ts';
 import { restoreObjects } from './sources/objects.ts';
-import { readObjectsWatermark, restoreStreamedObjects } from './stream/objects-status.ts';
+import { readObjectsWatermark, restoreStreamedObjects, streamedObjects } from './stream/objects-status.ts';
 import { loadSnapshots, openFirstTarget } from './targets.ts';
 import { planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
 import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
@@ -226,6 +226,13 @@ export async function planMoment(config: Config, repo: Repository, time: Date | 
   const newest = await planPointInTime(repo, undefined);
   const watermark = config.backup.sync ? undefined : await readObjectsWatermark(repo);
   if (!watermark) return newest;
+  // The WAL names the objects each commit made live: replay past the watermark up to the first commit that made
+  // live one the vault lacks (writes without objects come back to the WAL's end). Only from a base backup that
+  // ends before the watermark: what the base backup holds cannot be taken back.
+  if (newest.base.objectMarkers && watermark.getTime() >= Date.parse(newest.base.time)) {
+    const held = new Set<string>((await streamedObjects(repo)).keys());
+    return { ...newest, objectBarrier: { watermark, held } };
+  }
   // The vault's WAL ends before the watermark, but the receiver's own WAL on the backup disk, replayed too, may
   // go past it: the replay still stops at the last commit at or before the watermark.
   if (!newest.coversUntil || watermark >= newest.coversUntil) return { ...newest, target: watermark };

@@ -48,6 +48,11 @@ export interface BaseBackupRecord {
   size: number;
   serverVersionNum: number;
   systemIdentifier: string;
+  /**
+   * The database marked every object row made live in the WAL when this backup began (migration 0019), so the
+   * WAL after it names the objects each commit made live; absent in older records.
+   */
+  objectMarkers?: boolean;
 }
 
 export function walRecordKey(kind: WalRecordKind, name: string): string {

@@ -21,10 +21,11 @@ export async function takeBaseBackup(repo: Repository, databaseUrl: string): Pro
   // own position is safe: replay from an earlier point and to a later one than strictly needed.
   const position = () =>
     withSql(databaseUrl, async (sql) => {
-      const [row] = await sql<{ v: string; id: string; lsn: string; tli: number }[]>`
+      const [row] = await sql<{ v: string; id: string; lsn: string; tli: number; markers: boolean }[]>`
         select current_setting('server_version_num') as v, pg_current_wal_lsn()::text as lsn,
           (select system_identifier::text from pg_control_system()) as id,
-          (select timeline_id from pg_control_checkpoint()) as tli`;
+          (select timeline_id from pg_control_checkpoint()) as tli,
+          exists (select 1 from pg_trigger where tgname = 'trendgen_object_marker') as markers`;
       return row!;
     });
   const before = await position();
@@ -68,6 +69,7 @@ export async function takeBaseBackup(repo: Repository, databaseUrl: string): Pro
     size: stored.size,
     serverVersionNum: Number(before.v),
     systemIdentifier: before.id,
+    ...(before.markers ? { objectMarkers: true } : {}),
   };
   await writeBaseRecord(repo, record);
   return record;

@@ -28,8 +28,17 @@ export interface PointInTimePlan {
   coversUntil: Date | undefined;
   /** The moment to stop at; undefined replays everything the archive holds. */
   target: Date | undefined;
+  /** Instead of a moment: replay to the first commit that made live an object the vault lacks (restore latest). */
+  objectBarrier?: ObjectBarrier;
   /** Said when the restore goes back to an older timeline than the newest one the repository holds. */
   notice?: string;
+}
+
+/** Where restore latest may replay to without a row whose object no backup holds (object-barrier.ts). */
+export interface ObjectBarrier {
+  watermark: Date;
+  /** Keys of the objects the vault holds (the stream's journal). */
+  held: Set<string>;
 }
 
 /** One planning's view of the repository: record names, and records read at most once. */

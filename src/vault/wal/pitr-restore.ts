@@ -7,6 +7,7 @@ import type { RunAs } from '../../embedded/run-as.ts';
 import { freePort, isAlive, sleep, waitForExit } from '../../lib/process.ts';
 import type { Repository } from '../repository/index.ts';
 import { formatLsn } from './lsn.ts';
+import { stopBeforeUnheldObject } from './object-barrier.ts';
 import type { PointInTimePlan } from './pitr-plan.ts';
 import { extractBase } from './restore-base.ts';
 import { fetchWal, stopPoint, walNeeded } from './restore-wal.ts';
@@ -82,7 +83,11 @@ export async function restorePhysical(
   if (extracted.status === 'rejected') throw extracted.reason;
   if (fetched.status === 'rejected') throw fetched.reason;
   const received = fetched.value;
-  const stop = plan.target ? await stopPoint(walDir, plan) : undefined;
+  const stop = plan.objectBarrier
+    ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
+    : plan.target
+      ? await stopPoint(walDir, plan)
+      : undefined;
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
   const recovery = [
