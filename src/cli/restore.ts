@@ -144,7 +144,12 @@ async function restoreMoment(ref: string | undefined, flags: RestoreFlags): Prom
   // Also with --json: a restore that goes back further than the newest timeline must be seen by whoever ran it.
   if (report.notice) process.stderr.write(`trendgen: ${report.notice}\n`);
   // A restored row whose object is in no backup fails the restore, in JSON too (a script must see it).
-  if (report.objects.missing.length) process.exitCode = 1;
+  if (report.objects.missing.length) {
+    process.stderr.write(
+      `trendgen: ${report.objects.missing.length} object(s) the restored rows refer to are in no backup: ${report.objects.missing.slice(0, 5).join(', ')}. Run trendgen check, and restore an earlier moment with --to-time if they are needed.\n`,
+    );
+    process.exitCode = 1;
+  }
   if (flags.json) return printJson(report);
   const { postgres } = report;
   process.stdout.write(
@@ -159,10 +164,8 @@ async function restoreMoment(ref: string | undefined, flags: RestoreFlags): Prom
   process.stdout.write(
     `Objects: ${report.objects.referenced} referenced, ${report.objects.restored} restored from the vault.\n`,
   );
-  if (report.objects.missing.length) {
-    process.stderr.write(
-      `trendgen: ${report.objects.missing.length} object(s) the restored rows refer to are in no snapshot: ${report.objects.missing.slice(0, 5).join(', ')}.\n`,
+  if (report.objects.unfinished.length)
+    process.stdout.write(
+      `${report.objects.unfinished.length} upload(s) killed before their object reached the backups were never acknowledged: their rows are marked deleted.\n`,
     );
-    process.exitCode = 1;
-  }
 }

@@ -9,7 +9,7 @@ import { runAsFor } from '../embedded/run-as.ts';
 import { deleteUserData } from '../generation/user-data.ts';
 import { ensureSecretFile, fsyncDir } from '../lib/files.ts';
 import { holdOpen } from '../lib/leftovers.ts';
-import { recordRestore } from '../objects/purge.ts';
+import { markPurged, recordRestore } from '../objects/purge.ts';
 import { liveObjects } from '../objects/queries.ts';
 import { writePromptsFromHistory } from '../prompts/index.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
@@ -42,7 +42,11 @@ export interface MomentReport {
   /** Where the data directory that was replaced now is. */
   movedAside: string | undefined;
   deletionsReapplied: number;
-  objects: { referenced: number; restored: number; missing: string[] };
+  /**
+   * `unfinished`: with BACKUP_SYNC=on, uploads killed after their row committed and before their object reached
+   * the local target (never acknowledged): their rows are marked purged.
+   */
+  objects: { referenced: number; restored: number; missing: string[]; unfinished: string[] };
   /** The prompts folder written from the restored history (the database is the recovery point). */
   prompts: { written: number; removed: number };
   /** Redis's keys, from the newest snapshot. */
@@ -275,5 +279,11 @@ async function restoreReferencedObjects(
     restored += (await restoreObjects(repo, snapshot.trees.objects, store)).written;
     lacking = await missing();
   }
-  return { referenced: referenced.length, restored, missing: lacking };
+  // Synchronous mode replays the WAL to its end (every acknowledged commit): a row whose object reached no
+  // backup is an upload that was never answered, not a loss; marked purged, no live row refers to it (I8).
+  if (config.backup.sync && lacking.length) {
+    await markPurged(sql, lacking);
+    return { referenced: referenced.length, restored, missing: [], unfinished: lacking };
+  }
+  return { referenced: referenced.length, restored, missing: lacking, unfinished: [] };
 }
