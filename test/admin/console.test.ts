@@ -76,7 +76,8 @@ describe('operator console (/admin)', () => {
     await page.getByRole('link', { name: 'Protection' }).click();
     const timeline = page.getByTestId('timeline');
     await expect.poll(() => timeline.textContent(), { timeout: 10_000 }).toContain(snapshotId.slice(0, 12));
-    expect(await timeline.locator('canvas').count()).toBeGreaterThan(0);
+    // uPlot draws in an effect after the render that wrote the text: the canvas comes a frame later.
+    await expect.poll(() => timeline.locator('canvas').count(), { timeout: 10_000 }).toBeGreaterThan(0);
     // The lag lines, drawn and also written out for those who cannot see the chart.
     expect(await timeline.getByRole('table', { name: /lag/ }).textContent()).toContain('postgres → local');
   });
