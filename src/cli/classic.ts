@@ -9,8 +9,8 @@ import { printJson } from './context.ts';
 import { collect } from './options.ts';
 
 /** The classic `trend_generator_backup_YYYYMMDD_HHMMSS.tar.gz`, both ways: nothing is locked in. */
-export function classicCommands(): Command[] {
-  const exportCommand = new Command('export')
+export function exportCommand(): Command {
+  return new Command('export')
     .description(
       'Write a snapshot as a classic trend_generator_backup_YYYYMMDD_HHMMSS.tar.gz (db.sql.gz + data.tar.gz) that the classic manual restore (tar, gunzip | psql, tar) loads.',
     )
@@ -28,8 +28,10 @@ export function classicCommands(): Command[] {
       if (options.json) printJson(result);
       else process.stdout.write(`${result.file}\n`);
     });
+}
 
-  const importCommand = new Command('import')
+export function importCommand(): Command {
+  return new Command('import')
     .description(
       'Bring a classic trend_generator_backup_*.tar.gz into the repository as a snapshot tagged "imported" (unpacked safely: no paths outside, no links, no devices), then copy it to every other target.',
     )
@@ -55,5 +57,4 @@ export function classicCommands(): Command[] {
       else process.stdout.write(`${id}\n`);
       if (targets.some((t) => !t.ok)) process.exitCode = 1;
     });
-  return [exportCommand, importCommand];
 }

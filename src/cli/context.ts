@@ -3,11 +3,6 @@ import { openDatabase, type Sql } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { connectServices } from '../embedded/connect.ts';
 
-/** Exit status 2: the command line itself is wrong. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 export interface DatabaseContext {
   config: Config;
   sql: Sql;

@@ -9,7 +9,8 @@ import { RepositoryError } from '../vault/repository/index.ts';
 import { resolveSnapshot } from '../vault/restore.ts';
 import { openFirstTarget } from '../vault/targets.ts';
 import { runMomentDrill } from '../vault/wal/drill-moment.ts';
-import { printJson, UsageError } from './context.ts';
+import { printJson } from './context.ts';
+import { UsageError } from './usage-error.ts';
 
 export function drillCommand(): Command {
   return new Command('drill')

@@ -3,8 +3,9 @@ import { loadConfig } from '../config/config.ts';
 import { formatBytes } from '../lib/format.ts';
 import { parseDuration, type RetentionPolicy } from '../vault/forget.ts';
 import { applyRetention } from '../vault/retention.ts';
-import { printJson, UsageError } from './context.ts';
+import { printJson } from './context.ts';
 import { collect } from './options.ts';
+import { UsageError } from './usage-error.ts';
 
 const KEEP_FLAGS = [
   'keepLast',

@@ -1,64 +1,43 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../config/config.ts';
-import { DatabaseTlsError } from '../db/tls.ts';
-import { MissingBinaryError } from '../embedded/binaries.ts';
-import { scrub } from '../ops/logger.ts';
-import { backupCommand } from './backup.ts';
-import { checkCommand } from './check.ts';
-import { classicCommands } from './classic.ts';
-import { configCommand } from './config.ts';
-import { UsageError } from './context.ts';
-import { doctorCommand } from './doctor.ts';
-import { drillCommand } from './drill.ts';
-import { forgetCommand } from './forget.ts';
-import { gcCommand } from './gc.ts';
-import { migrateCommand } from './migrate.ts';
-import { objectStreamCommand } from './object-stream.ts';
-import { promptsCommand } from './prompts.ts';
-import { protectCommand } from './protect.ts';
-import { restoreCommand } from './restore.ts';
-import { schedulerCommand } from './scheduler.ts';
-import { serveCommand, upCommand } from './serve.ts';
-import { snapshotsCommand } from './snapshots.ts';
-import { statusCommand } from './status.ts';
-import { workerCommand } from './worker.ts';
+import { COMMANDS, type CommandEntry } from './commands.ts';
+import { UsageError } from './usage-error.ts';
 
-export function buildProgram(): Command {
+/**
+ * The program: every command listed by its summary, and the `loaded` ones (the command being run) with
+ * their whole definition.
+ */
+export function buildProgram(loaded: Command[] = []): Command {
   const program = new Command('trendgen')
     .description('AI trend-image generator backend whose data and prompts are never lost.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  program.addCommand(upCommand());
-  program.addCommand(serveCommand());
-  program.addCommand(workerCommand());
-  program.addCommand(schedulerCommand());
-  program.addCommand(protectCommand());
-  program.addCommand(migrateCommand());
-  program.addCommand(configCommand());
-  program.addCommand(promptsCommand());
-  program.addCommand(doctorCommand());
-  program.addCommand(objectStreamCommand());
-  for (const command of [
-    backupCommand(),
-    statusCommand(),
-    snapshotsCommand(),
-    restoreCommand(),
-    checkCommand(),
-    forgetCommand(),
-    gcCommand(),
-    drillCommand(),
-    ...classicCommands(),
-  ])
-    program.addCommand(command);
+  for (const entry of COMMANDS) {
+    const command = loaded.find((c) => c.name() === entry.name) ?? new Command(entry.name);
+    program.addCommand(command.summary(entry.summary));
+  }
   for (const command of program.commands) command.exitOverride();
   return program;
 }
 
+/** The command the arguments run, or ask help about: `trendgen backup …`, `trendgen help backup`. */
+function invokedCommand(args: string[]): CommandEntry | undefined {
+  // The program's own options (--help, --version) take no values: the first word is the command.
+  const [first, second] = args.filter((arg) => !arg.startsWith('-'));
+  const name = first === 'help' ? second : first;
+  return COMMANDS.find((entry) => entry.name === name);
+}
+
 /** Exit status: 0 success, 1 failure, 2 wrong usage. Failures print one plain sentence, no stack. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that stops early (`trendgen snapshots | head`) ends the output, not with a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
-    await buildProgram().parseAsync(argv);
+    const invoked = invokedCommand(argv.slice(2));
+    await buildProgram(invoked ? [await invoked.load()] : []).parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode === 0 ? 0 : 2;
@@ -69,12 +48,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    const known =
-      error instanceof ConfigError ||
-      error instanceof MissingBinaryError ||
-      error instanceof DatabaseTlsError;
-    process.stderr.write(`trendgen: ${scrub((error as Error).message ?? String(error))}\n`);
-    if (!known && process.env.TRENDGEN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    // Loaded only on failure: what it needs to classify and scrub the error is not needed to start.
+    const { reportFailure } = await import('./failure.ts');
+    reportFailure(error as Error);
     process.exitCode = 1;
   }
 }

@@ -12,7 +12,8 @@ import {
   restoreVersion,
   syncPromptsDir,
 } from '../prompts/index.ts';
-import { printJson, UsageError, withDatabase } from './context.ts';
+import { printJson, withDatabase } from './context.ts';
+import { UsageError } from './usage-error.ts';
 
 interface JsonOption {
   json?: boolean;

@@ -9,9 +9,10 @@ import {
   restoreParts,
 } from '../vault/restore-request.ts';
 import { momentRestoreApplies, restoreToMoment } from '../vault/restore-to-moment.ts';
-import { printJson, UsageError } from './context.ts';
+import { printJson } from './context.ts';
 import { collect } from './options.ts';
 import { progressPrinter } from './progress.ts';
+import { UsageError } from './usage-error.ts';
 
 type RestoreFlags = Omit<RestoreRequest, 'ref' | 'onProgress'> & {
   yes?: boolean;

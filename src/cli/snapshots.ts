@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.ts';
 import { offsiteTargetNames, snapshotsOnTargets } from '../vault/targets.ts';
-import { printJson, UsageError } from './context.ts';
+import { printJson } from './context.ts';
 import { collect } from './options.ts';
+import { UsageError } from './usage-error.ts';
 
 export function snapshotsCommand(): Command {
   return new Command('snapshots')

@@ -10,7 +10,7 @@ const CRASH_LOOP_MS = 5_000;
 
 const CLI_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/trendgen.js');
 
-/** Loading the CLI (tsx compiles on the fly) comes before the first heartbeat; a loaded machine is slow at it. */
+/** Loading the CLI and connecting come before the first heartbeat; a loaded machine is slow at it. */
 const FIRST_HEARTBEAT_GRACE_MS = 60_000;
 
 interface Managed {

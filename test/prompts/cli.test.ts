@@ -2,8 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/context.ts';
 import { promptsCommand } from '../../src/cli/prompts.ts';
+import { UsageError } from '../../src/cli/usage-error.ts';
 import { listVersions, savePrompt } from '../../src/prompts/index.ts';
 import { MAX_BYTES, type PromptFixture, promptFixture, promptYaml } from './helpers.ts';
 

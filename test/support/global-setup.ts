@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,8 +15,19 @@ declare module 'vitest' {
   }
 }
 
-/** One real PostgreSQL and one real Redis for the whole run; each test file makes its own database. */
+/**
+ * The compiled CLI, current; one real PostgreSQL and one real Redis for the whole run; each test file makes its
+ * own database.
+ */
 export default async function setup(project: TestProject) {
+  // Tests start the CLI as users do, from dist/: rebuilt first when a source changed since the last build.
+  execFileSync(
+    process.execPath,
+    [path.resolve(import.meta.dirname, '../../scripts/build.mjs'), '--if-stale'],
+    {
+      stdio: 'inherit',
+    },
+  );
   const root = mkdtempSync(path.join(os.tmpdir(), 'trendgen-test-services-'));
   chmodSync(root, 0o755);
   const postgres = new EmbeddedPostgres({
