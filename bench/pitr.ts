@@ -116,6 +116,8 @@ interface Ctx {
   sql?: postgres.Sql;
   protect?: ReturnType<typeof start>;
   serve?: ReturnType<typeof start>;
+  /** The postmaster's pid, for the CPU PostgreSQL spends. */
+  pgPid?: number;
 }
 
 const ctx: Ctx = { root: mkdtempSync(path.join('/tmp', 'tg-pitr-')) };
@@ -163,7 +165,8 @@ function sampler(sql: postgres.Sql, pgbr: PgBackRest) {
         >`select extract(epoch from clock_timestamp())::float8 * 1000 as t, pg_current_wal_lsn()::text as lsn,
             (select last_archived_wal from pg_stat_archiver) as arch,
             (select shipped_lsn::text from wal_stream_status order by target limit 1) as shipped,
-            (select lag_seconds from wal_stream_status order by target limit 1) as lag,
+            (select greatest(0, extract(epoch from clock_timestamp() - recoverable_until))::float8
+              from wal_stream_status order by target limit 1) as lag,
             (select flush_lsn::text from pg_stat_replication where application_name = 'trendgen_wal' limit 1) as flush`;
         const newest = pgbr.newestArchived(row!.arch);
         samples.push({
@@ -338,6 +341,7 @@ async function main(): Promise<void> {
   });
   ctx.pg = pg;
   const running = await pg.start();
+  ctx.pgPid = running.pid;
   const password = readFileSync(pg.passwordFile, 'utf8').trim();
   await ensureDatabase(pg.url(running.port, 'postgres'), 'bench');
   const url = pg.url(running.port, 'bench');
@@ -689,6 +693,12 @@ async function apiLatency(url: string, sql: postgres.Sql): Promise<{ modes: ApiM
         await setSync(sql, m.mode === 'sync');
       }
       await sleep(1000);
+      const protectPid = ctx.protect?.pid;
+      const cpu = {
+        serve: serverTicks(serve.pid!),
+        protect: protectPid ? serverTicks(protectPid) : undefined,
+        pg: serverTicks(ctx.pgPid!),
+      };
       const s = await apiLoad(baseUrl, admin, {
         requests: apiRequests,
         concurrency: 4,
@@ -702,7 +712,7 @@ async function apiLatency(url: string, sql: postgres.Sql): Promise<{ modes: ApiM
       const p50 = [percentile(s.promptPut, 50) ?? Number.NaN, percentile(s.exampleUpload, 50) ?? Number.NaN];
       m.rounds.push(p50);
       log(
-        `  round ${round + 1} ${m.mode}: p50 PUT ${p50[0]!.toFixed(0)} ms, upload ${p50[1]!.toFixed(0)} ms, ${s.errors} errors`,
+        `  round ${round + 1} ${m.mode}: p50 PUT ${p50[0]!.toFixed(0)} ms, upload ${p50[1]!.toFixed(0)} ms, ${s.errors} errors${s.lastError ? ` (last: ${s.lastError})` : ''}; CPU s: serve ${serverCpuBetween(cpu.serve, serverTicks(serve.pid!)).toFixed(2)}, protect ${protectPid && cpu.protect ? serverCpuBetween(cpu.protect, serverTicks(protectPid)).toFixed(2) : '–'}, PostgreSQL ${serverCpuBetween(cpu.pg, serverTicks(ctx.pgPid!)).toFixed(2)}`,
       );
     }
   }

@@ -4,6 +4,8 @@ export interface ApiSamples {
   promptPut: number[];
   exampleUpload: number[];
   errors: number;
+  /** What the last failed request was answered, so a round with errors says why. */
+  lastError: string | undefined;
 }
 
 const promptYaml = (name: string, n: number) => `name: ${name}
@@ -18,11 +20,20 @@ parameters:
 tags: [portrait, bench]
 `;
 
-/** Bytes that start like a PNG (the service decides types by magic numbers), different every time. */
-function png(size: number): Buffer {
-  const body = randomBytes(size);
-  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(body, 0);
-  return body;
+/**
+ * Real PNGs of about `size` bytes, each different (random noise does not compress): the service decodes every
+ * upload, and stores identical bytes once. Made before a round, so their encoding is not in its timings.
+ */
+export async function noisePngs(count: number, size: number): Promise<Buffer[]> {
+  const { default: sharp } = await import('sharp');
+  const side = Math.max(8, Math.round(Math.sqrt(size / 3)));
+  return await Promise.all(
+    Array.from({ length: count }, () =>
+      sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } })
+        .png({ compressionLevel: 1 })
+        .toBuffer(),
+    ),
+  );
 }
 
 /** The prompts and trends the load edits: created once, before any measured round. */
@@ -55,7 +66,8 @@ export async function apiLoad(
   admin: string,
   options: { requests: number; concurrency: number; trends: number; uploadBytes: number; seq: { n: number } },
 ): Promise<ApiSamples> {
-  const samples: ApiSamples = { promptPut: [], exampleUpload: [], errors: 0 };
+  const samples: ApiSamples = { promptPut: [], exampleUpload: [], errors: 0, lastError: undefined };
+  const images = await noisePngs(Math.ceil(options.requests / 3) + 1, options.uploadBytes);
   let left = options.requests;
   const worker = async () => {
     while (left > 0) {
@@ -63,7 +75,7 @@ export async function apiLoad(
       const n = ++options.seq.n;
       const name = `bench-${n % options.trends}`;
       const upload = n % 3 === 0;
-      const body = upload ? png(options.uploadBytes) : promptYaml(name, n);
+      const body = upload ? images.pop()! : promptYaml(name, n);
       const started = performance.now();
       const response = await fetch(
         upload ? `${baseUrl}/api/v1/trends/${name}/example` : `${baseUrl}/api/v1/prompts/${name}`,
@@ -80,6 +92,7 @@ export async function apiLoad(
       const ms = performance.now() - started;
       if (response.status >= 300) {
         samples.errors++;
+        samples.lastError = `${upload ? 'upload' : 'prompt PUT'} answered ${response.status}`;
         continue;
       }
       (upload ? samples.exampleUpload : samples.promptPut).push(ms);

@@ -24,7 +24,7 @@ export interface LoadPhase {
   walMbPerS: number;
   pgbench: PgbenchFigures | undefined;
   lags: LagSeries[];
-  /** trendgen's own `lagSeconds` (wal_stream_status), for comparison with the bench's method. */
+  /** trendgen's own `lagSeconds` as `trendgen status` reports it (now − recoverable_until), beside the bench's method. */
   reported: number[];
   load: number;
 }
@@ -83,7 +83,7 @@ function lagTable(phases: LoadPhase[]): string[] {
     }
     if (!phase.reported.length) continue;
     out.push(
-      `| ${phase.name} | trendgen's own \`lagSeconds\` (wal_stream_status) | ${f(percentile(phase.reported, 50))} | ` +
+      `| ${phase.name} | trendgen status's \`lagSeconds\` (now − recoverable_until) | ${f(percentile(phase.reported, 50))} | ` +
         `${f(percentile(phase.reported, 99))} | ${f(Math.max(...phase.reported))} | ${phase.reported.length} |`,
     );
   }
