@@ -321,7 +321,16 @@ describe('deploy/Dockerfile', () => {
       expect(existsSync(path.join(ROOT, clean)), source).toBe(true);
       expect(allowed, `${source} is excluded by .dockerignore`).toContain(clean);
     }
-    for (const needed of ['bin', 'src', 'package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs']) {
+    for (const needed of [
+      'bin',
+      'src',
+      'package.json',
+      'package-lock.json',
+      '.npmrc',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'scripts/build.mjs',
+    ]) {
       expect(copied.map((s) => s.replace(/\/$/, ''))).toContain(needed);
     }
   });
