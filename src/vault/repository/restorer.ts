@@ -44,6 +44,12 @@ export interface RestoreProgress {
 export interface RestoreOptions {
   /** Files restored at once. */
   concurrency?: number;
+  /**
+   * false: the folder is scratch that a crash makes the caller write again (a dump pg_restore reads, WAL a
+   * recovery replays), so nothing is fsynced: the bytes are read back from the page cache within seconds and
+   * the folder removed. Default true: every file and folder is durable before the restore resolves.
+   */
+  durable?: boolean;
   onProgress?: (progress: RestoreProgress) => void;
 }
 
@@ -61,6 +67,7 @@ interface Run {
   result: RestoreResult;
   damaged: DamagedFile[];
   refused: DamagedFile[];
+  durable: boolean;
   onProgress: ((progress: RestoreProgress) => void) | undefined;
 }
 
@@ -87,10 +94,11 @@ export async function restoreTree(
     result: { files: 0, dirs: 0, symlinks: 0, bytes: 0 },
     damaged: [],
     refused: [],
+    durable: options.durable ?? true,
     onProgress: options.onProgress,
   };
   await restoreEntries(run, tree, root, '');
-  await fsyncDir(root);
+  if (run.durable) await fsyncDir(root);
   if (run.damaged.length > 0 || run.refused.length > 0) {
     throw new RestoreIncompleteError(run.damaged, run.refused);
   }
@@ -135,7 +143,7 @@ async function restoreDir(run: Run, entry: TreeEntry, abs: string, relPath: stri
     return;
   }
   await restoreEntries(run, subtree, abs, relPath);
-  await fsyncDir(abs);
+  if (run.durable) await fsyncDir(abs);
   // Mode last: a read-only directory must still receive its entries first.
   await chmod(abs, entry.mode & RESTORED_MODE_BITS);
   await utimes(abs, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
@@ -152,7 +160,7 @@ async function restoreFile(run: Run, entry: TreeEntry, abs: string, relPath: str
       throw new SizeMismatch(`${written} bytes instead of the recorded ${entry.size}`);
     await handle.chmod(entry.mode & RESTORED_MODE_BITS);
     await handle.utimes(entry.mtimeMs / 1000, entry.mtimeMs / 1000);
-    await handle.sync();
+    if (run.durable) await handle.sync();
     closed = true;
     await handle.close();
     // rename replaces a file or a symlink at abs, never writes through it.

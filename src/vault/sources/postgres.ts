@@ -319,7 +319,8 @@ export function postgresSource(
     restore: async (ctx) => {
       ctx.progress('postgres', 'restoring');
       const dumpDir = path.join(ctx.scratch, 'postgres');
-      await ctx.repo.restoreTree(ctx.tree, dumpDir);
+      // Scratch: pg_restore reads it at once and a crash restores it again.
+      await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
       if (ctx.clear) {
         await dropAndRecreateDatabase(databaseUrl);
         await ctx.cleared();

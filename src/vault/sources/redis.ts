@@ -303,7 +303,8 @@ export function redisSource(redisUrl: string): SnapshotSource<RedisFacts> {
         await ctx.cleared();
       }
       const dir = path.join(ctx.scratch, 'redis');
-      await ctx.repo.restoreTree(ctx.tree, dir);
+      // Scratch: read at once, and a crash restores it again.
+      await ctx.repo.restoreTree(ctx.tree, dir, { durable: false });
       return await restoreRedis(dir, ctx.facts!, redisUrl, { replace: ctx.overwrite });
     },
   };

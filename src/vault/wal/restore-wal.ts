@@ -106,7 +106,8 @@ export async function fetchWal(
   await Promise.all(
     [...plan.history, ...wal].map((record) =>
       limit(async () => {
-        await repo.restoreTree(record.tree, walDir);
+        // Scratch: the recovery replays it (and its end checkpoint makes the result durable).
+        await repo.restoreTree(record.tree, walDir, { durable: false });
         if (record.kind === 'partial') truncateSync(path.join(walDir, record.name), DEFAULT_SEGMENT_BYTES);
       }),
     ),

@@ -3,6 +3,7 @@ import {
   chmod,
   lstat,
   mkdir,
+  open,
   readdir,
   readFile,
   readlink,
@@ -13,7 +14,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   InvalidTreeError,
   linkStaysInside,
@@ -156,6 +157,28 @@ describe('restoreTree', () => {
     ]);
     expect(await snapshotOf(target)).toEqual(await snapshotOf(source));
     expect((await readdir(target)).filter((name) => name.includes('trendgen-restore'))).toEqual([]);
+  });
+
+  it('a scratch restore (durable: false) writes the same bytes and fsyncs nothing; the default fsyncs', async () => {
+    t = await tempRepo();
+    const source = path.join(t.work, 'source');
+    await makeSource(source);
+    const { treeId } = await t.repo.storeDirectory(source);
+    const probe = await open(path.join(source, 'dump.sql'), 'r');
+    const handlePrototype = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const sync = vi.spyOn(handlePrototype, 'sync');
+    try {
+      const scratch = path.join(t.work, 'scratch');
+      await t.repo.restoreTree(treeId, scratch, { durable: false });
+      expect(sync).not.toHaveBeenCalled();
+      expect(await snapshotOf(scratch)).toEqual(await snapshotOf(source));
+      await t.repo.restoreTree(treeId, path.join(t.work, 'durable'));
+      // Every file and every folder.
+      expect(sync.mock.calls.length).toBeGreaterThanOrEqual(10);
+    } finally {
+      sync.mockRestore();
+    }
   });
 
   it('I7: a damaged chunk leaves its file out and names it; every other file is restored', async () => {
