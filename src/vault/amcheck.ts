@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { findPostgresBinary } from '../embedded/binaries.ts';
-import { libpqConnection } from './sources/postgres.ts';
 import { withSql } from './sources/postgres-admin.ts';
+import { libpqConnection } from './sources/postgres-client.ts';
 
 export interface AmcheckVerdict {
   ok: boolean;

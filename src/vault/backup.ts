@@ -92,31 +92,64 @@ async function openPrimary(
   );
 }
 
-/** A snapshot's parts, in the order they are taken. */
-function snapshotSources(input: BackupInput): SnapshotSource<unknown>[] {
+/**
+ * A snapshot's parts. The database is dumped first: its snapshot fixes which objects the backup must hold
+ * (I2, I8), so the objects are read once that snapshot has named them (while pg_dump still runs); Redis, the
+ * prompts and the secrets are read meanwhile.
+ */
+function snapshotSources(input: BackupInput) {
   const { config } = input;
-  // The database first: its snapshot fixes which objects the backup must hold (I2, I8).
   const postgres = postgresSource(input.databaseUrl);
-  return [
-    postgres,
+  // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
+  const objects = objectsSource(
+    input.objects,
+    () => postgres.liveObjectKeys,
+    (key, sha256, repo) =>
+      repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
+  );
+  const alongside = [
     redisSource(input.redisUrl),
     promptsSource(config.promptsDir),
-    // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
-    objectsSource(
-      input.objects,
-      () => postgres.liveObjectKeys,
-      (key, sha256, repo) =>
-        repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
-    ),
     secretsSource(path.join(config.dataDir, 'secrets')),
+  ];
+  return { postgres, objects, alongside: alongside as SnapshotSource<unknown>[] };
+}
+
+/** Every source's backup, side by side as above; each settled before a failure is reported, in a fixed order. */
+async function backupSources(
+  input: BackupInput,
+  ctx: BackupContext,
+): Promise<Record<string, SourceBackup<unknown>>> {
+  const { postgres, objects, alongside } = snapshotSources(input);
+  const order = [
+    postgres,
+    ...alongside.slice(0, 2),
+    objects,
+    ...alongside.slice(2),
   ] as SnapshotSource<unknown>[];
+  const runs = new Map<string, Promise<SourceBackup<unknown>>>();
+  runs.set(postgres.name, (postgres as SnapshotSource<unknown>).backup(ctx));
+  for (const source of alongside) runs.set(source.name, source.backup(ctx));
+  runs.set(
+    objects.name,
+    postgres.liveObjectKeysRead().then(() => (objects as SnapshotSource<unknown>).backup(ctx)),
+  );
+  const settled = await Promise.allSettled(order.map((source) => runs.get(source.name)!));
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return Object.fromEntries(
+    order.map((source, i) => [
+      source.name,
+      (settled[i] as PromiseFulfilledResult<SourceBackup<unknown>>).value,
+    ]),
+  );
 }
 
 /**
  * One snapshot of PostgreSQL, Redis, prompts and objects (I8), written to the first target that works and
- * then copied to every other target. Order (I2, I6, I8): the database is dumped first and the object keys are
- * read in that same database snapshot, so every object the dump refers to is in the backup; blobs are stored
- * before trees, trees before the snapshot record, which is written last and atomically.
+ * then copied to every other target. Order (I2, I6, I8): the object keys are read in the database dump's own
+ * snapshot, so every object the dump refers to is in the backup; blobs are stored before trees, trees before the
+ * snapshot record, which is written last and atomically, once every source has finished.
  */
 export async function runBackup(input: BackupInput): Promise<BackupResult> {
   const started = Date.now();
@@ -135,9 +168,7 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   try {
     const parent = parentOf(await loadSnapshots(repo));
     const ctx: BackupContext = { repo, scratch, parent, progress };
-    const sources = snapshotSources(input);
-    const stored: Record<string, SourceBackup<unknown>> = {};
-    for (const source of sources) stored[source.name] = await source.backup(ctx);
+    const stored = await backupSources(input, ctx);
     lock.assertHeld();
     const stats = Object.fromEntries(Object.entries(stored).map(([name, part]) => [name, part.stats]));
     const facts = Object.fromEntries(

@@ -9,7 +9,7 @@ import { openDatabase } from '../../src/db/connection.ts';
 import { findPostgresBinary } from '../../src/embedded/binaries.ts';
 import { maskUrl } from '../../src/lib/connection-url.ts';
 import { freePort, sleep, waitFor } from '../../src/lib/process.ts';
-import { libpqConnection } from '../../src/vault/sources/postgres.ts';
+import { libpqConnection } from '../../src/vault/sources/postgres-client.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase, testRedisUrl } from '../support/database.ts';
 import { CLI } from '../support/processes.ts';

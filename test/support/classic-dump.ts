@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { findPostgresBinary } from '../../src/embedded/binaries.ts';
-import { libpqConnection } from '../../src/vault/sources/postgres.ts';
+import { libpqConnection } from '../../src/vault/sources/postgres-client.ts';
 import { runCli } from './cli.ts';
 
 /** A plain-SQL dump of `url` by this machine's pg_dump, as the classic script made it (`pg_dump -d "$DB"`). */

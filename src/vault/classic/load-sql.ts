@@ -6,8 +6,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { databaseOf } from '../../lib/connection-url.ts';
-import { libpqConnection } from '../sources/postgres.ts';
 import { isDatabaseEmpty } from '../sources/postgres-admin.ts';
+import { libpqConnection } from '../sources/postgres-client.ts';
 import type { Loader } from '../sources/postgres-loader.ts';
 
 /**

@@ -1,12 +1,12 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
-import { databaseOf, formatConnectionUrl, parseConnectionUrl } from '../../lib/connection-url.ts';
+import { databaseOf } from '../../lib/connection-url.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty, withSql } from './postgres-admin.ts';
+import { assertClientNotOlder, clientMajor, libpqConnection, run } from './postgres-client.ts';
 import type { Loader } from './postgres-loader.ts';
 import {
   directoryProgress,
@@ -33,84 +33,6 @@ export interface TableMismatch {
 }
 
 const defaultJobs = () => Math.max(1, Math.min(4, os.availableParallelism()));
-
-// Query parameters libpq understands; postgres.js accepts others (`ssl=…`) that libpq would reject.
-const LIBPQ_PARAMS = new Set(
-  'sslmode sslrootcert sslcert sslkey sslcrl application_name connect_timeout options target_session_attrs host hostaddr port gssencmode channel_binding'.split(
-    ' ',
-  ),
-);
-
-/**
- * How to hand a connection URL to a libpq program: everything but the password in `dbname` (which `ps`
- * shows), the password in the child's environment (which only the same user can read).
- */
-export function libpqConnection(url: string): { dbname: string; env: NodeJS.ProcessEnv; password: string } {
-  // libpq takes the failover form (several hosts, target_session_attrs) as postgres.js does.
-  const parsed = parseConnectionUrl(url, { multiHost: true });
-  const password = parsed.password ?? '';
-  const query = new URLSearchParams();
-  for (const [key, value] of parsed.params) {
-    if (LIBPQ_PARAMS.has(key)) query.set(key, value);
-    else if (key === 'ssl' && !query.has('sslmode'))
-      query.set('sslmode', value === 'true' ? 'require' : value);
-  }
-  const dbname = formatConnectionUrl({ ...parsed, scheme: 'postgresql', params: query }, 'omit');
-  const env: NodeJS.ProcessEnv = { ...process.env, PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '10' };
-  if (password) env.PGPASSWORD = password;
-  return { dbname, env, password };
-}
-
-/** Runs a client program; rejects with one sentence ending in its stderr tail, the password scrubbed. */
-function run(
-  binary: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  secret: string,
-): { child: ChildProcess; done: Promise<string> } {
-  const tool = path.basename(binary);
-  const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  const done = new Promise<string>((resolve, reject) => {
-    child.once('error', (error) => reject(new Error(`${tool} could not be started: ${error.message}.`)));
-    child.once('close', (code, signal) => {
-      if (code === 0) return resolve(stdout);
-      // The first errors say why (a parallel restore ends with "a worker process died"); else the last lines.
-      const lines = stderr.trim().split('\n');
-      const errors = lines.filter((l) => /error/i.test(l) && !/worker process died/.test(l));
-      let tail = (errors.length ? errors.slice(0, 2) : lines.slice(-4)).join(' ').replace(/\s+/g, ' ');
-      if (secret) tail = tail.replaceAll(secret, '***');
-      const how = signal ? `was stopped by ${signal}` : `failed with exit code ${code}`;
-      reject(new Error(`${tool} ${how}${tail ? `: ${tail}` : '.'}`));
-    });
-  });
-  return { child, done };
-}
-
-/** Major version of a PostgreSQL client program (`pg_dump (PostgreSQL) 15.8 …` → 15). */
-export function clientMajor(binary: string): number {
-  const out = execFileSync(binary, ['--version'], { encoding: 'utf8' });
-  const match = /\(PostgreSQL\)\s+(\d+)/.exec(out);
-  if (!match) throw new Error(`Cannot read the version of ${binary} from "${out.trim()}".`);
-  return Number(match[1]);
-}
-
-/** pg_dump refuses a newer server, with a message that does not say what to do: say it first. */
-export function assertClientNotOlder(tool: string, client: number, serverVersionNum: number): void {
-  const server = serverVersionNum >= 100000 ? Math.floor(serverVersionNum / 10000) : 9;
-  if (client < server) {
-    throw new Error(
-      `${tool} ${client} is older than the server (${server}): install PostgreSQL ${server} client tools.`,
-    );
-  }
-}
 
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
@@ -190,7 +112,12 @@ export async function verifyPostgres(
 export async function dumpPostgres(
   databaseUrl: string,
   outDir: string,
-  options: { jobs?: number; onSpawn?: (pid: number) => void } = {},
+  options: {
+    jobs?: number;
+    onSpawn?: (pid: number) => void;
+    /** Called as soon as the live object keys are read, while pg_dump may still be running. */
+    onLiveObjectKeys?: (keys: string[]) => void;
+  } = {},
 ): Promise<PostgresDump> {
   const pgDump = findPostgresBinary('pg_dump');
   const client = clientMajor(pgDump);
@@ -228,6 +155,7 @@ export async function dumpPostgres(
       try {
         tables = await computeTableFacts(tx);
         liveKeys = await liveObjectKeys(tx);
+        options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
         dump.child.kill('SIGTERM');
         await dump.done.catch(() => {});
@@ -289,6 +217,18 @@ export async function dumpToSql(dumpDir: string, outFile: string): Promise<void>
   await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
 }
 
+/** A promise settled from outside; its rejection is handled for the callers that never wait on it. */
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 /**
  * The database, dumped first: its snapshot also fixes which objects the backup must hold (I2, I8). Restored
  * into an empty database (recreated when `clear`), then verified table by table against the facts (I7).
@@ -297,24 +237,39 @@ export function postgresSource(
   databaseUrl: string,
   loader?: Loader,
 ): SnapshotSource<PostgresFacts> & {
-  /** After backup(): the keys of live objects in the dump's database snapshot. */
+  /** The keys of live objects in the dump's database snapshot, once backup() has read them (before the dump ends). */
   readonly liveObjectKeys: string[];
+  /** Settles when backup() has read the live object keys: resolved, or rejected when the dump failed first. */
+  liveObjectKeysRead: () => Promise<void>;
 } {
   let liveKeys: string[] = [];
+  let keysRead = deferred();
   return {
     name: 'postgres',
     get liveObjectKeys() {
       return liveKeys;
     },
+    liveObjectKeysRead: () => keysRead.promise,
     backup: async (ctx) => {
+      keysRead = deferred();
       ctx.progress('postgres', 'dumping');
       const dir = path.join(ctx.scratch, 'postgres');
-      const dump = await dumpPostgres(databaseUrl, dir, { jobs: 2 });
-      liveKeys = dump.liveObjectKeys;
-      const { treeId, stats } = await ctx.repo.storeDirectory(dir, {
-        onProgress: directoryProgress(ctx, 'postgres'),
-      });
-      return { tree: treeId, facts: dump.facts, stats: directoryStats(stats) };
+      try {
+        const dump = await dumpPostgres(databaseUrl, dir, {
+          jobs: 2,
+          onLiveObjectKeys: (keys) => {
+            liveKeys = keys;
+            keysRead.resolve();
+          },
+        });
+        const { treeId, stats } = await ctx.repo.storeDirectory(dir, {
+          onProgress: directoryProgress(ctx, 'postgres'),
+        });
+        return { tree: treeId, facts: dump.facts, stats: directoryStats(stats) };
+      } catch (error) {
+        keysRead.reject(error);
+        throw error;
+      }
     },
     restore: async (ctx) => {
       ctx.progress('postgres', 'restoring');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { formatConnectionUrl, parseConnectionUrl } from '../../lib/connection-url.ts';
 import { sleep } from '../../lib/process.ts';
-import { libpqConnection } from '../sources/postgres.ts';
+import { libpqConnection } from '../sources/postgres-client.ts';
 
 /** The name the receiver streams under: its replication slot, and the standby name synchronous mode waits for. */
 export const WAL_RECEIVER_NAME = 'trendgen_wal';

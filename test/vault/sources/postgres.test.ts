@@ -5,11 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import {
-  assertClientNotOlder,
-  clientMajor,
   dumpPostgres,
   dumpToSql,
-  libpqConnection,
   restorePostgres,
   tableFacts,
   verifyPostgres,
@@ -19,6 +16,11 @@ import {
   dropAndRecreateDatabase,
   isDatabaseEmpty,
 } from '../../../src/vault/sources/postgres-admin.ts';
+import {
+  assertClientNotOlder,
+  clientMajor,
+  libpqConnection,
+} from '../../../src/vault/sources/postgres-client.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
