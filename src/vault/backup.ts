@@ -93,9 +93,9 @@ async function openPrimary(
 }
 
 /**
- * A snapshot's parts. The database is dumped first: its snapshot fixes which objects the backup must hold
- * (I2, I8), so the objects are read once that snapshot has named them (while pg_dump still runs); Redis, the
- * prompts and the secrets are read meanwhile.
+ * A snapshot's parts, in the order the snapshot lists them. The database is dumped first: its snapshot fixes
+ * which objects the backup must hold (I2, I8), so the objects are read once that snapshot has named them (while
+ * pg_dump still runs); Redis, the prompts and the secrets are read meanwhile.
  */
 function snapshotSources(input: BackupInput) {
   const { config } = input;
@@ -107,38 +107,31 @@ function snapshotSources(input: BackupInput) {
     (key, sha256, repo) =>
       repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
   );
-  const alongside = [
+  const all = [
+    postgres,
     redisSource(input.redisUrl),
     promptsSource(config.promptsDir),
+    objects,
     secretsSource(path.join(config.dataDir, 'secrets')),
-  ];
-  return { postgres, objects, alongside: alongside as SnapshotSource<unknown>[] };
+  ] as SnapshotSource<unknown>[];
+  return { postgres, objects, all };
 }
 
-/** Every source's backup, side by side as above; each settled before a failure is reported, in a fixed order. */
+/** Every source's backup, side by side as above; all settle before a failure is reported. */
 async function backupSources(
   input: BackupInput,
   ctx: BackupContext,
 ): Promise<Record<string, SourceBackup<unknown>>> {
-  const { postgres, objects, alongside } = snapshotSources(input);
-  const order = [
-    postgres,
-    ...alongside.slice(0, 2),
-    objects,
-    ...alongside.slice(2),
-  ] as SnapshotSource<unknown>[];
-  const runs = new Map<string, Promise<SourceBackup<unknown>>>();
-  runs.set(postgres.name, (postgres as SnapshotSource<unknown>).backup(ctx));
-  for (const source of alongside) runs.set(source.name, source.backup(ctx));
-  runs.set(
-    objects.name,
-    postgres.liveObjectKeysRead().then(() => (objects as SnapshotSource<unknown>).backup(ctx)),
+  const { postgres, objects, all } = snapshotSources(input);
+  const settled = await Promise.allSettled(
+    all.map((source) =>
+      source === objects ? postgres.liveObjectKeysRead().then(() => source.backup(ctx)) : source.backup(ctx),
+    ),
   );
-  const settled = await Promise.allSettled(order.map((source) => runs.get(source.name)!));
   const failed = settled.find((result) => result.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   return Object.fromEntries(
-    order.map((source, i) => [
+    all.map((source, i) => [
       source.name,
       (settled[i] as PromiseFulfilledResult<SourceBackup<unknown>>).value,
     ]),
