@@ -21,7 +21,7 @@ import { refuseWhileServiceRuns } from './restore-guards.ts';
 import { restoreObjects } from './sources/objects.ts';
 import { readObjectsWatermark, restoreStreamedObjects, streamedObjects } from './stream/objects-status.ts';
 import { loadSnapshots, openFirstTarget } from './targets.ts';
-import { planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
+import { PointInTimeError, planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
 import { type PhysicalRestoreResult, restorePhysical } from './wal/pitr-restore.ts';
 import { receiverDir } from './wal/protect.ts';
 import { WAL_RECEIVER_NAME } from './wal/receiver.ts';
@@ -233,9 +233,21 @@ export async function planMoment(config: Config, repo: Repository, time: Date | 
   // The WAL names the objects each commit made live: replay past the watermark up to the first commit that made
   // live one the vault lacks (writes without objects come back to the WAL's end). Only from a base backup that
   // ends before the watermark: what the base backup holds cannot be taken back.
+  const held = async () => new Set<string>((await streamedObjects(repo)).keys());
   if (newest.base.objectMarkers && watermark.getTime() >= Date.parse(newest.base.time)) {
-    const held = new Set<string>((await streamedObjects(repo)).keys());
-    return { ...newest, objectBarrier: { watermark, held } };
+    return { ...newest, objectBarrier: { watermark, held: await held() } };
+  }
+  // The newest base backup began after the watermark (taken while the objects' state record trailed it): the
+  // barrier starts from the newest base backup before the watermark on the same timeline, so writes without
+  // objects still come back to the WAL's end; only a longer replay is the price.
+  const older = await planBeforeWatermark(repo, watermark, newest.timeline);
+  if (older?.base.objectMarkers) {
+    return {
+      ...older,
+      target: undefined,
+      notice: newest.notice,
+      objectBarrier: { watermark, held: await held() },
+    };
   }
   // The vault's WAL ends before the watermark, but the receiver's own WAL on the backup disk, replayed too, may
   // go past it: the replay still stops at the last commit at or before the watermark.
@@ -251,6 +263,16 @@ export async function planMoment(config: Config, repo: Repository, time: Date | 
   ];
   const notice = notices.filter(Boolean).join('; ');
   return { ...plan, notice: notice || undefined };
+}
+
+async function planBeforeWatermark(repo: Repository, watermark: Date, timeline: number) {
+  try {
+    const plan = await planPointInTime(repo, watermark, { clamp: true });
+    return plan.timeline === timeline ? plan : undefined;
+  } catch (error) {
+    if (error instanceof PointInTimeError) return undefined;
+    throw error;
+  }
 }
 
 /** Every object the restored rows refer to, put back from the stream, else from the newest snapshot holding it (I2, I8). */

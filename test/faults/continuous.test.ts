@@ -117,7 +117,9 @@ describe('faults: continuous protection', () => {
         await machine.sql.end({ timeout: 1 }).catch(() => {});
         rmSync(machine.dataDir, { recursive: true, force: true });
 
-        await restoreToMoment(loadConfig(machine.env, { dotEnv: false }), { time: undefined });
+        const restored = await restoreToMoment(loadConfig(machine.env, { dotEnv: false }), {
+          time: undefined,
+        });
         const back = new EmbeddedPostgres({
           root: machine.dataDir,
           user: 'trends',
@@ -142,7 +144,7 @@ describe('faults: continuous protection', () => {
         expect(caughtUp, `the stream had not caught up ${recoveryMs} ms after the last kill`).toBe(true);
         expect(
           lost,
-          `seed ${seed}: ${lost} of ${due.length} writes acknowledged over a second before the cut are gone`,
+          `seed ${seed}: ${lost} of ${due.length} writes acknowledged over a second before the cut (${new Date(cut).toISOString()}) are gone; restored ${JSON.stringify({ ...restored.postgres, notice: restored.notice })}`,
         ).toBe(0);
         await machine.remove();
         machines.splice(machines.indexOf(machine), 1);

@@ -20,11 +20,12 @@ export async function stopBeforeUnheldObject(
   walDir: string,
   plan: PointInTimePlan,
   barrier: ObjectBarrier,
-): Promise<{ lsn: bigint; time: string | undefined }> {
+): Promise<{ lsn: bigint; time: string | undefined; atObject: boolean }> {
   const baseStart = parseLsn(plan.base.startLsn);
   const watermarkMicros = BigInt(barrier.watermark.getTime()) * 1000n;
   const unheld = new Set<string>();
   let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
+  let atObject = false;
   for (const leg of plan.legs) {
     let from = leg.from;
     if (baseStart > from) from = baseStart;
@@ -36,7 +37,6 @@ export async function stopBeforeUnheldObject(
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    let stopped = false;
     for await (const text of createInterface({ input: child.stdout! })) {
       const marker = MARKER.exec(text);
       if (marker) {
@@ -53,7 +53,7 @@ export async function stopBeforeUnheldObject(
       // A marker written in a subtransaction carries the subtransaction's id; its commit lists it.
       const xids = [commit[1]!, ...(commit[6]?.trim().split(/\s+/) ?? [])];
       if (micros > watermarkMicros && xids.some((xid) => unheld.has(xid))) {
-        stopped = true;
+        atObject = true;
         break;
       }
       const lsn = parseLsn(commit[2]!);
@@ -62,7 +62,7 @@ export async function stopBeforeUnheldObject(
     // pg_waldump ends with an error at the end of the WAL it was given; at the barrier it is simply stopped.
     child.kill('SIGKILL');
     await exited;
-    if (stopped) break;
+    if (atObject) break;
   }
-  return best;
+  return { ...best, atObject };
 }

@@ -44,6 +44,11 @@ export interface PhysicalRestoreResult {
   stopLsn: string | undefined;
   /** The commit time of the last transaction replayed. */
   recoveredTo: string | undefined;
+  /**
+   * What ended the replay: `object` (the next commit made live an object the vault lacks), `time` (the moment
+   * asked for), `end` (the WAL the restore holds).
+   */
+  stoppedBy: 'object' | 'time' | 'end';
   durationMs: number;
 }
 
@@ -83,11 +88,11 @@ export async function restorePhysical(
   if (extracted.status === 'rejected') throw extracted.reason;
   if (fetched.status === 'rejected') throw fetched.reason;
   const received = fetched.value;
-  const stop = plan.objectBarrier
+  const barrier = plan.objectBarrier
     ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
-    : plan.target
-      ? await stopPoint(walDir, plan)
-      : undefined;
+    : undefined;
+  const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+  const stoppedBy = barrier ? (barrier.atObject ? 'object' : 'end') : stop ? 'time' : 'end';
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
   const recovery = [
@@ -140,6 +145,7 @@ export async function restorePhysical(
     walFiles: needed.wal.length + received,
     stopLsn: stop ? formatLsn(stop.lsn) : undefined,
     recoveredTo,
+    stoppedBy,
     durationMs: Date.now() - started,
   };
 }

@@ -39,6 +39,8 @@ describe('I8: restore latest stops at the first commit of an object the vault la
   let receiver: WalReceiver;
   let shipper: WalShipper;
   let repo: Repository;
+  let firstBase: string;
+  let expected: number[];
   const walDir = path.join(temp.dir, 'backups', 'incoming', 'wal');
   const config = loadConfig(
     {
@@ -87,6 +89,7 @@ describe('I8: restore latest stops at the first commit of an object the vault la
       await sleep(100);
     }
     const base = await takeBaseBackup(repo, url);
+    firstBase = base.id;
     expect(base.objectMarkers).toBe(true);
     // The base backup's WAL in the vault; what follows stays on the receiver's disk only.
     await sql`select pg_switch_wal()`;
@@ -116,16 +119,43 @@ describe('I8: restore latest stops at the first commit of an object the vault la
 
     const plan = await planMoment(config, repo, undefined);
     expect(plan.objectBarrier?.watermark.toISOString()).toBe(watermark.toISOString());
-    const dataDir = path.join(temp.dir, 'restored');
-    await restorePhysical(repo, plan, {
+    expected = [first, second];
+    expect(third).toBeGreaterThan(second);
+    const keys = await restoreAndRead(plan, 'restored', expected);
+    expect([keys.has(early.key), keys.has(held.key), keys.has(lacking.key)]).toEqual([true, true, false]);
+  });
+
+  it('with a base backup newer than the watermark, replays from the one before it rather than stopping at the watermark', async () => {
+    const newer = await takeBaseBackup(repo, url);
+    await sql`select pg_switch_wal()`;
+    const shipped = () => (shipper.progress()[0]?.shippedLsn ?? 0n) > parseLsn(newer.endLsn);
+    for (let i = 0; i < 200 && !shipped(); i++) {
+      await shipper.cycle();
+      await sleep(100);
+    }
+    expect(shipped()).toBe(true);
+    const plan = await planMoment(config, repo, undefined);
+    expect(plan.base.id).toBe(firstBase);
+    expect(plan.objectBarrier).toBeDefined();
+    await restoreAndRead(plan, 'restored-older-base', expected);
+  });
+
+  async function restoreAndRead(
+    plan: Awaited<ReturnType<typeof planMoment>>,
+    folder: string,
+    events: number[],
+  ): Promise<Set<string>> {
+    const dataDir = path.join(temp.dir, folder);
+    const result = await restorePhysical(repo, plan, {
       dataDir,
-      scratch: path.join(temp.dir, 'scratch'),
+      scratch: path.join(temp.dir, `${folder}-scratch`),
       superuser: 'trends',
       runAs: runAsFor('postgres', temp.dir),
       receivedWalDir: walDir,
     });
+    expect(result.stoppedBy).toBe('object');
     const restored = new EmbeddedPostgres({
-      root: path.join(temp.dir, 'root'),
+      root: path.join(temp.dir, `${folder}-root`),
       user: 'trends',
       database: 'postgres',
       port: 0,
@@ -135,14 +165,12 @@ describe('I8: restore latest stops at the first commit of an object the vault la
     const running = await restored.start();
     const check = openDatabase(running.url, { max: 1 });
     try {
-      const events = (await check<{ id: number }[]>`select id from events order by id`).map((r) => r.id);
-      const keys = new Set((await check<{ key: string }[]>`select key from objects`).map((r) => r.key));
-      expect(events).toEqual([first, second]);
-      expect(third).toBeGreaterThan(second);
-      expect([keys.has(early.key), keys.has(held.key), keys.has(lacking.key)]).toEqual([true, true, false]);
+      const rows = (await check<{ id: number }[]>`select id from events order by id`).map((r) => r.id);
+      expect(rows).toEqual(events);
+      return new Set((await check<{ key: string }[]>`select key from objects`).map((r) => r.key));
     } finally {
       await check.end({ timeout: 5 });
       await restored.stop();
     }
-  });
+  }
 });
