@@ -54,6 +54,17 @@ function sentinelFile(outside: string, name: string): { file: string; read(): bo
   return { file, read: () => statSync(file).atimeMs !== PAST.getTime() };
 }
 
+/**
+ * Puts something made by `make` in place of a prompt file the load keeps saving: made under a hidden name and
+ * renamed over it, so a save landing in between cannot make the injection fail.
+ */
+function replaceUnderLoad(file: string, make: (at: string) => void): void {
+  const hidden = path.join(path.dirname(file), `.injecting-${path.basename(file)}`);
+  rmSync(hidden, { force: true });
+  make(hidden);
+  renameSync(hidden, file);
+}
+
 function releaseFifo(fifo: string): void {
   try {
     closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
@@ -72,8 +83,7 @@ const SCENARIOS: Scenario[] = [
       symlinkSync(secret.file, link);
       // A prompt the load edits, turned into a link too: the next API save replaces the link, not its target.
       const loaded = path.join(system.promptsDir, `${PROMPTS[1]}.yaml`);
-      rmSync(loaded, { force: true });
-      symlinkSync(secret.file, loaded);
+      replaceUnderLoad(loaded, (at) => symlinkSync(secret.file, at));
       return {
         invalid: ['hostile-link'],
         check: async (s) => {
@@ -105,8 +115,7 @@ const SCENARIOS: Scenario[] = [
         execFileSync('mkfifo', [fifo]);
       }
       const loaded = path.join(system.promptsDir, `${PROMPTS[0]}.yaml`);
-      rmSync(loaded, { force: true });
-      execFileSync('mkfifo', [loaded]);
+      replaceUnderLoad(loaded, (at) => execFileSync('mkfifo', [at]));
       return {
         invalid: names,
         check: async () => [],

@@ -172,7 +172,14 @@ export async function continuousRoots(
     try {
       roots.push((await readWalRecord(repo, kind, name)).tree);
     } catch {
-      unreadable.push(key);
+      // A live stream replaces the segment in progress and removes it once complete: a record gone since the
+      // listing, or rewritten while it was read, is read again before it is called unreadable.
+      if (!(await repo.store.head(key))) continue;
+      try {
+        roots.push((await readWalRecord(repo, kind, name)).tree);
+      } catch {
+        unreadable.push(key);
+      }
     }
   }
   const bases = await listBaseBackups(repo);

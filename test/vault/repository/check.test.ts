@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Repository, type TreeEntry } from '../../../src/vault/repository/index.ts';
+import {
+  Repository,
+  type TreeEntry,
+  walRecordKey,
+  writeWalRecord,
+} from '../../../src/vault/repository/index.ts';
 import { blobFile, filesUnder, flipByte, PASSWORD, type TempRepo, tempRepo, textBytes } from './helpers.ts';
 
 let t: TempRepo;
@@ -156,5 +161,35 @@ describe('check', () => {
     expect(report.unreferencedBlobs!.length).toBe(1 + 1 + 2);
     expect(report.unexpectedFiles).toEqual(['data/stray.tmp']);
     expect(await filesUnder(t.root)).toEqual(before);
+  });
+
+  it('a WAL record a live stream removes while check reads is not damage; one that stays unreadable is', async () => {
+    const f = await fixture(false);
+    const segment = '000000010000000000000006';
+    const record = {
+      kind: 'partial' as const,
+      name: segment,
+      tree: f.rootTree,
+      size: 1,
+      timeline: 1,
+      shippedAt: new Date().toISOString(),
+    };
+    await writeWalRecord(t.repo, record);
+    const key = walRecordKey('partial', segment);
+    // The segment completes between check's listing and its read: protect removes the partial record.
+    const get = t.store.get.bind(t.store);
+    t.store.get = async (asked) => {
+      if (asked === key) await t.store.delete(key);
+      return await get(asked);
+    };
+    const gone = await t.repo.check();
+    expect(gone.damagedRecords).toEqual([]);
+    expect(gone.ok).toBe(true);
+    t.store.get = get;
+    await writeWalRecord(t.repo, record);
+    await writeFile(path.join(t.root, key), 'not a record');
+    const damaged = await t.repo.check();
+    expect(damaged.damagedRecords).toEqual([key]);
+    expect(damaged.ok).toBe(false);
   });
 });
