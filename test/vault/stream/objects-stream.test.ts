@@ -114,6 +114,53 @@ describe('objects streamed continuously to every backup target', () => {
     );
   }, 120_000);
 
+  it('I11: uploads committed one after another are streamed in batches spaced 500 ms apart, none left behind', async () => {
+    const spaced = await startVaultEnv('stream-spaced');
+    const config = loadConfig(spaced.env, { dotEnv: false });
+    const stop = new AbortController();
+    const batches: number[] = [];
+    const streaming = runObjectStream({
+      config,
+      sql: spaced.db.sql,
+      objects: spaced.objects.blobs,
+      signal: stop.signal,
+      onProgress: (event: ObjectStreamEvent) => {
+        if (event.type === 'streamed') batches.push(event.objects);
+      },
+    });
+    try {
+      await until(
+        'the streamer to register its target',
+        async () => (await objectStreamStatus(spaced.db.sql, config))[0]?.recoverableUntil !== undefined,
+        20_000,
+      );
+      // An upload every 40 ms for 3 s, each notifying the streamer as it commits.
+      const keys: string[] = [];
+      const started = Date.now();
+      for (let i = 0; Date.now() - started < 3000; i++) {
+        const record = await spaced.objects.put(Readable.from([fakePng(5_000 + i)]), {
+          kind: 'photo',
+          maxBytes: 1e9,
+        });
+        keys.push(record.key);
+        await sleep(40);
+      }
+      const elapsed = Date.now() - started;
+      const repo = await waitForRepository(config, 'local');
+      await waitForStreamed(repo, keys, 10_000);
+      console.log(
+        `${keys.length} uploads over ${elapsed} ms streamed in ${batches.length} batches: ${batches.join(' ')}`,
+      );
+      expect(batches.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(keys.length);
+      // One batch per notification would be one per upload; spaced, about one per 500 ms.
+      expect(batches.length).toBeLessThanOrEqual(Math.ceil(elapsed / 500) + 3);
+    } finally {
+      stop.abort();
+      await streaming;
+      await spaced.close();
+    }
+  }, 120_000);
+
   it('I11: a streamer SIGKILLed mid-batch and restarted loses nothing and duplicates nothing harmful', async () => {
     vault = await startVaultEnv('stream-kill');
     const records: ObjectRecord[] = [];
