@@ -31,10 +31,17 @@ interface Machine {
   remove(): Promise<void>;
 }
 
-async function lag(env: Record<string, string>): Promise<{ lag: number | null; window: unknown }> {
+async function lag(
+  env: Record<string, string>,
+): Promise<{ lag: number | null; window: unknown; recoverableUntil: number }> {
   const result = await runCli(['status', '--json'], env);
   const status = JSON.parse(result.stdout || 'null');
-  return { lag: status?.sources?.[0]?.lagSeconds ?? null, window: status?.window ?? null };
+  const source = status?.sources?.[0];
+  return {
+    lag: source?.lagSeconds ?? null,
+    window: status?.window ?? null,
+    recoverableUntil: source?.recoverableUntil ? Date.parse(source.recoverableUntil) : 0,
+  };
 }
 
 /** The embedded PostgreSQL of a fresh DATA_DIR with `trendgen protect` streaming it, its first base backup taken. */
@@ -94,18 +101,28 @@ describe('faults: continuous protection', () => {
           }
         })();
         const kills = 2 + Math.floor(random() * 3);
+        const killed = new Set<number>();
         for (let k = 0; k < kills; k++) {
           await sleep(500 + random() * 2000);
           const pid = receiverPid(machine.protect.child.pid!);
-          if (pid) process.kill(pid, 'SIGKILL');
+          if (pid) {
+            process.kill(pid, 'SIGKILL');
+            killed.add(pid);
+          }
         }
         const lastKill = Date.now();
-        // Catching up: the lag falls back under a second while the writes go on.
+        // Catching up: a new receiver streams (protect restarts it after a backoff of 1 s and more), and the
+        // lag falls back under a second with WAL written since it started. The lag alone reads under a second
+        // for a moment after a kill, before any WAL was missed: that once let the cut come while no receiver ran.
         let caughtUp = false;
+        let restartedAt: number | undefined;
         for (let i = 0; i < 120 && !caughtUp; i++) {
           await sleep(250);
-          const { lag: seconds } = await lag(machine.env);
-          caughtUp = seconds !== null && seconds < 1;
+          const pid = receiverPid(machine.protect.child.pid!);
+          if (!pid || killed.has(pid)) continue;
+          restartedAt ??= Date.now();
+          const { lag: seconds, recoverableUntil } = await lag(machine.env);
+          caughtUp = seconds !== null && seconds < 1 && recoverableUntil > restartedAt;
         }
         const recoveryMs = Date.now() - lastKill;
         await sleep(1000 + random() * 1000);
