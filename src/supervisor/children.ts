@@ -10,8 +10,12 @@ const CRASH_LOOP_MS = 5_000;
 
 const CLI_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/trendgen.js');
 
-/** Loading the CLI and connecting come before the first heartbeat; a loaded machine is slow at it. */
-const FIRST_HEARTBEAT_GRACE_MS = 60_000;
+/**
+ * Before the first heartbeat a child only loads the compiled CLI and reads its configuration (every command
+ * that `up` runs starts its heartbeats before connecting or migrating): well under a second, a few on a loaded
+ * machine.
+ */
+const FIRST_HEARTBEAT_GRACE_MS = 15_000;
 
 interface Managed {
   args: string[];
