@@ -2,12 +2,12 @@
  * Backup benchmark (issue 4, "Performance"): the classic script, restic and `trendgen backup` on one
  * dataset like the service's, on this machine, in one run. Not a test: it never fails on time.
  *
- *   npx tsx bench/backup.ts [--scale small|full] [--runs N] [--tools classic,restic,trendgen]
+ *   npx tsx bench/backup.ts [--scale small|full|files] [--runs N] [--tools classic,restic,trendgen]
  *                           [--classic-runs N] [--profile] [--write-docs]
  *                           [--keep] [--verbose] [--trendgen-env NAME=value]
  *
  * --scale small (default): 100k rows, 50 prompts, 400 images (~200 MB); full: 1M rows, 200 prompts,
- * 4,000 images (~2 GB). --runs: medians of N runs (default 1 for small, 3 for full). --profile: one more
+ * 4,000 images (~2 GB); files: 3M rows, 200 prompts, 40,000 images of 10–50 KB (many small files). --runs: medians of N runs (default 1 for small, 3 for full). --profile: one more
  * trendgen pass under `node --cpu-prof`, summarised. --write-docs: the report also goes to
  * docs/benchmarks.md (this scale's section). --keep: leave the temp folder; --verbose: show each step's
  * output (both for debugging). --trendgen-env NAME=value (repeatable): run trendgen with this variable
@@ -59,10 +59,10 @@ const { values: args } = parseArgs({
 
 const scale = SCALES[args.scale as keyof typeof SCALES];
 if (!scale) {
-  process.stderr.write(`--scale takes small or full, not ${args.scale}.\n`);
+  process.stderr.write(`--scale takes small, full or files, not ${args.scale}.\n`);
   process.exit(2);
 }
-const runs = Number(args.runs ?? (scale.name === 'full' ? 3 : 1));
+const runs = Number(args.runs ?? (scale.name === 'small' ? 1 : 3));
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write(`--runs takes a whole number >= 1, not ${args.runs}.\n`);
   process.exit(2);

@@ -23,22 +23,49 @@ import { ObjectStore } from '../../src/objects/store.ts';
  */
 
 export interface Scale {
-  name: 'small' | 'full';
+  name: 'small' | 'full' | 'files';
   rows: number;
   prompts: number;
   images: number;
+  /** Image sizes, bytes: skewed towards the small end. */
+  imageBytes: { min: number; max: number };
   redisJobs: number;
   /** Prompt files edited by "a day's change". */
   promptEdits: number;
 }
 
-export const SCALES: Record<Scale['name'], Scale> = {
-  small: { name: 'small', rows: 100_000, prompts: 50, images: 400, redisJobs: 1_000, promptEdits: 3 },
-  full: { name: 'full', rows: 1_000_000, prompts: 200, images: 4_000, redisJobs: 5_000, promptEdits: 5 },
-};
+const PHOTOS = { min: 200 * 1024, max: 1024 * 1024 };
 
-const MIN_IMAGE = 200 * 1024;
-const MAX_IMAGE = 1024 * 1024;
+export const SCALES: Record<Scale['name'], Scale> = {
+  small: {
+    name: 'small',
+    rows: 100_000,
+    prompts: 50,
+    images: 400,
+    imageBytes: PHOTOS,
+    redisJobs: 1_000,
+    promptEdits: 3,
+  },
+  full: {
+    name: 'full',
+    rows: 1_000_000,
+    prompts: 200,
+    images: 4_000,
+    imageBytes: PHOTOS,
+    redisJobs: 5_000,
+    promptEdits: 5,
+  },
+  // Many small files (thumbnails, previews) beside a table of millions of rows: per-file costs dominate.
+  files: {
+    name: 'files',
+    rows: 3_000_000,
+    prompts: 200,
+    images: 40_000,
+    imageBytes: { min: 10 * 1024, max: 50 * 1024 },
+    redisJobs: 5_000,
+    promptEdits: 5,
+  },
+};
 /** Share of images that are trend examples; the rest are generated outputs. */
 const EXAMPLE_SHARE = 0.05;
 const TRENDS = [
@@ -227,7 +254,8 @@ export async function plainDumpBytes(ds: Dataset): Promise<number> {
 }
 
 async function putImage(ds: Dataset, random: () => number, index: number): Promise<ImageRecord> {
-  const size = Math.floor(MIN_IMAGE + random() ** 1.6 * (MAX_IMAGE - MIN_IMAGE));
+  const { min, max } = ds.scale.imageBytes;
+  const size = Math.floor(min + random() ** 1.6 * (max - min));
   const example = random() < EXAMPLE_SHARE;
   const record = await ds.objects.put(Readable.from([fakeJpeg(size)]), {
     kind: example ? 'example' : 'output',

@@ -57,6 +57,15 @@ function figures(step: StepName): Figure[] {
     { label: 'wall s', get: (r) => r[step].wallS, digits: 1, spread: true },
     { label: 'CPU s (user+sys)', get: (r) => r[step].cpuS, digits: 1 },
     { label: 'server CPU s', get: (r) => r[step].serverCpuS, digits: 1 },
+    // How much of the machine's cores the step kept busy: the tool's processes and the servers it read from.
+    {
+      label: 'CPU/wall',
+      get: (r) => {
+        const { cpuS, serverCpuS, wallS } = r[step];
+        return cpuS === undefined || !wallS ? undefined : (cpuS + (serverCpuS ?? 0)) / wallS;
+      },
+      digits: 2,
+    },
     { label: 'peak RSS MB', get: (r) => r[step].maxRssMb, digits: 0 },
   ];
   if (step !== 'restore') list.push({ label: 'repo growth MB', get: (r) => r[step].repoGrowthMb, digits: 1 });
@@ -231,7 +240,7 @@ const END = (scale: string) => `<!-- bench:${scale}:end -->`;
 
 const DOC_HEADER = `# Backup benchmark: classic script, restic, trendgen
 
-Produced by \`npx tsx bench/backup.ts --scale <small|full> --write-docs\`; the sections between the
+Produced by \`npx tsx bench/backup.ts --scale <small|full|files> --write-docs\`; the sections between the
 \`bench:…\` markers are rewritten by each run of that scale, the rest of this file is written by hand.
 `;
 
