@@ -30,7 +30,7 @@ async function acceptPartial(flags: RestoreFlags): Promise<void> {
   if (flags.json) return printJson({ accepted: accepted ?? null });
   process.stdout.write(
     accepted
-      ? `Accepted what the unfinished restore of snapshot ${accepted.snapshot.slice(0, 12)} left in ${accepted.where.join(', ')}: trendgen up serves it now.\n`
+      ? `Accepted what the unfinished restore of snapshot ${accepted.snapshot.slice(0, 12)} left in ${accepted.where.join(', ')}: trendgen up serves it now.${accepted.objectsMissing ? ` ${accepted.objectsMissing} objects the restored rows refer to never arrived: their rows are marked purged.` : ''}\n`
       : 'No destination carries the mark of an unfinished restore: there is nothing to accept.\n',
   );
 }

@@ -1,8 +1,13 @@
 import path from 'node:path';
+import type { BlobStore } from '../blobstore/blobstore.ts';
+import { FileBlobStore } from '../blobstore/file.ts';
+import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { openDatabase, SERVICE_APPLICATION_NAMES } from '../db/connection.ts';
 import { connectServices, embeddedPostgres } from '../embedded/connect.ts';
 import { runningPid, upPidFile } from '../lib/process.ts';
+import { markPurged } from '../objects/purge.ts';
+import { liveObjects } from '../objects/queries.ts';
 import { type RestorePart, RestoreRefusedError } from './restore.ts';
 import { clearMarks, unfinishedRestore } from './restore-markers.ts';
 
@@ -63,7 +68,7 @@ export async function refuseWhileServiceRuns(config: Config, dest: RestoreDestin
 export async function acceptPartialRestore(
   config: Config,
   request: { toDatabase?: string; toDir?: string },
-): Promise<{ snapshot: string; where: string[] } | undefined> {
+): Promise<{ snapshot: string; where: string[]; objectsMissing: number } | undefined> {
   const services = await connectServices(config, { postgres: !request.toDatabase, redis: !request.toDir });
   try {
     const dest = {
@@ -72,10 +77,36 @@ export async function acceptPartialRestore(
       promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
     };
     const unfinished = await unfinishedRestore(dest);
-    if (unfinished) await clearMarks(dest);
-    return unfinished;
+    if (!unfinished) return undefined;
+    // Objects and the database restore side by side: rows whose object never arrived are marked purged
+    // before the marks go, so what is served has no row referring to a missing object (I2).
+    const objectsMissing = unfinished.where.includes('the database')
+      ? await purgeMissingObjects(
+          dest.databaseUrl,
+          request.toDir
+            ? new FileBlobStore(path.resolve(request.toDir, 'objects'))
+            : createBlobStore(config.storageUrl, config.s3),
+        )
+      : 0;
+    await clearMarks(dest);
+    return { ...unfinished, objectsMissing };
   } finally {
     await services.release();
+  }
+}
+
+/** Rows of the database whose object the store lacks, marked purged; how many. */
+async function purgeMissingObjects(databaseUrl: string, store: BlobStore): Promise<number> {
+  const sql = openDatabase(databaseUrl, { max: 1, writable: true });
+  try {
+    const [present] = await sql`select to_regclass('objects') is not null as ok`;
+    if (!present?.ok) return 0;
+    const missing: string[] = [];
+    for (const object of await liveObjects(sql))
+      if (!(await store.head(object.key))) missing.push(object.key);
+    return await markPurged(sql, missing);
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }
 

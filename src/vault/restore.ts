@@ -129,9 +129,11 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
 }
 
 /**
- * Restores a snapshot, all of it or some parts. Objects come first and the database after, so no restored
- * row refers to a missing object (I2); every part is verified against the facts recorded at backup time
- * (I7); deletions recorded after the snapshot are applied again (I3).
+ * Restores a snapshot, all of it or some parts, side by side (restoreSideBySide); every part is verified
+ * against the facts recorded at backup time (I7); deletions recorded after the snapshot are applied again
+ * (I3). I2 holds for whatever serves the result: the database stays marked (no service starts on it, and its
+ * new sessions are read-only) until every object is written; a restore killed before that is rerun, or its
+ * remains accepted with --accept-partial, which marks rows whose object never arrived as purged.
  */
 export async function runRestore(
   repo: Repository,
@@ -163,8 +165,6 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   const release = holdOpen(plan.scratchDir);
   try {
-    // Objects before the database, so no restored row refers to a missing object (I2).
-    // Prompts after the database: their folder is written from the restored prompt history (I8).
     const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects, undefined, undefined, purged),
@@ -172,14 +172,14 @@ export async function runRestore(
       promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),
       secretsSource(plan.secretsDir),
-    ];
+    ].filter((s) => plan.parts.includes(s.name));
     // A destination a source empties is marked again at once.
     const remark: Partial<Record<SourceName, () => Promise<void>>> = {
       postgres: () => markDatabase(plan.databaseUrl, snapshot.id),
       redis: () => markRedis(plan.redisUrl, snapshot.id),
     };
-    for (const source of sources.filter((s) => plan.parts.includes(s.name))) {
-      report.parts[source.name] = await source.restore({
+    const restoreSource = (source: SnapshotSource<unknown>) =>
+      source.restore({
         repo,
         tree: snapshot.trees[source.name]!,
         facts: facts[source.name],
@@ -189,7 +189,7 @@ export async function runRestore(
         overwrite: plan.inPlace,
         progress,
       });
-    }
+    Object.assign(report.parts, await restoreSideBySide(sources, restoreSource));
     if (plan.parts.includes('postgres')) {
       report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, purged, loader!.url);
       await markDatabase(plan.databaseUrl, undefined);
@@ -254,4 +254,29 @@ async function settleDatabase(
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * Every source's restore at once, the prompts after the database (their folder is written from its restored
+ * history): objects and the database, the two long ones, overlap. All settle before a failure is reported, so
+ * nothing still writes when the caller leaves its marks; results in the sources' order.
+ */
+async function restoreSideBySide(
+  sources: SnapshotSource<unknown>[],
+  restore: (source: SnapshotSource<unknown>) => Promise<unknown>,
+): Promise<Record<string, unknown>> {
+  const postgres = sources.find((s) => s.name === 'postgres');
+  const database = postgres ? restore(postgres) : undefined;
+  const settled = await Promise.allSettled(
+    sources.map((source) => {
+      if (source === postgres) return database!;
+      if (source.name === 'prompts' && database) return database.then(() => restore(source));
+      return restore(source);
+    }),
+  );
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return Object.fromEntries(
+    sources.map((source, i) => [source.name, (settled[i] as PromiseFulfilledResult<unknown>).value]),
+  );
 }
