@@ -217,7 +217,8 @@ export function renderReport(
         'trendgen, seconds per phase, from its progress lines. The last phase runs to the end of the ' +
           'backup (trees and the snapshot record included) or of the restore (the verification included); ' +
           '`startup+exit` is the wall time outside them: node and tsx start-up, configuration, migrations, ' +
-          'opening the repository (restore), the run catalog, exit.',
+          'opening the repository (restore), the run catalog, exit. Sources run side by side (backup and restore ' +
+          'alike), so a phase counts until the next progress line of any phase, not its own whole duration.',
       );
       out.push('');
       out.push(`| Phase | ${steps.map((s) => STEP_TITLES[s].replace(/ \(.*\)$/, '')).join(' | ')} |`);
