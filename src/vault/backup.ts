@@ -15,6 +15,7 @@ import { postgresSource } from './sources/postgres.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisSource } from './sources/redis.ts';
 import { secretsSource } from './sources/secrets.ts';
+import { sideBySide } from './sources/side-by-side.ts';
 import type {
   BackupContext,
   PostgresFacts,
@@ -123,18 +124,8 @@ async function backupSources(
   ctx: BackupContext,
 ): Promise<Record<string, SourceBackup<unknown>>> {
   const { postgres, objects, all } = snapshotSources(input);
-  const settled = await Promise.allSettled(
-    all.map((source) =>
-      source === objects ? postgres.liveObjectKeysRead().then(() => source.backup(ctx)) : source.backup(ctx),
-    ),
-  );
-  const failed = settled.find((result) => result.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return Object.fromEntries(
-    all.map((source, i) => [
-      source.name,
-      (settled[i] as PromiseFulfilledResult<SourceBackup<unknown>>).value,
-    ]),
+  return await sideBySide(all, (source) =>
+    source === objects ? postgres.liveObjectKeysRead().then(() => source.backup(ctx)) : source.backup(ctx),
   );
 }
 

@@ -20,6 +20,13 @@ export interface RestoreDestinations {
   toDir?: string;
 }
 
+/** The object store a restore writes: `<toDir>/objects` alongside, else the service's own. */
+export function restoredObjectStore(config: Config, toDir: string | undefined): BlobStore {
+  return toDir
+    ? new FileBlobStore(path.resolve(toDir, 'objects'))
+    : createBlobStore(config.storageUrl, config.s3);
+}
+
 async function serviceConnections(url: string): Promise<{ database: string; count: number }> {
   const sql = openDatabase(url, { max: 1 });
   try {
@@ -81,12 +88,7 @@ export async function acceptPartialRestore(
     // Objects and the database restore side by side: rows whose object never arrived are marked purged
     // before the marks go, so what is served has no row referring to a missing object (I2).
     const objectsMissing = unfinished.where.includes('the database')
-      ? await purgeMissingObjects(
-          dest.databaseUrl,
-          request.toDir
-            ? new FileBlobStore(path.resolve(request.toDir, 'objects'))
-            : createBlobStore(config.storageUrl, config.s3),
-        )
+      ? await purgeMissingObjects(dest.databaseUrl, restoredObjectStore(config, request.toDir))
       : 0;
     await clearMarks(dest);
     return { ...unfinished, objectsMissing };

@@ -1,6 +1,4 @@
 import path from 'node:path';
-import { FileBlobStore } from '../blobstore/file.ts';
-import { createBlobStore } from '../blobstore/index.ts';
 import type { Config } from '../config/config.ts';
 import { connectServices } from '../embedded/connect.ts';
 import { databaseOf, withDatabase } from '../lib/connection-url.ts';
@@ -15,7 +13,7 @@ import {
   resolveSnapshot,
   runRestore,
 } from './restore.ts';
-import { refuseWhileServiceRuns } from './restore-guards.ts';
+import { refuseWhileServiceRuns, restoredObjectStore } from './restore-guards.ts';
 import { createDatabaseIfMissing } from './sources/postgres-admin.ts';
 import { openFirstTarget } from './targets.ts';
 
@@ -107,9 +105,7 @@ export async function restoreFromTargets(config: Config, request: RestoreRequest
       redisUrl: services?.redisUrl ?? '',
       promptsDir: request.toDir ? path.resolve(request.toDir, 'prompts') : config.promptsDir,
       secretsDir: path.join(request.toDir ? path.resolve(request.toDir) : config.dataDir, 'secrets'),
-      objects: request.toDir
-        ? new FileBlobStore(path.resolve(request.toDir, 'objects'))
-        : createBlobStore(config.storageUrl, config.s3),
+      objects: restoredObjectStore(config, request.toDir),
       inPlace: Boolean(request.inPlace),
       scratchDir: path.join(config.dataDir, 'tmp', `restore-${snapshot.id.slice(0, 12)}`),
       sourceTarget: target.name,

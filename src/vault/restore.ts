@@ -27,6 +27,7 @@ import { openLoader } from './sources/postgres-loader.ts';
 import { promptsSource } from './sources/prompts.ts';
 import { redisKeyCount, redisSource } from './sources/redis.ts';
 import { secretsSource } from './sources/secrets.ts';
+import { sideBySide } from './sources/side-by-side.ts';
 import { refuseUnverifiable, type SnapshotSource, type SourceName } from './sources/types.ts';
 
 export const RESTORE_PARTS = ['postgres', 'redis', 'prompts', 'objects', 'secrets'] as const;
@@ -258,25 +259,17 @@ async function settleDatabase(
 
 /**
  * Every source's restore at once, the prompts after the database (their folder is written from its restored
- * history): objects and the database, the two long ones, overlap. All settle before a failure is reported, so
- * nothing still writes when the caller leaves its marks; results in the sources' order.
+ * history): objects and the database, the two long ones, overlap.
  */
-async function restoreSideBySide(
+function restoreSideBySide(
   sources: SnapshotSource<unknown>[],
   restore: (source: SnapshotSource<unknown>) => Promise<unknown>,
 ): Promise<Record<string, unknown>> {
   const postgres = sources.find((s) => s.name === 'postgres');
   const database = postgres ? restore(postgres) : undefined;
-  const settled = await Promise.allSettled(
-    sources.map((source) => {
-      if (source === postgres) return database!;
-      if (source.name === 'prompts' && database) return database.then(() => restore(source));
-      return restore(source);
-    }),
-  );
-  const failed = settled.find((result) => result.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return Object.fromEntries(
-    sources.map((source, i) => [source.name, (settled[i] as PromiseFulfilledResult<unknown>).value]),
-  );
+  return sideBySide(sources, (source) => {
+    if (source === postgres) return database!;
+    if (source.name === 'prompts' && database) return database.then(() => restore(source));
+    return restore(source);
+  });
 }

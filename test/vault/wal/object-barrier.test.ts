@@ -92,13 +92,7 @@ describe('I8: restore latest stops at the first commit of an object the vault la
     firstBase = base.id;
     expect(base.objectMarkers).toBe(true);
     // The base backup's WAL in the vault; what follows stays on the receiver's disk only.
-    await sql`select pg_switch_wal()`;
-    const shipped = () => (shipper.progress()[0]?.shippedLsn ?? 0n) > parseLsn(base.endLsn);
-    for (let i = 0; i < 200 && !shipped(); i++) {
-      await shipper.cycle();
-      await sleep(100);
-    }
-    expect(shipped()).toBe(true);
+    await shipPast(base.endLsn);
     const early = await object('before the watermark');
     await sleep(50);
     const watermark = (await sql<{ t: Date }[]>`select clock_timestamp() as t`)[0]!.t;
@@ -127,18 +121,23 @@ describe('I8: restore latest stops at the first commit of an object the vault la
 
   it('with a base backup newer than the watermark, replays from the one before it rather than stopping at the watermark', async () => {
     const newer = await takeBaseBackup(repo, url);
-    await sql`select pg_switch_wal()`;
-    const shipped = () => (shipper.progress()[0]?.shippedLsn ?? 0n) > parseLsn(newer.endLsn);
-    for (let i = 0; i < 200 && !shipped(); i++) {
-      await shipper.cycle();
-      await sleep(100);
-    }
-    expect(shipped()).toBe(true);
+    await shipPast(newer.endLsn);
     const plan = await planMoment(config, repo, undefined);
     expect(plan.base.id).toBe(firstBase);
     expect(plan.objectBarrier).toBeDefined();
     await restoreAndRead(plan, 'restored-older-base', expected);
   });
+
+  /** Switches to a new segment and ships until the vault's WAL passes `lsn`. */
+  async function shipPast(lsn: string): Promise<void> {
+    await sql`select pg_switch_wal()`;
+    const shipped = () => (shipper.progress()[0]?.shippedLsn ?? 0n) > parseLsn(lsn);
+    for (let i = 0; i < 200 && !shipped(); i++) {
+      await shipper.cycle();
+      await sleep(100);
+    }
+    expect(shipped()).toBe(true);
+  }
 
   async function restoreAndRead(
     plan: Awaited<ReturnType<typeof planMoment>>,
