@@ -14,6 +14,11 @@ export interface PutOptions {
    */
   size?: number;
   contentType?: string;
+  /**
+   * false: the bytes may stay in the page cache until `flush()`. Only for writers that keep what they write
+   * unreachable until then (a restore's marks) and re-verify by hash whatever they find after a crash.
+   */
+  durable?: boolean;
 }
 
 /**
@@ -39,6 +44,8 @@ export interface BlobStore {
   list(prefix?: string): AsyncIterable<BlobInfo>;
   /** Removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /** Makes every write made with `durable: false` durable; absent where every write is durable anyway (S3). */
+  flush?(): Promise<void>;
   close?(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDir } from '../lib/files.ts';
+import { fsyncDir, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
   type BlobInfo,
@@ -24,7 +24,8 @@ const STAT_BATCH = 64;
 /**
  * Blobs as files under one root. Every write goes to `<root>/.tmp/` first (same filesystem), is
  * fsynced, then renamed (put) or hard-linked (putIfAbsent) into place, and the directory is fsynced:
- * a reader sees the whole blob or nothing, and a resolved write survives a power loss (I1, I2).
+ * a reader sees the whole blob or nothing, and a resolved write survives a power loss (I1, I2) — except a
+ * write asked `durable: false` (a restore), which skips both fsyncs and is durable once `flush()` resolved.
  */
 export class FileBlobStore implements BlobStore {
   readonly root: string;
@@ -48,7 +49,7 @@ export class FileBlobStore implements BlobStore {
     const target = this.pathOf(key);
     const temp = await this.writeTemp(key, body, options);
     try {
-      await this.intoPlace(target, () => rename(temp, target));
+      await this.intoPlace(target, () => rename(temp, target), options?.durable ?? true);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw this.fail(error, key);
@@ -64,7 +65,7 @@ export class FileBlobStore implements BlobStore {
     const temp = await this.writeTemp(key, body, options);
     try {
       // link() fails with EEXIST instead of replacing: the check and the write are one atomic step.
-      await this.intoPlace(target, () => link(temp, target));
+      await this.intoPlace(target, () => link(temp, target), options?.durable ?? true);
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -114,6 +115,12 @@ export class FileBlobStore implements BlobStore {
     } catch (error) {
       if (!isMissing(error)) throw this.fail(error, key);
     }
+  }
+
+  async flush(): Promise<void> {
+    await syncFileSystem(this.root).catch((error) => {
+      throw this.fail(error, TEMP_DIR);
+    });
   }
 
   /** Removes temp files left by crashed writers; returns how many it removed. */
@@ -194,8 +201,8 @@ export class FileBlobStore implements BlobStore {
     return pending;
   }
 
-  /** Runs rename or link into `target`, then fsyncs its directory. */
-  private async intoPlace(target: string, move: () => Promise<void>): Promise<void> {
+  /** Runs rename or link into `target`, then fsyncs its directory (unless `durable` is false: see flush). */
+  private async intoPlace(target: string, move: () => Promise<void>, durable: boolean): Promise<void> {
     const dir = path.dirname(target);
     await this.ensureDir(dir);
     try {
@@ -206,7 +213,7 @@ export class FileBlobStore implements BlobStore {
       await this.ensureDir(dir);
       await move();
     }
-    await fsyncDir(dir);
+    if (durable) await fsyncDir(dir);
   }
 
   private async writeTemp(key: string, body: Readable | Buffer, options?: PutOptions): Promise<string> {
@@ -233,7 +240,7 @@ export class FileBlobStore implements BlobStore {
         }
       }
       checkBodySize(key, written, options?.size);
-      await handle.sync();
+      if (options?.durable ?? true) await handle.sync();
       await handle.close();
       handle = undefined;
       return temp;

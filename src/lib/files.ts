@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -12,6 +13,7 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 /** Some filesystems cannot fsync a directory at all; PostgreSQL ignores the same two errors. */
 function ignorableDirSyncError(error: unknown): boolean {
@@ -40,6 +42,24 @@ export async function fsyncDir(dir: string): Promise<void> {
     if (!ignorableDirSyncError(error)) throw error;
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Makes everything written to the file system that holds `dir` durable: one syncfs(2) (coreutils `sync -f`,
+ * which reports write-back errors since Linux 5.8) instead of an fsync per file and folder.
+ */
+export async function syncFileSystem(dir: string): Promise<void> {
+  try {
+    await promisify(execFile)('sync', ['-f', dir]);
+  } catch (error) {
+    const detail = (error as { stderr?: string }).stderr?.trim() || (error as Error).message;
+    throw new Error(
+      `Could not flush the file system under ${dir} to disk (${detail}): check the disk, then run again.`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -18,7 +18,7 @@ import { streamsWal } from './protected-by.ts';
 import type { Repository, Snapshot } from './repository/index.ts';
 import { RestoreRefusedError, runRestore } from './restore.ts';
 import { refuseWhileServiceRuns } from './restore-guards.ts';
-import { restoreObjects } from './sources/objects.ts';
+import { restoreObjects } from './sources/objects-restore.ts';
 import { readObjectsWatermark, restoreStreamedObjects, streamedObjects } from './stream/objects-status.ts';
 import { loadSnapshots, openFirstTarget } from './targets.ts';
 import { PointInTimeError, planPointInTime, recoverableWindow } from './wal/pitr-plan.ts';
@@ -298,7 +298,8 @@ async function restoreReferencedObjects(
   for (const snapshot of await loadSnapshots(repo)) {
     if (lacking.length === 0) break;
     if (!snapshot.trees.objects) continue;
-    restored += (await restoreObjects(repo, snapshot.trees.objects, store)).written;
+    restored += (await restoreObjects(repo, snapshot.trees.objects, store, { only: new Set(lacking) }))
+      .written;
     lacking = await missing();
   }
   // Synchronous mode replays the WAL to its end (every acknowledged commit): a row whose object reached no

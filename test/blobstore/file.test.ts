@@ -65,6 +65,14 @@ describe('FileBlobStore', () => {
     expect(await filesUnder(root)).toEqual(['a/d']);
   });
 
+  it('a write made without durability is whole in place, and flush makes it durable or says why not', async () => {
+    await store.put('restored/x', Buffer.from('bytes'), { durable: false });
+    await store.flush();
+    expect((await readFile(path.join(root, 'restored', 'x'))).toString()).toBe('bytes');
+    await rm(dir, { recursive: true, force: true });
+    await expect(store.flush()).rejects.toThrow(/Could not flush the file system under .*: check the disk/);
+  });
+
   it('I1: a failed stream leaves no partial file under the final name and no temp file', async () => {
     await store.put('keep/old', Buffer.from('old'));
     const gone = new Error('aborted');

@@ -11,7 +11,7 @@ import { unrepairedObjectDamage } from '../../src/objects/integrity.ts';
 import { currentConditions } from '../../src/ops/alerts.ts';
 import { runBackup } from '../../src/vault/backup.ts';
 import { runScrub, scrubPass } from '../../src/vault/scrub.ts';
-import { restoreObjects } from '../../src/vault/sources/objects.ts';
+import { restoreObjects } from '../../src/vault/sources/objects-restore.ts';
 import { openFirstTarget } from '../../src/vault/targets.ts';
 import { fakePng } from '../support/api.ts';
 import { flipByte } from '../support/files.ts';

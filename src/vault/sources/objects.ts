@@ -3,14 +3,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
-import {
-  CorruptBlobError,
-  InvalidTreeError,
-  MissingBlobError,
-  type Repository,
-  type StoredFile,
-  type TreeEntry,
-} from '../repository/index.ts';
+import type { Repository, StoredFile, TreeEntry } from '../repository/index.ts';
+import { restoreObjects } from './objects-restore.ts';
+import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
 export interface ObjectsBackupStats {
@@ -30,46 +25,6 @@ interface Folder {
 }
 
 const newFolder = (): Folder => ({ files: new Map(), folders: new Map() });
-
-/** Every file entry of a tree, by its path, read once from the parent snapshot. */
-async function indexTree(
-  repo: Repository,
-  treeId: string | undefined,
-  prefix = '',
-  out = new Map<string, TreeEntry>(),
-  tolerant = false,
-) {
-  if (!treeId) return out;
-  let tree: Awaited<ReturnType<Repository['readTree']>>;
-  try {
-    tree = await repo.readTree(treeId);
-  } catch (error) {
-    // For the parent of a backup, a damaged or missing tree only means its objects are read again.
-    if (
-      tolerant &&
-      (error instanceof CorruptBlobError ||
-        error instanceof MissingBlobError ||
-        error instanceof InvalidTreeError)
-    )
-      return out;
-    throw error;
-  }
-  for (const entry of tree.entries) {
-    const full = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.type === 'dir') await indexTree(repo, entry.subtree, full, out, tolerant);
-    else if (entry.type === 'file') out.set(full, entry);
-  }
-  return out;
-}
-
-async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
 
 /**
  * The objects source: the live objects that the database snapshot refers to (I8), as a tree mirroring
@@ -179,26 +134,6 @@ export async function storeObject(
   return { ...stored, sha256: hash.digest('hex') };
 }
 
-/**
- * One object's bytes from its chunks, re-hashed against the SHA-256 in its key (and `sha256` when known)
- * before anyone writes them: damage is named, never restored (I7).
- */
-export async function readObjectBytes(
-  repo: Repository,
-  key: string,
-  chunks: string[],
-  sha256?: string,
-): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (const chunk of chunks) parts.push(await repo.getBlob(chunk));
-  const bytes = Buffer.concat(parts);
-  const expected = sha256 ?? /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
-  if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
-    throw new Error('its bytes do not hash to the SHA-256 in its name');
-  }
-  return bytes;
-}
-
 /** A damaged object's true bytes from elsewhere (a backup), put back into the store; undefined when none. */
 export type DamagedObjectHandler = (
   key: string,
@@ -218,7 +153,7 @@ async function storeVerified(
   compress: { compress?: boolean },
   onDamaged: DamagedObjectHandler | undefined,
 ): Promise<Awaited<ReturnType<Repository['storeFile']>> | undefined> {
-  const sha256 = /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
+  const sha256 = hashInKey(key);
   if (!sha256) return await repo.storeFile(await objects.get(key), compress);
   const verify = verifyingStream(key, sha256);
   pipeline(await objects.get(key), verify).catch(() => {});
@@ -234,62 +169,6 @@ async function storeVerified(
 async function everyChunkPresent(repo: Repository, chunks: string[]): Promise<boolean> {
   for (const chunk of chunks) if (!(await repo.hasBlob(chunk))) return false;
   return true;
-}
-
-export interface ObjectsRestoreResult {
-  objects: number;
-  written: number;
-  present: number;
-  /** Left out: the collector had removed their bytes from the database the restore replaces (I3). */
-  purged: number;
-  bytes: number;
-  damaged: Array<{ key: string; reason: string }>;
-}
-
-/**
- * Puts every object of a snapshot back into an object store. Keys already present with the right size are
- * left alone (content addressing: same key, same bytes); every restored object is re-hashed against the
- * SHA-256 in its name before it is written, so damage is named, never restored (I7).
- */
-export async function restoreObjects(
-  repo: Repository,
-  treeId: string,
-  target: BlobStore,
-  options: {
-    concurrency?: number;
-    onProgress?: (done: number, total: number) => void;
-    skip?: Set<string>;
-  } = {},
-): Promise<ObjectsRestoreResult> {
-  const all = [...(await indexTree(repo, treeId)).entries()];
-  const files = all.filter(([key]) => !options.skip?.has(key));
-  const result: ObjectsRestoreResult = {
-    objects: files.length,
-    written: 0,
-    present: 0,
-    purged: all.length - files.length,
-    bytes: 0,
-    damaged: [],
-  };
-  let done = 0;
-  await runLimited(files, options.concurrency ?? 4, async ([key, entry]) => {
-    try {
-      const existing = await target.head(key);
-      if (existing && existing.size === entry.size) {
-        result.present++;
-      } else {
-        const bytes = await readObjectBytes(repo, key, entry.chunks ?? []);
-        await target.put(key, Readable.from([bytes]), { size: bytes.length });
-        result.written++;
-        result.bytes += bytes.length;
-      }
-    } catch (error) {
-      const reason = error instanceof CorruptBlobError ? error.message : (error as Error).message;
-      result.damaged.push({ key, reason });
-    }
-    options.onProgress?.(++done, files.length);
-  });
-  return result;
 }
 
 /**
@@ -325,6 +204,7 @@ export function objectsSource(
       ctx.progress('objects');
       const result = await restoreObjects(ctx.repo, ctx.tree, objects, {
         ...(skip ? { skip } : {}),
+        syncOnce: true,
         onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
       });
       if (result.damaged.length) {
@@ -338,9 +218,4 @@ export function objectsSource(
       return { ...result, damaged: result.damaged.length };
     },
   };
-}
-
-/** The object keys a snapshot's objects tree holds (no object is read). */
-export async function storedObjectKeys(repo: Repository, treeId: string): Promise<Set<string>> {
-  return new Set((await indexTree(repo, treeId)).keys());
 }

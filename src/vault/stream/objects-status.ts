@@ -9,7 +9,7 @@ import {
   readObjectsStreamState,
   type StreamedObject,
 } from '../repository/index.ts';
-import { readObjectBytes } from '../sources/objects.ts';
+import { readObjectBytes } from '../sources/objects-restore.ts';
 import { targetNames } from '../targets.ts';
 
 export interface ObjectStreamTargetStatus {

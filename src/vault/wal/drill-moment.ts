@@ -7,7 +7,7 @@ import { liveObjects } from '../../objects/queries.ts';
 import { historyGaps } from '../../prompts/index.ts';
 import type { DrillCheck, DrillReport } from '../drill.ts';
 import type { Repository } from '../repository/index.ts';
-import { storedObjectKeys } from '../sources/objects.ts';
+import { storedObjectKeys } from '../sources/objects-tree.ts';
 import { loadSnapshots } from '../targets.ts';
 import { planPointInTime, recoverableWindow } from './pitr-plan.ts';
 import { restorePhysical } from './pitr-restore.ts';
