@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { openDatabase } from '../db/connection.ts';
 import { fsyncDirSync, writeFileAtomicSync } from '../lib/files.ts';
 import { createRedisClient } from '../lib/redis-client.ts';
-import { tableFacts } from './sources/postgres.ts';
+import { tableFacts } from './sources/postgres-facts.ts';
 
 /**
  * "A restore is writing here": set on every destination before a restore writes to it, cleared only when the

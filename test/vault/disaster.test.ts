@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/config.ts';
 import { openDatabase } from '../../src/db/connection.ts';
 import { embeddedPostgres, embeddedRedis } from '../../src/embedded/connect.ts';
 import { waitFor } from '../../src/lib/process.ts';
-import { tableFacts } from '../../src/vault/sources/postgres.ts';
+import { tableFacts } from '../../src/vault/sources/postgres-facts.ts';
 import { SAMPLE_PROMPT } from '../support/api.ts';
 import { generationForm, samplePhoto } from '../support/generation.ts';
 import { CLI, startUp, type UpProcess } from '../support/processes.ts';

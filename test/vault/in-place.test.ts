@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tableFacts } from '../../src/vault/sources/postgres.ts';
+import { tableFacts } from '../../src/vault/sources/postgres-facts.ts';
 import { SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';

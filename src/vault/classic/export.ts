@@ -18,7 +18,7 @@ import {
   SQL_MEMBER,
 } from './format.ts';
 
-/** Writes a plain SQL file from a pg_dump directory dump (`dumpToSql` in sources/postgres.ts). */
+/** Writes a plain SQL file from a snapshot's pg_dump archive (`dumpToSql` in sources/postgres.ts). */
 export type SqlFromDump = (dumpDir: string, outFile: string) => Promise<unknown>;
 
 export interface ExportOptions {
@@ -87,7 +87,7 @@ export async function exportClassic(
   }
 }
 
-/** db.sql.gz from the snapshot's pg_dump directory dump, or from the plain SQL an import stored. */
+/** db.sql.gz from the snapshot's pg_dump archive, or from the plain SQL an import stored. */
 async function writeSql(
   repo: Repository,
   snapshot: Snapshot,

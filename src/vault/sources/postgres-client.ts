@@ -31,20 +31,23 @@ export function libpqConnection(url: string): { dbname: string; env: NodeJS.Proc
   return { dbname, env, password };
 }
 
-/** Runs a client program; rejects with one sentence ending in its stderr tail, the password scrubbed. */
+/** Runs a client program; `done` rejects with one sentence ending in its stderr tail, the password scrubbed. */
 export function run(
   binary: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   secret: string,
+  options: { streamStdout?: boolean } = {},
 ): { child: ChildProcess; done: Promise<string> } {
   const tool = path.basename(binary);
   const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
+  // streamStdout: the caller reads child.stdout itself (a dump), and done resolves to ''.
+  if (!options.streamStdout)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });

@@ -1,15 +1,19 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase, type TransactionSql } from '../../db/connection.ts';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
-import { dropAndRecreateDatabase, isDatabaseEmpty, withSql } from './postgres-admin.ts';
+import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { assertClientNotOlder, clientMajor, libpqConnection, run } from './postgres-client.ts';
+import { computeTableFacts, pinOutputSettings, verifyPostgres } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
 import {
-  directoryProgress,
+  type BackupContext,
   directoryStats,
   type PostgresDump,
   type PostgresFacts,
@@ -19,106 +23,32 @@ import {
 } from './types.ts';
 
 /**
- * The PostgreSQL source of a snapshot: a directory-format dump (uncompressed, so content-defined chunking
- * deduplicates it across runs, and `pg_restore -j` restores it in parallel) plus facts taken in the very
- * same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
+ * The PostgreSQL source of a snapshot: a custom-format dump streamed into the repository (uncompressed, so
+ * content-defined chunking deduplicates it across runs, and `pg_restore -j` restores it in parallel) plus facts
+ * taken in the very same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
  */
-
-export interface TableMismatch {
-  table: string;
-  /** Undefined: the table is in the target but was not in the backup. */
-  expected: TableFacts | undefined;
-  /** Undefined: the table was in the backup but is missing from the target. */
-  actual: TableFacts | undefined;
-}
 
 const defaultJobs = () => Math.max(1, Math.min(4, os.availableParallelism()));
 
-const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+/** The one file of a snapshot's postgres tree: a pg_dump custom-format archive, uncompressed. */
+export const DUMP_ARCHIVE = 'database.pgdump';
 
 /**
- * Row text depends on session settings (time zone, date and interval style, bytea and money output):
- * pin them, so the same rows give the same digest at backup time and on whatever server verifies them.
+ * Dumps one consistent point in time as a stream: a read-only repeatable-read transaction exports its
+ * snapshot, pg_dump imports it and writes a custom-format archive (uncompressed, so content-defined chunking
+ * deduplicates it across runs; `pg_restore -j` still restores it in parallel) to its stdout, which `consume`
+ * reads while the facts and live object keys are read in the same transaction. Nothing is written to disk on
+ * the way: the archive's bytes go from pg_dump to `consume` (the repository's chunker).
  */
-async function pinOutputSettings(tx: TransactionSql): Promise<void> {
-  await tx`select set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
-    set_config('IntervalStyle', 'postgres', true), set_config('extra_float_digits', '1', true),
-    set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true),
-    set_config('statement_timeout', '0', true)`;
-}
-
-/**
- * Facts of every ordinary table (not system, not temporary or unlogged, not owned by an extension, as pg_dump
- * skips their data): row count and an order-independent digest, the sum mod 2^64 of the first 64 bits
- * of md5(row text). One sequential scan per table, no sort.
- */
-async function computeTableFacts(tx: TransactionSql): Promise<Record<string, TableFacts>> {
-  const tables = await tx<{ schema: string; name: string }[]>`
-    select n.nspname as schema, c.relname as name
-    from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where c.relkind = 'r' and c.relpersistence = 'p'
-      and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
-      and not exists (select 1 from pg_depend d
-        where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-    order by 1, 2`;
-  const facts: Record<string, TableFacts> = {};
-  for (const { schema, name } of tables) {
-    // ONLY: rows of inheritance children are counted under the child, as pg_dump dumps them.
-    const [row] = await tx.unsafe<{ rows: number; sum: string }[]>(
-      `select count(*) as rows,
-         coalesce(sum(('x' || substr(md5(row(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text as sum
-       from only ${quoteIdent(schema)}.${quoteIdent(name)} as r`,
-    );
-    const digest = BigInt.asUintN(64, BigInt(row!.sum));
-    facts[`${schema}.${name}`] = { rows: Number(row!.rows), hash: digest.toString(16).padStart(16, '0') };
-  }
-  return facts;
-}
-
-/** Facts of a database as it is now (one read-only snapshot). */
-export async function tableFacts(url: string): Promise<Record<string, TableFacts>> {
-  return await withSql(url, (sql) =>
-    sql.begin('isolation level repeatable read read only', async (tx) => {
-      await pinOutputSettings(tx);
-      // The database may hold what a dump brought: only built-in functions and operators are called here.
-      await tx`select set_config('search_path', 'pg_catalog', true)`;
-      return await computeTableFacts(tx);
-    }),
-  );
-}
-
-/** Compares a database with the facts of a backup; missing and extra tables are mismatches too (I7). */
-export async function verifyPostgres(
-  url: string,
-  facts: PostgresFacts,
-): Promise<{ ok: boolean; mismatches: TableMismatch[] }> {
-  const actual = await tableFacts(url);
-  const mismatches: TableMismatch[] = [];
-  for (const table of new Set([...Object.keys(facts.tables), ...Object.keys(actual)])) {
-    const want = facts.tables[table];
-    const got = actual[table];
-    if (want?.rows !== got?.rows || want?.hash !== got?.hash) {
-      mismatches.push({ table, expected: want, actual: got });
-    }
-  }
-  return { ok: mismatches.length === 0, mismatches };
-}
-
-/**
- * Dumps one consistent point in time: a read-only repeatable-read transaction exports its snapshot,
- * pg_dump (and each of its parallel workers) imports it, and the facts and live object keys are read in
- * the same transaction while pg_dump runs. `outDir` must not exist or be empty.
- */
-export async function dumpPostgres(
+export async function streamDump<T>(
   databaseUrl: string,
-  outDir: string,
+  consume: (archive: Readable) => Promise<T>,
   options: {
-    jobs?: number;
     onSpawn?: (pid: number) => void;
     /** Called as soon as the live object keys are read, while pg_dump may still be running. */
     onLiveObjectKeys?: (keys: string[]) => void;
   } = {},
-): Promise<PostgresDump> {
+): Promise<PostgresDump & { consumed: T }> {
   const pgDump = findPostgresBinary('pg_dump');
   const client = clientMajor(pgDump);
   const conn = libpqConnection(databaseUrl);
@@ -136,20 +66,23 @@ export async function dumpPostgres(
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
       const args = [
         `--snapshot=${snapshot!.id}`,
-        '--format=directory',
+        '--format=custom',
         '--compress=0',
-        `--jobs=${options.jobs ?? defaultJobs()}`,
-        // The dump is scratch: the repository makes its blobs durable, fsyncing here only costs time.
-        '--no-sync',
         // Unlogged tables hold status, not data (PostgreSQL itself empties them after a crash).
         '--no-unlogged-table-data',
         '--no-password',
-        `--file=${outDir}`,
         `--dbname=${conn.dbname}`,
       ];
-      const dump = run(pgDump, args, conn.env, conn.password);
+      const dump = run(pgDump, args, conn.env, conn.password, { streamStdout: true });
       dump.done.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
       if (dump.child.pid) options.onSpawn?.(dump.child.pid);
+      const stop = () => dump.child.kill('SIGTERM');
+      // A consumer that fails (a full backup disk) stops pg_dump, which would otherwise block on the pipe.
+      const consuming = consume(dump.child.stdout!).catch((error: unknown) => {
+        stop();
+        throw error;
+      });
+      consuming.catch(() => {});
       let tables: Record<string, TableFacts>;
       let liveKeys: string[];
       try {
@@ -157,26 +90,63 @@ export async function dumpPostgres(
         liveKeys = await liveObjectKeys(tx);
         options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
-        dump.child.kill('SIGTERM');
-        await dump.done.catch(() => {});
+        stop();
+        await Promise.allSettled([dump.done, consuming]);
         throw error;
       }
-      await dump.done;
+      const [dumped, consumed] = await Promise.allSettled([dump.done, consuming]);
+      // The consumer's failure first: it stopped pg_dump. Else pg_dump's: a dump cut short ends the stream as
+      // a whole one does, so what was consumed is not the dump.
+      if (consumed.status === 'rejected') throw consumed.reason;
+      if (dumped.status === 'rejected') throw dumped.reason;
       const facts: PostgresFacts = {
         serverVersion: server.version,
         serverVersionNum: server.num,
         database: server.database,
         tables,
       };
-      return { facts, liveObjectKeys: liveKeys };
+      return { facts, liveObjectKeys: liveKeys, consumed: consumed.value };
     });
   } finally {
     await sql.end({ timeout: 5 });
   }
 }
 
+/** The dump written into `outDir` as DUMP_ARCHIVE (fsynced: a caller keeps it). */
+export async function dumpPostgres(
+  databaseUrl: string,
+  outDir: string,
+  options: { onSpawn?: (pid: number) => void } = {},
+): Promise<PostgresDump> {
+  await mkdir(outDir, { recursive: true });
+  const file = path.join(outDir, DUMP_ARCHIVE);
+  const { consumed: _, ...dump } = await streamDump(
+    databaseUrl,
+    async (archive) => {
+      await pipeline(archive, createWriteStream(file));
+      const handle = await open(file, 'r');
+      await handle.sync().finally(() => handle.close());
+    },
+    options,
+  );
+  return dump;
+}
+
 /**
- * Restores a directory dump into an existing, empty database, in parallel; stops at the first error. The
+ * Where pg_restore reads a restored postgres tree: its custom-format archive, or the folder itself for
+ * snapshots taken before the dump was streamed (a `--format=directory` dump with its toc.dat).
+ */
+function dumpArchiveIn(dumpDir: string): string {
+  const archive = path.join(dumpDir, DUMP_ARCHIVE);
+  if (existsSync(archive)) return archive;
+  if (existsSync(path.join(dumpDir, 'toc.dat'))) return dumpDir;
+  throw new Error(
+    `${dumpDir} holds no PostgreSQL dump (neither ${DUMP_ARCHIVE} nor a directory dump's toc.dat).`,
+  );
+}
+
+/**
+ * Restores a dump (dumpArchiveIn) into an existing, empty database, in parallel; stops at the first error. The
  * dump is loaded as `loader` (postgres-loader.ts), never as a role that could reach the database host.
  */
 export async function restorePostgres(
@@ -185,9 +155,7 @@ export async function restorePostgres(
   loader: Pick<Loader, 'url' | 'role'>,
   options: { jobs?: number } = {},
 ): Promise<void> {
-  if (!existsSync(path.join(dumpDir, 'toc.dat'))) {
-    throw new Error(`${dumpDir} is not a PostgreSQL directory dump (it has no toc.dat).`);
-  }
+  const archive = dumpArchiveIn(dumpDir);
   const conn = libpqConnection(loader.url);
   // The target is marked read-only by default while a restore is unfinished (restore-markers.ts).
   // Commits wait only for the local disk: with BACKUP_SYNC no WAL receiver runs while a restore does.
@@ -206,16 +174,32 @@ export async function restorePostgres(
     '--exit-on-error',
     '--no-password',
     `--dbname=${conn.dbname}`,
-    dumpDir,
+    archive,
   ];
   await run(findPostgresBinary('pg_restore'), args, conn.env, conn.password).done;
 }
 
 /** The dump as one plain SQL script (for the classic export), loadable with `psql -f` by any owner. */
 export async function dumpToSql(dumpDir: string, outFile: string): Promise<void> {
-  const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpDir];
+  const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpArchiveIn(dumpDir)];
   await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
 }
+
+/** The dump's bytes on their way to the chunker, reported every PROGRESS_BYTES. */
+async function* counted(archive: Readable, ctx: BackupContext): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  let reported = 0;
+  for await (const chunk of archive as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes - reported >= PROGRESS_BYTES) {
+      reported = bytes;
+      ctx.progress('postgres', undefined, { bytes });
+    }
+    yield chunk;
+  }
+}
+
+const PROGRESS_BYTES = 64 * 1024 * 1024;
 
 /** A promise settled from outside; its rejection is handled for the callers that never wait on it. */
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
@@ -253,19 +237,36 @@ export function postgresSource(
     backup: async (ctx) => {
       keysRead = deferred();
       ctx.progress('postgres', 'dumping');
-      const dir = path.join(ctx.scratch, 'postgres');
       try {
-        const dump = await dumpPostgres(databaseUrl, dir, {
-          jobs: 2,
+        const dump = await streamDump(databaseUrl, (archive) => ctx.repo.storeFile(counted(archive, ctx)), {
           onLiveObjectKeys: (keys) => {
             liveKeys = keys;
             keysRead.resolve();
           },
         });
-        const { treeId, stats } = await ctx.repo.storeDirectory(dir, {
-          onProgress: directoryProgress(ctx, 'postgres'),
+        const stored = dump.consumed;
+        const tree = await ctx.repo.writeTree([
+          {
+            name: DUMP_ARCHIVE,
+            type: 'file',
+            mode: 0o600,
+            mtimeMs: 0,
+            size: stored.size,
+            chunks: stored.chunks,
+          },
+        ]);
+        const stats = directoryStats({
+          filesNew: 1,
+          filesChanged: 0,
+          filesUnchanged: 0,
+          dirs: 0,
+          symlinks: 0,
+          skipped: [],
+          bytesRead: stored.size,
+          blobsAdded: stored.blobsAdded,
+          bytesAdded: stored.bytesAdded,
         });
-        return { tree: treeId, facts: dump.facts, stats: directoryStats(stats) };
+        return { tree, facts: dump.facts, stats };
       } catch (error) {
         keysRead.reject(error);
         throw error;

@@ -225,6 +225,9 @@ function startServer(
   return child;
 }
 
+/** How often the restore asks whether the server has promoted: every poll is a connection attempt at most. */
+const PROMOTION_POLL_MS = 50;
+
 async function waitUntilPromoted(sql: postgres.Sql, server: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60 * 60_000;
   while (Date.now() < deadline) {
@@ -238,7 +241,7 @@ async function waitUntilPromoted(sql: postgres.Sql, server: ChildProcess): Promi
     } catch {
       // Not accepting connections yet.
     }
-    await sleep(200);
+    await sleep(PROMOTION_POLL_MS);
   }
   throw new Error('PostgreSQL did not finish replaying the WAL within an hour.');
 }

@@ -13,8 +13,8 @@ import {
   restoreClassicSnapshot,
 } from '../../../src/vault/classic/import.ts';
 import { UnsafeArchiveError } from '../../../src/vault/classic/safe-extract.ts';
-import { tableFacts } from '../../../src/vault/sources/postgres.ts';
 import { libpqConnection } from '../../../src/vault/sources/postgres-client.ts';
+import { tableFacts } from '../../../src/vault/sources/postgres-facts.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
 import { type TempRepo, tempRepo } from '../repository/helpers.ts';

@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import {
+  DUMP_ARCHIVE,
   dumpPostgres,
   dumpToSql,
   restorePostgres,
-  tableFacts,
-  verifyPostgres,
+  streamDump,
 } from '../../../src/vault/sources/postgres.ts';
 import {
   createDatabaseIfMissing,
@@ -21,19 +21,17 @@ import {
   clientMajor,
   libpqConnection,
 } from '../../../src/vault/sources/postgres-client.ts';
+import { tableFacts, verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
 
-/** `schema.table` → the data file holding its rows in a directory dump (`3345.dat`). */
-function dumpDataFiles(dumpDir: string): Record<string, string> {
-  const listing = execFileSync(findPostgresBinary('pg_restore'), ['--list', dumpDir], { encoding: 'utf8' });
-  const files: Record<string, string> = {};
-  for (const line of listing.split('\n')) {
-    const match = /^(\d+);\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/.exec(line);
-    if (match) files[`${match[2]}.${match[3]}`] = `${match[1]}.dat`;
-  }
-  return files;
+/** The tables whose rows a custom-format dump holds (`pg_restore --list`). */
+function dumpDataTables(archive: string): string[] {
+  const listing = execFileSync(findPostgresBinary('pg_restore'), ['--list', archive], { encoding: 'utf8' });
+  return [...listing.matchAll(/^\d+;\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/gm)].map(
+    (m) => `${m[1]}.${m[2]}`,
+  );
 }
 
 const work = tempDir('pg-source');
@@ -103,7 +101,6 @@ beforeAll(async () => {
   await new Promise((resolve) => setTimeout(resolve, 100));
   let started = Date.now();
   dump = await dumpPostgres(source.url, dumpDir, {
-    jobs: 2,
     onSpawn: (pid) => {
       pgDumpCmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
     },
@@ -170,16 +167,21 @@ describe('PostgreSQL source', () => {
   });
 
   it('I7: a damaged table file is named by verify, or by the restore when it cannot load', async () => {
-    const files = dumpDataFiles(dumpDir);
-    expect(Object.keys(files)).toContain('public.big');
+    expect(dumpDataTables(path.join(dumpDir, DUMP_ARCHIVE))).toContain('public.big');
+    // `big` holds nearly all the rows, so the archive's middle is inside its data.
+    const damagedCopy = (name: string, damage: (bytes: Buffer, at: number) => void) => {
+      const dir = path.join(work.dir, name);
+      cpSync(dumpDir, dir, { recursive: true });
+      const file = path.join(dir, DUMP_ARCHIVE);
+      const bytes = readFileSync(file);
+      damage(bytes, bytes.indexOf('label-', bytes.length >> 1));
+      writeFileSync(file, bytes);
+      return dir;
+    };
     // A changed character that still parses: the restore succeeds, verify names the table.
-    const quiet = path.join(work.dir, 'damaged-quiet');
-    cpSync(dumpDir, quiet, { recursive: true });
-    const quietFile = path.join(quiet, files['public.big']!);
-    const bytes = readFileSync(quietFile);
-    const at = bytes.indexOf('label-', bytes.length >> 1);
-    bytes[at] = 'L'.charCodeAt(0);
-    writeFileSync(quietFile, bytes);
+    const quiet = damagedCopy('damaged-quiet', (bytes, at) => {
+      bytes[at] = 'L'.charCodeAt(0);
+    });
     const target = await emptyDatabase();
     await restorePostgres(quiet, target.url, { url: target.url, role: undefined }, { jobs: 2 });
     const verdict = await verifyPostgres(target.url, dump.facts);
@@ -187,12 +189,7 @@ describe('PostgreSQL source', () => {
     expect(verdict.mismatches.map((m) => m.table)).toEqual(['public.big']);
     expect(verdict.mismatches[0]!.actual?.rows).toBe(50_000);
     // Bytes that are not UTF-8: the restore itself stops and names the table.
-    const loud = path.join(work.dir, 'damaged-loud');
-    cpSync(dumpDir, loud, { recursive: true });
-    const loudFile = path.join(loud, files['public.big']!);
-    const raw = readFileSync(loudFile);
-    raw.fill(0xff, raw.length >> 1, (raw.length >> 1) + 4);
-    writeFileSync(loudFile, raw);
+    const loud = damagedCopy('damaged-loud', (bytes, at) => bytes.fill(0xff, at, at + 4));
     const target2 = await emptyDatabase();
     const error = await restorePostgres(
       loud,
@@ -203,6 +200,42 @@ describe('PostgreSQL source', () => {
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/^pg_restore failed with exit code 1: .*"big"/);
     expect((error as Error).message).not.toContain(decodeURIComponent(new URL(source.url).password));
+  });
+
+  it('the dump streams to its consumer, and a failure on either side stops both with the cause', async () => {
+    const parts: Buffer[] = [];
+    const streamed = await streamDump(source.url, async (archive) => {
+      for await (const chunk of archive) parts.push(chunk as Buffer);
+      return 'consumed';
+    });
+    expect(streamed.consumed).toBe('consumed');
+    expect(Buffer.concat(parts).subarray(0, 5).toString()).toBe('PGDMP');
+    expect(streamed.facts.tables['public.big']?.rows).toBe(50_000);
+
+    // The consumer fails (a full backup disk): pg_dump is stopped, not left blocked on its pipe.
+    let dumpPid = 0;
+    const full = new Error('The disk under the backup folder is full.');
+    const consumerFailed = streamDump(
+      source.url,
+      async (archive) => {
+        for await (const _ of archive) throw full;
+      },
+      { onSpawn: (pid) => (dumpPid = pid) },
+    );
+    await expect(consumerFailed).rejects.toBe(full);
+    expect(existsSync(`/proc/${dumpPid}`)).toBe(false);
+
+    // pg_dump dies mid-dump: its stream ends early, and that truncated archive is never taken for a dump.
+    const dumpKilled = streamDump(
+      source.url,
+      async (archive) => {
+        let bytes = 0;
+        for await (const chunk of archive) bytes += (chunk as Buffer).length;
+        return bytes;
+      },
+      { onSpawn: (pid) => process.kill(pid, 'SIGKILL') },
+    );
+    await expect(dumpKilled).rejects.toThrow(/^pg_dump was stopped by SIGKILL/);
   });
 
   it('refuses to restore into a database that has tables', async () => {
