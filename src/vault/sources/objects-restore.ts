@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { CorruptBlobError, type Repository } from '../repository/index.ts';
 import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
@@ -66,14 +65,17 @@ export async function restoreObjects(
     damaged: [],
   };
   const durable = !options.syncOnce;
+  // One listing instead of a stat (or, on S3, a HEAD request) per object; a few keys are asked one by one.
+  const listed = options.only && options.only.size < LIST_FROM ? undefined : await sizesIn(target);
+  const sizeInStore = async (key: string) => (listed ? listed.get(key) : (await target.head(key))?.size);
   let done = 0;
   await runLimited(files, options.concurrency ?? 4, async ([key, entry]) => {
     try {
-      if (await intactCopy(target, key, entry.size)) {
+      if ((await sizeInStore(key)) === entry.size && (await hashesToKey(target, key))) {
         result.present++;
       } else {
         const bytes = await readObjectBytes(repo, key, entry.chunks ?? []);
-        await target.put(key, Readable.from([bytes]), { size: bytes.length, durable });
+        await target.put(key, bytes, { size: bytes.length, durable });
         result.written++;
         result.bytes += bytes.length;
       }
@@ -87,11 +89,20 @@ export async function restoreObjects(
   return result;
 }
 
-/** Whether `key` is in the store with the bytes its name promises (its SHA-256); unnamed bytes are rewritten. */
-async function intactCopy(store: BlobStore, key: string, size: number): Promise<boolean> {
-  const existing = await store.head(key);
+/** From how many keys asked for one listing of the store is cheaper than asking for each. */
+const LIST_FROM = 100;
+
+/** Every object in the store and its size. */
+async function sizesIn(store: BlobStore): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for await (const info of store.list()) sizes.set(info.key, info.size);
+  return sizes;
+}
+
+/** Whether the object in the store has the bytes its name promises (its SHA-256); unnamed bytes are rewritten. */
+async function hashesToKey(store: BlobStore, key: string): Promise<boolean> {
   const sha256 = hashInKey(key);
-  if (!existing || existing.size !== size || !sha256) return false;
+  if (!sha256) return false;
   const hash = createHash('sha256');
   for await (const chunk of await store.get(key)) hash.update(chunk as Buffer);
   return hash.digest('hex') === sha256;

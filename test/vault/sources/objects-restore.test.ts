@@ -67,6 +67,19 @@ describe('restoring objects: one flush at the end, and nothing a crash left is t
     expect(readFileSync(tornFile).equals(tornBytes)).toBe(true);
   });
 
+  it('restoring a few named objects asks for each and still re-hashes one found in place', async () => {
+    const { repo, treeId, objects, work } = await snapshotOf(5);
+    const target = new WatchedStore(path.join(work, 'restored'));
+    const [first, second] = [...objects];
+    const tornFile = path.join(work, 'restored', ...first![0].split('/'));
+    await target.put(first![0], Buffer.alloc(first![1].length));
+    const only = new Set([first![0], second![0]]);
+    const result = await restoreObjects(repo, treeId, target, { only });
+    expect(result).toMatchObject({ objects: 2, written: 2, present: 0, damaged: [] });
+    expect(readFileSync(tornFile).equals(first![1])).toBe(true);
+    expect(await restoreObjects(repo, treeId, target, { only })).toMatchObject({ written: 0, present: 2 });
+  });
+
   it('durable unless asked: each object is fsynced, and nothing needs a flush', async () => {
     const { repo, treeId, work } = await snapshotOf(2);
     const target = new WatchedStore(path.join(work, 'restored'));
