@@ -4,7 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDir, syncFileSystem } from '../lib/files.ts';
+import { fsyncDir, readWholeFile, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
   type BlobInfo,
@@ -16,6 +16,7 @@ import {
   InvalidKeyError,
   type PutOptions,
 } from './blobstore.ts';
+import { fsSentence } from './file-errors.ts';
 
 const TEMP_DIR = '.tmp';
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -90,6 +91,18 @@ export class FileBlobStore implements BlobStore {
       throw new BlobNotFoundError(key, this.location);
     }
     return handle.createReadStream();
+  }
+
+  /** A blob whole, with one open and no stream: a third of get's CPU for a small blob. */
+  async getBytes(key: string): Promise<Buffer> {
+    try {
+      return await readWholeFile(this.pathOf(key));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // A directory is a prefix of other keys, not a blob.
+      if (isMissing(error) || code === 'EISDIR') throw new BlobNotFoundError(key, this.location);
+      throw this.fail(error, key);
+    }
   }
 
   async head(key: string): Promise<BlobInfo | undefined> {
@@ -299,31 +312,6 @@ export class FileBlobStore implements BlobStore {
     if (sentence) return new BlobStoreError(sentence, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
   }
-}
-
-function fsSentence(
-  err: NodeJS.ErrnoException,
-  key: string,
-  root: string,
-  location: string,
-  setting: string,
-) {
-  const elsewhere = `or move ${setting} elsewhere`;
-  switch (err.code) {
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return `The disk under ${root} is full: free space ${elsewhere}.`;
-    case 'EACCES':
-    case 'EPERM':
-      return `Permission denied on ${err.path ?? root}: let the user running trendgen read and write it, ${elsewhere}.`;
-    case 'EROFS':
-      return `The filesystem under ${root} is read-only: remount it read-write ${elsewhere}.`;
-    case 'ENOTDIR':
-    case 'EISDIR':
-    case 'ENOTEMPTY':
-      return `The key ${key} clashes with another blob in ${location}: a key cannot be both a blob and a folder of blobs.`;
-  }
-  return err.syscall ? `Could not access ${key} in ${location}: ${err.message}.` : undefined;
 }
 
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<number> {

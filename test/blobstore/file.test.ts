@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -6,6 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  BlobNotFoundError,
   BlobStoreError,
   createBlobStore,
   FileBlobStore,
@@ -63,6 +65,17 @@ describe('FileBlobStore', () => {
     await store.delete('a/b/c');
     expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
     expect(await filesUnder(root)).toEqual(['a/d']);
+  });
+
+  it('getBytes reads a blob whole; a missing key or a folder of keys is not found', async () => {
+    const bytes = randomBytes(300_000);
+    await store.put('a/b', bytes);
+    expect((await store.getBytes('a/b')).equals(bytes)).toBe(true);
+    expect((await store.getBytes('a/b')).equals(await readAll(await store.get('a/b')))).toBe(true);
+    await store.put('empty', Buffer.alloc(0));
+    expect((await store.getBytes('empty')).length).toBe(0);
+    await expect(store.getBytes('a/missing')).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.getBytes('a')).rejects.toBeInstanceOf(BlobNotFoundError);
   });
 
   it('a write made without durability is whole in place, and flush makes it durable or says why not', async () => {

@@ -1,4 +1,4 @@
-import { BlobNotFoundError, type BlobStore } from '../../blobstore/index.ts';
+import { BlobNotFoundError, type BlobStore, getBytes } from '../../blobstore/index.ts';
 import {
   type StoreDirectoryOptions,
   type StoredFile,
@@ -26,7 +26,6 @@ import {
   snapshotKey,
 } from './format.ts';
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
-import { readAll } from './io.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
 import { readRepositoryConfig } from './open-config.ts';
 import {
@@ -166,7 +165,7 @@ export class Repository implements RepositoryHandle {
     if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
     let stored: Buffer;
     try {
-      stored = await readAll(await this.store.get(dataKey(id)));
+      stored = await getBytes(this.store, dataKey(id));
     } catch (error) {
       if (error instanceof BlobNotFoundError) throw new MissingBlobError(id, this.location);
       throw error;
