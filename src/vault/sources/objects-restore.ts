@@ -85,8 +85,7 @@ export async function restoreObjects(
     }
     options.onProgress?.(++done, files.length);
   });
-  // Also when nothing was written: objects found in place may be an interrupted run's, still only in the page cache.
-  if (!durable) await target.flush?.();
+  if (!durable && result.written) await target.flush?.();
   return result;
 }
 
