@@ -130,7 +130,14 @@ export class FileBlobStore implements BlobStore {
     }
   }
 
+  /** A store whose folder was never created holds nothing to flush (a restore of a snapshot without objects). */
   async flush(): Promise<void> {
+    try {
+      await stat(this.root);
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.fail(error, TEMP_DIR);
+    }
     await syncFileSystem(this.root).catch((error) => {
       throw this.fail(error, TEMP_DIR);
     });

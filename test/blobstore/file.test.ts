@@ -14,6 +14,7 @@ import {
   type S3BlobStore,
 } from '../../src/blobstore/index.ts';
 import type { S3Settings } from '../../src/config/config.ts';
+import { syncFileSystem } from '../../src/lib/files.ts';
 import { blobStoreContract, failingStream, INVALID_KEYS, keysOf, randomStream, readAll } from './contract.ts';
 
 const NO_S3: S3Settings = {
@@ -82,8 +83,14 @@ describe('FileBlobStore', () => {
     await store.put('restored/x', Buffer.from('bytes'), { durable: false });
     await store.flush();
     expect((await readFile(path.join(root, 'restored', 'x'))).toString()).toBe('bytes');
+    await expect(syncFileSystem(path.join(dir, 'no-such-folder'))).rejects.toThrow(
+      /Could not flush the file system under .*: check the disk/,
+    );
+  });
+
+  it('flushing a store whose folder was never created has nothing to do', async () => {
     await rm(dir, { recursive: true, force: true });
-    await expect(store.flush()).rejects.toThrow(/Could not flush the file system under .*: check the disk/);
+    await expect(store.flush()).resolves.toBeUndefined();
   });
 
   it('I1: a failed stream leaves no partial file under the final name and no temp file', async () => {

@@ -85,7 +85,8 @@ export async function restoreObjects(
     }
     options.onProgress?.(++done, files.length);
   });
-  if (!durable && result.written) await target.flush?.();
+  // Also when nothing was written: objects found in place may be an interrupted run's, still only in the page cache.
+  if (!durable) await target.flush?.();
   return result;
 }
 
