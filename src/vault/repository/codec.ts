@@ -6,7 +6,7 @@ import {
   unpack,
   zstdBound,
 } from './compression.ts';
-import { contentId, type KeyMaterial, seal, unseal } from './crypto.ts';
+import { contentId, contentIdOffThread, type KeyMaterial, seal, unseal } from './crypto.ts';
 
 /** What a stored file holds; the first header byte. Readers use it for reports, never to trust content. */
 export const KIND = { data: 0, tree: 1, snapshot: 2, lock: 3 } as const;
@@ -47,6 +47,11 @@ export class Codec {
   /** The name of content: SHA-256, or HMAC-SHA-256 under the MAC key when encrypted. */
   idOf(plaintext: Buffer): string {
     return contentId(this.keys?.macKey, plaintext);
+  }
+
+  /** idOf on the thread pool: for readers that verify many large blobs while they write. */
+  idOfOffThread(plaintext: Buffer): Promise<string> {
+    return contentIdOffThread(this.keys?.macKey, plaintext);
   }
 
   /** `limit`: what a reader will accept; a zstd payload whose headers allow more is stored raw instead. */

@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  scrypt,
+  webcrypto,
+} from 'node:crypto';
 import type { ScryptParams } from './format.ts';
 
 export const NONCE_BYTES = 12;
@@ -77,4 +85,20 @@ export function unwrapKeys(wrappingKey: Buffer, wrapped: Buffer): KeyMaterial | 
 export function contentId(macKey: Buffer | undefined, plaintext: Buffer): string {
   const hash = macKey ? createHmac('sha256', macKey) : createHash('sha256');
   return hash.update(plaintext).digest('hex');
+}
+
+const macKeys = new WeakMap<Buffer, Promise<webcrypto.CryptoKey>>();
+
+/**
+ * contentId computed on libuv's thread pool (WebCrypto runs its jobs there), so a restore's main thread is
+ * free to parse and write while the next blobs are verified.
+ */
+export async function contentIdOffThread(macKey: Buffer | undefined, plaintext: Buffer): Promise<string> {
+  if (!macKey) return Buffer.from(await webcrypto.subtle.digest('SHA-256', plaintext)).toString('hex');
+  let key = macKeys.get(macKey);
+  if (!key) {
+    key = webcrypto.subtle.importKey('raw', macKey, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    macKeys.set(macKey, key);
+  }
+  return Buffer.from(await webcrypto.subtle.sign('HMAC', await key, plaintext)).toString('hex');
 }

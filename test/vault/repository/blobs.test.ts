@@ -26,6 +26,16 @@ describe.each([
   ['unencrypted', false],
   ['encrypted', true],
 ])('blobs in an %s repository', (_label, encrypted) => {
+  it('I7: a large blob (checked off the main thread) renamed to another id is never returned', async () => {
+    t = await tempRepo({ encrypted });
+    const [a, b] = [randomData(600_000), randomData(600_000)];
+    const putA = await t.repo.putBlob('data', a);
+    const putB = await t.repo.putBlob('data', b);
+    expect(digest(await t.repo.getBlob(putA.id))).toBe(digest(a));
+    await t.store.put(`data/${putB.id.slice(0, 2)}/${putB.id}`, await readFile(blobFile(t.root, putA.id)));
+    await expect(t.repo.getBlob(putB.id)).rejects.toThrow(/content does not match its id/);
+  });
+
   it('I7: compressible and incompressible blobs round-trip byte for byte', async () => {
     t = await tempRepo({ encrypted });
     const text = textBytes(200_000);
