@@ -6,7 +6,7 @@
  * protection off, async and sync. Not a test: it never fails on time.
  *
  *   npx tsx bench/pitr.ts [--scale small|full] [--tps N] [--phase-seconds N] [--api-requests N]
- *                         [--api-rounds N] [--skip-api] [--write-docs] [--keep] [--verbose]
+ *                         [--api-rounds N] [--restore-runs N] [--skip-api] [--write-docs] [--keep] [--verbose]
  *
  * Needs pgBackRest (`apt-get install pgbackrest`, the Debian package is 2.45) and PostgreSQL 15's binaries
  * (pgbench, pg_dump, pg_restore). As root, PostgreSQL and pgBackRest run as the `postgres` user.
@@ -61,6 +61,7 @@ const { values: args } = parseArgs({
     'phase-seconds': { type: 'string' },
     'api-requests': { type: 'string' },
     'api-rounds': { type: 'string' },
+    'restore-runs': { type: 'string' },
     'skip-api': { type: 'boolean', default: false },
     'write-docs': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -86,6 +87,7 @@ const tps = whole('tps', args.tps, scale.tps);
 const phaseS = whole('phase-seconds', args['phase-seconds'], scale.phaseS);
 const apiRequests = whole('api-requests', args['api-requests'], scale.apiRequests);
 const apiRounds = whole('api-rounds', args['api-rounds'], scale.apiRounds);
+const restoreRuns = whole('restore-runs', args['restore-runs'], 3);
 const pgbackrest = pgbackrestVersion();
 if (!pgbackrest) {
   process.stderr.write(`${INSTALL_HINT}\n`);
@@ -548,15 +550,19 @@ async function countAt(dataDir: string, scratch: string): Promise<string> {
   }
 }
 
-async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.ProcessEnv, target: Date) {
-  const steps: TimedStep[] = [];
-  const iso = target.toISOString();
-  log(`restores to ${iso}`);
-  // trendgen: the plan, the base backup's tar extracted, the WAL fetched and replayed to the last commit ≤ T.
+interface RestoreRun {
+  seconds: number;
+  cpuS: number;
+  detail: string;
+  count: string;
+}
+
+/** trendgen: the plan, the base backup's tar extracted, the WAL fetched and replayed to the last commit ≤ T. */
+async function restoreTrendgen(repo: Repository, target: Date, round: number): Promise<RestoreRun> {
   execFileSync('sync');
-  const tgDir = ownedDir(path.join(ctx.root, 'r-tg'), runAs, 0o755);
+  const tgDir = ownedDir(path.join(ctx.root, `r-tg-${round}`), runAs, 0o755);
   const cpu0 = process.cpuUsage();
-  let t0 = performance.now();
+  const t0 = performance.now();
   const plan = await planPointInTime(repo, target);
   const phases: Array<[string, number]> = [['plan', performance.now()]];
   const result = await restorePhysical(repo, plan, {
@@ -567,6 +573,7 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
     progress: (phase) => phases.push([phase, performance.now()]),
   });
   const end = performance.now();
+  const cpuS = cpuSince(cpu0);
   const spent = phases.map(([name, at], i) => {
     const seconds = i === 0 ? at - t0 : (phases[i + 1]?.[1] ?? end) - at;
     return `${name} ${(seconds / 1000).toFixed(1)} s`;
@@ -574,26 +581,27 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   // pg_waldump's search for the stop point runs inside the 'base' phase: time it again on its own.
   const searchStarted = performance.now();
   await stopPoint(path.join(tgDir, 'scratch', 'wal'), plan).catch(() => undefined);
-  const waldump = { seconds: (performance.now() - searchStarted) / 1000 };
-  steps.push({
-    label: 'trendgen restorePhysical',
+  const waldump = (performance.now() - searchStarted) / 1000;
+  const count = await countAt(path.join(tgDir, 'data'), ownedDir(path.join(tgDir, 'v'), runAs));
+  rmSync(tgDir, { recursive: true, force: true });
+  return {
     seconds: (end - t0) / 1000,
-    cpuS: cpuSince(cpu0),
+    cpuS,
+    count,
     detail:
       `planPointInTime + restorePhysical: ${result.walFiles} WAL files fetched (${neededSegments(plan.base.startLsn, result.stopLsn)} needed to reach the moment), ` +
       `replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
-      `Phases: ${spent.join(', ')} (wal = fetch WAL; base = extract the tar + pg_waldump's stop-point search, which alone takes ${waldump.seconds.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
-  });
-  mark('trendgen restore');
-  log(`  trendgen ${steps[0]!.seconds.toFixed(1)} s`);
-  const tgCount = await countAt(path.join(tgDir, 'data'), ownedDir(path.join(tgDir, 'v'), runAs));
+      `Phases of the median run: ${spent.join(', ')} (base = extract the tar while the WAL is fetched, + pg_waldump's stop-point search, which alone takes ${waldump.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
+  };
+}
 
-  // pgBackRest: restore --type=time, then the server replays (archive-get) and promotes; checkpoint, stop.
+/** pgBackRest: restore --type=time, then the server replays (archive-get) and promotes; checkpoint, stop. */
+async function restorePgBackRest(pgbr: PgBackRest, target: Date, round: number): Promise<RestoreRun> {
   execFileSync('sync');
-  const pbDir = ownedDir(path.join(ctx.root, 'r-pb'), runAs, 0o755);
+  const pbDir = ownedDir(path.join(ctx.root, `r-pb-${round}`), runAs, 0o755);
   const pbData = ownedDir(path.join(pbDir, 'data'), runAs);
-  const pbTarget = `${iso.replace('T', ' ').replace('Z', '')}+00`;
-  t0 = performance.now();
+  const pbTarget = `${target.toISOString().replace('T', ' ').replace('Z', '')}+00`;
+  const t0 = performance.now();
   const restored = await pgbr.exec([
     'restore',
     '--type=time',
@@ -605,15 +613,55 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   await cluster.promoted();
   await cluster.sql`checkpoint`;
   await cluster.stop();
-  steps.push({
-    label: 'pgBackRest',
-    seconds: (performance.now() - t0) / 1000,
+  const seconds = (performance.now() - t0) / 1000;
+  const count = await countAt(pbData, ownedDir(path.join(pbDir, 'v'), runAs));
+  rmSync(pbDir, { recursive: true, force: true });
+  return {
+    seconds,
     cpuS: restored.cpuS,
-    detail: `restore --type=time (${restored.seconds.toFixed(1)} s), then start, replay (archive-get), promote, checkpoint, clean stop`,
-  });
-  mark('pgBackRest restore');
-  log(`  pgBackRest ${steps[1]!.seconds.toFixed(1)} s`);
-  const pbCount = await countAt(pbData, ownedDir(path.join(pbDir, 'v'), runAs));
+    count,
+    detail: `restore --type=time (${restored.seconds.toFixed(1)} s in the median run), then start, replay (archive-get), promote, checkpoint, clean stop`,
+  };
+}
+
+/** The median run as a step, with the range of all runs. */
+function medianStep(label: string, runs: RestoreRun[]): TimedStep {
+  const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  return {
+    label,
+    seconds: median.seconds,
+    ...(runs.length > 1 ? { range: [sorted[0]!.seconds, sorted.at(-1)!.seconds] as [number, number] } : {}),
+    cpuS: median.cpuS,
+    detail: median.detail,
+  };
+}
+
+async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.ProcessEnv, target: Date) {
+  const iso = target.toISOString();
+  log(`restores to ${iso}: ${restoreRuns} rounds, the order alternating`);
+  const trendgenRuns: RestoreRun[] = [];
+  const pgbackrestRuns: RestoreRun[] = [];
+  for (let round = 0; round < restoreRuns; round++) {
+    const order =
+      round % 2 === 0 ? (['trendgen', 'pgBackRest'] as const) : (['pgBackRest', 'trendgen'] as const);
+    for (const tool of order) {
+      const done =
+        tool === 'trendgen'
+          ? await restoreTrendgen(repo, target, round)
+          : await restorePgBackRest(pgbr, target, round);
+      (tool === 'trendgen' ? trendgenRuns : pgbackrestRuns).push(done);
+      mark(`${tool} restore`);
+      log(`  ${tool} ${done.seconds.toFixed(1)} s`);
+    }
+  }
+  const steps: TimedStep[] = [
+    medianStep('trendgen restorePhysical', trendgenRuns),
+    medianStep('pgBackRest', pgbackrestRuns),
+  ];
+  const counts = new Set([...trendgenRuns, ...pgbackrestRuns].map((r) => r.count));
+  const tgCount = trendgenRuns[0]!.count;
+  const pbCount = pgbackrestRuns[0]!.count;
 
   // The baseline the issue names: pg_restore of a pg_dump -Fd of the same database (no moment to choose).
   const dumpDir = path.join(ctx.root, 'dump');
@@ -631,8 +679,9 @@ async function restoreAll(repo: Repository, pgbr: PgBackRest, env: NodeJS.Proces
   mark('pg_restore');
   log(`  pg_restore ${restore.seconds.toFixed(1)} s`);
   const check =
-    `Target moment ${iso} (the middle of the async phase). trendgen's restore holds ${tgCount}, pgBackRest's ${pbCount}: ` +
-    (tgCount === pbCount ? 'the same transactions.' : '**they differ**.');
+    `Target moment ${iso} (the middle of the async phase); medians of ${restoreRuns} rounds (min–max), the tools' order alternating. ` +
+    `trendgen's restore holds ${tgCount}, pgBackRest's ${pbCount}: ` +
+    (counts.size === 1 ? 'the same transactions, in every round.' : '**they differ**.');
   return { steps, check };
 }
 

@@ -32,6 +32,8 @@ export interface LoadPhase {
 export interface TimedStep {
   label: string;
   seconds: number;
+  /** The fastest and slowest of several runs, when `seconds` is their median. */
+  range?: [number, number];
   /** CPU of the tool's own processes (not the PostgreSQL server's), when measured. */
   cpuS?: number;
   detail: string;
@@ -118,7 +120,7 @@ function stepTable(steps: TimedStep[], baseline: string | undefined): string[] {
   ];
   for (const s of steps) {
     out.push(
-      `| ${s.label} | ${f(s.seconds, 1)} | ${baseline ? `${ratio(s.seconds, base)} | ` : ''}${f(s.cpuS, 1)} | ${s.detail} |`,
+      `| ${s.label} | ${f(s.seconds, 1)}${s.range ? ` (${f(s.range[0], 1)}–${f(s.range[1], 1)})` : ''} | ${baseline ? `${ratio(s.seconds, base)} | ` : ''}${f(s.cpuS, 1)} | ${s.detail} |`,
     );
   }
   return out;
