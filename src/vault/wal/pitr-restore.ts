@@ -96,7 +96,10 @@ export async function restorePhysical(
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
   const recovery = [
-    `restore_command = 'cp "${walDir}/%f" "%p"'`,
+    // A hard link, not a 16 MB copy per segment while the replay waits (10 segments: start to stop 0.60 s to
+    // 0.48 s); a copy when the scratch folder is on another file system. PostgreSQL removes its destination
+    // before each fetch and only reads it, and the scratch folder is discarded after the restore anyway.
+    `restore_command = 'ln -f "${walDir}/%f" "%p" 2>/dev/null || cp "${walDir}/%f" "%p"'`,
     "recovery_target_action = 'promote'",
     // The path's last timeline: PostgreSQL reads its history file and follows the switches, and on promotion
     // takes a timeline above every recorded one, so names never collide with WAL already in the vault.
