@@ -82,16 +82,21 @@ export async function restorePhysical(
   // Both are settled before a failure is reported, so nothing still writes into the scratch folder the
   // caller removes.
   const [fetched, extracted] = await Promise.allSettled([
-    fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir),
+    // Where the replay stops is read from the WAL alone: pg_waldump searches it while the extraction goes on.
+    fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir).then(
+      async (received) => {
+        const barrier = plan.objectBarrier
+          ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
+          : undefined;
+        const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+        return { received, barrier, stop };
+      },
+    ),
     extractBase(repo, plan, options.dataDir),
   ]);
   if (extracted.status === 'rejected') throw extracted.reason;
   if (fetched.status === 'rejected') throw fetched.reason;
-  const received = fetched.value;
-  const barrier = plan.objectBarrier
-    ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
-    : undefined;
-  const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+  const { received, barrier, stop } = fetched.value;
   const stoppedBy = barrier ? (barrier.atObject ? 'object' : 'end') : stop ? 'time' : 'end';
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
