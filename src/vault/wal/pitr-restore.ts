@@ -102,8 +102,10 @@ export async function restorePhysical(
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
   const recovery = [
     // A hard link, not a 16 MB copy per segment while the replay waits (10 segments: start to stop 0.60 s to
-    // 0.48 s); a copy when the scratch folder is on another file system. PostgreSQL removes its destination
-    // before each fetch and only reads it, and the scratch folder is discarded after the restore anyway.
+    // 0.48 s); a copy when the scratch folder is on another file system. PostgreSQL keeps a fetched segment
+    // in pg_wal and may later recycle it, writing new WAL into the same file: that is safe only because every
+    // file in the scratch folder is this restore's own (fetchWal writes them, the receiver's are copied, never
+    // linked), and the scratch folder is discarded after the restore.
     `restore_command = 'ln -f "${walDir}/%f" "%p" 2>/dev/null || cp "${walDir}/%f" "%p"'`,
     "recovery_target_action = 'promote'",
     // The path's last timeline: PostgreSQL reads its history file and follows the switches, and on promotion

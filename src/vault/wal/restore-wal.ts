@@ -126,6 +126,7 @@ function addReceivedWal(plan: PointInTimePlan, walDir: string, receivedDir: stri
     const name = file.replace(/\.partial$/, '');
     if (!isSegmentName(name) || !name.startsWith(prefix)) continue;
     if (last && (name < last.name || name === lastComplete)) continue;
+    // A copy, never a link: the restore hard-links these into pg_wal, where PostgreSQL may recycle and rewrite them.
     copyFileSync(path.join(receivedDir, file), path.join(walDir, name));
     if (file.endsWith('.partial')) truncateSync(path.join(walDir, name), DEFAULT_SEGMENT_BYTES);
     added++;
