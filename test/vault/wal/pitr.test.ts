@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
@@ -138,7 +139,14 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     const config = loadConfig({ BACKUP_DIR: path.join(temp.dir, 'backups') }, { dotEnv: false });
     const plan = await planMoment(config, repo, undefined);
     expect(plan.target?.toISOString()).toBe(watermark.toISOString());
+    const receiverFiles = inodesIn(walDir);
+    expect(receiverFiles.size).toBeGreaterThan(0);
     const restored = await restoreInto('watermark', plan, walDir);
+    // The restored server may recycle its WAL files and write into them: none of them may be the receiver's.
+    const shared = [...inodesIn(path.join(temp.dir, 'restored-watermark', 'pg_wal'))].filter((inode) =>
+      receiverFiles.has(inode),
+    );
+    expect(shared).toEqual([]);
     const newestHeld = held.at(-1)!;
     expect(restored.ids.filter((id) => id > newestHeld)).toEqual([]);
     expect(restored.ids).toContain(newestHeld);
@@ -157,6 +165,16 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
       }),
     ).rejects.toThrow(new RegExp(middle!.slice(0, 12)));
   });
+
+  /** The files of a folder as device:inode, so a hard link between two folders shows. */
+  function inodesIn(dir: string): Set<string> {
+    const inodes = new Set<string>();
+    for (const name of readdirSync(dir)) {
+      const info = statSync(path.join(dir, name));
+      if (info.isFile()) inodes.add(`${info.dev}:${info.ino}`);
+    }
+    return inodes;
+  }
 
   async function restoreInto(
     name: string,
