@@ -1,6 +1,6 @@
 import type { TransactionSql } from '../../db/connection.ts';
 import { withSql } from './postgres-admin.ts';
-import type { PostgresFacts, TableFacts } from './types.ts';
+import type { DigestMethod, PostgresFacts, TableFacts } from './types.ts';
 
 /**
  * What a backup records of each table and a restore proves it brought back (I7): row count and an
@@ -28,12 +28,74 @@ export async function pinOutputSettings(tx: TransactionSql): Promise<void> {
     set_config('statement_timeout', '0', true)`;
 }
 
+/** Both sum 64-bit values over the rows into a numeric, so the digest is the same whatever the rows' order. */
+const DIGEST_SQL: Record<DigestMethod, string> = {
+  'row-text': `coalesce(sum(('x' || substr(md5(row(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text`,
+  'record-hash': 'coalesce(sum(hash_record_extended(r.*, 0)), 0)::text',
+};
+
+/**
+ * Built-in types whose hash depends on the value alone. Others are digested as row text: an enum hashes by
+ * its label's oid, which a restore assigns anew, and a type without an extended hash function cannot be hashed.
+ */
+const VALUE_HASHED_TYPES = [
+  'bool',
+  'int2',
+  'int4',
+  'int8',
+  'float4',
+  'float8',
+  'numeric',
+  'text',
+  'varchar',
+  'bpchar',
+  'char',
+  'name',
+  'bytea',
+  'uuid',
+  'jsonb',
+  'date',
+  'time',
+  'timetz',
+  'timestamp',
+  'timestamptz',
+  'interval',
+  'inet',
+  'cidr',
+  'macaddr',
+  'macaddr8',
+];
+
+/** Tables with a column of a type outside VALUE_HASHED_TYPES (domains and arrays looked through). */
+async function tablesNeedingRowText(tx: TransactionSql): Promise<Set<string>> {
+  const rows = await tx<{ table: string }[]>`
+    with recursive col as (
+      select n.nspname || '.' || c.relname as "table", a.atttypid as t
+      from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
+    ), base as (
+      select "table", t from col
+      union
+      select b."table", case when ty.typtype = 'd' then ty.typbasetype else ty.typelem end
+      from base b join pg_type ty on ty.oid = b.t
+      where ty.typtype = 'd' or (ty.typelem <> 0 and ty.typsubscript = 'array_subscript_handler'::regproc)
+    )
+    select distinct b."table" from base b join pg_type ty on ty.oid = b.t
+    where not (ty.typtype = 'd' or (ty.typelem <> 0 and ty.typsubscript = 'array_subscript_handler'::regproc))
+      and not (ty.typnamespace = 'pg_catalog'::regnamespace and ty.typname = any(${VALUE_HASHED_TYPES}))`;
+  return new Set(rows.map((row) => row.table));
+}
+
 /**
  * Facts of every ordinary table (not system, not temporary or unlogged, not owned by an extension, as pg_dump
- * skips their data): row count and an order-independent digest, the sum mod 2^64 of the first 64 bits
- * of md5(row text). One sequential scan per table, no sort.
+ * skips their data): row count and an order-independent digest. One sequential scan per table, no sort.
+ * `recorded`: the methods a backup used, which its verification must use again; a new backup takes record-hash
+ * wherever the server (14 and later) and the table's types allow it.
  */
-export async function computeTableFacts(tx: TransactionSql): Promise<Record<string, TableFacts>> {
+export async function computeTableFacts(
+  tx: TransactionSql,
+  recorded?: Record<string, TableFacts>,
+): Promise<Record<string, TableFacts>> {
   const tables = await tx<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -42,28 +104,46 @@ export async function computeTableFacts(tx: TransactionSql): Promise<Record<stri
       and not exists (select 1 from pg_depend d
         where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
     order by 1, 2`;
+  const [version] = await tx<{ v: string }[]>`select current_setting('server_version_num') as v`;
+  const canHash = Number(version!.v) >= 140000;
+  const rowText = canHash ? await tablesNeedingRowText(tx) : new Set<string>();
   const facts: Record<string, TableFacts> = {};
   for (const { schema, name } of tables) {
+    const table = `${schema}.${name}`;
+    const method: DigestMethod = recorded?.[table]
+      ? (recorded[table]!.method ?? 'row-text')
+      : canHash && !rowText.has(table)
+        ? 'record-hash'
+        : 'row-text';
+    if (method === 'record-hash' && !canHash)
+      throw new Error(
+        `The backup digested table ${table} with hash_record_extended, which needs PostgreSQL 14 or later: verify it on PostgreSQL 14 or later.`,
+      );
     // ONLY: rows of inheritance children are counted under the child, as pg_dump dumps them.
     const [row] = await tx.unsafe<{ rows: number; sum: string }[]>(
-      `select count(*) as rows,
-         coalesce(sum(('x' || substr(md5(row(r.*)::text), 1, 16))::bit(64)::bigint), 0)::text as sum
-       from only ${quoteIdent(schema)}.${quoteIdent(name)} as r`,
+      `select count(*) as rows, ${DIGEST_SQL[method]} as sum from only ${quoteIdent(schema)}.${quoteIdent(name)} as r`,
     );
     const digest = BigInt.asUintN(64, BigInt(row!.sum));
-    facts[`${schema}.${name}`] = { rows: Number(row!.rows), hash: digest.toString(16).padStart(16, '0') };
+    facts[table] = {
+      rows: Number(row!.rows),
+      hash: digest.toString(16).padStart(16, '0'),
+      ...(method === 'row-text' ? {} : { method }),
+    };
   }
   return facts;
 }
 
 /** Facts of a database as it is now (one read-only snapshot). */
-export async function tableFacts(url: string): Promise<Record<string, TableFacts>> {
+export async function tableFacts(
+  url: string,
+  recorded?: Record<string, TableFacts>,
+): Promise<Record<string, TableFacts>> {
   return await withSql(url, (sql) =>
     sql.begin('isolation level repeatable read read only', async (tx) => {
       await pinOutputSettings(tx);
       // The database may hold what a dump brought: only built-in functions and operators are called here.
       await tx`select set_config('search_path', 'pg_catalog', true)`;
-      return await computeTableFacts(tx);
+      return await computeTableFacts(tx, recorded);
     }),
   );
 }
@@ -73,7 +153,7 @@ export async function verifyPostgres(
   url: string,
   facts: PostgresFacts,
 ): Promise<{ ok: boolean; mismatches: TableMismatch[] }> {
-  const actual = await tableFacts(url);
+  const actual = await tableFacts(url, facts.tables);
   const mismatches: TableMismatch[] = [];
   for (const table of new Set([...Object.keys(facts.tables), ...Object.keys(actual)])) {
     const want = facts.tables[table];

@@ -7,9 +7,17 @@ import type { Repository, Snapshot, StoreStats } from '../repository/index.ts';
 
 export interface TableFacts {
   rows: number;
-  /** Order-independent digest of the table's rows (see postgres.ts); equal contents give equal digests. */
+  /** Order-independent digest of the table's rows (see postgres-facts.ts); equal contents give equal digests. */
   hash: string;
+  /** How `hash` was computed; absent: `row-text` (every snapshot taken before 2026-12-06). */
+  method?: DigestMethod;
 }
+
+/**
+ * `row-text`: the sum of the first 64 bits of md5(row text); `record-hash`: the sum of PostgreSQL's
+ * hash_record_extended (14 and later), 4-5x cheaper, for tables whose column types hash by value alone.
+ */
+export type DigestMethod = 'row-text' | 'record-hash';
 
 export interface PostgresFacts {
   serverVersion: string;

@@ -61,6 +61,14 @@ async function populate(sql: Sql): Promise<void> {
       timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second', i / 7.0, i / 3.0
       from generate_series(1, 50000) i;
     create index big_label on big (label);
+    create type mood as enum ('sad', 'ok', 'happy');
+    create domain positive as int check (value > 0);
+    create table moods (id positive primary key, mood mood not null, spot point);
+    insert into moods select i, (array['sad', 'ok', 'happy'])[1 + i % 3]::mood, point(i, i)
+      from generate_series(1, 100) i;
+    create table tagged (id positive primary key, tags text[], at timestamptz[]);
+    insert into tagged select i, array['t' || i, 'u'], array[timestamptz '2024-01-01 00:00:00+00']
+      from generate_series(1, 100) i;
     create table pair_a (n int primary key);
     create table pair_b (n int primary key);
     insert into objects (key, sha256, size, content_type, kind, deleted_at)
@@ -128,6 +136,28 @@ describe('PostgreSQL source', () => {
     const verdict = await verifyPostgres(restored.url, dump.facts);
     expect(verdict).toEqual({ ok: true, mismatches: [] });
     expect(await tableFacts(restored.url)).toEqual(dump.facts.tables);
+    // Value-hashed types (domains and arrays looked through) take the cheaper digest; an enum, which hashes by an
+    // oid the restore assigns anew, and a point, which has no hash, take the row text: all of them verify.
+    expect(dump.facts.tables['public.big']?.method).toBe('record-hash');
+    expect(dump.facts.tables['public.tagged']?.method).toBe('record-hash');
+    expect(dump.facts.tables['public.moods']?.method).toBeUndefined();
+  });
+
+  it('I7: facts recorded as row text (snapshots before record hashes) are verified as row text', async () => {
+    const legacy = await tableFacts(
+      restored.url,
+      Object.fromEntries(
+        Object.entries(dump.facts.tables).map(([table, f]) => [table, { rows: f.rows, hash: f.hash }]),
+      ),
+    );
+    expect(Object.values(legacy).every((f) => f.method === undefined)).toBe(true);
+    expect(legacy['public.big']!.hash).not.toBe(dump.facts.tables['public.big']!.hash);
+    expect((await verifyPostgres(restored.url, { ...dump.facts, tables: legacy })).ok).toBe(true);
+    const wrong = {
+      ...legacy,
+      'public.big': { ...legacy['public.big']!, hash: dump.facts.tables['public.big']!.hash },
+    };
+    expect((await verifyPostgres(restored.url, { ...dump.facts, tables: wrong })).ok).toBe(false);
     const pick = (sql: Sql) =>
       sql`select id, label, blob, doc, maybe, at, price, ratio from big where id in (3, 4, 49999) order by id`;
     expect(await pick(restored.sql)).toEqual(await pick(source.sql));
@@ -267,7 +297,7 @@ describe('PostgreSQL source', () => {
     expect(stray).toEqual({
       table: 'public.stray',
       expected: undefined,
-      actual: { rows: 0, hash: '0'.repeat(16) },
+      actual: { rows: 0, hash: '0'.repeat(16), method: 'record-hash' },
     });
     const big = verdict.mismatches.find((m) => m.table === 'public.big');
     expect(big?.actual).toBeUndefined();
