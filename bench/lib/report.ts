@@ -200,7 +200,7 @@ export function renderReport(
     );
   }
   out.push('');
-  out.push('| Target (issue 4) | trendgen | limit | |');
+  out.push('| Target (issue 12) | trendgen | limit | |');
   out.push('|---|---:|---:|---|');
   for (const t of targets(results)) {
     const verdict = t.met === undefined ? 'not measured' : t.met ? '**met**' : '**missed**';
