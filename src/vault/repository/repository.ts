@@ -59,14 +59,14 @@ export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
   like?: Repository;
 }
 
+/** From this size a blob's id is checked off the main thread; below it the hand-off costs more than it frees. */
+const OFF_THREAD_ID_BYTES = 256 * 1024;
+
 /**
  * A vault repository on one blobstore target: config, content-addressed blobs (data and trees),
  * snapshots and locks. Every read is verified against the blob's name (I7); a snapshot is one atomic
  * put, written by the caller after everything it refers to (I6).
  */
-/** From this size a blob's id is checked off the main thread; below it the hand-off costs more than it frees. */
-const OFF_THREAD_ID_BYTES = 256 * 1024;
-
 export class Repository implements RepositoryHandle {
   readonly location: string;
   readonly chunker: Chunker;

@@ -37,7 +37,7 @@ const WRITEBACK_STEP_BYTES = 256 * 1024 * 1024;
  * Starts the disk writing while the extraction still runs. Recovery begins by making the whole data directory
  * durable (one syncfs); the kernel by itself starts writeback only once a tenth of memory is dirty, so without
  * this a large base backup was all written then, with nothing else to do meanwhile (a 1.6 GB cluster: start,
- * replay and stop 1.13-1.39 s without, 0.54-0.60 s with). It does not replace recovery's syncfs: that one still
+ * replay and stop 1.13-1.46 s without, 0.50-0.61 s with). It does not replace recovery's syncfs: that one still
  * decides durability.
  */
 export class EarlyWriteback {
