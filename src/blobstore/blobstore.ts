@@ -41,6 +41,13 @@ export interface BlobStore {
   get(key: string): Promise<Readable>;
   /** The same bytes whole, where the store has a cheaper way than a stream (see getBytes). */
   getBytes?(key: string): Promise<Buffer>;
+  /**
+   * The `length` bytes at `offset`, for many blobs packed in one immutable blob. Rejects with
+   * BlobNotFoundError when missing, with `rangeBeyondEnd`'s BlobStoreError when the blob ends before
+   * `offset + length` (never a short buffer), and with RangeError unless both are non-negative safe
+   * integers. A length of 0 still confirms that the blob exists.
+   */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
   head(key: string): Promise<BlobInfo | undefined>;
   /** Every blob whose key starts with `prefix`, in key order. */
   list(prefix?: string): AsyncIterable<BlobInfo>;
@@ -84,6 +91,16 @@ export function assertValidKey(key: string): void {
   }
 }
 
+/** Whether assertValidKey accepts the key; a folder's entries that are not keys are not blobs. */
+export function isValidKey(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Refuses a body whose length differs from the one the caller declared: a truncated upload is not stored. */
 export function checkBodySize(key: string, actual: number, declared: number | undefined): void {
   if (declared !== undefined && actual !== declared) {
@@ -91,6 +108,39 @@ export function checkBodySize(key: string, actual: number, declared: number | un
       `The body for ${key} had ${actual} bytes instead of the declared ${declared}: nothing was stored.`,
     );
   }
+}
+
+/** Refuses a range that no blob can satisfy, before any I/O. */
+export function assertValidRange(offset: number, length: number): void {
+  for (const [name, value] of [
+    ['offset', offset],
+    ['length', length],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`The ${name} of a blob range must be a non-negative safe integer, not ${value}.`);
+    }
+  }
+  // S3 names the range by its last byte, which must be exact too.
+  if (!Number.isSafeInteger(offset + length)) {
+    throw new RangeError(`The blob range of ${length} bytes at offset ${offset} ends past 2^53.`);
+  }
+}
+
+/** The blob ends before the range asked of it: a pack whose index points past its end. */
+/** A ranged read past a blob's end: the blob is shorter than whoever asked believes (a cut-short pack). */
+export class RangeBeyondEndError extends BlobStoreError {
+  override name = 'RangeBeyondEndError';
+}
+
+export function rangeBeyondEnd(
+  key: string,
+  location: string,
+  offset: number,
+  length: number,
+): BlobStoreError {
+  return new RangeBeyondEndError(
+    `The blob ${key} in ${location} is shorter than the range asked of it: ${length} bytes at offset ${offset}.`,
+  );
 }
 
 /**
@@ -103,12 +153,12 @@ export async function discardBody(body: Readable | Buffer): Promise<void> {
   await finished(body);
 }
 
-/** Reads a (small) blob stream into one buffer. */
 /** A blob whole: the store's own way when it has one, else its stream read to the end. */
 export async function getBytes(store: BlobStore, key: string): Promise<Buffer> {
   return store.getBytes ? await store.getBytes(key) : await readAll(await store.get(key));
 }
 
+/** Reads a (small) blob stream into one buffer. */
 export async function readAll(stream: Readable | NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream)

@@ -23,3 +23,13 @@ export function fsSentence(
   }
   return err.syscall ? `Could not access ${key} in ${location}: ${err.message}.` : undefined;
 }
+
+export function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Nothing under the key, or a folder: a prefix of other keys, not a blob. */
+export function isNotABlob(error: unknown): boolean {
+  return isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR';
+}

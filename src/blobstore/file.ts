@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { fsyncDir, readWholeFile, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
+  assertValidRange,
   type BlobInfo,
   BlobNotFoundError,
   type BlobStore,
@@ -14,9 +15,12 @@ import {
   checkBodySize,
   discardBody,
   InvalidKeyError,
+  isValidKey,
   type PutOptions,
+  rangeBeyondEnd,
 } from './blobstore.ts';
-import { fsSentence } from './file-errors.ts';
+import { DescriptorCache, writeAll } from './file-descriptors.ts';
+import { fsSentence, isMissing, isNotABlob } from './file-errors.ts';
 
 const TEMP_DIR = '.tmp';
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -35,6 +39,7 @@ export class FileBlobStore implements BlobStore {
   private ready: Promise<void> | undefined;
   /** Directories whose entry in their parent this process has made durable, so it fsyncs each once. */
   private readonly durableDirs = new Map<string, Promise<void>>();
+  private readonly descriptors = new DescriptorCache();
 
   /** The variable that put the store here (STORAGE_URL, BACKUP_DIR): a full disk's sentence names it. */
   private readonly setting: string;
@@ -54,6 +59,9 @@ export class FileBlobStore implements BlobStore {
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw this.fail(error, key);
+    } finally {
+      // Even after a failure: the rename may have happened, and a cached descriptor reads the old file.
+      await this.descriptors.evict(key);
     }
   }
 
@@ -73,6 +81,8 @@ export class FileBlobStore implements BlobStore {
       throw this.fail(error, key);
     } finally {
       await unlink(temp).catch(() => {});
+      // The key was absent, but a descriptor may be cached from before its file was removed behind the store.
+      await this.descriptors.evict(key);
     }
   }
 
@@ -98,11 +108,20 @@ export class FileBlobStore implements BlobStore {
     try {
       return await readWholeFile(this.pathOf(key));
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // A directory is a prefix of other keys, not a blob.
-      if (isMissing(error) || code === 'EISDIR') throw new BlobNotFoundError(key, this.location);
+      if (isNotABlob(error)) throw new BlobNotFoundError(key, this.location);
       throw this.fail(error, key);
     }
+  }
+
+  /** Ranges of one pack share a cached descriptor: each costs one positional read, not an open and a close. */
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const file = this.pathOf(key);
+    assertValidRange(offset, length);
+    const bytes = await this.descriptors.read(key, file, offset, length).catch((error) => {
+      throw isNotABlob(error) ? new BlobNotFoundError(key, this.location) : this.fail(error, key);
+    });
+    if (!bytes) throw rangeBeyondEnd(key, this.location, offset, length);
+    return bytes;
   }
 
   async head(key: string): Promise<BlobInfo | undefined> {
@@ -116,11 +135,11 @@ export class FileBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     const target = this.pathOf(key);
+    await this.descriptors.evict(key);
     try {
       await unlink(target);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (!isMissing(error) && code !== 'EISDIR') throw this.fail(error, key);
+      if (!isNotABlob(error)) throw this.fail(error, key);
     }
     // Also when it was already gone: an earlier delete may have crashed before its directory fsync.
     try {
@@ -141,6 +160,11 @@ export class FileBlobStore implements BlobStore {
     await syncFileSystem(this.root).catch((error) => {
       throw this.fail(error, TEMP_DIR);
     });
+  }
+
+  /** Closes the cached read descriptors; the store stays usable and opens them again when read. */
+  async close(): Promise<void> {
+    await this.descriptors.closeAll();
   }
 
   /** Removes temp files left by crashed writers; returns how many it removed. */
@@ -200,6 +224,8 @@ export class FileBlobStore implements BlobStore {
   private forget(): void {
     this.ready = undefined;
     this.durableDirs.clear();
+    // Their files may be gone too; a cached descriptor would still read them.
+    void this.descriptors.closeAll();
   }
 
   /** Creates `dir` and makes its entry durable in every ancestor up to the root. */
@@ -282,7 +308,7 @@ export class FileBlobStore implements BlobStore {
     }
     // Sorting a folder as "name/" yields keys in plain string order, as S3 does: "a-b" < "a/c" < "a0".
     const items = entries
-      .filter((entry) => isKeySegment(entry.name) && (entry.isFile() || entry.isDirectory()))
+      .filter((entry) => isValidKey(entry.name) && (entry.isFile() || entry.isDirectory()))
       .map((entry) => {
         const key = keyPrefix + entry.name;
         return { entry, key, order: entry.isDirectory() ? `${key}/` : key };
@@ -318,28 +344,5 @@ export class FileBlobStore implements BlobStore {
     const sentence = fsSentence(error as NodeJS.ErrnoException, key, this.root, this.location, this.setting);
     if (sentence) return new BlobStoreError(sentence, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
-  }
-}
-
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<number> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    offset += bytesWritten;
-  }
-  return data.length;
-}
-
-function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-function isKeySegment(name: string): boolean {
-  try {
-    assertValidKey(name);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -129,3 +129,9 @@ export function isPreconditionFailed(error: unknown): boolean {
   const err = error as SdkError;
   return err?.name === 'PreconditionFailed' || err?.$metadata?.httpStatusCode === 412;
 }
+
+/** The range starts at or past the object's end (S3 answers an empty object's every range so). */
+export function isRangeNotSatisfiable(error: unknown): boolean {
+  const err = error as SdkError;
+  return err?.name === 'InvalidRange' || err?.$metadata?.httpStatusCode === 416;
+}

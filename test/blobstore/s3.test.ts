@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStoreError, createBlobStore, S3BlobStore } from '../../src/blobstore/index.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
 import { blobStoreContract, randomStream } from './contract.ts';
+import { blobRangeContract } from './range-contract.ts';
 
 const BUCKET = 'trendgen-test';
 let server: S3Server;
@@ -25,6 +26,11 @@ blobStoreContract(
   },
   { nestedOrderGap: '(s3rver walks folders: it lists "a/c" before "a-b" and "x-1" before "x")' },
 );
+
+blobRangeContract('s3', async () => {
+  const store = createBlobStore(`s3://${BUCKET}/range/case-${++run}`, server.settings);
+  return { store, dispose: async () => store.close?.() };
+});
 
 /** A port on 127.0.0.1 that nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -98,6 +104,7 @@ describe('S3BlobStore', () => {
       () => store.put('x', Buffer.from('1')),
       () => store.get('x'),
       () => store.head('x'),
+      () => store.getRange('x', 0, 1),
       async () => {
         for await (const _ of store.list()) break;
       },
@@ -117,6 +124,7 @@ describe('S3BlobStore', () => {
     const expected = `The bucket no-such-bucket does not exist at ${server.endpoint}: create it or correct the bucket in the s3:// URL.`;
     await expect(store.put('k', Buffer.from('1'))).rejects.toThrow(expected);
     await expect(store.get('k')).rejects.toThrow(expected);
+    await expect(store.getRange('k', 0, 1)).rejects.toThrow(expected);
     await expect(store.put('k', randomStream(9 * 1024 * 1024).stream)).rejects.toThrow(expected);
     await expect((async () => store.list()[Symbol.asyncIterator]().next())()).rejects.toThrow(expected);
     await store.close?.();
