@@ -13,7 +13,7 @@ export function checkCommand(): Command {
     .option('--read-data', 're-read and re-hash every blob')
     .option(
       '--repair',
-      'move damaged blobs and unreadable snapshot records aside into quarantine/ (exclusive lock), so that the next backup stores that content again',
+      'move damaged blobs (with their pack, after saving its good blobs), unreadable snapshot records and index files aside into quarantine/ (exclusive lock), so that the next backup stores that content again; rebuild the index of packs no index names',
     )
     .option('--target <name>', 'only this target (repeatable)', collect)
     .option('--json', 'one JSON document on stdout')
@@ -46,7 +46,7 @@ export function checkCommand(): Command {
           }
           if (warning) process.stderr.write(`${target}: ${warning}\n`);
           process.stdout.write(
-            `${target}: ${report.ok ? 'OK' : 'FAIL'} — ${report.snapshots} snapshots, ${report.trees} trees, ${report.blobs} blobs${options.readData ? ', every blob re-hashed' : ''}\n`,
+            `${target}: ${report.ok ? 'OK' : 'FAIL'} — format ${report.formatVersion}, ${report.snapshots} snapshots, ${report.trees} trees, ${report.blobs} blobs${report.packs ? ` (${report.packs} packs)` : ''}${options.readData ? ', every blob re-hashed' : ''}\n`,
           );
           const problems: Array<[string, BlobProblem[] | Array<{ id: string; reason: string }>]> = [
             ['damaged', report.damagedSnapshots],
@@ -56,6 +56,13 @@ export function checkCommand(): Command {
               'damaged',
               report.damagedRecords.map((key) => ({ id: key, reason: 'the record does not read' })),
             ],
+            [
+              'damaged',
+              report.unreadableIndexes.map(({ id, reason }) => ({
+                id: `index/${id}`,
+                reason: `${reason}; check --repair rebuilds the index from the packs`,
+              })),
+            ],
           ];
           for (const [word, list] of problems) {
             for (const problem of list) {
@@ -64,6 +71,10 @@ export function checkCommand(): Command {
                 process.stdout.write(`    breaks ${p.path} in snapshot ${p.snapshot.slice(0, 12)}\n`);
             }
           }
+          if (report.unindexedPacks.length > 0)
+            process.stdout.write(
+              `  ${report.unindexedPacks.length} pack(s) named by no index (left by an interrupted backup; prune deletes them)\n`,
+            );
           for (const key of report.unreadableStreamRecords)
             process.stdout.write(`  damaged ${key}: the streamed objects' record does not read\n`);
         }

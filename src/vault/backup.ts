@@ -148,6 +148,8 @@ export async function runBackup(input: BackupInput): Promise<BackupResult> {
   mkdirSync(scratch, { recursive: true });
   const release = holdOpen(scratch);
   const lock = await repo.lock({ exclusive: false });
+  // Many blobs per file (format 3): the snapshot record is written once they are durable and indexed.
+  repo.packBlobs();
   const time = (input.time ?? new Date()).toISOString();
   try {
     const parent = parentOf(await loadSnapshots(repo));

@@ -105,15 +105,12 @@ export async function runForget(
           'Prune stopped: the repository has damaged snapshots or trees, so unused blobs cannot be told apart; run trendgen check and repair first.',
         );
       }
-      const sizes = await repo.index.load();
-      pruned = { blobs: 0, bytes: 0 };
-      for (const id of report.unreferencedBlobs) {
-        lock.assertHeld();
-        const size = sizes.get(id) ?? 0;
-        await repo.deleteBlob(id);
-        pruned.blobs++;
-        pruned.bytes += size;
-      }
+      const done = await repo.pruneBlobs(
+        new Set(report.unreferencedBlobs),
+        () => lock.assertHeld(),
+        report.missingBlobs.length === 0,
+      );
+      pruned = { blobs: done.blobs, bytes: done.bytes };
     }
     return { decisions, removed: doomed, pruned };
   } finally {

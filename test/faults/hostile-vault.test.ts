@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
 import { snapshotKey } from '../../src/vault/repository/format.ts';
 import {
+  FORMAT_VERSION,
   InvalidSnapshotError,
   InvalidTreeError,
   Repository,
@@ -136,7 +137,9 @@ describe('vault records replaced by garbage', () => {
   it(`config: any other format version or damaged field is refused before anything is read (seed ${seedOf(6003)})`, async () => {
     const original = JSON.parse(readFileSync(path.join(root, 'config'), 'utf8'));
     const mutated = fc.oneof(
-      fc.integer({ min: 2, max: 2 ** 31 }).map((version) => ({ ...original, version, id: 'garbage' })),
+      fc
+        .integer({ min: FORMAT_VERSION + 1, max: 2 ** 31 })
+        .map((version) => ({ ...original, version, id: 'garbage' })),
       fc
         .record({
           field: fc.constantFrom('version', 'id', 'chunker', 'compression', 'encryption'),
@@ -172,7 +175,11 @@ describe('vault records replaced by garbage', () => {
         } catch (error) {
           expect(error, String((error as Error).stack)).toBeInstanceOf(RepositoryError);
           expectPlainSentence((error as Error).message);
-          if (typeof config.version === 'number' && Number.isInteger(config.version) && config.version > 1)
+          if (
+            typeof config.version === 'number' &&
+            Number.isInteger(config.version) &&
+            config.version > FORMAT_VERSION
+          )
             expect(error).toBeInstanceOf(UnsupportedFormatError);
         }
       },

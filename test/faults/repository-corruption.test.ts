@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../src/blobstore/file.ts';
@@ -8,6 +8,7 @@ import { isDatabaseEmpty } from '../../src/vault/sources/postgres-admin.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seededRandom, walkFiles } from '../support/files.ts';
+import { type StoredBlob, storedBlobs } from '../support/stored-blobs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
 import {
@@ -24,7 +25,7 @@ const PASSWORD = 'a password for the corruption test';
 type Kind = 'blob' | 'tree' | 'snapshot';
 type Damage = 'flip' | 'cut';
 
-/** The files one snapshot's postgres, prompts and objects reach: its record, its trees and its data blobs. */
+/** Where the stored bytes of what one snapshot's postgres, prompts and objects reach lie: its record, trees, data blobs. */
 async function filesOf(backupDir: string, snapshotId: string) {
   const repo = await Repository.open(new FileBlobStore(backupDir), { password: PASSWORD });
   const snapshot = await repo.loadSnapshot(snapshotId);
@@ -41,27 +42,31 @@ async function filesOf(backupDir: string, snapshotId: string) {
   // Redis is left out: these restores do not include it, so damage there would rightly go unnoticed by them.
   for (const part of ['postgres', 'prompts', 'objects']) await walk(snapshot.trees[part]!);
   for (const tree of trees) blobs.delete(tree);
-  const dataFile = (id: string) => path.join(backupDir, 'data', id.slice(0, 2), id);
+  const stored = new Map((await storedBlobs(repo, backupDir)).map((blob) => [blob.id, blob]));
+  const record = path.join(backupDir, 'snapshots', snapshotId);
   return {
-    blob: [...blobs].sort().map(dataFile),
-    tree: [...trees].sort().map(dataFile),
-    snapshot: [path.join(backupDir, 'snapshots', snapshotId)],
-  } satisfies Record<Kind, string[]>;
+    blob: [...blobs].sort().map((id) => stored.get(id)!),
+    tree: [...trees].sort().map((id) => stored.get(id)!),
+    snapshot: [{ id: snapshotId, file: record, offset: 0, length: statSync(record).size }],
+  } satisfies Record<Kind, StoredBlob[]>;
 }
 
-/** Flips 1 to 8 random bytes, or cuts the file at a random length (possibly 0). */
-function damage(file: string, how: Damage, random: () => number): void {
-  const bytes = readFileSync(file);
+/**
+ * Flips 1 to 8 random bytes of the victim, or cuts its file at a random point of the victim (possibly its start):
+ * in a pack, a cut also takes every blob after it.
+ */
+function damage(victim: StoredBlob, how: Damage, random: () => number): void {
+  const bytes = readFileSync(victim.file);
   if (how === 'cut') {
-    writeFileSync(file, bytes.subarray(0, Math.floor(random() * bytes.length)));
+    writeFileSync(victim.file, bytes.subarray(0, victim.offset + Math.floor(random() * victim.length)));
     return;
   }
   const flips = 1 + Math.floor(random() * 8);
   for (let i = 0; i < flips; i++) {
-    const at = Math.floor(random() * bytes.length);
+    const at = victim.offset + Math.floor(random() * victim.length);
     bytes[at] = bytes[at]! ^ (1 + Math.floor(random() * 255));
   }
-  writeFileSync(file, bytes);
+  writeFileSync(victim.file, bytes);
 }
 
 /**
@@ -96,11 +101,15 @@ describe('faults: vault repository files damaged', () => {
 
       const candidates = (await filesOf(backupDir, affected))[kind];
       const victim = candidates[Math.floor(random() * candidates.length)]!;
-      const victimId = path.basename(victim);
-      const original = readFileSync(victim);
+      const victimId = victim.id;
+      // The file that holds it: its own, or the pack it lies in (which repair moves aside whole).
+      const victimFile = path.basename(victim.file);
+      const original = readFileSync(victim.file);
       damage(victim, how, random);
-      const damaged = readFileSync(victim);
-      console.log(`${name}: ${how} ${path.relative(backupDir, victim)} (${original.length} bytes)`);
+      const damaged = readFileSync(victim.file);
+      console.log(
+        `${name}: ${how} ${victimId.slice(0, 12)} in ${path.relative(backupDir, victim.file)} (${victim.length} of ${original.length} bytes)`,
+      );
 
       // Detection: check names it.
       const check = await runCli(['check', '--read-data', '--json'], env);
@@ -165,7 +174,7 @@ describe('faults: vault repository files damaged', () => {
       const moved = JSON.parse(repair.stdout || '{"targets":[{}]}').targets[0]?.quarantined as
         | { key: string; to: string }[]
         | undefined;
-      const aside = moved?.find((q) => q.key.endsWith(victimId));
+      const aside = moved?.find((q) => q.key.endsWith(victimFile));
       if (!aside)
         problems.push(`check --repair did not move ${victimId} aside: ${repair.stdout}${repair.stderr}`);
       else if (!readFileSync(path.join(backupDir, aside.to)).equals(damaged))
@@ -185,7 +194,7 @@ describe('faults: vault repository files damaged', () => {
       }
       // Nothing was deleted: the damaged bytes are still somewhere under the repository.
       const kept = walkFiles(path.join(backupDir, 'quarantine'));
-      if (!kept.some((f) => path.basename(f) === victimId))
+      if (!kept.some((f) => path.basename(f) === victimFile))
         problems.push(`${victimId} is gone from quarantine/`);
       recordRun({ scenario: name, seed, acknowledged, lost, corrupted, recoveryMs });
       expect(problems, `seed ${seed}`).toEqual([]);

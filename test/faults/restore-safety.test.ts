@@ -6,6 +6,7 @@ import { isDatabaseEmpty } from '../../src/vault/sources/postgres-admin.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { seededRandom } from '../support/files.ts';
+import { flipStoredByte } from '../support/stored-blobs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
 import { flipByte, promptChunks, upOn } from '../vault/restore-safety-helpers.ts';
 import { faultRuns, recordRun, runSeed, scenarioSelected } from './harness/report.ts';
@@ -65,7 +66,7 @@ describe('faults: restores that cannot do harm', () => {
       const { snapshotId } = await backupInto(env);
       const chunks = await promptChunks(env, snapshotId);
       const chunk = chunks[Math.floor(random() * chunks.length)]!;
-      const original = readFileSync(chunk);
+      const original = readFileSync(chunk.file);
       const scratch = await createTestDatabase({ migrate: false });
       const dir = path.join(vault.dir, `failed-${run}`);
       const args = [
@@ -85,11 +86,11 @@ describe('faults: restores that cannot do harm', () => {
       let recoveryMs = 0;
       try {
         // The fault: the database restores, then a damaged prompt blob fails the restore.
-        flipByte(chunk, random());
+        flipStoredByte(chunk, random());
         const failed = await runCli(args, env);
         const failedAt = Date.now();
         if (failed.code !== 1) problems.push(`the damaged restore exited ${failed.code}: ${failed.stderr}`);
-        writeFileSync(chunk, original);
+        writeFileSync(chunk.file, original);
 
         const up = await upOn(env, {
           databaseUrl: scratch.url,
@@ -150,7 +151,7 @@ describe('faults: restores that cannot do harm', () => {
         corrupted += verdict.corrupted;
         problems.push(...verdict.problems);
       } finally {
-        writeFileSync(chunk, original);
+        writeFileSync(chunk.file, original);
         await scratch.drop();
         rmSync(dir, { recursive: true, force: true });
       }

@@ -6,8 +6,8 @@ import { databaseMarked } from '../../src/vault/restore-markers.ts';
 import { fakePng } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { flipStoredByte, storedBlob } from '../support/stored-blobs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
-import { flipByte } from './restore-safety-helpers.ts';
 import { openVaultRepository } from './vault-repository.ts';
 
 // Objects and the database restore side by side; the database stays marked until every object is written.
@@ -29,9 +29,7 @@ describe('--accept-partial after objects and the database restored side by side'
     // The lost object's one chunk damaged in the vault: the restore cannot write it.
     const repo = await openVaultRepository(vault.env);
     const id = repo.blobId(lostBytes);
-    const blob = path.join(vault.env.BACKUP_DIR!, 'data', id.slice(0, 2), id);
-    expect(existsSync(blob)).toBe(true);
-    flipByte(blob);
+    flipStoredByte(await storedBlob(repo, vault.env.BACKUP_DIR!, id));
 
     const scratch = await createTestDatabase({ migrate: false });
     const dir = path.join(vault.dir, 'restored');

@@ -1,12 +1,13 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakePng, SAMPLE_PROMPT } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
 import type { TestDatabase } from '../support/database.ts';
-import { walkFiles } from '../support/files.ts';
+import { flipStoredByte, storedBlobs } from '../support/stored-blobs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
+import { openVaultRepository } from './vault-repository.ts';
 
 describe('trendgen drill', () => {
   let vault: VaultEnv;
@@ -43,15 +44,13 @@ describe('trendgen drill', () => {
   }, 120_000);
 
   it('fails after one blob is corrupted, and names what is broken', async () => {
-    const blobs = walkFiles(path.join(env.BACKUP_DIR!, 'data')).filter((f) => statSync(f).size > 20_000);
-    const victim = blobs[0]!;
-    const bytes = readFileSync(victim);
-    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
-    writeFileSync(victim, bytes);
+    const repo = await openVaultRepository(env);
+    const victim = (await storedBlobs(repo, env.BACKUP_DIR!)).find((blob) => blob.length > 20_000)!;
+    flipStoredByte(victim, 0.99);
     const drill = await runCli(['drill', 'latest'], env);
     expect(drill.code).toBe(1);
     expect(drill.stdout).toMatch(/^FAIL snapshot/);
-    expect(drill.stdout).toContain(path.basename(victim).slice(0, 12));
+    expect(drill.stdout).toContain(victim.id.slice(0, 12));
     const [row] = await db.sql`select status, reason from drill_runs order by id desc limit 1`;
     expect(row!.status).toBe('failed');
   }, 120_000);

@@ -2,21 +2,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/lib/process.ts';
 import { type CliResult, runCli } from '../support/cli.ts';
+import { type StoredBlob, storedBlob } from '../support/stored-blobs.ts';
 import { openVaultRepository } from './vault-repository.ts';
 
-/** The data files of a snapshot's prompts files (one chunk each: prompts are small). */
-export async function promptChunks(env: Record<string, string>, snapshotId: string): Promise<string[]> {
+/** Where the chunks of a snapshot's prompts files lie (one chunk each: prompts are small). */
+export async function promptChunks(env: Record<string, string>, snapshotId: string): Promise<StoredBlob[]> {
   const backupDir = env.BACKUP_DIR!;
   // Opened as the service opens it: with its password, or the key its unencrypted records are tagged with.
   const repo = await openVaultRepository(env);
   const snapshot = await repo.loadSnapshot(snapshotId);
   const tree = await repo.readTree(snapshot.trees.prompts!);
-  return tree.entries
-    .flatMap((entry) => entry.chunks ?? [])
-    .map((id) => path.join(backupDir, 'data', id.slice(0, 2), id));
+  const ids = tree.entries.flatMap((entry) => entry.chunks ?? []);
+  return Promise.all(ids.map((id) => storedBlob(repo, backupDir, id)));
 }
 
-/** Flips one byte past the header, so the file no longer authenticates or hashes to its name. */
+/** Flips one byte of a file past its header, so it no longer authenticates or hashes to its name. */
 export function flipByte(file: string, at = 0.5): void {
   const bytes = readFileSync(file);
   const i = Math.min(bytes.length - 1, 8 + Math.floor(at * (bytes.length - 8)));

@@ -19,8 +19,9 @@ import {
 } from '../../src/vault/restore-markers.ts';
 import { runCli } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { flipStoredByte } from '../support/stored-blobs.ts';
 import { startVaultEnv, type VaultEnv } from '../support/vault-env.ts';
-import { flipByte, promptChunks, upOn } from './restore-safety-helpers.ts';
+import { promptChunks, upOn } from './restore-safety-helpers.ts';
 
 /** Issue 15, item 2: a restore never erases data written after it, nor data a running service uses. */
 describe('restores that cannot erase live data (issue 15, item 2)', () => {
@@ -55,14 +56,14 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
         vault.env,
       );
     const chunk = (await promptChunks(vault.env, snapshotId))[0]!;
-    const original = readFileSync(chunk);
+    const original = readFileSync(chunk.file);
     try {
       // The database restores, then the prompts fail on a damaged blob: the restore exits 1, marks left.
-      flipByte(chunk);
+      flipStoredByte(chunk);
       const failed = await restore();
       expect(failed.code, failed.stdout).toBe(1);
       expect(await databaseMarked(scratch.url)).toBe(true);
-      writeFileSync(chunk, original);
+      writeFileSync(chunk.file, original);
 
       const up = await upOn(vault.env, {
         databaseUrl: scratch.url,
@@ -109,7 +110,7 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       expect(afterAccept.stderr).toMatch(/would overwrite live data/);
       expect((await scratch.sql`select count(*)::int as n from kept_rows`)[0]!.n).toBe(2);
     } finally {
-      writeFileSync(chunk, original);
+      writeFileSync(chunk.file, original);
       await scratch.drop();
     }
   }, 180_000);
@@ -128,17 +129,17 @@ describe('restores that cannot erase live data (issue 15, item 2)', () => {
       dir,
     ];
     const chunk = (await promptChunks(vault.env, snapshotId))[0]!;
-    const original = readFileSync(chunk);
+    const original = readFileSync(chunk.file);
     try {
-      flipByte(chunk);
+      flipStoredByte(chunk);
       expect((await runCli(args, vault.env)).code).toBe(1);
-      writeFileSync(chunk, original);
+      writeFileSync(chunk.file, original);
       const rerun = await runCli(args, vault.env);
       expect(rerun.code, rerun.stderr).toBe(0);
       expect(existsSync(path.join(dir, 'prompts', 'one.yaml'))).toBe(true);
       expect(await databaseMarked(scratch.url)).toBe(false);
     } finally {
-      writeFileSync(chunk, original);
+      writeFileSync(chunk.file, original);
       await scratch.drop();
     }
   }, 120_000);

@@ -1,5 +1,5 @@
 import { BlobNotFoundError } from '../../blobstore/index.ts';
-import { listBlobs } from './blob-index.ts';
+import type { IndexListing } from './blob-index.ts';
 import {
   CorruptBlobError,
   InvalidSnapshotError,
@@ -8,9 +8,10 @@ import {
   RepositoryError,
   SnapshotNotFoundError,
 } from './errors.ts';
-import { CONFIG_KEY, dataKey, parseConfig, QUARANTINE_PREFIX, snapshotKey } from './format.ts';
+import { CONFIG_KEY, parseConfig } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 import { limiter, readAll } from './io.ts';
+import { quarantineDamaged } from './repair.ts';
 import type { Snapshot } from './snapshot.ts';
 import { readObjectsJournal } from './stream.ts';
 import { continuousRoots } from './wal-records.ts';
@@ -46,6 +47,14 @@ export interface CheckReport {
   ok: boolean;
   /** Why `config` no longer reads back as the config this repository was opened with, if it does not. */
   configProblem: string | undefined;
+  /** The format version read (docs/repository-format.md §10). */
+  formatVersion: number;
+  /** Pack files (format 3). */
+  packs: number;
+  /** Index files that do not read: the blobs they name are unknown until `--repair` rebuilds the index. */
+  unreadableIndexes: { id: string; reason: string }[];
+  /** Packs no index names: left by an interrupted backup (prune deletes them), or named only by an unreadable index. */
+  unindexedPacks: string[];
   snapshots: number;
   trees: number;
   blobs: number;
@@ -79,7 +88,8 @@ export async function checkRepository(
 ): Promise<CheckReport> {
   const limit = limiter(options.concurrency ?? 4);
   const configProblem = await checkConfig(repo);
-  const { sizes, unexpected } = await repo.index.reload();
+  const listing = await repo.index.reload();
+  const { sizes, unexpected } = listing;
   const damaged = new Map<string, string>();
   const ids = await repo.listSnapshots();
   const { snapshots, damagedSnapshots } = await loadSnapshots(repo, ids, limit);
@@ -97,7 +107,7 @@ export async function checkRepository(
     // it: what looks missing is looked for again in a listing taken after every record was read. Only the
     // first listing's blobs can be unreferenced, and what either walk reached is referenced, so a blob stored
     // meanwhile is never taken for unused.
-    walk = await walkRoots(repo, (await listBlobs(repo.store)).sizes, roots, chunks, limit, damaged);
+    walk = await walkRoots(repo, (await repo.index.fresh()).sizes, roots, chunks, limit, damaged);
     for (const id of walk.referenced) referenced.add(id);
   }
   const { missing, visits } = walk;
@@ -106,7 +116,9 @@ export async function checkRepository(
     const toRead = [...sizes.keys()].filter((id) => !verifiedTrees.has(id) && !damaged.has(id));
     await readData(repo, toRead, damaged, limit, options.onProgress);
   }
-  const quarantined = options.repair ? await quarantineDamaged(repo, damaged, damagedSnapshots) : [];
+  const unindexedPacks = unindexed(listing);
+  const unreadableIndexes = listing.unreadableIndexes;
+  const quarantined = options.repair ? await quarantineDamaged(repo, listing, damaged, damagedSnapshots) : [];
   if (quarantined.length) for (const id of damaged.keys()) sizes.delete(id);
 
   const bad = new Set([...damaged.keys(), ...missing]);
@@ -123,8 +135,13 @@ export async function checkRepository(
       continuous.unreadable.length === 0 &&
       damaged.size === 0 &&
       missing.size === 0 &&
+      unreadableIndexes.length === 0 &&
       journal.unreadable.length === 0,
     configProblem,
+    formatVersion: repo.config.version,
+    packs: listing.packs.size,
+    unreadableIndexes,
+    unindexedPacks,
     snapshots: ids.length,
     trees: visits.size,
     blobs: sizes.size,
@@ -136,6 +153,7 @@ export async function checkRepository(
     unreadableStreamRecords: journal.unreadable,
     unreferencedBlobs:
       damagedSnapshots.length > 0 ||
+      unreadableIndexes.length > 0 ||
       continuous.unreadable.length > 0 ||
       treesBroken ||
       journal.unreadable.length > 0
@@ -241,37 +259,6 @@ async function readData(
   );
 }
 
-/** Moves damaged blobs and snapshot records under quarantine/<time>/, so the next backup stores them again. */
-async function quarantineDamaged(
-  repo: RepositoryHandle,
-  damaged: Map<string, string>,
-  damagedSnapshots: { id: string }[],
-): Promise<{ key: string; to: string }[]> {
-  const quarantined: { key: string; to: string }[] = [];
-  if (damaged.size === 0 && damagedSnapshots.length === 0) return quarantined;
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const keys = [...[...damaged.keys()].map(dataKey), ...damagedSnapshots.map((s) => snapshotKey(s.id))];
-  for (const key of keys) {
-    const to = `${QUARANTINE_PREFIX}${stamp}/${key}`;
-    await quarantine(repo, key, to);
-    quarantined.push({ key, to });
-  }
-  return quarantined;
-}
-
-/**
- * Copies a key to `to`, verifies the copy byte for byte, then deletes the original: a crash in between leaves
- * both, never neither.
- */
-async function quarantine(repo: RepositoryHandle, key: string, to: string): Promise<void> {
-  const bytes = await readAll(await repo.store.get(key));
-  await repo.store.put(to, bytes, { size: bytes.length });
-  const copy = await readAll(await repo.store.get(to));
-  if (!copy.equals(bytes))
-    throw new Error(`The copy of ${key} in ${to} does not read back the same; ${key} was kept.`);
-  await repo.store.delete(key);
-}
-
 /** The config must still parse and name the same repository (it was read once, when opening). */
 async function checkConfig(repo: RepositoryHandle): Promise<string | undefined> {
   try {
@@ -344,6 +331,12 @@ async function brokenPaths(
     }
   }
   return result;
+}
+
+/** Packs no readable index names. */
+function unindexed(listing: IndexListing): string[] {
+  const named = new Set([...listing.indexes.values()].flatMap((packs) => packs.map((p) => p.pack)));
+  return [...listing.packs.keys()].filter((pack) => !named.has(pack)).sort();
 }
 
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

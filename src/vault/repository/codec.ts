@@ -15,6 +15,9 @@ const KIND_NAMES = Object.keys(KIND) as Kind[];
 
 const HEADER_BYTES = 2;
 
+/** From this size a blob's id is checked off the main thread; below it the hand-off costs more than it frees. */
+const OFF_THREAD_ID_BYTES = 256 * 1024;
+
 /**
  * The most plaintext bytes one stored file may decode to, by what it is: checked before decompressing (and
  * before reading, for the small kinds), so that a small crafted file cannot take the memory of a restore.
@@ -63,6 +66,30 @@ export class Codec {
     }
     const framed = Buffer.concat([header(kind, compression), payload]);
     return this.keys ? seal(this.keys.encryptionKey, framed) : framed;
+  }
+
+  /** decode, then the content re-hashed against `id`; `fail(reason)` is what is thrown when either fails (I7). */
+  async decodeNamed(
+    id: string,
+    stored: Buffer,
+    fail: (reason: string) => Error,
+    limit: number,
+  ): Promise<{ kind: Kind; plaintext: Buffer }> {
+    let decoded: { kind: Kind; plaintext: Buffer };
+    try {
+      decoded = await this.decode(stored, limit);
+    } catch (error) {
+      if (error instanceof DecodeError) throw fail(error.message);
+      throw error;
+    }
+    // Large blobs are re-hashed on the thread pool: the reader's main thread goes on parsing and writing the
+    // blobs before (a physical restore's extraction was bound by this hash on one core).
+    const actual =
+      decoded.plaintext.length >= OFF_THREAD_ID_BYTES
+        ? await this.idOfOffThread(decoded.plaintext)
+        : this.idOf(decoded.plaintext);
+    if (actual !== id) throw fail('content does not match its id');
+    return decoded;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { readAll } from '../../blobstore/index.ts';
-import { dataKey, snapshotKey } from './format.ts';
+import { snapshotKey } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 import { copyLedger } from './ledger.ts';
 
@@ -24,6 +24,7 @@ export async function copySnapshots(
     );
   }
   const have = await to.index.load();
+  to.packBlobs();
   const source = await from.index.load();
   const result: CopyResult = { blobsCopied: 0, bytesCopied: 0 };
   const existing = new Set(await to.listSnapshots());
@@ -36,14 +37,15 @@ export async function copySnapshots(
     Array.from({ length: 8 }, async () => {
       while (next < missing.length) {
         const id = missing[next++]!;
-        const bytes = await readAll(await from.store.get(dataKey(id)));
-        await to.store.put(dataKey(id), bytes, { size: bytes.length });
-        have.set(id, bytes.length);
+        const bytes = await from.readStored(id);
+        if (!(await to.putStored(id, bytes))) continue;
         result.blobsCopied++;
         result.bytesCopied += bytes.length;
       }
     }),
   );
+  // Into pack files where the destination's format has them; durable and findable before any record (I6).
+  await to.flushBlobs();
   // The deletion ledger travels with the snapshots (I3).
   await copyLedger(from, to);
   for (const id of wanted) {

@@ -1,18 +1,24 @@
 import { InvalidConfigError, UnsupportedFormatError } from './errors.ts';
 
 /**
- * The newest format this code reads. Bump it for any change an older reader would misread. Version 2 adds
- * authenticated records to unencrypted repositories (`authentication`); encrypted ones are still written
- * as version 1, which they remain.
+ * The newest format this code reads, and the one new repositories get. Bump it for any change an older reader
+ * would misread. Version 2 added authenticated records to unencrypted repositories (`authentication`);
+ * version 3 adds pack files (`packs/`, `index/`), in encrypted and unencrypted repositories alike.
  */
-export const FORMAT_VERSION = 2;
-/** Encrypted repositories: nothing an older reader would misread. */
-export const ENCRYPTED_FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 3;
+/** What an unencrypted version-1 repository becomes when its records are first authenticated (records.ts). */
+export const AUTHENTICATED_FORMAT_VERSION = 2;
+/** From this version writers may put blobs in pack files; older repositories keep one file per blob. */
+export const PACKED_FORMAT_VERSION = 3;
 
 export const CONFIG_KEY = 'config';
 export const DATA_PREFIX = 'data/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 export const LOCKS_PREFIX = 'locks/';
+/** Pack files: many blobs in one file (version 3). */
+export const PACKS_PREFIX = 'packs/';
+/** Index files: which blobs each pack holds, and where (version 3). */
+export const INDEX_PREFIX = 'index/';
 /** Damaged files moved aside by `check --repair`: never read as part of the repository, never deleted. */
 export const QUARANTINE_PREFIX = 'quarantine/';
 
@@ -34,6 +40,20 @@ export function idOfDataKey(key: string): string | undefined {
 }
 
 export const snapshotKey = (id: string) => `${SNAPSHOTS_PREFIX}${id}`;
+export const packKey = (id: string) => `${PACKS_PREFIX}${id.slice(0, 2)}/${id}`;
+export const indexKey = (id: string) => `${INDEX_PREFIX}${id}`;
+
+/** The pack id a `packs/` key names, or undefined for a key that is not a well-formed pack name. */
+export function idOfPackKey(key: string): string | undefined {
+  const id = key.slice(PACKS_PREFIX.length + 3);
+  return isId(id) && key === packKey(id) ? id : undefined;
+}
+
+/** The index id an `index/` key names, or undefined. */
+export function idOfIndexKey(key: string): string | undefined {
+  const id = key.slice(INDEX_PREFIX.length);
+  return isId(id) ? id : undefined;
+}
 export const lockKey = (id: string) => `${LOCKS_PREFIX}${id}`;
 
 export interface ChunkerParams {

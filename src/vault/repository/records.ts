@@ -3,7 +3,7 @@ import { authKeyId, tagRecord, untagRecord } from './auth.ts';
 import { type Codec, DECODE_LIMITS, DecodeError } from './codec.ts';
 import type { KeyMaterial } from './crypto.ts';
 import { KeyRequiredError, WrongKeyError } from './errors.ts';
-import { CONFIG_KEY, type ConfigFile, FORMAT_VERSION, snapshotKey } from './format.ts';
+import { AUTHENTICATED_FORMAT_VERSION, CONFIG_KEY, type ConfigFile, snapshotKey } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 
 /**
@@ -108,7 +108,7 @@ export async function upgradeRecords(
   await vouch.rewriteLedger();
   const config: ConfigFile = {
     ...repo.config,
-    version: FORMAT_VERSION,
+    version: AUTHENTICATED_FORMAT_VERSION,
     authentication: { algorithm: 'hmac-sha256', keyId: authKeyId(authKey) },
   };
   const bytes = Buffer.from(`${JSON.stringify(config, null, 2)}\n`);

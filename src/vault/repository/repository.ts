@@ -1,4 +1,4 @@
-import { BlobNotFoundError, type BlobStore, getBytes } from '../../blobstore/index.ts';
+import type { BlobStore } from '../../blobstore/index.ts';
 import {
   type StoreDirectoryOptions,
   type StoredFile,
@@ -8,10 +8,11 @@ import {
   storeFile,
 } from './archiver.ts';
 import { BlobIndex } from './blob-index.ts';
+import { BlobPlaces } from './blob-places.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { type CheckOptions, type CheckReport, checkRepository } from './check.ts';
 import { Chunker } from './chunker.ts';
-import { Codec, DECODE_LIMITS, DecodeError, type Kind } from './codec.ts';
+import { Codec, DECODE_LIMITS, type Kind } from './codec.ts';
 import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
 import { CorruptBlobError, InvalidTreeError, MissingBlobError, RepositoryExistsError } from './errors.ts';
@@ -21,13 +22,16 @@ import {
   type ConfigFile,
   DATA_PREFIX,
   dataKey,
+  INDEX_PREFIX,
   isId,
+  PACKS_PREFIX,
   SNAPSHOTS_PREFIX,
   snapshotKey,
 } from './format.ts';
 import type { BlobType, PutBlobResult, RepositoryHandle } from './handle.ts';
 import { acquireLock, type Lock, type LockOptions } from './locks.ts';
 import { readRepositoryConfig } from './open-config.ts';
+import { type PruneResult, pruneBlobs } from './pack-prune.ts';
 import {
   checkAuthKey,
   decodeRecord,
@@ -39,7 +43,7 @@ import {
 import { type RestoreOptions, type RestoreResult, restoreTree } from './restorer.ts';
 import { type NewConfigOptions, newConfig, unlockConfig } from './secrets.ts';
 import { checkSnapshotRecord, type Snapshot, type SnapshotRecord } from './snapshot.ts';
-import { loadSnapshotRecord } from './snapshot-load.ts';
+import { listSnapshotFiles, loadSnapshotRecord } from './snapshot-load.ts';
 import { decodeTree, encodeTree, type Tree, type TreeEntry } from './tree.ts';
 
 export type { BlobType, PutBlobResult } from './handle.ts';
@@ -59,9 +63,6 @@ export interface InitOptions extends Omit<NewConfigOptions, 'like'> {
   like?: Repository;
 }
 
-/** From this size a blob's id is checked off the main thread; below it the hand-off costs more than it frees. */
-const OFF_THREAD_ID_BYTES = 256 * 1024;
-
 /**
  * A vault repository on one blobstore target: config, content-addressed blobs (data and trees),
  * snapshots and locks. Every read is verified against the blob's name (I7); a snapshot is one atomic
@@ -71,8 +72,10 @@ export class Repository implements RepositoryHandle {
   readonly location: string;
   readonly chunker: Chunker;
   readonly codec: Codec;
-  /** What data/ holds, listed once and kept current by this process's writes. */
+  /** What data/ and the pack index hold, listed once and kept current by this process's writes. */
   readonly index: BlobIndex;
+  /** Where blobs are written and read: their own files or pack files. */
+  private readonly places: BlobPlaces;
   private readonly inflight = new Map<string, Promise<PutBlobResult>>();
   private upgraded = false;
 
@@ -86,13 +89,17 @@ export class Repository implements RepositoryHandle {
     this.location = store.location;
     this.chunker = new Chunker(chunkerParams);
     this.codec = new Codec(keys, config.compression.level);
-    this.index = new BlobIndex(store);
+    this.places = new BlobPlaces(this);
+    this.index = new BlobIndex(
+      store,
+      this.places.packsAllowed ? (id) => this.places.readIndex(id) : undefined,
+    );
   }
 
   /** Creates a repository on an empty target; refuses a target that holds a config or backup data. */
   static async init(store: BlobStore, options: InitOptions = {}): Promise<Repository> {
     if (await store.head(CONFIG_KEY)) throw new RepositoryExistsError(store.location);
-    for (const prefix of [DATA_PREFIX, SNAPSHOTS_PREFIX]) {
+    for (const prefix of [DATA_PREFIX, SNAPSHOTS_PREFIX, PACKS_PREFIX, INDEX_PREFIX]) {
       for await (const _ of store.list(prefix)) throw new RepositoryExistsError(store.location, true);
     }
     const { like, ...rest } = options;
@@ -140,14 +147,13 @@ export class Repository implements RepositoryHandle {
     const id = this.codec.idOf(plaintext);
     const sizes = await this.index.load();
     // From here to the inflight registration nothing awaits, so two callers cannot both upload.
-    const known = sizes.get(id);
+    const known = sizes.get(id) ?? this.places.pendingSize(id);
     if (known !== undefined) return { id, stored: false, storedSize: known };
     const pending = this.inflight.get(id);
     if (pending) return { ...(await pending), stored: false };
     const upload = (async () => {
       const bytes = await this.codec.encode(type, plaintext, options.compress, this.blobLimit);
-      await this.store.put(dataKey(id), bytes, { size: bytes.length });
-      sizes.set(id, bytes.length);
+      await this.places.put(id, bytes);
       return { id, stored: true, storedSize: bytes.length };
     })();
     this.inflight.set(id, upload);
@@ -165,16 +171,45 @@ export class Repository implements RepositoryHandle {
 
   /** getBlob, plus the kind its header records. */
   async readBlob(id: string): Promise<{ kind: Kind; plaintext: Buffer }> {
-    if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
-    let stored: Buffer;
-    try {
-      stored = await getBytes(this.store, dataKey(id));
-    } catch (error) {
-      if (error instanceof BlobNotFoundError) throw new MissingBlobError(id, this.location);
-      throw error;
-    }
+    const stored = await this.readStored(id);
     const fail = (reason: string) => new CorruptBlobError(id, this.location, reason);
-    return this.decodeNamed(id, stored, fail, this.blobLimit);
+    return this.codec.decodeNamed(id, stored, fail, this.blobLimit);
+  }
+
+  /** A blob's bytes as stored (§4), loose or packed, not decoded: what a copy to another target sends. */
+  readStored(id: string): Promise<Buffer> {
+    if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
+    return this.places.read(id);
+  }
+
+  /** readStored, once the bytes are checked to decode to content with this id. */
+  async readStoredVerified(id: string): Promise<Buffer> {
+    const stored = await this.readStored(id);
+    const fail = (reason: string) => new CorruptBlobError(id, this.location, reason);
+    await this.codec.decodeNamed(id, stored, fail, this.blobLimit);
+    return stored;
+  }
+
+  /** Stores a blob's bytes as another target stored them (same keys: `like:` at init), unless held already. */
+  async putStored(id: string, stored: Buffer): Promise<boolean> {
+    if ((await this.index.load()).has(id) || this.places.pendingSize(id) !== undefined) return false;
+    await this.places.put(id, stored);
+    return true;
+  }
+
+  /** New blobs go into pack files from now on (format 3); `flushBlobs`, or a snapshot, makes them findable. */
+  packBlobs(): void {
+    this.places.packBlobs();
+  }
+
+  /** Makes every blob stored so far durable and findable: before any record that names them (I6). */
+  flushBlobs(): Promise<void> {
+    return this.places.flush();
+  }
+
+  /** Whether the target holds the blob now: asked of the target, for writers that must not trust the cache. */
+  blobExists(id: string): Promise<boolean> {
+    return this.places.exists(id);
   }
 
   /** Whether the index holds the blob (no request once the index is loaded). */
@@ -203,6 +238,7 @@ export class Repository implements RepositoryHandle {
    */
   async saveSnapshot(record: SnapshotRecord): Promise<string> {
     checkSnapshotRecord(record);
+    await this.flushBlobs();
     const sizes = await this.index.load();
     for (const [source, tree] of Object.entries(record.trees)) {
       if (!sizes.has(tree)) throw new MissingBlobError(tree, `${this.location} (root tree of ${source})`);
@@ -240,22 +276,12 @@ export class Repository implements RepositoryHandle {
 
   /** Snapshot ids, sorted. */
   async listSnapshots(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const info of this.store.list(SNAPSHOTS_PREFIX)) {
-      const id = info.key.slice(SNAPSHOTS_PREFIX.length);
-      if (isId(id)) ids.push(id);
-    }
-    return ids.sort();
+    return (await listSnapshotFiles(this.store)).map((file) => file.id);
   }
 
   /** Snapshot ids with when their file was last written, as the target lists them. */
-  async listSnapshotFiles(): Promise<Array<{ id: string; modified: Date | undefined }>> {
-    const files: Array<{ id: string; modified: Date | undefined }> = [];
-    for await (const info of this.store.list(SNAPSHOTS_PREFIX)) {
-      const id = info.key.slice(SNAPSHOTS_PREFIX.length);
-      if (isId(id)) files.push({ id, modified: info.lastModified });
-    }
-    return files.sort((a, b) => (a.id < b.id ? -1 : 1));
+  listSnapshotFiles(): Promise<Array<{ id: string; modified: Date | undefined }>> {
+    return listSnapshotFiles(this.store);
   }
 
   /** A verified snapshot; a damaged or malformed one is InvalidSnapshotError naming it. */
@@ -300,38 +326,24 @@ export class Repository implements RepositoryHandle {
     return copySnapshots(this, to, snapshotIds);
   }
 
+  /** Deletes the blobs in `dead` from files and packs (prune's job, under an exclusive lock; see pack-prune.ts). */
+  async pruneBlobs(
+    dead: ReadonlySet<string>,
+    assertHeld: () => void,
+    deleteUnindexed?: boolean,
+  ): Promise<PruneResult> {
+    return pruneBlobs(this, await this.index.current(), dead, assertHeld, deleteUnindexed);
+  }
+
   /** Deletes a blob (prune's job, under an exclusive lock); gone from the index too. */
   async deleteBlob(id: string): Promise<void> {
     if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
     await this.store.delete(dataKey(id));
-    (await this.index.load()).delete(id);
+    this.index.forget(id);
   }
 
   /** The most a data or tree blob may decode to: at least the chunker's largest chunk. */
   get blobLimit(): number {
     return Math.max(DECODE_LIMITS.blob, this.chunkerParams.maxSize);
-  }
-
-  private async decodeNamed(
-    id: string,
-    stored: Buffer,
-    fail: (reason: string) => Error,
-    limit: number,
-  ): Promise<{ kind: Kind; plaintext: Buffer }> {
-    let decoded: { kind: Kind; plaintext: Buffer };
-    try {
-      decoded = await this.codec.decode(stored, limit);
-    } catch (error) {
-      if (error instanceof DecodeError) throw fail(error.message);
-      throw error;
-    }
-    // Large blobs are re-hashed on the thread pool: the reader's main thread goes on parsing and writing the
-    // blobs before (a physical restore's extraction was bound by this hash on one core).
-    const actual =
-      decoded.plaintext.length >= OFF_THREAD_ID_BYTES
-        ? await this.codec.idOfOffThread(decoded.plaintext)
-        : this.codec.idOf(decoded.plaintext);
-    if (actual !== id) throw fail('content does not match its id');
-    return decoded;
   }
 }

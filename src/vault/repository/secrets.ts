@@ -8,7 +8,6 @@ import {
   type ConfigFile,
   DEFAULT_CHUNKER,
   DEFAULT_SCRYPT,
-  ENCRYPTED_FORMAT_VERSION,
   FORMAT_VERSION,
   type ScryptParams,
 } from './format.ts';
@@ -52,7 +51,7 @@ export async function newConfig(
     throw new TypeError('An unencrypted repository needs a 32-byte key to authenticate its records.');
   }
   const config: ConfigFile = {
-    version: password ? ENCRYPTED_FORMAT_VERSION : FORMAT_VERSION,
+    version: FORMAT_VERSION,
     id: randomBytes(32).toString('hex'),
     chunker: {
       algorithm: 'fastcdc',

@@ -1,7 +1,7 @@
-import { BlobNotFoundError } from '../../blobstore/index.ts';
+import { BlobNotFoundError, type BlobStore } from '../../blobstore/index.ts';
 import { DECODE_LIMITS, DecodeError } from './codec.ts';
 import { InvalidSnapshotError, SnapshotNotFoundError } from './errors.ts';
-import { isId, snapshotKey } from './format.ts';
+import { isId, SNAPSHOTS_PREFIX, snapshotKey } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 import { readAtMost } from './io.ts';
 import { checkSnapshotRecord, type Snapshot } from './snapshot.ts';
@@ -34,4 +34,16 @@ export async function loadSnapshotRecord(repo: RepositoryHandle, id: string): Pr
   } catch (error) {
     throw fail(error instanceof SyntaxError ? 'not JSON' : (error as Error).message);
   }
+}
+
+/** Snapshot ids with when their file was last written, as the target lists them, sorted by id. */
+export async function listSnapshotFiles(
+  store: BlobStore,
+): Promise<Array<{ id: string; modified: Date | undefined }>> {
+  const files: Array<{ id: string; modified: Date | undefined }> = [];
+  for await (const info of store.list(SNAPSHOTS_PREFIX)) {
+    const id = info.key.slice(SNAPSHOTS_PREFIX.length);
+    if (isId(id)) files.push({ id, modified: info.lastModified });
+  }
+  return files.sort((a, b) => (a.id < b.id ? -1 : 1));
 }

@@ -37,6 +37,8 @@ export interface ObjectsStreamState {
 
 async function putRecord(repo: RepositoryHandle, key: string, value: unknown): Promise<void> {
   // Authenticated like snapshot records: a journal names blobs a restore writes into the object store.
+  // The blobs a journal names are durable and findable first (I6).
+  await repo.flushBlobs();
   const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(value)), DECODE_LIMITS.snapshot);
   await repo.store.put(key, bytes, { size: bytes.length });
 }

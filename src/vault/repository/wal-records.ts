@@ -1,6 +1,6 @@
 import { readAll } from '../../blobstore/index.ts';
 import { DECODE_LIMITS } from './codec.ts';
-import { dataKey, isId } from './format.ts';
+import { isId } from './format.ts';
 import type { RepositoryHandle } from './handle.ts';
 
 /**
@@ -64,6 +64,8 @@ export function baseRecordKey(record: Pick<BaseBackupRecord, 'id' | 'time'>): st
 }
 
 async function putRecord(repo: RepositoryHandle, key: string, record: object): Promise<void> {
+  // A record names blobs: every one of them is durable and findable first (I6).
+  await repo.flushBlobs();
   const bytes = await repo.encodeRecord(key, Buffer.from(JSON.stringify(record)), DECODE_LIMITS.small);
   await repo.store.put(key, bytes, { size: bytes.length });
 }
@@ -197,10 +199,10 @@ export async function copyBlobsTo(
   let bytesCopied = 0;
   for (const id of ids) {
     if (have.has(id)) continue;
-    const bytes = await readAll(await from.store.get(dataKey(id)));
-    await to.store.put(dataKey(id), bytes, { size: bytes.length });
-    have.set(id, bytes.length);
-    bytesCopied += bytes.length;
+    const bytes = await from.readStored(id);
+    if (await to.putStored(id, bytes)) bytesCopied += bytes.length;
   }
+  // The records that name these blobs are written next.
+  await to.flushBlobs();
   return bytesCopied;
 }

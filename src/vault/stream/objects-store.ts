@@ -1,6 +1,5 @@
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import type { Config } from '../../config/config.ts';
-import { dataKey } from '../repository/format.ts';
 import {
   compactObjectsJournal,
   type Repository,
@@ -56,10 +55,9 @@ export async function streamOneObject(
   let stored = await storeObject(repo, objects, key);
   if (stored.blobsAdded < stored.chunks.length) {
     let missing = false;
-    const index = await repo.index.load();
     for (const id of stored.chunks) {
-      if (await repo.store.head(dataKey(id))) continue;
-      index.delete(id);
+      if (await repo.blobExists(id)) continue;
+      repo.index.forget(id);
       missing = true;
     }
     if (missing) stored = await storeObject(repo, objects, key);

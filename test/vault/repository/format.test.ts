@@ -30,7 +30,7 @@ describe('repository config', () => {
       const repo = await Repository.init(store, { password: PASSWORD });
       const config = await configOf(temp.dir);
       expect(config).toMatchObject({
-        version: 1,
+        version: 3,
         id: repo.id,
         chunker: { algorithm: 'fastcdc', ...DEFAULT_CHUNKER },
         compression: { algorithm: 'zstd', level: 3 },
@@ -98,11 +98,11 @@ describe('repository config', () => {
   it('a newer format version is UnsupportedFormatError asking to upgrade', async () => {
     t = await tempRepo();
     const config = await configOf(t.root);
-    await writeFile(path.join(t.root, 'config'), JSON.stringify({ ...config, version: 3, shape: 'unknown' }));
+    await writeFile(path.join(t.root, 'config'), JSON.stringify({ ...config, version: 4, shape: 'unknown' }));
     const error = await Repository.open(t.store, { authKey: AUTH_KEY }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnsupportedFormatError);
     expect((error as Error).message).toBe(
-      `The backup repository at ${t.store.location} was written by a newer trendgen (format 3); upgrade trendgen.`,
+      `The backup repository at ${t.store.location} was written by a newer trendgen (format 4); upgrade trendgen.`,
     );
   });
 
