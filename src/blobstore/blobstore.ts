@@ -41,6 +41,8 @@ export interface BlobStore {
   get(key: string): Promise<Readable>;
   /** The same bytes whole, where the store has a cheaper way than a stream (see getBytes). */
   getBytes?(key: string): Promise<Buffer>;
+  /** The bytes whole when the blob holds at most `maxBytes`; undefined (nothing read) when it holds more. */
+  getIfSmall?(key: string, maxBytes: number): Promise<Buffer | undefined>;
   /**
    * The `length` bytes at `offset`, for many blobs packed in one immutable blob. Rejects with
    * BlobNotFoundError when missing, with `rangeBeyondEnd`'s BlobStoreError when the blob ends before

@@ -4,7 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDir, readWholeFile, syncFileSystem } from '../lib/files.ts';
+import { fsyncDir, readFileUpTo, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
   assertValidRange,
@@ -105,8 +105,13 @@ export class FileBlobStore implements BlobStore {
 
   /** A blob whole, with one open and no stream: a third of get's CPU for a small blob. */
   async getBytes(key: string): Promise<Buffer> {
+    return (await this.getIfSmall(key, Number.POSITIVE_INFINITY))!;
+  }
+
+  /** A small blob whole with one open and no stream; undefined for a larger one (read it with `get`). */
+  async getIfSmall(key: string, maxBytes: number): Promise<Buffer | undefined> {
     try {
-      return await readWholeFile(this.pathOf(key));
+      return await readFileUpTo(this.pathOf(key), maxBytes);
     } catch (error) {
       if (isNotABlob(error)) throw new BlobNotFoundError(key, this.location);
       throw this.fail(error, key);

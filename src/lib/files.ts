@@ -77,9 +77,15 @@ const fdClose = promisify(close);
  * cost twice the CPU of the reading itself for files of tens of KB (many small blobs on a restore).
  */
 export async function readWholeFile(file: string): Promise<Buffer> {
+  return (await readFileUpTo(file, Number.POSITIVE_INFINITY))!;
+}
+
+/** A file's bytes when it holds at most `maxBytes` (undefined, nothing read, when more), with a bare descriptor. */
+export async function readFileUpTo(file: string, maxBytes: number): Promise<Buffer | undefined> {
   const fd = await fdOpen(file, 'r');
   try {
     const { size } = await fdStat(fd);
+    if (size > maxBytes) return undefined;
     const bytes = Buffer.allocUnsafe(size);
     let offset = 0;
     while (offset < size) {

@@ -40,9 +40,7 @@ export class BlobPlaces {
 
   /** Stored bytes of a blob this process added and has not flushed yet, by size; undefined otherwise. */
   pendingSize(id: string): number | undefined {
-    const pending = this.packer?.pendingBlob(id);
-    if (!pending) return undefined;
-    return 'bytes' in pending ? pending.bytes.length : pending.entry.length;
+    return this.packer?.pendingLength(id);
   }
 
   /** Stores a blob's encoded bytes: into the pack being filled, or as its own durable file. */

@@ -17,7 +17,7 @@ export interface IndexedPack {
 export const TRAILER_LENGTH_BYTES = 4;
 
 /** Packs are cut once they hold this many stored bytes (a blob is never split across packs). */
-export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
+export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
 
 /** An index file names at most this many blobs, so that it stays well below what a record may decode to. */
 export const INDEX_MAX_BLOBS = 60_000;

@@ -27,21 +27,30 @@ export interface PackSink {
 export type PendingBlob = { bytes: Buffer } | { pack: string; entry: PackEntry };
 
 interface OpenPack {
-  parts: Buffer[];
+  /** The pack's bytes so far, at the start of a buffer that is reused once the pack is written. */
+  buffer: Buffer;
   entries: PackEntry[];
   bytes: number;
 }
 
-const emptyPack = (): OpenPack => ({ parts: [], entries: [], bytes: 0 });
+/** Room a pack buffer has beyond the target, so that a blob arriving near the target still fits. */
+const SLACK_BYTES = 2 * 1024 * 1024;
 
 /**
  * Gathers stored blobs into pack files (§13): each pack is one atomic put (temp, fsync, rename), and once every
  * pack is durable, `flush` writes the index file naming their blobs, and only then reports them as stored.
  * So a blob is in an index only once its pack is durable, and a record written after `flush` refers only to
  * blobs a reader can find (I6). A crash before `flush` leaves packs no index names: prune deletes them.
+ *
+ * Blobs are copied into a few pack-sized buffers that are reused: memory stays at most one pack filling and
+ * WRITES_IN_FLIGHT being written, whatever the number of callers, with no large allocation per pack (a
+ * 16 MiB concatenation per pack, with only the caller that filled it waiting, had taken the peak RSS of storing
+ * 40,000 blobs of 10-50 KB from 118 MB (a file each) to 409 MB; with reused buffers: 230 MB, and 200 MB with
+ * 8 MiB packs).
  */
 export class PackWriter {
-  private open = emptyPack();
+  private open: OpenPack | undefined;
+  private readonly spare: Buffer[] = [];
   private readonly writes = new Set<Promise<void>>();
   private written: IndexedPack[] = [];
   private readonly writtenSizes = new Map<string, number>();
@@ -61,29 +70,47 @@ export class PackWriter {
     return this.pending.has(id);
   }
 
-  /** A blob added since the last flush, for a reader that needs it before then. */
+  /** The stored size of a blob added since the last flush; undefined for any other. */
+  pendingLength(id: string): number | undefined {
+    return this.pending.get(id)?.entry.length;
+  }
+
+  /** A blob added since the last flush, for a reader that needs it before then (a copy: buffers are reused). */
   pendingBlob(id: string): PendingBlob | undefined {
     const blob = this.pending.get(id);
     if (!blob) return undefined;
-    if (blob.bytes) return { bytes: blob.bytes };
+    if (blob.bytes) return { bytes: Buffer.from(blob.bytes) };
     return { pack: blob.pack!, entry: blob.entry };
   }
 
-  /** Adds a blob's stored bytes (§4) to the pack being filled; waits while too many packs are being written. */
+  /**
+   * Copies a blob's stored bytes (§4) into the pack being filled. Every caller waits while that pack has no room
+   * and every write slot is busy, so memory stays bounded however many callers store at once.
+   */
   async add(id: string, stored: Buffer): Promise<void> {
-    this.throwIfFailed();
-    if (this.pending.has(id)) return;
-    const entry = { id, offset: this.open.bytes, length: stored.length };
-    this.open.parts.push(stored);
-    this.open.entries.push(entry);
-    this.open.bytes += stored.length;
-    this.pending.set(id, { bytes: stored, entry });
-    if (this.open.bytes >= this.targetBytes || this.open.entries.length >= PACK_MAX_BLOBS) await this.seal();
+    for (;;) {
+      this.throwIfFailed();
+      if (this.pending.has(id)) return;
+      if (!this.open || this.open.entries.length === 0 || this.fits(this.open, stored.length)) break;
+      if (this.writes.size < WRITES_IN_FLIGHT) this.startWrite();
+      else await Promise.race(this.writes);
+    }
+    this.open ??= this.newPack(stored.length);
+    const open = this.open;
+    const entry = { id, offset: open.bytes, length: stored.length };
+    stored.copy(open.buffer, open.bytes);
+    open.entries.push(entry);
+    open.bytes += stored.length;
+    this.pending.set(id, { bytes: open.buffer.subarray(entry.offset, entry.offset + entry.length), entry });
+    if (!this.fits(open, 0) && this.writes.size < WRITES_IN_FLIGHT) this.startWrite();
   }
 
   /** Writes what is being filled, waits for every pack, then writes their index; nothing pending afterwards. */
   async flush(): Promise<void> {
-    await this.seal();
+    while (this.open && this.open.entries.length > 0) {
+      if (this.writes.size < WRITES_IN_FLIGHT) this.startWrite();
+      else await Promise.race(this.writes);
+    }
     await Promise.all([...this.writes]);
     this.throwIfFailed();
     const packs = this.written;
@@ -96,11 +123,27 @@ export class PackWriter {
     for (const pack of packs) for (const blob of pack.blobs) this.pending.delete(blob.id);
   }
 
-  private async seal(): Promise<void> {
-    const pack = this.open;
-    this.open = emptyPack();
-    if (pack.entries.length === 0) return;
-    while (this.writes.size >= WRITES_IN_FLIGHT) await Promise.race(this.writes);
+  /** Whether `more` bytes still go into this pack: below the target, within its buffer, under the blob limit. */
+  private fits(pack: OpenPack, more: number): boolean {
+    return (
+      pack.bytes < this.targetBytes &&
+      pack.bytes + more <= pack.buffer.length &&
+      pack.entries.length < PACK_MAX_BLOBS
+    );
+  }
+
+  /** A pack buffer: a reused one when the blob fits in it, else one just for this (large) blob. */
+  private newPack(firstBlob: number): OpenPack {
+    const size = this.targetBytes + SLACK_BYTES;
+    const buffer =
+      firstBlob <= size ? (this.spare.pop() ?? Buffer.allocUnsafe(size)) : Buffer.allocUnsafe(firstBlob);
+    return { buffer, entries: [], bytes: 0 };
+  }
+
+  /** Starts writing the pack being filled (the caller checked a slot is free); the next blob starts a new one. */
+  private startWrite(): void {
+    const pack = this.open!;
+    this.open = undefined;
     const write: Promise<void> = this.writePack(pack)
       .catch((error: unknown) => {
         this.failure ??= error;
@@ -115,12 +158,14 @@ export class PackWriter {
     const trailer = await this.sink.encodeRecord(key, encodeTrailer(pack.entries));
     const length = Buffer.alloc(TRAILER_LENGTH_BYTES);
     length.writeUInt32LE(trailer.length);
-    const bytes = Buffer.concat([...pack.parts, trailer, length]);
-    // Pending reads are served from the pack's bytes, so the parts can go: memory holds each pack once.
-    pack.parts.length = 0;
-    for (const entry of pack.entries) {
-      const blob = this.pending.get(entry.id);
-      if (blob?.bytes) blob.bytes = bytes.subarray(entry.offset, entry.offset + entry.length);
+    const total = pack.bytes + trailer.length + TRAILER_LENGTH_BYTES;
+    let bytes: Buffer;
+    if (total <= pack.buffer.length) {
+      trailer.copy(pack.buffer, pack.bytes);
+      length.copy(pack.buffer, pack.bytes + trailer.length);
+      bytes = pack.buffer.subarray(0, total);
+    } else {
+      bytes = Buffer.concat([pack.buffer.subarray(0, pack.bytes), trailer, length]);
     }
     await this.sink.store.put(key, bytes, { size: bytes.length });
     for (const entry of pack.entries) {
@@ -132,6 +177,9 @@ export class PackWriter {
     }
     this.written.push({ pack: id, blobs: pack.entries });
     this.writtenSizes.set(id, bytes.length);
+    // Written: its buffer takes the next pack (only pack-sized ones; one for a large blob is let go).
+    if (pack.buffer.length === this.targetBytes + SLACK_BYTES && this.spare.length <= WRITES_IN_FLIGHT)
+      this.spare.push(pack.buffer);
   }
 
   private throwIfFailed(): void {

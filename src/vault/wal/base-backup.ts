@@ -44,6 +44,8 @@ export async function takeBaseBackup(repo: Repository, databaseUrl: string): Pro
     child.once('close', (code) => resolve(code));
   });
   let stored: Awaited<ReturnType<typeof storeAsTree>>;
+  // Its chunks go into pack files (format 3): the record below is written once they are durable and indexed.
+  repo.packBlobs();
   try {
     stored = await storeAsTree(repo, 'base.tar', child.stdout!);
   } catch (error) {
@@ -81,6 +83,7 @@ export async function copyBaseBackup(
   to: Repository,
   record: BaseBackupRecord,
 ): Promise<void> {
+  to.packBlobs();
   await copyBlobsTo(from, to, await treeFileBlobs(from, record.tree));
   await writeBaseRecord(to, record);
 }
