@@ -4,7 +4,7 @@ import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDir, readFileUpTo, syncFileSystem } from '../lib/files.ts';
+import { fsyncDir, readFileUpTo, removeStaleFiles, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
   assertValidRange,
@@ -174,27 +174,7 @@ export class FileBlobStore implements BlobStore {
 
   /** Removes temp files left by crashed writers; returns how many it removed. */
   async cleanTemp(maxAgeMs = STALE_TEMP_MS): Promise<number> {
-    let names: string[];
-    try {
-      names = await readdir(this.tempDir);
-    } catch (error) {
-      if (isMissing(error)) return 0;
-      throw this.fail(error, TEMP_DIR);
-    }
-    let removed = 0;
-    const now = Date.now();
-    for (const name of names) {
-      const file = path.join(this.tempDir, name);
-      try {
-        if (now - (await stat(file)).mtimeMs > maxAgeMs) {
-          await unlink(file);
-          removed++;
-        }
-      } catch (error) {
-        if (!isMissing(error)) throw this.fail(error, TEMP_DIR);
-      }
-    }
-    return removed;
+    return removeStaleFiles(this.tempDir, maxAgeMs, (error) => this.fail(error, TEMP_DIR));
   }
 
   private pathOf(key: string): string {

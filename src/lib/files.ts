@@ -15,7 +15,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -130,4 +130,38 @@ export function ensureSecretFile(file: string, bytes = 24): string {
   const value = randomBytes(bytes).toString('base64url');
   writeFileAtomicSync(file, `${value}\n`, 0o600);
   return value;
+}
+
+/**
+ * Deletes the files of `dir` last modified more than `maxAgeMs` ago (a missing folder has none); returns how many.
+ * `fail` turns any other error into the caller's sentence.
+ */
+export async function removeStaleFiles(
+  dir: string,
+  maxAgeMs: number,
+  fail: (error: unknown) => Error,
+): Promise<number> {
+  const missing = (error: unknown) =>
+    ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if (missing(error)) return 0;
+    throw fail(error);
+  }
+  let removed = 0;
+  const now = Date.now();
+  for (const name of names) {
+    const file = path.join(dir, name);
+    try {
+      if (now - (await stat(file)).mtimeMs > maxAgeMs) {
+        await unlink(file);
+        removed++;
+      }
+    } catch (error) {
+      if (!missing(error)) throw fail(error);
+    }
+  }
+  return removed;
 }
