@@ -13,6 +13,8 @@ export interface PackLocation {
 export interface IndexListing {
   /** Stored size of every blob a reader can find, loose or packed, by id. */
   sizes: Map<string, number>;
+  /** Blobs stored as their own file under data/. */
+  loose: Set<string>;
   /** Blobs found in a pack that exists (a blob both loose and packed is read from its pack). */
   packed: Map<string, PackLocation>;
   /** Every pack file, by id, with its size. */
@@ -32,6 +34,7 @@ export type IndexReader = (id: string) => Promise<IndexedPack[]>;
 export async function listBlobs(store: BlobStore, readIndex?: IndexReader): Promise<IndexListing> {
   const listing: IndexListing = {
     sizes: new Map(),
+    loose: new Set(),
     packed: new Map(),
     packs: new Map(),
     indexes: new Map(),
@@ -40,8 +43,10 @@ export async function listBlobs(store: BlobStore, readIndex?: IndexReader): Prom
   };
   for await (const info of store.list(DATA_PREFIX)) {
     const id = idOfDataKey(info.key);
-    if (id) listing.sizes.set(id, info.size);
-    else listing.unexpected.push(info.key);
+    if (id) {
+      listing.sizes.set(id, info.size);
+      listing.loose.add(id);
+    } else listing.unexpected.push(info.key);
   }
   if (!readIndex) return listing;
   const indexIds: string[] = [];
@@ -127,6 +132,8 @@ export class BlobIndex {
     const fresh = await this.fresh();
     const listing = await this.loaded();
     // The same Map objects: callers that hold them (putBlob in flight) keep seeing the current state.
+    listing.loose.clear();
+    for (const id of fresh.loose) listing.loose.add(id);
     for (const field of ['sizes', 'packed', 'packs', 'indexes'] as const) {
       const target = listing[field] as Map<string, unknown>;
       target.clear();
@@ -140,6 +147,7 @@ export class BlobIndex {
   /** A loose blob this process stored. */
   addLoose(id: string, size: number): void {
     this.listing?.sizes.set(id, size);
+    this.listing?.loose.add(id);
   }
 
   /** Packs this process wrote, once the index file naming them is durable. */
@@ -152,6 +160,7 @@ export class BlobIndex {
   /** A blob deleted (loose) or a pack deleted, with every blob it held that no other place holds. */
   forget(id: string): void {
     this.listing?.sizes.delete(id);
+    this.listing?.loose.delete(id);
     this.listing?.packed.delete(id);
   }
 

@@ -33,15 +33,16 @@ export async function pruneBlobs(
     result.blobs++;
     result.bytes += size;
   }
+  // Planned before any loose file goes: forgetting a blob also drops it from the listing's packed blobs.
+  const plan = planPacks(listing, dead, deleteUnindexed);
   for (const id of dead) {
-    if (!listing.sizes.has(id)) continue;
+    if (!listing.loose.has(id)) continue;
     assertHeld();
     await repo.store.delete(dataKey(id));
     repo.index.forget(id);
   }
   if (listing.packs.size === 0 && listing.indexes.size === 0) return result;
 
-  const plan = planPacks(listing, dead, deleteUnindexed);
   const fresh = new Set(await rewriteLive(repo, plan.rewrite, assertHeld));
   result.packsRewritten = plan.rewrite.length;
   // The packs kept are indexed anew before the old index files go: never a moment a live blob is unindexed.

@@ -14,7 +14,13 @@ const id = (n: number) => n.toString(16).padStart(64, '0');
 describe('pack trailers and index files', () => {
   it('an index and a trailer read back as written', () => {
     const packs = [
-      { pack: id(1), blobs: [{ id: id(2), offset: 0, length: 10 }, { id: id(3), offset: 10, length: 5 }] },
+      {
+        pack: id(1),
+        blobs: [
+          { id: id(2), offset: 0, length: 10 },
+          { id: id(3), offset: 10, length: 5 },
+        ],
+      },
       { pack: id(4), blobs: [{ id: id(5), offset: 0, length: 7 }] },
     ];
     expect(parseIndex(encodeIndex(packs))).toEqual(packs);

@@ -148,6 +148,23 @@ describe.each([
     expect(await restoredDigests(fresh, two.treeId, path.join(t.work, 'out'))).toEqual(expected);
   });
 
+  it('prune deletes a dead blob stored both as its own file and in a pack, both copies', async () => {
+    t = await tempRepo({ encrypted });
+    const packing = await reopen(encrypted);
+    packing.packBlobs();
+    await packing.index.load();
+    const content = randomBytes(5000);
+    // One process stores it as its own file, another, whose index was loaded before, packs it again.
+    const { id } = await t.repo.putBlob('data', content);
+    expect((await packing.putBlob('data', content)).stored).toBe(true);
+    await packing.flushBlobs();
+    const fresh = await reopen(encrypted);
+    const report = await fresh.check({});
+    expect(report.unreferencedBlobs).toEqual([id]);
+    expect(await fresh.pruneBlobs(new Set([id]), () => {})).toMatchObject({ blobs: 1, packsDeleted: 1 });
+    expect((await filesUnder(t.root)).filter((f) => /^(data|packs|index)\//.test(f))).toEqual([]);
+  });
+
   it('repair moves a pack with a damaged blob aside after storing its good blobs as their own files', async () => {
     t = await tempRepo({ encrypted });
     const source = path.join(t.work, 'source');
