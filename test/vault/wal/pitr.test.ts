@@ -8,7 +8,6 @@ import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { runAsFor } from '../../../src/embedded/run-as.ts';
 import { sleep } from '../../../src/lib/process.ts';
-import { dataKey } from '../../../src/vault/repository/format.ts';
 import { type Repository, writeObjectsStreamState } from '../../../src/vault/repository/index.ts';
 import { planMoment } from '../../../src/vault/restore-to-moment.ts';
 import { openRepository, type Target } from '../../../src/vault/targets.ts';
@@ -18,7 +17,7 @@ import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
 import { WalReceiver } from '../../../src/vault/wal/receiver.ts';
 import { WalShipper } from '../../../src/vault/wal/shipper.ts';
 import { treeFileBlobs } from '../../../src/vault/wal/tree-file.ts';
-import { flipByte } from '../../support/files.ts';
+import { flipStoredByte, storedBlob } from '../../support/stored-blobs.ts';
 import { tempDir } from '../../support/temp.ts';
 
 // I11: the WAL streamed into the vault restores PostgreSQL to any moment, and to the newest one.
@@ -155,7 +154,8 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
   it('a damaged chunk of the base backup stops the restore with an error that names it', async () => {
     const plan = await planPointInTime(repo, undefined);
     const [, , middle] = await treeFileBlobs(repo, plan.base.tree);
-    flipByte(path.join(temp.dir, 'backups', dataKey(middle!)));
+    // The base backup's chunks are in a pack: the middle one's bytes are flipped where they lie.
+    flipStoredByte(await storedBlob(repo, path.join(temp.dir, 'backups'), middle!));
     await expect(
       restorePhysical(repo, plan, {
         dataDir: path.join(temp.dir, 'restored-damaged'),
