@@ -157,7 +157,7 @@ export class BlobIndex {
     addPacked(this.listing, packs);
   }
 
-  /** A blob deleted (loose) or a pack deleted, with every blob it held that no other place holds. */
+  /** A blob no longer held where this index last saw it: gone from what is known until the next listing. */
   forget(id: string): void {
     this.listing?.sizes.delete(id);
     this.listing?.loose.delete(id);

@@ -335,7 +335,7 @@ export class Repository implements RepositoryHandle {
     return pruneBlobs(this, await this.index.current(), dead, assertHeld, deleteUnindexed);
   }
 
-  /** Deletes a blob (prune's job, under an exclusive lock); gone from the index too. */
+  /** Deletes a blob's own file under data/ (packed copies are prune's: pruneBlobs); gone from the index too. */
   async deleteBlob(id: string): Promise<void> {
     if (!isId(id)) throw new TypeError(`Not a blob id: ${JSON.stringify(id)}.`);
     await this.store.delete(dataKey(id));
