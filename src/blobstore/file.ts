@@ -108,6 +108,10 @@ export class FileBlobStore implements BlobStore {
     return (await this.getIfSmall(key, Number.POSITIVE_INFINITY))!;
   }
 
+  localPath(key: string): string {
+    return this.pathOf(key);
+  }
+
   /** A small blob whole with one open and no stream; undefined for a larger one (read it with `get`). */
   async getIfSmall(key: string, maxBytes: number): Promise<Buffer | undefined> {
     try {

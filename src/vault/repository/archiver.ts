@@ -28,10 +28,30 @@ export interface StoredFile {
 }
 
 /** Chunks a stream and stores every chunk; a stream shorter than the minimum chunk is one blob. */
-export async function storeFile(
+export function storeFile(
   repo: RepositoryHandle,
   source: AsyncIterable<Uint8Array | string>,
   options: StoreFileOptions = {},
+): Promise<StoredFile> {
+  return storeChunks(repo, repo.chunker.chunkStream(source), options);
+}
+
+/**
+ * storeFile for bytes already in memory: the chunks are views into `bytes`, never copied (a backup of many
+ * small objects spent more in allocating a chunking window per object and collecting it than in hashing).
+ */
+export function storeBytes(
+  repo: RepositoryHandle,
+  bytes: Buffer,
+  options: StoreFileOptions = {},
+): Promise<StoredFile> {
+  return storeChunks(repo, repo.chunker.chunkBuffer(bytes), options);
+}
+
+async function storeChunks(
+  repo: RepositoryHandle,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  options: StoreFileOptions,
 ): Promise<StoredFile> {
   const result: StoredFile = { chunks: [], chunkSizes: [], size: 0, blobsAdded: 0, bytesAdded: 0 };
   let compress = options.compress;
@@ -46,7 +66,7 @@ export async function storeFile(
       result.bytesAdded += put.storedSize;
     }
   };
-  for await (const chunk of repo.chunker.chunkStream(source)) {
+  for await (const chunk of chunks) {
     // Later chunks of a JPEG carry no signature, so the first chunk decides for the whole file.
     if (result.size === 0 && compress === undefined && looksCompressed(chunk)) compress = false;
     result.size += chunk.length;

@@ -4,7 +4,8 @@ import type { ChunkerParams } from './format.ts';
 /** Bytes copied into the window per scan: bounds the tail moved after each cut. */
 const STEP = 256 * 1024;
 const MAX_CHUNK_LIMIT = 64 * 1024 * 1024;
-const INITIAL_WINDOW = 1024 * 1024;
+/** The smallest window a stream starts with; a first piece larger than this sizes it instead. */
+const INITIAL_WINDOW = 64 * 1024;
 
 /** Where a scan of the current chunk stopped, so feeding more bytes resumes it exactly. */
 interface ScanState {
@@ -43,12 +44,14 @@ export class Chunker {
    * read. Every chunk is a fresh Buffer the caller may keep; an empty input yields no chunk.
    */
   async *chunkStream(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Buffer> {
-    // Grown on demand: most files (images, prompts) are far smaller than maxSize.
-    let window = Buffer.allocUnsafe(Math.min(this.maxSize, INITIAL_WINDOW));
+    // Grown on demand: most files (images, prompts) are far smaller than maxSize, and a window allocated per
+    // file is garbage the moment the file is stored.
+    let window: Buffer | undefined;
     let filled = 0;
     const state: ScanState = { pos: 0, hash: 0 };
     for await (const piece of source) {
       const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
+      window ??= Buffer.allocUnsafe(Math.min(this.maxSize, Math.max(INITIAL_WINDOW, bytes.length)));
       let offset = 0;
       while (offset < bytes.length) {
         const n = Math.min(this.maxSize - filled, bytes.length - offset, STEP);
@@ -73,16 +76,16 @@ export class Chunker {
         }
       }
     }
-    if (filled > 0) yield Buffer.from(window.subarray(0, filled));
+    if (window && filled > 0) yield Buffer.from(window.subarray(0, filled));
   }
 
-  /** The chunks of a buffer already in memory, as views into it (no copies). */
-  *chunkBuffer(data: Uint8Array): Generator<Uint8Array> {
+  /** The chunks of a buffer already in memory, as views into it (no copies); the same cuts as chunkStream. */
+  *chunkBuffer(data: Uint8Array): Generator<Buffer> {
     let start = 0;
     while (start < data.length) {
       const rest = data.subarray(start, start + this.maxSize);
       const cut = this.boundary(rest, rest.length, { pos: 0, hash: 0 }) || rest.length;
-      yield rest.subarray(0, cut);
+      yield Buffer.from(data.buffer, data.byteOffset + start, cut);
       start += cut;
     }
   }
