@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { fsyncDir, readFileUpTo, removeStaleFiles, syncFileSystem } from '../lib/files.ts';
+import { fsyncDir, placeFileSync, readFileUpTo, removeStaleFiles, syncFileSystem } from '../lib/files.ts';
 import {
   assertValidKey,
   assertValidRange,
@@ -21,10 +20,10 @@ import {
 } from './blobstore.ts';
 import { DescriptorCache, writeAll } from './file-descriptors.ts';
 import { fsSentence, isMissing, isNotABlob } from './file-errors.ts';
+import { listBlobs, statBlob } from './file-listing.ts';
 
 const TEMP_DIR = '.tmp';
 const STALE_TEMP_MS = 60 * 60 * 1000;
-const STAT_BATCH = 64;
 
 /**
  * Blobs as files under one root. Every write goes to `<root>/.tmp/` first (same filesystem), is
@@ -53,6 +52,12 @@ export class FileBlobStore implements BlobStore {
 
   async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
     const target = this.pathOf(key);
+    if (
+      Buffer.isBuffer(body) &&
+      options?.durable === false &&
+      (await this.placeDeferred(key, target, body, options))
+    )
+      return;
     const temp = await this.writeTemp(key, body, options);
     try {
       await this.intoPlace(target, () => rename(temp, target), options?.durable ?? true);
@@ -61,6 +66,34 @@ export class FileBlobStore implements BlobStore {
       throw this.fail(error, key);
     } finally {
       // Even after a failure: the rename may have happened, and a cached descriptor reads the old file.
+      await this.descriptors.evict(key);
+    }
+  }
+
+  /**
+   * A write that is durable only at `flush()` is a batch job's (a restore's, which serves nothing meanwhile): it is
+   * written with blocking calls, because the five thread-pool round trips of an asynchronous write cost the main
+   * thread more than writing a small file does. False when a directory vanished: the caller takes the slow path.
+   */
+  private async placeDeferred(
+    key: string,
+    target: string,
+    body: Buffer,
+    options: PutOptions,
+  ): Promise<boolean> {
+    checkBodySize(key, body.length, options.size);
+    try {
+      await this.init();
+      await this.ensureDir(path.dirname(target));
+      placeFileSync(path.join(this.tempDir, `${randomBytes(12).toString('hex')}.tmp`), target, body);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) {
+        this.forget();
+        return false;
+      }
+      throw this.fail(error, key);
+    } finally {
       await this.descriptors.evict(key);
     }
   }
@@ -135,11 +168,13 @@ export class FileBlobStore implements BlobStore {
 
   async head(key: string): Promise<BlobInfo | undefined> {
     this.pathOf(key);
-    return this.statInfo(key);
+    return statBlob(this.root, key).catch((error) => {
+      throw this.fail(error, key);
+    });
   }
 
   async *list(prefix = ''): AsyncIterable<BlobInfo> {
-    yield* this.walk(this.root, '', prefix);
+    yield* listBlobs(this.root, prefix, (error, key) => this.fail(error, key));
   }
 
   async delete(key: string): Promise<void> {
@@ -284,46 +319,6 @@ export class FileBlobStore implements BlobStore {
       await unlink(temp).catch(() => {});
       // The body's own failure (a client that went away) belongs to the caller, unchanged.
       throw error === bodyError ? error : this.fail(error, key);
-    }
-  }
-
-  private async *walk(dir: string, keyPrefix: string, prefix: string): AsyncGenerator<BlobInfo> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (error) {
-      if (isMissing(error)) return;
-      throw this.fail(error, keyPrefix || prefix);
-    }
-    // Sorting a folder as "name/" yields keys in plain string order, as S3 does: "a-b" < "a/c" < "a0".
-    const items = entries
-      .filter((entry) => isValidKey(entry.name) && (entry.isFile() || entry.isDirectory()))
-      .map((entry) => {
-        const key = keyPrefix + entry.name;
-        return { entry, key, order: entry.isDirectory() ? `${key}/` : key };
-      })
-      .filter(({ order }) => order.startsWith(prefix) || (order.endsWith('/') && prefix.startsWith(order)))
-      .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
-    const infos = new Map<string, BlobInfo | undefined>();
-    const files = items.filter(({ entry }) => entry.isFile());
-    for (let i = 0; i < files.length; i += STAT_BATCH) {
-      const batch = files.slice(i, i + STAT_BATCH);
-      await Promise.all(batch.map(async ({ key }) => infos.set(key, await this.statInfo(key))));
-    }
-    for (const { entry, key } of items) {
-      if (entry.isDirectory()) yield* this.walk(path.join(dir, entry.name), `${key}/`, prefix);
-      else if (infos.get(key)) yield infos.get(key)!;
-    }
-  }
-
-  private async statInfo(key: string): Promise<BlobInfo | undefined> {
-    try {
-      const info = await stat(path.join(this.root, ...key.split('/')));
-      return info.isFile() ? { key, size: info.size, lastModified: info.mtime } : undefined;
-    } catch (error) {
-      // Deleted between readdir and stat: no longer part of the listing.
-      if (isMissing(error)) return undefined;
-      throw this.fail(error, key);
     }
   }
 

@@ -128,6 +128,20 @@ export function readFileUpToSync(file: string, maxBytes: number): Buffer | undef
   }
 }
 
+/**
+ * Writes `bytes` to a new file `temp` and renames it to `target`, with blocking calls and no fsync: for a batch
+ * job that makes its files durable at its end (a restore). On failure the temp file is gone and the error thrown.
+ */
+export function placeFileSync(temp: string, target: string, bytes: Uint8Array): void {
+  try {
+    writeFileSync(temp, bytes, { flag: 'wx', mode: 0o644 });
+    renameSync(temp, target);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
 /** Writes a small file atomically: temp file, fsync, rename, fsync of the directory. */
 export function writeFileAtomicSync(file: string, content: string | Buffer, mode = 0o644): void {
   const dir = path.dirname(file);

@@ -88,6 +88,20 @@ describe('FileBlobStore', () => {
     );
   });
 
+  it('a write without durability replaces a blob whole, refuses a wrong size, and outlives its folders being removed', async () => {
+    await store.put('restored/a/x', Buffer.from('old'), { durable: false });
+    await store.put('restored/a/x', Buffer.from('new bytes'), { durable: false, size: 9 });
+    expect(await readFile(path.join(root, 'restored/a/x'), 'utf8')).toBe('new bytes');
+    await expect(store.put('restored/a/y', Buffer.from('abc'), { durable: false, size: 4 })).rejects.toThrow(
+      BlobStoreError,
+    );
+    // A restore wiping the store behind it: the folders (the temp folder too) are made again.
+    await rm(root, { recursive: true, force: true });
+    await store.put('restored/b/z', Buffer.from('z'), { durable: false });
+    expect(await filesUnder(root)).toEqual(['restored/b/z']);
+    expect(await readdir(path.join(root, '.tmp'))).toEqual([]);
+  });
+
   it('flushing a store whose folder was never created has nothing to do', async () => {
     await rm(dir, { recursive: true, force: true });
     await expect(store.flush()).resolves.toBeUndefined();

@@ -15,7 +15,8 @@ export async function readObjectBytes(
 ): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (const chunk of chunks) parts.push(await repo.getBlob(chunk));
-  const bytes = Buffer.concat(parts);
+  // Most objects are one chunk: no copy of it.
+  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   const expected = sha256 ?? hashInKey(key);
   if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
     throw new Error('its bytes do not hash to the SHA-256 in its name');
