@@ -64,8 +64,8 @@ export class Codec {
       compression = COMPRESSION_NONE;
       payload = plaintext;
     }
-    const framed = Buffer.concat([header(kind, compression), payload]);
-    return this.keys ? seal(this.keys.encryptionKey, framed) : framed;
+    const parts = [header(kind, compression), payload];
+    return this.keys ? seal(this.keys.encryptionKey, parts) : Buffer.concat(parts);
   }
 
   /** decode, then the content re-hashed against `id`; `fail(reason)` is what is thrown when either fails (I7). */

@@ -44,13 +44,18 @@ export function deriveKey(password: string, salt: Buffer, params: ScryptParams):
   });
 }
 
-/** nonce ‖ ciphertext ‖ tag, with a fresh random nonce per call. */
-export function seal(key: Buffer, plaintext: Buffer): Buffer {
+/**
+ * nonce ‖ ciphertext ‖ tag, with a fresh random nonce per call. Several parts are sealed as their concatenation
+ * (the cipher streams), without copying them into one buffer first.
+ */
+export function seal(key: Buffer, plaintext: Buffer | Buffer[]): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  const body = cipher.update(plaintext);
+  const body = Array.isArray(plaintext)
+    ? plaintext.map((part) => cipher.update(part))
+    : [cipher.update(plaintext)];
   const rest = cipher.final();
-  return Buffer.concat([nonce, body, rest, cipher.getAuthTag()]);
+  return Buffer.concat([nonce, ...body, rest, cipher.getAuthTag()]);
 }
 
 /** The plaintext, or undefined when the bytes were not sealed with this key or were altered since. */
