@@ -28,6 +28,11 @@ export function countBytes(body: Readable, key: string, declared: number): Reada
   return counter;
 }
 
+/** A ranged read whose connection ended before the bytes it promised: worth asking again. */
+export class RangeCutShortError extends BlobStoreError {
+  override name = 'RangeCutShortError';
+}
+
 /** The Range header for `length` (at least 1) bytes at `offset`: HTTP names the last byte, not the length. */
 export function rangeHeader(offset: number, length: number): string {
   return `bytes=${offset}-${offset + length - 1}`;
@@ -54,10 +59,18 @@ export async function readRange(
         `The S3 endpoint ${where.endpoint} answered a read of bytes ${offset}-${wanted - 1} of ${where.key} in ${where.location} with bytes ${start}-${(end ?? 0) - 1}: it does not serve ranges as S3 does.`,
       );
     }
-    const bytes = body ? await readSpan(body, offset - start, length) : Buffer.alloc(0);
+    let bytes: Buffer;
+    try {
+      bytes = body ? await readSpan(body, offset - start, length) : Buffer.alloc(0);
+    } catch (error) {
+      throw new RangeCutShortError(
+        `Reading ${where.key} from ${where.location} failed while its bytes arrived (${(error as Error).message}): check the network to ${where.endpoint}.`,
+        { cause: error },
+      );
+    }
     if (bytes.length === length) return bytes;
     if (end === undefined) throw rangeBeyondEnd(where.key, where.location, offset, length);
-    throw new BlobStoreError(
+    throw new RangeCutShortError(
       `Reading ${where.key} from ${where.location} was cut short after ${bytes.length} of ${length} bytes: check the network to ${where.endpoint}.`,
     );
   } finally {

@@ -24,7 +24,7 @@ import {
   type PutOptions,
   rangeBeyondEnd,
 } from './blobstore.ts';
-import { countBytes, rangeHeader, readRange } from './s3-bodies.ts';
+import { countBytes, RangeCutShortError, rangeHeader, readRange } from './s3-bodies.ts';
 import {
   describeEndpoint,
   describeS3Error,
@@ -203,7 +203,7 @@ export class S3BlobStore implements BlobStore {
     );
   }
 
-  /** One ranged GET (a HEAD for an empty range). Unlike get's, a body cut short is not resumed: the call fails. */
+  /** One ranged GET (a HEAD for an empty range), asked again when its body is cut short. */
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     const Key = this.objectKey(key);
     assertValidRange(offset, length);
@@ -212,14 +212,24 @@ export class S3BlobStore implements BlobStore {
       if (await this.head(key)) return Buffer.alloc(0);
       throw new BlobNotFoundError(key, this.location);
     }
-    try {
-      const Range = rangeHeader(offset, length);
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
-      return await readRange(out, { key, location: this.location, endpoint: this.endpoint }, offset, length);
-    } catch (error) {
-      if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
-      if (isRangeNotSatisfiable(error)) throw rangeBeyondEnd(key, this.location, offset, length);
-      throw this.fail(error, key);
+    const Range = rangeHeader(offset, length);
+    // A body cut short is asked for again, as `get` resumes: the SDK retries only what fails before the body.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
+        return await readRange(
+          out,
+          { key, location: this.location, endpoint: this.endpoint },
+          offset,
+          length,
+        );
+      } catch (error) {
+        if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
+        if (isRangeNotSatisfiable(error)) throw rangeBeyondEnd(key, this.location, offset, length);
+        if (!(error instanceof RangeCutShortError) || attempt >= this.maxAttempts)
+          throw this.fail(error, key);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
+      }
     }
   }
 

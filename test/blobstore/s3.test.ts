@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStoreError, createBlobStore, S3BlobStore } from '../../src/blobstore/index.ts';
+import { startS3FaultProxy } from '../support/s3-fault-proxy.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
 import { blobStoreContract, randomStream } from './contract.ts';
 import { blobRangeContract } from './range-contract.ts';
@@ -42,6 +43,45 @@ async function closedPort(): Promise<number> {
 }
 
 describe('S3BlobStore', () => {
+  it('a ranged read whose body is cut short is asked again, and fails in one sentence only when it keeps being cut', async () => {
+    const proxy = await startS3FaultProxy(server.settings.endpoint!, { fraction: 0.3 });
+    const prefix = `cut-ranges-${++run}`;
+    const through = (maxAttempts: number) =>
+      new S3BlobStore({
+        bucket: BUCKET,
+        prefix,
+        settings: { ...server.settings, endpoint: proxy.endpoint },
+        maxAttempts,
+      });
+    const store = through(5);
+    const pack = randomBytes(256 * 1024);
+    try {
+      await store.put('packs/p', pack);
+      proxy.setMode('truncate', 7);
+      for (let i = 0; i < 8; i++) {
+        const offset = i * 30_000;
+        expect(
+          (await store.getRange('packs/p', offset, 20_000)).equals(pack.subarray(offset, offset + 20_000)),
+        ).toBe(true);
+      }
+      expect(proxy.counts.faulted).toBeGreaterThan(0);
+      proxy.setMode('truncate', 7);
+      const once = through(1);
+      const errors = await Promise.all(
+        Array.from({ length: 20 }, () => once.getRange('packs/p', 0, 20_000).catch((e: unknown) => e)),
+      );
+      expect(
+        errors.some(
+          (e) => e instanceof BlobStoreError && /cut short|failed while its bytes arrived/.test(e.message),
+        ),
+      ).toBe(true);
+      await once.close();
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  }, 60_000);
+
   it('a fully stalled endpoint is given up on after the idle timeout, in one sentence', async () => {
     // Accepts connections and never answers a byte.
     const held: import('node:net').Socket[] = [];
