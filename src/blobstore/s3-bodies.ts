@@ -59,15 +59,7 @@ export async function readRange(
         `The S3 endpoint ${where.endpoint} answered a read of bytes ${offset}-${wanted - 1} of ${where.key} in ${where.location} with bytes ${start}-${(end ?? 0) - 1}: it does not serve ranges as S3 does.`,
       );
     }
-    let bytes: Buffer;
-    try {
-      bytes = body ? await readSpan(body, offset - start, length) : Buffer.alloc(0);
-    } catch (error) {
-      throw new RangeCutShortError(
-        `Reading ${where.key} from ${where.location} failed while its bytes arrived (${(error as Error).message}): check the network to ${where.endpoint}.`,
-        { cause: error },
-      );
-    }
+    const bytes = body ? await readSpan(body, offset - start, length) : Buffer.alloc(0);
     if (bytes.length === length) return bytes;
     if (end === undefined) throw rangeBeyondEnd(where.key, where.location, offset, length);
     throw new RangeCutShortError(

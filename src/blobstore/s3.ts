@@ -213,21 +213,18 @@ export class S3BlobStore implements BlobStore {
       throw new BlobNotFoundError(key, this.location);
     }
     const Range = rangeHeader(offset, length);
-    // A body cut short is asked for again, as `get` resumes: the SDK retries only what fails before the body.
+    const where = { key, location: this.location, endpoint: this.endpoint };
     for (let attempt = 1; ; attempt++) {
+      let out: GetObjectCommandOutput | undefined;
       try {
-        const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
-        return await readRange(
-          out,
-          { key, location: this.location, endpoint: this.endpoint },
-          offset,
-          length,
-        );
+        out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
+        return await readRange(out, where, offset, length);
       } catch (error) {
         if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
         if (isRangeNotSatisfiable(error)) throw rangeBeyondEnd(key, this.location, offset, length);
-        if (!(error instanceof RangeCutShortError) || attempt >= this.maxAttempts)
-          throw this.fail(error, key);
+        // A body that broke off is asked for again, as `get` resumes; the SDK retried what failed before it.
+        const broken = out && (error instanceof RangeCutShortError || !(error instanceof BlobStoreError));
+        if (!broken || attempt >= this.maxAttempts) throw this.fail(error, key);
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
       }
     }
