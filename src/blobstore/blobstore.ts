@@ -43,7 +43,7 @@ export interface BlobStore {
   getBytes?(key: string): Promise<Buffer>;
   /** The bytes whole when the blob holds at most `maxBytes`; undefined (nothing read) when it holds more. */
   getIfSmall?(key: string, maxBytes: number): Promise<Buffer | undefined>;
-  /** The local file that holds a key's bytes, for readers on other threads; only stores on a file system have one. */
+  /** The local file that holds a key's bytes, for a batch job's blocking reads; only stores on a file system have one. */
   localPath?(key: string): string;
   /**
    * The `length` bytes at `offset`, for many blobs packed in one immutable blob. Rejects with
