@@ -161,8 +161,14 @@ async function storeVerified(
   // 2.1-3.7 s of CPU instead of 4.5-6.0 s; a pool of worker threads doing the reads, hashing and sealing took
   // 4.9-7.1 s and 100 MB more memory).
   const local = objects.localPath?.(key);
+  const read = local ? readLocalObject(local) : 'unread';
+  // A large object was found large already: it is streamed below without asking its size again.
   const whole =
-    (local ? readLocalObject(local) : undefined) ?? (await objects.getIfSmall?.(key, WHOLE_OBJECT_BYTES));
+    read === 'unread'
+      ? await objects.getIfSmall?.(key, WHOLE_OBJECT_BYTES)
+      : read === 'large'
+        ? undefined
+        : read;
   if (whole && (!sha256 || createHash('sha256').update(whole).digest('hex') === sha256))
     return await storeBytes(repo, whole, compress);
   if (whole) return await storeRepaired(repo, key, sha256!, compress, onDamaged);
@@ -189,13 +195,13 @@ async function storeRepaired(
   return repaired ? await storeBytes(repo, repaired.bytes, compress) : undefined;
 }
 
-/** A local object's bytes read with blocking calls; undefined when larger than whole reads take, or unreadable. */
-function readLocalObject(file: string): Buffer | undefined {
+/** A local object's bytes read with blocking calls; 'large' past the whole-read size; 'unread' when it failed. */
+function readLocalObject(file: string): Buffer | 'large' | 'unread' {
   try {
-    return readFileUpToSync(file, WHOLE_OBJECT_BYTES);
+    return readFileUpToSync(file, WHOLE_OBJECT_BYTES) ?? 'large';
   } catch {
     // Read again through the store, which names what is wrong.
-    return undefined;
+    return 'unread';
   }
 }
 

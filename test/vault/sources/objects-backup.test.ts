@@ -1,0 +1,46 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FileBlobStore } from '../../../src/blobstore/file.ts';
+import { backupObjects } from '../../../src/vault/sources/objects.ts';
+import { restoreObjects } from '../../../src/vault/sources/objects-restore.ts';
+import { type TempRepo, tempRepo } from '../repository/helpers.ts';
+
+const keyOf = (bytes: Buffer) => `generated/${createHash('sha256').update(bytes).digest('hex')}.jpg`;
+
+describe('backing up objects from a local store: small ones read whole, large ones streamed, damage never stored', () => {
+  let temp: TempRepo | undefined;
+  afterEach(() => temp?.remove());
+
+  it('every good object restores byte for byte; a damaged one, small or large, is left out and named', async () => {
+    temp = await tempRepo();
+    const source = new FileBlobStore(path.join(temp.work, 'source'));
+    // Past the 8 MiB that is read whole: these two are streamed.
+    const small = randomBytes(30_000);
+    const large = randomBytes(9 * 1024 * 1024);
+    const smallDamaged = randomBytes(40_000);
+    const largeDamaged = randomBytes(9 * 1024 * 1024 + 17);
+    for (const bytes of [small, large, smallDamaged, largeDamaged]) await source.put(keyOf(bytes), bytes);
+    for (const bytes of [smallDamaged, largeDamaged]) {
+      const file = source.localPath(keyOf(bytes));
+      const rotten = readFileSync(file);
+      rotten[rotten.length >> 1]! ^= 0x40;
+      writeFileSync(file, rotten);
+    }
+
+    const keys = [small, large, smallDamaged, largeDamaged].map(keyOf);
+    const { treeId, stats } = await backupObjects(temp.repo, source, keys);
+    expect(stats.damaged.sort()).toEqual([keyOf(smallDamaged), keyOf(largeDamaged)].sort());
+    expect(stats.read).toBe(2);
+    await temp.repo.flushBlobs();
+
+    const target = new FileBlobStore(path.join(temp.work, 'restored'));
+    const restored = await restoreObjects(temp.repo, treeId, target);
+    expect(restored).toMatchObject({ written: 2, damaged: [] });
+    for (const bytes of [small, large]) {
+      expect(readFileSync(target.localPath(keyOf(bytes))).equals(bytes)).toBe(true);
+    }
+    expect(await target.head(keyOf(largeDamaged))).toBeUndefined();
+  });
+});
