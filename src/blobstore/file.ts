@@ -14,7 +14,6 @@ import {
   checkBodySize,
   discardBody,
   InvalidKeyError,
-  isValidKey,
   type PutOptions,
   rangeBeyondEnd,
 } from './blobstore.ts';

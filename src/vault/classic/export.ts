@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { fsyncDir } from '../../lib/files.ts';
 import type { Repository, Snapshot } from '../repository/index.ts';
-import { dumpToSql } from '../sources/postgres.ts';
+import { dumpToSql } from '../sources/postgres-restore.ts';
 import { writeTarGzByContent } from './data-archive.ts';
 import {
   classicName,

@@ -1,23 +1,20 @@
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
-import { databaseOf } from '../../lib/connection-url.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
-import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { assertClientNotOlder, clientMajor, libpqConnection, run } from './postgres-client.ts';
-import { computeTableFacts, pinOutputSettings, verifyPostgres } from './postgres-facts.ts';
+import { computeTableFacts, pinOutputSettings } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
+import { DUMP_ARCHIVE, restoreDatabase } from './postgres-restore.ts';
 import {
   type BackupContext,
   directoryStats,
   type PostgresDump,
   type PostgresFacts,
-  RestoreVerificationError,
   type SnapshotSource,
   type TableFacts,
 } from './types.ts';
@@ -27,11 +24,6 @@ import {
  * content-defined chunking deduplicates it across runs, and `pg_restore -j` restores it in parallel) plus facts
  * taken in the very same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
  */
-
-const defaultJobs = () => Math.max(1, Math.min(4, os.availableParallelism()));
-
-/** The one file of a snapshot's postgres tree: a pg_dump custom-format archive, uncompressed. */
-export const DUMP_ARCHIVE = 'database.pgdump';
 
 /**
  * Dumps one consistent point in time as a stream: a read-only repeatable-read transaction exports its
@@ -132,59 +124,6 @@ export async function dumpPostgres(
   return dump;
 }
 
-/**
- * Where pg_restore reads a restored postgres tree: its custom-format archive, or the folder itself for
- * snapshots taken before the dump was streamed (a `--format=directory` dump with its toc.dat).
- */
-function dumpArchiveIn(dumpDir: string): string {
-  const archive = path.join(dumpDir, DUMP_ARCHIVE);
-  if (existsSync(archive)) return archive;
-  if (existsSync(path.join(dumpDir, 'toc.dat'))) return dumpDir;
-  throw new Error(
-    `${dumpDir} holds no PostgreSQL dump (neither ${DUMP_ARCHIVE} nor a directory dump's toc.dat).`,
-  );
-}
-
-/**
- * Restores a dump (dumpArchiveIn) into an existing, empty database, in parallel; stops at the first error. The
- * dump is loaded as `loader` (postgres-loader.ts), never as a role that could reach the database host.
- */
-export async function restorePostgres(
-  dumpDir: string,
-  targetUrl: string,
-  loader: Pick<Loader, 'url' | 'role'>,
-  options: { jobs?: number } = {},
-): Promise<void> {
-  const archive = dumpArchiveIn(dumpDir);
-  const conn = libpqConnection(loader.url);
-  // The target is marked read-only by default while a restore is unfinished (restore-markers.ts).
-  // Commits wait only for the local disk: with BACKUP_SYNC no WAL receiver runs while a restore does.
-  conn.env.PGOPTIONS =
-    `${conn.env.PGOPTIONS ?? ''} -c default_transaction_read_only=off -c synchronous_commit=local`.trim();
-  if (!(await isDatabaseEmpty(targetUrl))) {
-    throw new Error(
-      `The database ${databaseOf(targetUrl)} is not empty: restore into an empty one or recreate it first.`,
-    );
-  }
-  const args = [
-    `--jobs=${options.jobs ?? defaultJobs()}`,
-    '--no-owner',
-    '--no-acl',
-    ...(loader.role ? [`--role=${loader.role}`] : []),
-    '--exit-on-error',
-    '--no-password',
-    `--dbname=${conn.dbname}`,
-    archive,
-  ];
-  await run(findPostgresBinary('pg_restore'), args, conn.env, conn.password).done;
-}
-
-/** The dump as one plain SQL script (for the classic export), loadable with `psql -f` by any owner. */
-export async function dumpToSql(dumpDir: string, outFile: string): Promise<void> {
-  const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpArchiveIn(dumpDir)];
-  await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
-}
-
 /** The dump's bytes on their way to the chunker, reported every PROGRESS_BYTES. */
 async function* counted(archive: Readable, ctx: BackupContext): AsyncGenerator<Buffer> {
   let bytes = 0;
@@ -272,27 +211,6 @@ export function postgresSource(
         throw error;
       }
     },
-    restore: async (ctx) => {
-      ctx.progress('postgres', 'restoring');
-      const dumpDir = path.join(ctx.scratch, 'postgres');
-      // Scratch: pg_restore reads it at once and a crash restores it again.
-      await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
-      if (ctx.clear) {
-        await dropAndRecreateDatabase(databaseUrl);
-        await ctx.cleared();
-      }
-      if (!loader) throw new Error('A PostgreSQL restore needs its unprivileged loader.');
-      await loader.prepare();
-      await restorePostgres(dumpDir, databaseUrl, loader, { jobs: 2 });
-      ctx.progress('postgres', 'verifying');
-      // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
-      const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
-      if (!verdict.ok) {
-        throw new RestoreVerificationError(
-          `The restored database differs from the backup in ${verdict.mismatches.map((m) => m.table).join(', ')}.`,
-        );
-      }
-      return { tables: Object.keys(ctx.facts!.tables).length, verified: true };
-    },
+    restore: (ctx) => restoreDatabase(ctx, databaseUrl, loader),
   };
 }

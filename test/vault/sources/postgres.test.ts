@@ -4,13 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
-import {
-  DUMP_ARCHIVE,
-  dumpPostgres,
-  dumpToSql,
-  restorePostgres,
-  streamDump,
-} from '../../../src/vault/sources/postgres.ts';
+import { dumpPostgres, streamDump } from '../../../src/vault/sources/postgres.ts';
 import {
   createDatabaseIfMissing,
   dropAndRecreateDatabase,
@@ -22,6 +16,7 @@ import {
   libpqConnection,
 } from '../../../src/vault/sources/postgres-client.ts';
 import { tableFacts, verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
+import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
