@@ -84,6 +84,10 @@ export class FileBlobStore implements BlobStore {
     try {
       await this.init();
       await this.ensureDir(path.dirname(target));
+      // Where nothing is yet (a restore into an empty store), created in place: one directory entry, not two.
+      // A killed restore may leave it cut short; the store stays marked until a rerun replaces it (its hash
+      // is checked) or --accept-partial treats a wrong size as missing.
+      if (placeFileSync(undefined, target, body)) return true;
       placeFileSync(path.join(this.tempDir, `${randomBytes(12).toString('hex')}.tmp`), target, body);
       return true;
     } catch (error) {

@@ -131,13 +131,26 @@ export function readFileUpToSync(file: string, maxBytes: number): Buffer | undef
 /**
  * Writes `bytes` to a new file `temp` and renames it to `target`, with blocking calls and no fsync: for a batch
  * job that makes its files durable at its end (a restore). On failure the temp file is gone and the error thrown.
+ * Without a `temp` the file is created at `target` directly, only when nothing is there (no symlink followed, no
+ * other name of a hard-linked file written through); false, with nothing written, when something is. A crash
+ * can then leave `target` cut short: only for callers whose reader checks every file's size or hash first.
  */
-export function placeFileSync(temp: string, target: string, bytes: Uint8Array): void {
+export function placeFileSync(temp: string | undefined, target: string, bytes: Uint8Array): boolean {
+  const file = temp ?? target;
+  let created = false;
   try {
-    writeFileSync(temp, bytes, { flag: 'wx', mode: 0o644 });
-    renameSync(temp, target);
+    const fd = openSync(file, 'wx', 0o644);
+    created = true;
+    try {
+      writeFileSync(fd, bytes);
+    } finally {
+      closeSync(fd);
+    }
+    if (temp) renameSync(temp, target);
+    return true;
   } catch (error) {
-    rmSync(temp, { force: true });
+    if (!created && !temp && (error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if (created) rmSync(file, { force: true });
     throw error;
   }
 }

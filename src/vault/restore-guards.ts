@@ -97,15 +97,16 @@ export async function acceptPartialRestore(
   }
 }
 
-/** Rows of the database whose object the store lacks, marked purged; how many. */
+/** Rows of the database whose object the store lacks or holds cut short, marked purged; how many. */
 async function purgeMissingObjects(databaseUrl: string, store: BlobStore): Promise<number> {
   const sql = openDatabase(databaseUrl, { max: 1, writable: true });
   try {
     const [present] = await sql`select to_regclass('objects') is not null as ok`;
     if (!present?.ok) return 0;
     const missing: string[] = [];
+    // A size other than the row's: a file the killed restore was still writing.
     for (const object of await liveObjects(sql))
-      if (!(await store.head(object.key))) missing.push(object.key);
+      if ((await store.head(object.key))?.size !== object.size) missing.push(object.key);
     return await markPurged(sql, missing);
   } finally {
     await sql.end({ timeout: 5 });

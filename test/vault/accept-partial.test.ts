@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,12 +17,14 @@ describe('--accept-partial after objects and the database restored side by side'
   let vault: VaultEnv | undefined;
   afterAll(async () => vault?.close());
 
-  it('I2: rows whose object never arrived are marked purged before the marks go; the others are kept', async () => {
+  it('I2: rows whose object never arrived, or arrived cut short, are marked purged before the marks go; the others are kept', async () => {
     vault = await startVaultEnv('accept-partial-objects');
     const keptBytes = fakePng(20_000, Buffer.from('kept'));
     const lostBytes = fakePng(21_000, Buffer.from('lost'));
     const kept = await vault.objects.put(Readable.from([keptBytes]), { kind: 'example', maxBytes: 1e9 });
     const lost = await vault.objects.put(Readable.from([lostBytes]), { kind: 'example', maxBytes: 1e9 });
+    const cutBytes = fakePng(22_000, Buffer.from('cut'));
+    const cut = await vault.objects.put(Readable.from([cutBytes]), { kind: 'example', maxBytes: 1e9 });
     const backup = await runCli(['backup', '--json'], vault.env);
     expect(backup.code, backup.stderr).toBe(0);
     const { snapshotId } = JSON.parse(backup.stdout) as { snapshotId: string };
@@ -42,19 +44,22 @@ describe('--accept-partial after objects and the database restored side by side'
       expect(await databaseMarked(scratch.url)).toBe(true);
       expect(existsSync(path.join(dir, 'objects', kept.key))).toBe(true);
       expect(existsSync(path.join(dir, 'objects', lost.key))).toBe(false);
+      // What a restore killed while writing an object leaves: its file cut short.
+      truncateSync(path.join(dir, 'objects', cut.key), 1000);
 
       const accept = await runCli(
         ['restore', '--accept-partial', '--to-database', scratch.url, '--to-dir', dir],
         vault.env,
       );
       expect(accept.code, accept.stderr).toBe(0);
-      expect(accept.stdout).toMatch(/1 objects the restored rows refer to never arrived/);
+      expect(accept.stdout).toMatch(/2 objects the restored rows refer to never arrived/);
       expect(await databaseMarked(scratch.url)).toBe(false);
       const rows = await scratch.sql<{ key: string; purged: boolean }[]>`
         select key, purged_at is not null as purged from objects order by key`;
       expect(Object.fromEntries(rows.map((r) => [r.key, r.purged]))).toEqual({
         [kept.key]: false,
         [lost.key]: true,
+        [cut.key]: true,
       });
     } finally {
       await scratch.drop();

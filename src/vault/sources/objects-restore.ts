@@ -56,7 +56,10 @@ export async function restoreObjects(
   const all = [...(await indexTree(repo, treeId)).entries()].filter(
     ([key]) => !options.only || options.only.has(key),
   );
-  const files = all.filter(([key]) => !options.skip?.has(key));
+  const files = await inStorageOrder(
+    repo,
+    all.filter(([key]) => !options.skip?.has(key)),
+  );
   const result: ObjectsRestoreResult = {
     objects: files.length,
     written: 0,
@@ -89,6 +92,33 @@ export async function restoreObjects(
   // Also when nothing was written: objects found in place may be an interrupted run's, still only in the page cache.
   if (!durable) await target.flush?.();
   return result;
+}
+
+/**
+ * The objects in the order their first chunks lie in the repository's packs: the reads then walk each pack
+ * front to back with one cached descriptor, instead of opening a different pack for nearly every object (a
+ * restore of 40,000 small objects spent 5 s of its main thread opening, stat'ing and closing packs in key order).
+ */
+async function inStorageOrder<T extends { chunks?: string[] }>(
+  repo: Repository,
+  files: Array<[string, T]>,
+): Promise<Array<[string, T]>> {
+  const places = await Promise.all(
+    files.map(async ([, entry]) => {
+      const first = entry.chunks?.[0];
+      return first ? await repo.index.location(first) : undefined;
+    }),
+  );
+  const order = files.map((_, i) => i);
+  // Loose blobs (no pack) last, in key order; packed ones by pack, then offset.
+  order.sort((a, b) => {
+    const pa = places[a];
+    const pb = places[b];
+    if (!pa || !pb) return pa ? -1 : pb ? 1 : a - b;
+    if (pa.pack !== pb.pack) return pa.pack < pb.pack ? -1 : 1;
+    return pa.offset - pb.offset;
+  });
+  return order.map((i) => files[i]!);
 }
 
 /** From how many keys asked for one listing of the store is cheaper than asking for each. */
