@@ -44,39 +44,12 @@ export class Chunker {
    * read. Every chunk is a fresh Buffer the caller may keep; an empty input yields no chunk.
    */
   async *chunkStream(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Buffer> {
-    // Grown on demand: most files (images, prompts) are far smaller than maxSize, and a window allocated per
-    // file is garbage the moment the file is stored.
-    let window: Buffer | undefined;
-    let filled = 0;
-    const state: ScanState = { pos: 0, hash: 0 };
+    const cutter = new StreamCutter(this);
     for await (const piece of source) {
-      const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
-      window ??= Buffer.allocUnsafe(Math.min(this.maxSize, Math.max(INITIAL_WINDOW, bytes.length)));
-      let offset = 0;
-      while (offset < bytes.length) {
-        const n = Math.min(this.maxSize - filled, bytes.length - offset, STEP);
-        if (filled + n > window.length) {
-          const larger = Buffer.allocUnsafe(Math.min(this.maxSize, Math.max(2 * window.length, filled + n)));
-          window.copy(larger, 0, 0, filled);
-          window = larger;
-        }
-        window.set(bytes.subarray(offset, offset + n), filled);
-        filled += n;
-        offset += n;
-        for (
-          let cut = this.boundary(window, filled, state);
-          cut > 0;
-          cut = this.boundary(window, filled, state)
-        ) {
-          yield Buffer.from(window.subarray(0, cut));
-          window.copy(window, 0, cut, filled);
-          filled -= cut;
-          state.pos = 0;
-          state.hash = 0;
-        }
-      }
+      for (const chunk of cutter.push(typeof piece === 'string' ? Buffer.from(piece) : piece)) yield chunk;
     }
-    if (window && filled > 0) yield Buffer.from(window.subarray(0, filled));
+    const last = cutter.end();
+    if (last) yield last;
   }
 
   /** The chunks of a buffer already in memory, as views into it (no copies); the same cuts as chunkStream. */
@@ -94,7 +67,7 @@ export class Chunker {
    * The length of the chunk that starts at data[0], when data[0, length) decides it; 0 when more
    * bytes are needed (the scan position and hash are saved in `state` to resume from).
    */
-  private boundary(data: Uint8Array, length: number, state: ScanState): number {
+  boundary(data: Uint8Array, length: number, state: ScanState): number {
     const { gear, maskS, maskL, maxSize } = this;
     // Cut-point skipping: nothing before minSize can be a boundary, so it is not even hashed.
     let i = Math.max(state.pos, this.minSize);
@@ -113,6 +86,58 @@ export class Chunker {
     state.pos = i;
     state.hash = h;
     return 0;
+  }
+}
+
+/**
+ * chunkStream's window, outside the generator: with the scan inlined into an async generator, V8 made the
+ * gear-hash loop 2-3x slower than the same loop in a plain method (400-550 MB/s against 1.2-1.9 GB/s).
+ */
+class StreamCutter {
+  // Grown on demand: most files (images, prompts) are far smaller than maxSize, and a window allocated per
+  // file is garbage the moment the file is stored.
+  private window: Buffer | undefined;
+  private filled = 0;
+  private readonly state: ScanState = { pos: 0, hash: 0 };
+
+  constructor(private readonly chunker: Chunker) {}
+
+  /** The chunks `bytes` completes, each a fresh Buffer the caller may keep. */
+  push(bytes: Uint8Array): Buffer[] {
+    const { maxSize } = this.chunker;
+    const chunks: Buffer[] = [];
+    let window = (this.window ??= Buffer.allocUnsafe(
+      Math.min(maxSize, Math.max(INITIAL_WINDOW, bytes.length)),
+    ));
+    let offset = 0;
+    while (offset < bytes.length) {
+      const n = Math.min(maxSize - this.filled, bytes.length - offset, STEP);
+      if (this.filled + n > window.length) {
+        const larger = Buffer.allocUnsafe(Math.min(maxSize, Math.max(2 * window.length, this.filled + n)));
+        window.copy(larger, 0, 0, this.filled);
+        this.window = window = larger;
+      }
+      window.set(bytes.subarray(offset, offset + n), this.filled);
+      this.filled += n;
+      offset += n;
+      for (
+        let cut = this.chunker.boundary(window, this.filled, this.state);
+        cut > 0;
+        cut = this.chunker.boundary(window, this.filled, this.state)
+      ) {
+        chunks.push(Buffer.from(window.subarray(0, cut)));
+        window.copy(window, 0, cut, this.filled);
+        this.filled -= cut;
+        this.state.pos = 0;
+        this.state.hash = 0;
+      }
+    }
+    return chunks;
+  }
+
+  /** The last chunk: whatever no boundary ended. */
+  end(): Buffer | undefined {
+    return this.window && this.filled > 0 ? Buffer.from(this.window.subarray(0, this.filled)) : undefined;
   }
 }
 
