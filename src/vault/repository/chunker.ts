@@ -106,9 +106,8 @@ class StreamCutter {
   push(bytes: Uint8Array): Buffer[] {
     const { maxSize } = this.chunker;
     const chunks: Buffer[] = [];
-    let window = (this.window ??= Buffer.allocUnsafe(
-      Math.min(maxSize, Math.max(INITIAL_WINDOW, bytes.length)),
-    ));
+    this.window ??= Buffer.allocUnsafe(Math.min(maxSize, Math.max(INITIAL_WINDOW, bytes.length)));
+    let window = this.window;
     let offset = 0;
     while (offset < bytes.length) {
       const n = Math.min(maxSize - this.filled, bytes.length - offset, STEP);
