@@ -3,19 +3,18 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
-import { readBlobsAhead } from '../repository/read-ahead.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { run } from './postgres-client.ts';
 import { verifyPostgres } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
-import { loadStreamed, pgRestore } from './postgres-stream-load.ts';
+import { loadFileOnWorker, pgRestore } from './postgres-stream-load.ts';
 import { type PostgresFacts, type RestoreContext, RestoreVerificationError } from './types.ts';
 
 /**
  * A snapshot's database brought back into an empty database and verified table by table against the facts
- * recorded at backup time (I7). The dump streams from the repository into the database (postgres-stream-load.ts)
- * unless the restore replaces a database: then the whole dump is first read back, and so verified, before
- * that database is dropped, so a damaged backup leaves it as it was.
+ * recorded at backup time (I7). The dump is read back into scratch first (so a restore that replaces a database
+ * drops it only once the whole backup has proved readable), then loaded on a worker thread by COPY on two
+ * connections (postgres-stream-load.ts), or by pg_restore for an archive that loader leaves alone.
  */
 
 /** The one file of a snapshot's postgres tree: a pg_dump custom-format archive, uncompressed. */
@@ -23,9 +22,6 @@ export const DUMP_ARCHIVE = 'database.pgdump';
 
 /** Connections that load at once: a restore shares the machine with the objects it writes meanwhile. */
 const RESTORE_JOBS = 2;
-
-/** Blobs of the dump read and decoded ahead of the one being loaded. */
-const READ_AHEAD = 4;
 
 export async function restoreDatabase(
   ctx: RestoreContext<PostgresFacts>,
@@ -35,18 +31,20 @@ export async function restoreDatabase(
   ctx.progress('postgres', 'restoring');
   if (!loader) throw new Error('A PostgreSQL restore needs its unprivileged loader.');
   const dumpDir = path.join(ctx.scratch, 'postgres');
-  await mkdir(dumpDir, { recursive: true });
-  const streamed = !ctx.clear && (await restoreStreamed(ctx, databaseUrl, loader, dumpDir));
-  if (!streamed) {
-    // Scratch: pg_restore reads it at once and a crash restores it again.
-    await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
-    if (ctx.clear) {
-      await dropAndRecreateDatabase(databaseUrl);
-      await ctx.cleared();
-    }
-    await loader.prepare();
-    await restorePostgres(dumpDir, databaseUrl, loader, { jobs: RESTORE_JOBS });
+  // Scratch: read at once and removed with the scratch folder; a crash restores it again. In place, this also
+  // reads (and so verifies) the whole dump before the database it replaces is dropped.
+  await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
+  if (ctx.clear) {
+    await dropAndRecreateDatabase(databaseUrl);
+    await ctx.cleared();
   }
+  await refuseNonEmpty(databaseUrl);
+  await loader.prepare();
+  const archive = path.join(dumpDir, DUMP_ARCHIVE);
+  // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
+  const loaded =
+    existsSync(archive) && (await loadFileOnWorker(archive, loader, dumpDir, RESTORE_JOBS)).loaded;
+  if (!loaded) await restorePostgres(dumpDir, databaseUrl, loader, { jobs: RESTORE_JOBS });
   ctx.progress('postgres', 'verifying');
   // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
   const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
@@ -56,28 +54,6 @@ export async function restoreDatabase(
     );
   }
   return { tables: Object.keys(ctx.facts!.tables).length, verified: true };
-}
-
-/** Streams the snapshot's dump into the database; false, with nothing written, for a dump left to pg_restore. */
-async function restoreStreamed(
-  ctx: RestoreContext<PostgresFacts>,
-  databaseUrl: string,
-  loader: Loader,
-  scratch: string,
-): Promise<boolean> {
-  const tree = await ctx.repo.readTree(ctx.tree);
-  const archive = tree.entries.find((entry) => entry.name === DUMP_ARCHIVE && entry.type === 'file');
-  // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
-  if (!archive) return false;
-  await refuseNonEmpty(databaseUrl);
-  await loader.prepare();
-  const blobs = readBlobsAhead(ctx.repo, archive.chunks ?? [], READ_AHEAD);
-  try {
-    const result = await loadStreamed(blobs, loader, scratch, { jobs: RESTORE_JOBS });
-    return result.loaded;
-  } finally {
-    await blobs.return(undefined);
-  }
 }
 
 async function refuseNonEmpty(targetUrl: string): Promise<void> {

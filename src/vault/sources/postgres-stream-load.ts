@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import { openDatabase, type Sql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import {
@@ -123,6 +124,46 @@ export async function loadStreamed(
     schema,
   ]);
   return { loaded: true, tables };
+}
+
+/**
+ * loadStreamed of a dump file, on a worker thread (postgres-load-worker.ts), so the caller's thread stays free.
+ * The worker's own errors come back with their sentence; a worker that dies says so.
+ */
+export async function loadFileOnWorker(
+  archive: string,
+  loader: Pick<Loader, 'url' | 'role'>,
+  scratch: string,
+  jobs: number,
+): Promise<StreamLoadResult> {
+  const here = new URL(import.meta.url);
+  // Run from source (tests, tsx), the worker needs the TypeScript loader too; built, it is plain JavaScript.
+  const source = here.pathname.endsWith('.ts');
+  const script = new URL(`./postgres-load-worker.${source ? 'ts' : 'js'}`, here);
+  const workerData = { archive, loader: { url: loader.url, role: loader.role }, scratch, jobs };
+  const worker = source
+    ? new Worker(
+        `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`,
+        { eval: true, workerData },
+      )
+    : new Worker(script, { workerData });
+  try {
+    return await new Promise<StreamLoadResult>((resolve, reject) => {
+      worker.once(
+        'message',
+        (message: { result?: StreamLoadResult; error?: { name: string; message: string } }) => {
+          if (message.result) return resolve(message.result);
+          reject(Object.assign(new Error(message.error?.message), { name: message.error?.name ?? 'Error' }));
+        },
+      );
+      worker.once('error', reject);
+      worker.once('exit', (code) =>
+        reject(new Error(`The database load stopped before it finished (exit code ${code}).`)),
+      );
+    });
+  } finally {
+    await worker.terminate();
+  }
 }
 
 /** pg_restore into the loader's database, as in restorePostgres; resolves to its stdout (a --list). */

@@ -1,11 +1,15 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiveEntry } from '../../../src/vault/sources/pgdump-archive.ts';
 import { dumpPostgres } from '../../../src/vault/sources/postgres.ts';
 import { tableFacts } from '../../../src/vault/sources/postgres-facts.ts';
 import { DUMP_ARCHIVE } from '../../../src/vault/sources/postgres-restore.ts';
-import { copyStatementOf, loadStreamed } from '../../../src/vault/sources/postgres-stream-load.ts';
+import {
+  copyStatementOf,
+  loadFileOnWorker,
+  loadStreamed,
+} from '../../../src/vault/sources/postgres-stream-load.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
 
@@ -156,6 +160,25 @@ describe('loading a dump straight from its bytes (postgres-stream-load.ts)', () 
       { jobs: 2 },
     );
     await expect(load).rejects.toThrow('The dump ends in the middle of the table of contents.');
+  });
+});
+
+describe('on a worker thread (what a restore uses)', () => {
+  it('loads a dump file the same way, and a failure comes back as its sentence', async () => {
+    const target = await emptyDatabase();
+    const file = path.join(work.dir, 'worker', DUMP_ARCHIVE);
+    mkdirSync(path.dirname(file));
+    writeFileSync(file, archive);
+    const result = await loadFileOnWorker(file, { url: target.url, role: undefined }, path.dirname(file), 2);
+    expect(result).toEqual({ loaded: true, tables: 3 });
+    expect(await tableFacts(target.url)).toEqual(await tableFacts(source.url));
+
+    const cut = path.join(work.dir, 'worker', 'cut.pgdump');
+    writeFileSync(cut, archive.subarray(0, 200));
+    const other = await emptyDatabase();
+    await expect(
+      loadFileOnWorker(cut, { url: other.url, role: undefined }, path.dirname(file), 2),
+    ).rejects.toThrow('The dump ends in the middle of the table of contents.');
   });
 });
 

@@ -1,0 +1,22 @@
+import { createReadStream } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Loader } from './postgres-loader.ts';
+import { loadStreamed } from './postgres-stream-load.ts';
+
+/**
+ * Loads a dump file (loadStreamed) on a thread of its own: a restore's main thread writes the objects meanwhile,
+ * and feeding the COPY connections from it slowed both (full scale: 15.1 s against 10.3 s for the whole restore).
+ */
+const { archive, loader, scratch, jobs } = workerData as {
+  archive: string;
+  loader: Pick<Loader, 'url' | 'role'>;
+  scratch: string;
+  jobs: number;
+};
+
+loadStreamed(createReadStream(archive, { highWaterMark: 4 << 20 })[Symbol.asyncIterator](), loader, scratch, {
+  jobs,
+}).then(
+  (result) => parentPort!.postMessage({ result }),
+  (error: Error) => parentPort!.postMessage({ error: { name: error.name, message: error.message } }),
+);
