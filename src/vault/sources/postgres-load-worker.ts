@@ -14,7 +14,7 @@ const { archive, loader, scratch, jobs } = workerData as {
   jobs: number;
 };
 
-loadStreamed(createReadStream(archive, { highWaterMark: 4 << 20 })[Symbol.asyncIterator](), loader, scratch, {
+loadStreamed(createReadStream(archive, { highWaterMark: 1 << 20 })[Symbol.asyncIterator](), loader, scratch, {
   jobs,
 }).then(
   (result) => parentPort!.postMessage({ result }),

@@ -33,8 +33,8 @@ const COPY_STATEMENT = new RegExp(
 );
 const ENCODING_STATEMENT = /^SET client_encoding = '([A-Za-z0-9_]+)';\n?$/;
 
-/** Rows are dealt out in pieces of this size: large enough that a COPY message carries many rows. */
-const PIECE_SIZE = 1 << 20;
+/** Rows are dealt out in pieces of this size: hundreds of rows per COPY message, little garbage at a time (1 MiB pieces and reads: 211 MB peak RSS loading 1.4 GB, 256 KiB pieces and 1 MiB reads: 160 MB). */
+const PIECE_SIZE = 256 << 10;
 
 export type StreamLoadResult = { loaded: true; tables: number } | { loaded: false; reason: string };
 
