@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';

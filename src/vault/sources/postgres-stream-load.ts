@@ -75,7 +75,7 @@ export async function loadStreamed(
   chunks: AsyncIterator<Buffer>,
   loader: Pick<Loader, 'url' | 'role'>,
   scratch: string,
-  options: { jobs: number; onTable?: (table: string) => void },
+  options: { jobs: number },
 ): Promise<StreamLoadResult> {
   const reader = new ArchiveReader(chunks);
   const read = await readArchiveToc(reader);
@@ -95,7 +95,6 @@ export async function loadStreamed(
       const statement = plan.statements.get(block.dumpId);
       if (!statement)
         throw new Error(`The dump holds data for entry ${block.dumpId}, which its contents do not list.`);
-      options.onTable?.(statement.slice(5, statement.indexOf(' ', 5)));
       await copyDealtOut(block.pieces, statement, lanes);
       tables++;
     }
