@@ -135,10 +135,7 @@ export class ArchiveReader {
    */
   async copyInto(target: Buffer, at: number, length: number): Promise<number> {
     if (!(await this.advance())) return 0;
-    const count = Math.min(length, this.available, target.length - at);
-    this.buffer.copy(target, at, this.position, this.position + count);
-    this.position += count;
-    return count;
+    return this.copyBuffered(target, at, length);
   }
 
   /** copyInto without waiting: 0 when the current chunk is used up. */

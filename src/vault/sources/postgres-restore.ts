@@ -43,7 +43,7 @@ export async function restoreDatabase(
   // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
   const loaded =
     existsSync(archive) && (await loadFileOnWorker(archive, loader, dumpDir, RESTORE_JOBS)).loaded;
-  if (!loaded) await restorePostgres(dumpDir, databaseUrl, loader, { jobs: RESTORE_JOBS });
+  if (!loaded) await pgRestore(loader, [`--jobs=${RESTORE_JOBS}`, dumpArchiveIn(dumpDir)]);
   ctx.progress('postgres', 'verifying');
   // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
   const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
