@@ -591,7 +591,7 @@ async function restoreTrendgen(repo: Repository, target: Date, round: number): P
     detail:
       `planPointInTime + restorePhysical: ${result.walFiles} WAL files fetched (${neededSegments(plan.base.startLsn, result.stopLsn)} needed to reach the moment), ` +
       `replay to ${result.stopLsn} (commit ${result.recoveredTo}), promote, checkpoint, clean stop. ` +
-      `Phases of the median run: ${spent.join(', ')} (base = extract the tar while the WAL is fetched, + pg_waldump's stop-point search, which alone takes ${waldump.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
+      `Phases of the median run: ${spent.join(', ')} (base = the tar extracted, done after ${(result.sideBySideMs.extract / 1000).toFixed(1)} s, while the WAL is fetched and pg_waldump finds the stop point, done after ${(result.sideBySideMs.wal / 1000).toFixed(1)} s, the search alone ${waldump.toFixed(1)} s; replay = start, replay, promote, checkpoint, stop)`,
   };
 }
 

@@ -50,6 +50,8 @@ export interface PhysicalRestoreResult {
    */
   stoppedBy: 'object' | 'time' | 'end';
   durationMs: number;
+  /** How long the two reads that run side by side took: the base backup's extraction, the WAL's fetch and search. */
+  sideBySideMs: { extract: number; wal: number };
 }
 
 function chownTree(dir: string, runAs: RunAs): void {
@@ -81,18 +83,26 @@ export async function restorePhysical(
   // restore takes the longer of the two rather than their sum.
   // Both are settled before a failure is reported, so nothing still writes into the scratch folder the
   // caller removes.
+  const sideBySideMs = { extract: 0, wal: 0 };
+  const timed = <T>(promise: Promise<T>, part: keyof typeof sideBySideMs): Promise<T> =>
+    promise.finally(() => {
+      sideBySideMs[part] = Date.now() - started;
+    });
   const [fetched, extracted] = await Promise.allSettled([
     // Where the replay stops is read from the WAL alone: pg_waldump searches it while the extraction goes on.
-    fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir).then(
-      async (received) => {
-        const barrier = plan.objectBarrier
-          ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
-          : undefined;
-        const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
-        return { received, barrier, stop };
-      },
+    timed(
+      fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir).then(
+        async (received) => {
+          const barrier = plan.objectBarrier
+            ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
+            : undefined;
+          const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+          return { received, barrier, stop };
+        },
+      ),
+      'wal',
     ),
-    extractBase(repo, plan, options.dataDir),
+    timed(extractBase(repo, plan, options.dataDir), 'extract'),
   ]);
   if (extracted.status === 'rejected') throw extracted.reason;
   if (fetched.status === 'rejected') throw fetched.reason;
@@ -157,6 +167,7 @@ export async function restorePhysical(
     recoveredTo,
     stoppedBy,
     durationMs: Date.now() - started,
+    sideBySideMs,
   };
 }
 
