@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { compress } from '@mongodb-js/zstd';
+import { compress, decompress } from '@mongodb-js/zstd';
 
 export const COMPRESSION_NONE = 0;
 export const COMPRESSION_ZSTD = 1;
@@ -52,19 +52,30 @@ export async function unpack(compression: number, payload: Buffer, limit: number
   const bound = zstdBound(payload, limit);
   if (bound > limit)
     throw new DecompressionLimitError(`would decompress to more than ${limit} bytes, the most it may hold`);
+  if (bound < payload.length * WEBASSEMBLY_FROM_RATIO) {
+    const plain = await decompress(payload);
+    // A decoder that honours block sizes cannot exceed the bound; this is the last guard if one did not.
+    if (plain.length > bound) throw new DecompressionLimitError('decompressed past its block headers');
+    return plain;
+  }
   // The decoder writes into exactly `bound` bytes: it cannot produce more than the block headers allow.
   return (await zstdDecoder()).decompress(payload, bound);
 }
 
+/**
+ * From this bound-to-payload ratio a payload is decoded by libzstd compiled to WebAssembly, on the calling thread;
+ * below it by the native binding, on libuv's thread pool. The binding grows its output as it decodes, which costs
+ * little at ordinary ratios but dominates at high ones: 803 chunks of a pgbench base backup (ratio 22) took
+ * 3.2-4.3 s of CPU against 0.8-0.95 s in WebAssembly (the zstd CLI 0.58 s), while 1.26 GB of dump-like text
+ * (ratio 5.8) took 1.2-1.4 s against 1.2 s: there the binding keeps the work off the main thread, which a restore
+ * of many objects needs.
+ */
+const WEBASSEMBLY_FROM_RATIO = 10;
+
 type ZstdDecoder = typeof import('@foxglove/wasm-zstd');
 let decoder: Promise<ZstdDecoder> | undefined;
 
-/**
- * libzstd compiled to WebAssembly, loaded on first use (commands that never decompress do not pay for it).
- * Chosen over the native binding's decompress, which grows its output as it goes: for 1.5 GB of a base
- * backup's chunks it took 3.2-4.3 s of CPU against 0.8-0.95 s here (the zstd CLI: 0.58 s), and a crafted
- * frame stays inside the WebAssembly memory.
- */
+/** Loaded on first use: commands that never decode a highly compressed payload do not pay for it. */
 function zstdDecoder(): Promise<ZstdDecoder> {
   decoder ??= (async () => {
     const module = createRequire(import.meta.url)('@foxglove/wasm-zstd') as ZstdDecoder;

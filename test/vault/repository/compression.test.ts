@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { compress } from '@mongodb-js/zstd';
+import { describe, expect, it } from 'vitest';
+import { COMPRESSION_ZSTD, unpack, zstdBound } from '../../../src/vault/repository/compression.ts';
+
+const LIMIT = 32 * 1024 * 1024;
+
+/** Rows of text, as a dump holds: zstd shrinks them about fivefold. */
+function textRows(bytes: number): Buffer {
+  const rows: string[] = [];
+  for (let i = 0, size = 0; size < bytes; i++) {
+    const row = `${i}\tprompt-${i % 200}\t{"seed":${(i * 104729) % 1000003}}\t/images/${((i * 2654435761) >>> 0).toString(16)}.jpg\n`;
+    rows.push(row);
+    size += row.length;
+  }
+  return Buffer.from(rows.join(''));
+}
+
+// I7: what a blob decodes to is what was stored, whichever decoder its compression ratio picks (damage is caught
+// after decoding, by the content's id).
+describe('zstd payloads decoded by the decoder their ratio picks', () => {
+  const cases: Array<[string, Buffer]> = [
+    [
+      'a page-like payload (ratio far above 10: WebAssembly)',
+      Buffer.concat([Buffer.alloc(2_000_000, 0), randomBytes(4096)]),
+    ],
+    ['dump-like text (ratio about 5: the native binding)', textRows(2_000_000)],
+  ];
+  for (const [what, plain] of cases) {
+    it(`gives back ${what} byte for byte`, async () => {
+      const packed = await compress(plain, 3);
+      const ratio = zstdBound(packed, LIMIT) / packed.length;
+      expect(what.includes('WebAssembly') ? ratio >= 10 : ratio < 10).toBe(true);
+      expect((await unpack(COMPRESSION_ZSTD, packed, LIMIT)).equals(plain)).toBe(true);
+    });
+  }
+});
