@@ -79,34 +79,11 @@ export async function restorePhysical(
   const walDir = path.join(options.scratch, 'wal');
   const needed = walNeeded(plan);
   progress('base', `${plan.base.id} and ${needed.wal.length} WAL files`);
-  // The WAL and the base backup are independent reads into different folders: fetched side by side, the
-  // restore takes the longer of the two rather than their sum.
-  // Both are settled before a failure is reported, so nothing still writes into the scratch folder the
-  // caller removes.
-  const sideBySideMs = { extract: 0, wal: 0 };
-  const timed = <T>(promise: Promise<T>, part: keyof typeof sideBySideMs): Promise<T> =>
-    promise.finally(() => {
-      sideBySideMs[part] = Date.now() - started;
-    });
-  const [fetched, extracted] = await Promise.allSettled([
-    // Where the replay stops is read from the WAL alone: pg_waldump searches it while the extraction goes on.
-    timed(
-      fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir).then(
-        async (received) => {
-          const barrier = plan.objectBarrier
-            ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
-            : undefined;
-          const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
-          return { received, barrier, stop };
-        },
-      ),
-      'wal',
-    ),
-    timed(extractBase(repo, plan, options.dataDir), 'extract'),
-  ]);
-  if (extracted.status === 'rejected') throw extracted.reason;
-  if (fetched.status === 'rejected') throw fetched.reason;
-  const { received, barrier, stop } = fetched.value;
+  const { received, barrier, stop, sideBySideMs } = await baseAndWal(repo, plan, options, {
+    walDir,
+    needed,
+    started,
+  });
   const stoppedBy = barrier ? (barrier.atObject ? 'object' : 'end') : stop ? 'time' : 'end';
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
@@ -169,6 +146,43 @@ export async function restorePhysical(
     durationMs: Date.now() - started,
     sideBySideMs,
   };
+}
+
+/**
+ * The WAL and the base backup are independent reads into different folders: fetched side by side, the restore
+ * takes the longer of the two rather than their sum. Both are settled before a failure is reported, so nothing
+ * still writes into the scratch folder the caller removes. Where the replay stops is read from the WAL alone:
+ * pg_waldump searches it while the extraction goes on.
+ */
+async function baseAndWal(
+  repo: Repository,
+  plan: PointInTimePlan,
+  options: PhysicalRestoreOptions,
+  { walDir, needed, started }: { walDir: string; needed: ReturnType<typeof walNeeded>; started: number },
+) {
+  const sideBySideMs = { extract: 0, wal: 0 };
+  const timed = <T>(promise: Promise<T>, part: keyof typeof sideBySideMs): Promise<T> =>
+    promise.finally(() => {
+      sideBySideMs[part] = Date.now() - started;
+    });
+  const [fetched, extracted] = await Promise.allSettled([
+    timed(
+      fetchWal(repo, plan, needed.wal, walDir, needed.trimmed ? undefined : options.receivedWalDir).then(
+        async (received) => {
+          const barrier = plan.objectBarrier
+            ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
+            : undefined;
+          const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+          return { received, barrier, stop };
+        },
+      ),
+      'wal',
+    ),
+    timed(extractBase(repo, plan, options.dataDir), 'extract'),
+  ]);
+  if (extracted.status === 'rejected') throw extracted.reason;
+  if (fetched.status === 'rejected') throw fetched.reason;
+  return { ...fetched.value, sideBySideMs };
 }
 
 /** On the promoted server: the service's password, the stream's slot, and the caller's inspection. */
