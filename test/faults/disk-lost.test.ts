@@ -129,6 +129,7 @@ describe.skipIf(!scenarioSelected('disk-lost') && !scenarioSelected('deletion-ki
             method: 'POST',
             headers: { ...system.client, 'content-type': form.contentType },
             body: form.payload,
+            signal: AbortSignal.timeout(30_000),
           });
           expect(created.status).toBe(202);
           const { id } = (await created.json()) as { id: string };

@@ -88,7 +88,8 @@ export async function startUp(
     async () => {
       if (exited) throw new Error(`trendgen ${command} exited early:\n${output}`);
       try {
-        const response = await fetch(`${baseUrl}/readyz`);
+        // Each poll bounded: a listener that accepts and never answers must not outlast the wait itself.
+        const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
         return response.status === 200 ? true : undefined;
       } catch {
         return undefined;

@@ -8,6 +8,9 @@ import { descendants, killTree, startUp, type UpProcess } from '../../support/pr
 import { tempDir } from '../../support/temp.ts';
 import { sha256 } from './load.ts';
 
+/** A restore here takes seconds; one that takes minutes is hung, and is stopped while the test can still say where. */
+const RESTORE_DEADLINE_MS = 180_000;
+
 export type Role = 'serve' | 'worker' | 'scheduler' | 'postgres' | 'redis';
 
 /**
@@ -123,7 +126,8 @@ export class FaultSystem {
     await this.killEverything();
     rmSync(this.env.DATA_DIR!, { recursive: true, force: true });
     rmSync(this.env.PROMPTS_DIR!, { recursive: true, force: true });
-    const restore = await runCli(['restore', 'latest', '--json'], this.env);
+    // Human output: its phase lines on stderr say where a restore that fails or hangs got to.
+    const restore = await runCli(['restore', 'latest'], this.env, { deadlineMs: RESTORE_DEADLINE_MS });
     if (restore.code !== 0) return restore;
     await this.start();
     await this.waitHealthy();
