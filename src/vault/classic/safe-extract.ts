@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { type ReadEntry, Unpack } from 'tar';
+import { memberPathProblem } from '../../lib/archive-member.ts';
 
 /**
  * Extraction of a .tar.gz that may come from anywhere (an old backup folder, a bucket someone else can
@@ -169,13 +170,9 @@ function judge(
   if (type !== 'Directory' && !FILE_TYPES.has(type)) {
     return `is ${SPECIAL_TYPES[type] ?? `a ${type} entry`}, and only regular files and directories are extracted`;
   }
-  const name = entry.path;
-  if (path.isAbsolute(name) || /^[A-Za-z]:/.test(name)) return 'has an absolute path';
-  if (name.split(/[/\\]/).includes('..'))
-    return 'has a ".." path component that could leave the target folder';
-  const resolved = path.resolve(root, name);
-  if (resolved !== root && !resolved.startsWith(root + path.sep)) return 'resolves outside the target folder';
-  if (resolved === root && type !== 'Directory') return 'has no file name';
+  const problem = memberPathProblem(root, entry.path);
+  if (problem) return problem;
+  if (path.resolve(root, entry.path) === root && type !== 'Directory') return 'has no file name';
   if (entries > maxEntries) return `is past the limit of ${maxEntries} members`;
   if (declared > maxBytes) return `takes the archive past the limit of ${maxBytes} bytes`;
   return undefined;

@@ -66,16 +66,30 @@ describe("a base backup's tar extracted into a new data directory", () => {
     expect(readFileSync(path.join(dir, 'base/1/1')).equals(large)).toBe(true);
   });
 
-  const refused: Array<[string, Buffer[]]> = [
-    ['an absolute member', [tarMember({ path: '/tmp/escaped', type: 'File' }, small)]],
-    ['a member that climbs out with ..', [tarMember({ path: '../escaped', type: 'File' }, small)]],
-    ['a member deeper that climbs out', [tarMember({ path: 'base/../../escaped', type: 'File' }, small)]],
+  /** What is refused, and the sentence (or the file system's error) that says why. */
+  const refused: Array<[string, Buffer[], RegExp]> = [
+    [
+      'an absolute member',
+      [tarMember({ path: '/tmp/escaped', type: 'File' }, small)],
+      /"\/tmp\/escaped" has an absolute path: refused/,
+    ],
+    [
+      'a member that climbs out with ..',
+      [tarMember({ path: '../escaped', type: 'File' }, small)],
+      /"\.\.\/escaped" has a "\.\." path component/,
+    ],
+    [
+      'a member deeper that climbs out',
+      [tarMember({ path: 'base/../../escaped', type: 'File' }, small)],
+      /has a "\.\." path component/,
+    ],
     [
       'a member written through a link the archive made',
       [
         tarMember({ path: 'pg_tblspc/1', type: 'SymbolicLink', linkpath: '..' }),
         tarMember({ path: 'pg_tblspc/1/escaped', type: 'File' }, small),
       ],
+      /writes "pg_tblspc\/1\/escaped" through a symbolic link: refused/,
     ],
     [
       'a second member of the same name after a link',
@@ -83,13 +97,18 @@ describe("a base backup's tar extracted into a new data directory", () => {
         tarMember({ path: 'escaped', type: 'SymbolicLink', linkpath: '../outside' }),
         tarMember({ path: 'escaped', type: 'File' }, small),
       ],
+      /EEXIST/,
     ],
-    ['a hard link', [tarMember({ path: 'base/x', type: 'Link', linkpath: 'postmaster.opts' })]],
+    [
+      'a hard link',
+      [tarMember({ path: 'base/x', type: 'Link', linkpath: 'postmaster.opts' })],
+      /holds base\/x of type Link, which a data directory never has/,
+    ],
   ];
-  for (const [what, members] of refused) {
+  for (const [what, members, why] of refused) {
     it(`refuses ${what} and writes nothing outside`, async () => {
       const dir = emptyDir();
-      await expect(extractBaseTar(pieces(Buffer.concat([...members, END]), 4096), dir)).rejects.toThrow();
+      await expect(extractBaseTar(pieces(Buffer.concat([...members, END]), 4096), dir)).rejects.toThrow(why);
       expect(existsSync(path.join(dir, '..', 'escaped'))).toBe(false);
       expect(existsSync(path.join(dir, '..', 'outside'))).toBe(false);
     });
