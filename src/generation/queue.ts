@@ -52,3 +52,33 @@ export function retryDelay(attemptsMade: number, baseMs: number, capMs: number):
   const exponential = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
   return Math.round(exponential * (0.5 + Math.random() * 0.5));
 }
+
+/** How long a request waits for Redis to take a job before it answers anyway (the job is added when Redis is back). */
+export const ENQUEUE_WAIT_MS = 2000;
+
+/**
+ * `enqueue` for a request whose row is already committed: BullMQ's connection holds commands while Redis is away
+ * (it must, for its blocking reads), so without a bound a request would wait for Redis to come back. Past the
+ * bound it rejects; the held command still runs on reconnect, and the reconciler queues the row regardless.
+ */
+export async function enqueueWithin(
+  queue: Queue<GenerationJobData>,
+  ids: string[],
+  waitMs = ENQUEUE_WAIT_MS,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Redis did not take the job within ${waitMs / 1000} s`)),
+      waitMs,
+    );
+  });
+  const queued = enqueue(queue, ids);
+  // Settled later, after the deadline answered: its outcome no longer reaches anyone.
+  queued.catch(() => {});
+  try {
+    await Promise.race([queued, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

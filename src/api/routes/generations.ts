@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createGeneration, getGeneration, listGenerations } from '../../generation/jobs.ts';
-import { enqueue } from '../../generation/queue.ts';
+import { enqueueWithin } from '../../generation/queue.ts';
 import type { ObjectRecord } from '../../objects/store.ts';
 import { requireRole } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -173,7 +173,7 @@ export function generationRoutes(deps: ApiDeps): FastifyPluginAsync {
           idempotencyKey,
         });
         if (created) {
-          await enqueue(deps.queue, [generation.id]).catch((error) =>
+          await enqueueWithin(deps.queue, [generation.id]).catch((error) =>
             request.log.warn(
               { err: error, generation: generation.id },
               'enqueue failed; the reconciler will queue it',
