@@ -266,8 +266,13 @@ describe('several offsite regions: one down, the other stays current, the first 
     const windows = JSON.parse((await runCli(['status', '--json'], env)).stdout).windows as Array<{
       target: string;
       window: { from: string } | null;
+      error?: string;
     }>;
-    expect(windows.map((w) => [w.target, Boolean(w.window?.from)])).toEqual([
+    // On a failure, the whole answer: a window that could not be read says why in its `error`.
+    expect(
+      windows.map((w) => [w.target, Boolean(w.window?.from)]),
+      JSON.stringify(windows),
+    ).toEqual([
       ['local', true],
       ['region-a', true],
       ['region-b', true],
