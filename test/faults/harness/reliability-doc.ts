@@ -111,7 +111,7 @@ moment, waits for recovery, and reads every acknowledged write back. A run with 
 How each scenario attacks the system, and what it counts as a write, is described in
 [\`test/faults/README.md\`](../test/faults/README.md).
 
-Last run ${meta.date}: ${results.length} runs of ${ran.size} scenarios, at least ${meta.runs} of each (seeds kept as
+Last run ${meta.date}: ${results.length} runs of ${ran.size} scenario${ran.size === 1 ? '' : 's'}, at least ${meta.runs} of each (seeds kept as
 regression cases run too). Over every row below (each says when its scenario last ran): ${rows.length} scenarios,
 ${sum((r) => r.runs)} runs, **${sum((r) => r.lost)} lost, ${sum((r) => r.corrupted)} corrupted**.
 
