@@ -84,16 +84,13 @@ async function describeHung(
   const lines = [
     `\n\`trendgen ${args.join(' ')}\` had not ended after ${deadlineMs / 1000} s; its processes:`,
   ];
-  for (const p of [pid, ...descendants(pid)]) {
-    try {
-      lines.push(
-        execFileSync('ps', ['-o', 'pid=,ppid=,etime=,stat=,args=', '-p', String(p)], {
-          encoding: 'utf8',
-        }).trim(),
-      );
-    } catch {
-      // Gone meanwhile.
-    }
+  try {
+    const pids = [pid, ...descendants(pid)].join(',');
+    lines.push(
+      execFileSync('ps', ['-o', 'pid=,ppid=,etime=,stat=,args=', '-p', pids], { encoding: 'utf8' }).trim(),
+    );
+  } catch {
+    // All gone meanwhile (ps exits non-zero when no pid is left).
   }
   try {
     process.kill(pid, 'SIGUSR2');
