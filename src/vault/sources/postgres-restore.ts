@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { run } from './postgres-client.ts';
+import { loadRangeFiles } from './postgres-copy-lanes.ts';
 import { verifyPostgres } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
+import { copyFromStatement, readRangeManifest } from './postgres-ranges.ts';
 import { loadFileOnWorker, pgRestore } from './postgres-stream-load.ts';
 import { type PostgresFacts, type RestoreContext, RestoreVerificationError } from './types.ts';
 
@@ -39,11 +42,7 @@ export async function restoreDatabase(
   }
   await refuseNonEmpty(databaseUrl);
   await loader.prepare();
-  const archive = path.join(dumpDir, DUMP_ARCHIVE);
-  // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
-  const loaded =
-    existsSync(archive) && (await loadFileOnWorker(archive, loader, dumpDir, RESTORE_JOBS)).loaded;
-  if (!loaded) await pgRestore(loader, [`--jobs=${RESTORE_JOBS}`, dumpArchiveIn(dumpDir)]);
+  await loadDump(dumpDir, loader, RESTORE_JOBS);
   ctx.progress('postgres', 'verifying');
   // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
   const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
@@ -77,8 +76,27 @@ function dumpArchiveIn(dumpDir: string): string {
 }
 
 /**
- * Restores a dump (dumpArchiveIn) into an existing, empty database, in parallel; stops at the first error. The
- * dump is loaded as `loader` (postgres-loader.ts), never as a role that could reach the database host.
+ * Loads a dump folder into an empty database: the archive streamed into COPY on a worker thread
+ * (postgres-stream-load.ts), its table ranges too; an archive that loader leaves alone goes to pg_restore, with
+ * the ranges loaded between its data and its indexes and constraints. Stops at the first error.
+ */
+async function loadDump(dumpDir: string, loader: Pick<Loader, 'url' | 'role'>, jobs: number): Promise<void> {
+  const archive = path.join(dumpDir, DUMP_ARCHIVE);
+  const ranges = await readRangeManifest(dumpDir);
+  // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
+  if (existsSync(archive) && (await loadFileOnWorker(archive, loader, dumpDir, jobs, ranges)).loaded) return;
+  if (!ranges) {
+    await pgRestore(loader, [`--jobs=${jobs}`, dumpArchiveIn(dumpDir)]);
+    return;
+  }
+  await pgRestore(loader, [`--jobs=${jobs}`, '--section=pre-data', '--section=data', archive]);
+  await loadRangeFiles(ranges, dumpDir, loader, jobs);
+  await pgRestore(loader, [`--jobs=${jobs}`, '--section=post-data', archive]);
+}
+
+/**
+ * Restores a dump folder into an existing, empty database, in parallel; stops at the first error. The dump is
+ * loaded as `loader` (postgres-loader.ts), never as a role that could reach the database host.
  */
 export async function restorePostgres(
   dumpDir: string,
@@ -86,13 +104,42 @@ export async function restorePostgres(
   loader: Pick<Loader, 'url' | 'role'>,
   options: { jobs?: number } = {},
 ): Promise<void> {
-  const archive = dumpArchiveIn(dumpDir);
+  dumpArchiveIn(dumpDir);
   await refuseNonEmpty(targetUrl);
-  await pgRestore(loader, [`--jobs=${options.jobs ?? RESTORE_JOBS}`, archive]);
+  await loadDump(dumpDir, loader, options.jobs ?? RESTORE_JOBS);
 }
 
-/** The dump as one plain SQL script (for the classic export), loadable with `psql -f` by any owner. */
+/**
+ * The dump as one plain SQL script (for the classic export), loadable with `psql -f` by any owner: the table
+ * ranges' rows as COPY blocks after the archive's own data, before its indexes and constraints.
+ */
 export async function dumpToSql(dumpDir: string, outFile: string): Promise<void> {
-  const args = ['--no-owner', '--no-acl', `--file=${outFile}`, dumpArchiveIn(dumpDir)];
-  await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
+  const archive = dumpArchiveIn(dumpDir);
+  const ranges = await readRangeManifest(dumpDir);
+  const sections = async (file: string, only: string[]) => {
+    const args = ['--no-owner', '--no-acl', ...only, `--file=${file}`, archive];
+    await run(findPostgresBinary('pg_restore'), args, process.env, '').done;
+  };
+  if (!ranges) return await sections(outFile, []);
+  const tail = `${outFile}.post-data`;
+  try {
+    await sections(outFile, ['--section=pre-data', '--section=data']);
+    await sections(tail, ['--section=post-data']);
+    const out = await open(outFile, 'a');
+    try {
+      const copy = async (file: string) => {
+        for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) await out.write(chunk);
+      };
+      for (const table of ranges.tables) {
+        await out.write(`\n${copyFromStatement(table).replace(/ STDIN$/, ' stdin')};\n`);
+        for (const file of table.files) await copy(path.join(dumpDir, file));
+        await out.write('\\.\n\n');
+      }
+      await copy(tail);
+    } finally {
+      await out.close();
+    }
+  } finally {
+    await rm(tail, { force: true });
+  }
 }

@@ -1,10 +1,7 @@
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
-import { openDatabase, type Sql } from '../../db/connection.ts';
+import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import {
   type ArchiveEntry,
@@ -14,13 +11,16 @@ import {
   readArchiveToc,
 } from './pgdump-archive.ts';
 import { libpqConnection, run } from './postgres-client.ts';
+import { copyDealtOut, copyRangeFiles, openLane, PIECE_SIZE } from './postgres-copy-lanes.ts';
 import type { Loader } from './postgres-loader.ts';
+import type { TableDataManifest } from './postgres-ranges.ts';
 
 /**
  * Loads a custom-format dump straight from the repository into an empty database, with no copy of the dump on
  * disk: pg_restore creates the schema from the archive's table of contents alone (a few kilobytes written to
  * scratch), the table data streams from the repository into `COPY … FROM STDIN` on `jobs` connections at once
  * (a large table's rows dealt out between them, whole lines each, so one table loads on every core), and
+ * the rows of the tables dumped in block ranges (postgres-ranges.ts) follow from their own files, and
  * pg_restore then adds sequences' values, indexes, constraints and the rest in parallel. What this does not
  * read (another archive version, compressed data, large objects) is left whole to pg_restore by the caller.
  */
@@ -32,9 +32,6 @@ const COPY_STATEMENT = new RegExp(
   `^COPY (${IDENT}\\.${IDENT})( \\(${IDENT}(?:, ${IDENT})*\\))? FROM stdin;\\n?$`,
 );
 const ENCODING_STATEMENT = /^SET client_encoding = '([A-Za-z0-9_]+)';\n?$/;
-
-/** Rows are dealt out in pieces of this size: hundreds of rows per COPY message, little garbage at a time (1 MiB pieces and reads: 211 MB peak RSS loading 1.4 GB, 256 KiB pieces and 1 MiB reads: 160 MB). */
-const PIECE_SIZE = 256 << 10;
 
 export type StreamLoadResult = { loaded: true; tables: number } | { loaded: false; reason: string };
 
@@ -75,13 +72,16 @@ export async function loadStreamed(
   chunks: AsyncIterator<Buffer>,
   loader: Pick<Loader, 'url' | 'role'>,
   scratch: string,
-  options: { jobs: number },
+  options: { jobs: number; ranges?: TableDataManifest | undefined },
 ): Promise<StreamLoadResult> {
   const reader = new ArchiveReader(chunks);
   const read = await readArchiveToc(reader);
   if ('unsupported' in read) return { loaded: false, reason: read.unsupported };
   const plan = planLoad(read.toc);
   if (typeof plan === 'string') return { loaded: false, reason: plan };
+  if (options.ranges && options.ranges.encoding !== plan.encoding) {
+    return { loaded: false, reason: 'its table ranges are in another encoding than its archive' };
+  }
   const schema = path.join(scratch, 'schema.pgdump');
   await writeFile(schema, read.toc.head, { mode: 0o600 });
   await pgRestore(loader, ['--section=pre-data', schema]);
@@ -98,6 +98,7 @@ export async function loadStreamed(
       await copyDealtOut(block.pieces, statement, lanes);
       tables++;
     }
+    if (options.ranges) tables += await copyRangeFiles(options.ranges, scratch, lanes);
     await Promise.all(lanes.map((lane) => lane.release()));
   } catch (error) {
     // A lane may be inside a COPY that was cancelled or refused: closing its connection rolls that back.
@@ -134,12 +135,13 @@ export async function loadFileOnWorker(
   loader: Pick<Loader, 'url' | 'role'>,
   scratch: string,
   jobs: number,
+  ranges?: TableDataManifest,
 ): Promise<StreamLoadResult> {
   const here = new URL(import.meta.url);
   // Run from source (tests, tsx), the worker needs the TypeScript loader too; built, it is plain JavaScript.
   const source = here.pathname.endsWith('.ts');
   const script = new URL(`./postgres-load-worker.${source ? 'ts' : 'js'}`, here);
-  const workerData = { archive, loader: { url: loader.url, role: loader.role }, scratch, jobs };
+  const workerData = { archive, loader: { url: loader.url, role: loader.role }, scratch, jobs, ranges };
   const worker = source
     ? new Worker(
         `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`,
@@ -184,116 +186,4 @@ export async function pgRestore(loader: Pick<Loader, 'url' | 'role'>, args: stri
         `--dbname=${conn.dbname}`,
       ];
   return await run(findPostgresBinary('pg_restore'), [...common, ...args], conn.env, conn.password).done;
-}
-
-/** What of a postgres.js query a COPY needs, `reject` included (see openLane). */
-interface CopyQuery {
-  reject: (error: unknown) => void;
-  writable(): Promise<Writable>;
-}
-
-interface Lane {
-  /** Starts `statement` on this lane unless it runs already, and sends `parts` (whole rows). */
-  send(statement: string, parts: Buffer[]): Promise<void>;
-  /** Ends the lane's COPY, if one runs, and waits for the server to take it. */
-  end(): Promise<void>;
-  /** Cancels the lane's COPY, if one runs (the server rolls it back). */
-  abort(error: Error): void;
-  release(): Promise<void>;
-}
-
-async function openLane(sql: Sql, role: string | undefined, encoding: string): Promise<Lane> {
-  const conn = await sql.reserve();
-  // As pg_restore sets up its sessions; search_path empty because the statements name their schemas.
-  await conn.unsafe(
-    `set client_encoding = '${encoding}'; set search_path = ''; set row_security = off; set statement_timeout = 0; set lock_timeout = 0`,
-  );
-  if (role) await conn.unsafe(`set role "${role.replaceAll('"', '""')}"`);
-  let writable: Writable | undefined;
-  let failure: Error | undefined;
-  let drained: Promise<unknown> | undefined;
-  let refused: Promise<never> = new Promise(() => {});
-  return {
-    async send(statement, parts) {
-      if (!writable) {
-        failure = undefined;
-        let refuse!: (error: unknown) => void;
-        refused = new Promise<never>((_, reject) => {
-          refuse = reject;
-        });
-        refused.catch(() => {});
-        const query = conn.unsafe(statement) as unknown as CopyQuery;
-        // postgres.js 3.4 never settles a COPY's writable when the server rejects the rows after the last one
-        // was sent (porsager/postgres#1173): the error reaches only the query, settled long before. Keep it.
-        const reject = query.reject;
-        query.reject = (error: unknown) => {
-          failure ??= error as Error;
-          refuse(failure);
-          reject(error);
-        };
-        writable = await query.writable();
-        writable.on('error', (error) => {
-          failure ??= error;
-        });
-      }
-      if (drained) await drained;
-      drained = undefined;
-      if (failure) throw failure;
-      let full = false;
-      for (const part of parts) full = !writable.write(part);
-      if (full) {
-        drained = once(writable, 'drain');
-        // Rejects when the lane fails: awaited by the next send, or abandoned by end() and abort().
-        drained.catch(() => {});
-      }
-    },
-    async end() {
-      if (!writable) return;
-      const copying = writable;
-      writable = undefined;
-      drained = undefined;
-      copying.end();
-      await Promise.race([finished(copying), refused]).catch((error: unknown) => {
-        throw failure ?? error;
-      });
-    },
-    abort(error) {
-      writable?.destroy(error);
-      writable = undefined;
-      drained = undefined;
-    },
-    async release() {
-      conn.release();
-    },
-  };
-}
-
-/**
- * Sends one table's rows through the lanes: each piece's whole lines go to the next lane in turn (a row of
- * COPY text is one line: newlines inside values are escaped), the unfinished last line travels with the next.
- */
-async function copyDealtOut(pieces: AsyncGenerator<Buffer>, statement: string, lanes: Lane[]): Promise<void> {
-  let carry: Buffer[] = [];
-  let turn = 0;
-  try {
-    for await (const piece of pieces) {
-      const lastNewline = piece.lastIndexOf(10);
-      if (lastNewline < 0) {
-        carry.push(piece);
-        continue;
-      }
-      const lane = lanes[turn++ % lanes.length]!;
-      await lane.send(statement, [...carry, piece.subarray(0, lastNewline + 1)]);
-      carry = lastNewline + 1 < piece.length ? [piece.subarray(lastNewline + 1)] : [];
-    }
-    // pg_dump ends every row with a newline: anything left is a row cut short, which COPY names.
-    if (carry.length) await lanes[turn % lanes.length]!.send(statement, carry);
-  } catch (error) {
-    // Nothing of a table whose rows did not all arrive is committed.
-    for (const lane of lanes) lane.abort(error as Error);
-    throw error;
-  }
-  const ends = await Promise.allSettled(lanes.map((lane) => lane.end()));
-  const failed = ends.find((end) => end.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
 }

@@ -1,14 +1,23 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { fsyncDir } from '../../lib/files.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
+import type { StoredFile } from '../repository/index.ts';
 import { assertClientNotOlder, clientMajor, libpqConnection, run } from './postgres-client.ts';
 import { computeTableFacts, pinOutputSettings } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
+import {
+  dumpRanges,
+  excludeDataArg,
+  planRanges,
+  RANGE_BLOCKS,
+  TABLE_DATA_MANIFEST,
+} from './postgres-ranges.ts';
 import { DUMP_ARCHIVE, restoreDatabase } from './postgres-restore.ts';
 import {
   type BackupContext,
@@ -25,22 +34,30 @@ import {
  * taken in the very same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
  */
 
+/** One file of a dump as its consumer stored it: the archive, the range manifest, or a range of rows. */
+export interface DumpedFile<T> {
+  name: string;
+  consumed: T;
+}
+
 /**
- * Dumps one consistent point in time as a stream: a read-only repeatable-read transaction exports its
- * snapshot, pg_dump imports it and writes a custom-format archive (uncompressed, so content-defined chunking
- * deduplicates it across runs; `pg_restore -j` still restores it in parallel) to its stdout, which `consume`
- * reads while the facts and live object keys are read in the same transaction. Nothing is written to disk on
- * the way: the archive's bytes go from pg_dump to `consume` (the repository's chunker).
+ * Dumps one consistent point in time as streams: a read-only repeatable-read transaction exports its snapshot,
+ * pg_dump imports it and writes a custom-format archive (uncompressed, so content-defined chunking deduplicates
+ * it across runs) to its stdout, while the largest tables' rows stream from psql in block ranges in the same
+ * snapshot (postgres-ranges.ts), and the facts and live object keys are read in the transaction itself. Each
+ * stream goes to `consume` (the repository's chunker) as it is written: nothing is written to disk on the way.
  */
 export async function streamDump<T>(
   databaseUrl: string,
-  consume: (archive: Readable) => Promise<T>,
+  consume: (name: string, data: Readable) => Promise<T>,
   options: {
     onSpawn?: (pid: number) => void;
     /** Called as soon as the live object keys are read, while pg_dump may still be running. */
     onLiveObjectKeys?: (keys: string[]) => void;
+    /** Blocks per range of a large table (RANGE_BLOCKS). */
+    rangeBlocks?: number;
   } = {},
-): Promise<PostgresDump & { consumed: T }> {
+): Promise<PostgresDump & { files: DumpedFile<T>[] }> {
   const pgDump = findPostgresBinary('pg_dump');
   const client = clientMajor(pgDump);
   const conn = libpqConnection(databaseUrl);
@@ -56,25 +73,10 @@ export async function streamDump<T>(
       if (!server) throw new Error('PostgreSQL did not say its version.');
       assertClientNotOlder('pg_dump', client, server.num);
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
-      const args = [
-        `--snapshot=${snapshot!.id}`,
-        '--format=custom',
-        '--compress=0',
-        // Unlogged tables hold status, not data (PostgreSQL itself empties them after a crash).
-        '--no-unlogged-table-data',
-        '--no-password',
-        `--dbname=${conn.dbname}`,
-      ];
-      const dump = run(pgDump, args, conn.env, conn.password, { streamStdout: true });
-      dump.done.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
-      if (dump.child.pid) options.onSpawn?.(dump.child.pid);
-      const stop = () => dump.child.kill('SIGTERM');
-      // A consumer that fails (a full backup disk) stops pg_dump, which would otherwise block on the pipe.
-      const consuming = consume(dump.child.stdout!).catch((error: unknown) => {
-        stop();
-        throw error;
-      });
-      consuming.catch(() => {});
+      const plan = await planRanges(tx, options.rangeBlocks ?? RANGE_BLOCKS);
+      const stopped = new AbortController();
+      const streams = dumpStreams(pgDump, snapshot!.id, conn, plan, consume, stopped.signal, options.onSpawn);
+      streams.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
       let tables: Record<string, TableFacts>;
       let liveKeys: string[];
       try {
@@ -82,57 +84,119 @@ export async function streamDump<T>(
         liveKeys = await liveObjectKeys(tx);
         options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
-        stop();
-        await Promise.allSettled([dump.done, consuming]);
+        stopped.abort();
+        await streams.catch(() => {});
         throw error;
       }
-      const [dumped, consumed] = await Promise.allSettled([dump.done, consuming]);
-      // The consumer's failure first: it stopped pg_dump. Else pg_dump's: a dump cut short ends the stream as
-      // a whole one does, so what was consumed is not the dump.
-      if (consumed.status === 'rejected') throw consumed.reason;
-      if (dumped.status === 'rejected') throw dumped.reason;
+      const files = await streams;
       const facts: PostgresFacts = {
         serverVersion: server.version,
         serverVersionNum: server.num,
         database: server.database,
         tables,
       };
-      return { facts, liveObjectKeys: liveKeys, consumed: consumed.value };
+      return { facts, liveObjectKeys: liveKeys, files };
     });
   } finally {
     await sql.end({ timeout: 5 });
   }
 }
 
-/** The dump written into `outDir` as DUMP_ARCHIVE (fsynced: a caller keeps it). */
+/**
+ * pg_dump's archive (without the data of the tables dumped in ranges) and the ranges, side by side, then the
+ * manifest naming the ranges. A failure of either stops the other; the consumer's failure is thrown first (it
+ * stopped the dump), else the dump's: a dump cut short ends its stream as a whole one does.
+ */
+async function dumpStreams<T>(
+  pgDump: string,
+  snapshot: string,
+  conn: ReturnType<typeof libpqConnection>,
+  plan: Awaited<ReturnType<typeof planRanges>>,
+  consume: (name: string, data: Readable) => Promise<T>,
+  signal: AbortSignal,
+  onSpawn: ((pid: number) => void) | undefined,
+): Promise<DumpedFile<T>[]> {
+  const args = [
+    `--snapshot=${snapshot}`,
+    '--format=custom',
+    '--compress=0',
+    // Unlogged tables hold status, not data (PostgreSQL itself empties them after a crash).
+    '--no-unlogged-table-data',
+    ...(plan?.manifest.tables.map(excludeDataArg) ?? []),
+    '--no-password',
+    `--dbname=${conn.dbname}`,
+  ];
+  const dump = run(pgDump, args, conn.env, conn.password, { streamStdout: true });
+  if (dump.child.pid) onSpawn?.(dump.child.pid);
+  const inner = new AbortController();
+  // The first failure is the cause; what fails after it was stopped by it (pg_dump "terminated by user").
+  let cause: { error: unknown } | undefined;
+  const stop = () => {
+    dump.child.kill('SIGTERM');
+    inner.abort();
+  };
+  const failed = (error: unknown): never => {
+    cause ??= { error };
+    stop();
+    throw error;
+  };
+  const dumping = dump.done.catch(failed);
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    const consuming = consume(DUMP_ARCHIVE, dump.child.stdout!).catch(failed);
+    const ranging = plan
+      ? dumpRanges(plan.ranges, snapshot, plan.manifest.encoding, conn, consume, inner.signal).catch(failed)
+      : Promise.resolve([]);
+    // A consumer that fails (a full backup disk) stops pg_dump, which would otherwise block on its pipe; a dump
+    // cut short ends its stream as a whole one does, so what was consumed is not the dump.
+    const [, consumed, ranged] = await Promise.allSettled([dumping, consuming, ranging]);
+    if (cause) throw cause.error;
+    const files: DumpedFile<T>[] = [
+      { name: DUMP_ARCHIVE, consumed: (consumed as PromiseFulfilledResult<T>).value },
+      ...(ranged as PromiseFulfilledResult<DumpedFile<T>[]>).value,
+    ];
+    if (plan) {
+      const manifest = Readable.from([Buffer.from(JSON.stringify(plan.manifest))]);
+      files.push({ name: TABLE_DATA_MANIFEST, consumed: await consume(TABLE_DATA_MANIFEST, manifest) });
+    }
+    return files;
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/** The dump's files written into `outDir` (fsynced, the folder too: a caller keeps them). */
 export async function dumpPostgres(
   databaseUrl: string,
   outDir: string,
-  options: { onSpawn?: (pid: number) => void } = {},
+  options: { onSpawn?: (pid: number) => void; rangeBlocks?: number } = {},
 ): Promise<PostgresDump> {
   await mkdir(outDir, { recursive: true });
-  const file = path.join(outDir, DUMP_ARCHIVE);
-  const { consumed: _, ...dump } = await streamDump(
+  const { files: _, ...dump } = await streamDump(
     databaseUrl,
-    async (archive) => {
-      await pipeline(archive, createWriteStream(file));
+    async (name, data) => {
+      const file = path.join(outDir, name);
+      await pipeline(data, createWriteStream(file));
       const handle = await open(file, 'r');
       await handle.sync().finally(() => handle.close());
     },
     options,
   );
+  await fsyncDir(outDir);
   return dump;
 }
 
-/** The dump's bytes on their way to the chunker, reported every PROGRESS_BYTES. */
-async function* counted(archive: Readable, ctx: BackupContext): AsyncGenerator<Buffer> {
-  let bytes = 0;
-  let reported = 0;
-  for await (const chunk of archive as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes - reported >= PROGRESS_BYTES) {
-      reported = bytes;
-      ctx.progress('postgres', undefined, { bytes });
+/** The dump's bytes on their way to the chunker; every PROGRESS_BYTES of all its streams together is reported. */
+async function* counted(
+  data: Readable,
+  ctx: BackupContext,
+  total: { bytes: number; reported: number },
+): AsyncGenerator<Buffer> {
+  for await (const chunk of data as AsyncIterable<Buffer>) {
+    total.bytes += chunk.length;
+    if (total.bytes - total.reported >= PROGRESS_BYTES) {
+      total.reported = total.bytes;
+      ctx.progress('postgres', undefined, { bytes: total.bytes });
     }
     yield chunk;
   }
@@ -177,33 +241,39 @@ export function postgresSource(
       keysRead = deferred();
       ctx.progress('postgres', 'dumping');
       try {
-        const dump = await streamDump(databaseUrl, (archive) => ctx.repo.storeFile(counted(archive, ctx)), {
-          onLiveObjectKeys: (keys) => {
-            liveKeys = keys;
-            keysRead.resolve();
-          },
-        });
-        const stored = dump.consumed;
-        const tree = await ctx.repo.writeTree([
+        const total = { bytes: 0, reported: 0 };
+        const dump = await streamDump(
+          databaseUrl,
+          (_name, data) => ctx.repo.storeFile(counted(data, ctx, total)),
           {
-            name: DUMP_ARCHIVE,
-            type: 'file',
+            onLiveObjectKeys: (keys) => {
+              liveKeys = keys;
+              keysRead.resolve();
+            },
+          },
+        );
+        const tree = await ctx.repo.writeTree(
+          dump.files.map(({ name, consumed }) => ({
+            name,
+            type: 'file' as const,
             mode: 0o600,
             mtimeMs: 0,
-            size: stored.size,
-            chunks: stored.chunks,
-          },
-        ]);
+            size: consumed.size,
+            chunks: consumed.chunks,
+          })),
+        );
+        const sum = (pick: (stored: StoredFile) => number) =>
+          dump.files.reduce((n, file) => n + pick(file.consumed), 0);
         const stats = directoryStats({
-          filesNew: 1,
+          filesNew: dump.files.length,
           filesChanged: 0,
           filesUnchanged: 0,
           dirs: 0,
           symlinks: 0,
           skipped: [],
-          bytesRead: stored.size,
-          blobsAdded: stored.blobsAdded,
-          bytesAdded: stored.bytesAdded,
+          bytesRead: sum((stored) => stored.size),
+          blobsAdded: sum((stored) => stored.blobsAdded),
+          bytesAdded: sum((stored) => stored.bytesAdded),
         });
         return { tree, facts: dump.facts, stats };
       } catch (error) {
