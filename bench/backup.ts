@@ -140,6 +140,9 @@ interface Context {
 }
 
 async function runStep(ds: Dataset, tool: Tool, step: StepName): Promise<StepResult> {
+  // What the step before left unwritten (restic fsyncs nothing it restores, and the dataset's own changes) is
+  // written back now, not during this step: a step that ends with syncfs would otherwise wait for it.
+  execFileSync('sync');
   const spec = step === 'restore' ? tool.restore() : tool.backup();
   const before = step === 'restore' ? 0 : treeBytes(tool.repoDir).bytes;
   const m = await measure(`${tool.name} ${step}`, spec.script, {
