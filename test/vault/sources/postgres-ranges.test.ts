@@ -11,6 +11,7 @@ import { TABLE_DATA_MANIFEST, type TableDataManifest } from '../../../src/vault/
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { dumpDataTables, startInserter } from '../../support/pg-dump.ts';
 import { tempDir } from '../../support/temp.ts';
 
 /** Blocks per range here: the 20,000-row table spans a few hundred blocks, so it is cut into several ranges. */
@@ -45,44 +46,18 @@ async function populate(sql: Sql): Promise<void> {
   `);
 }
 
-/** Commits the same n into wide (a new last row) and pair_a in one transaction until stopped. */
-function startInserter(sql: Sql): { stop(): Promise<number> } {
-  let running = true;
-  let n = 0;
-  const loop = (async () => {
-    while (running) {
-      n++;
-      await sql.begin(async (tx) => {
-        await tx`insert into wide (id, label) values (${100_000 + n}, 'late')`;
-        await tx`insert into pair_a values (${n})`;
-      });
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return n;
-    },
-  };
-}
-
 const manifestOf = (dir: string) =>
   JSON.parse(readFileSync(path.join(dir, TABLE_DATA_MANIFEST), 'utf8')) as TableDataManifest;
-
-function dumpDataTables(archive: string): string[] {
-  const listing = execFileSync(findPostgresBinary('pg_restore'), ['--list', archive], { encoding: 'utf8' });
-  return [...listing.matchAll(/^\d+;\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/gm)].map(
-    (m) => `${m[1]}.${m[2]}`,
-  );
-}
 
 beforeAll(async () => {
   source = await createTestDatabase({ migrate: false });
   databases.push(source);
   await populate(source.sql);
   await source.sql.unsafe('vacuum analyze');
-  const inserter = startInserter(source.sql);
+  const inserter = startInserter(source.sql, async (tx, n) => {
+    await tx`insert into wide (id, label) values (${100_000 + n}, 'late')`;
+    await tx`insert into pair_a values (${n})`;
+  });
   await new Promise((resolve) => setTimeout(resolve, 100));
   dump = await dumpPostgres(source.url, dumpDir, { rangeBlocks: RANGE_BLOCKS });
   await inserter.stop();

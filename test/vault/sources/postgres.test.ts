@@ -19,15 +19,8 @@ import { tableFacts, verifyPostgres } from '../../../src/vault/sources/postgres-
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { dumpDataTables, startInserter } from '../../support/pg-dump.ts';
 import { tempDir } from '../../support/temp.ts';
-
-/** The tables whose rows a custom-format dump holds (`pg_restore --list`). */
-function dumpDataTables(archive: string): string[] {
-  const listing = execFileSync(findPostgresBinary('pg_restore'), ['--list', archive], { encoding: 'utf8' });
-  return [...listing.matchAll(/^\d+;\s+\d+\s+\d+\s+TABLE DATA\s+(\S+)\s+(\S+)\s/gm)].map(
-    (m) => `${m[1]}.${m[2]}`,
-  );
-}
 
 const work = tempDir('pg-source');
 const dumpDir = path.join(work.dir, 'dump');
@@ -74,33 +67,14 @@ async function populate(sql: Sql): Promise<void> {
   await sql`select nextval('counter_seq') from generate_series(1, 5)`;
 }
 
-/** Commits the same n into pair_a and pair_b in one transaction, over and over, until stopped. */
-function startInserter(sql: Sql): { stop(): Promise<number> } {
-  let running = true;
-  let n = 0;
-  const loop = (async () => {
-    while (running) {
-      n++;
-      await sql.begin(async (tx) => {
-        await tx`insert into pair_a values (${n})`;
-        await tx`insert into pair_b values (${n})`;
-      });
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      return n;
-    },
-  };
-}
-
 beforeAll(async () => {
   source = await createTestDatabase();
   databases.push(source);
   await populate(source.sql);
-  const inserter = startInserter(source.sql);
+  const inserter = startInserter(source.sql, async (tx, n) => {
+    await tx`insert into pair_a values (${n})`;
+    await tx`insert into pair_b values (${n})`;
+  });
   await new Promise((resolve) => setTimeout(resolve, 100));
   let started = Date.now();
   dump = await dumpPostgres(source.url, dumpDir, {
