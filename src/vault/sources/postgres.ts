@@ -104,8 +104,8 @@ export async function streamDump<T>(
 
 /**
  * pg_dump's archive (without the data of the tables dumped in ranges) and the ranges, side by side, then the
- * manifest naming the ranges. A failure of either stops the other; the consumer's failure is thrown first (it
- * stopped the dump), else the dump's: a dump cut short ends its stream as a whole one does.
+ * manifest naming the ranges. The first failure (a consumer's, pg_dump's, a range's) stops everything else and
+ * is the one thrown.
  */
 async function dumpStreams<T>(
   pgDump: string,
