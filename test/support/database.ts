@@ -31,6 +31,24 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
   };
 }
 
+/** The databases one test file makes, each dropped by `dropAll` at its end. */
+export function testDatabases(): {
+  create(options?: { migrate?: boolean }): Promise<TestDatabase>;
+  dropAll(): Promise<void>;
+} {
+  const made: TestDatabase[] = [];
+  return {
+    async create(options = {}) {
+      const db = await createTestDatabase(options);
+      made.push(db);
+      return db;
+    },
+    async dropAll() {
+      for (const db of made.splice(0)) await db.drop();
+    },
+  };
+}
+
 export function testRedisUrl(): string {
   return inject('redisUrl');
 }

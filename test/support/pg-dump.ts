@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { Sql, TransactionSql } from '../../src/db/connection.ts';
 import { findPostgresBinary } from '../../src/embedded/binaries.ts';
+import { libpqConnection } from '../../src/vault/sources/postgres-client.ts';
 
 /** The tables whose rows a custom-format dump holds (`pg_restore --list`). */
 export function dumpDataTables(archive: string): string[] {
@@ -33,4 +34,14 @@ export function startInserter(
       return n;
     },
   };
+}
+
+/** Runs a plain SQL script with psql into the database at `url`, stopping at its first error. */
+export function loadSqlScript(file: string, url: string): void {
+  const conn = libpqConnection(url);
+  execFileSync(
+    findPostgresBinary('psql'),
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file, `--dbname=${conn.dbname}`],
+    { env: conn.env, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
 }

@@ -174,7 +174,8 @@ export async function dumpRanges<T>(
   let failure: unknown;
   const lane = async () => {
     while (next < ranges.length && failure === undefined && !signal.aborted) {
-      const range = ranges[next++]!;
+      const index = next++;
+      const range = ranges[index]!;
       const dump = streamRange(range, snapshot, encoding, conn);
       const handle = { kill: () => dump.child.kill('SIGTERM') };
       running.add(handle);
@@ -187,7 +188,7 @@ export async function dumpRanges<T>(
         const [dumped, consumed] = await Promise.allSettled([dump.done, consuming]);
         if (consumed.status === 'rejected') throw consumed.reason;
         if (dumped.status === 'rejected') throw dumped.reason;
-        results[ranges.indexOf(range)] = { name: range.file, consumed: consumed.value };
+        results[index] = { name: range.file, consumed: consumed.value };
       } catch (error) {
         failure ??= error;
         stopAll();

@@ -104,7 +104,7 @@ export async function restorePostgres(
   loader: Pick<Loader, 'url' | 'role'>,
   options: { jobs?: number } = {},
 ): Promise<void> {
-  dumpArchiveIn(dumpDir);
+  dumpArchiveIn(dumpDir); // a folder with no dump is refused before the database is looked at
   await refuseNonEmpty(targetUrl);
   await loadDump(dumpDir, loader, options.jobs ?? RESTORE_JOBS);
 }

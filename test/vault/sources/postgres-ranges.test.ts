@@ -3,31 +3,25 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../../src/db/connection.ts';
-import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import { dumpPostgres, streamDump } from '../../../src/vault/sources/postgres.ts';
-import { libpqConnection } from '../../../src/vault/sources/postgres-client.ts';
 import { verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
 import { TABLE_DATA_MANIFEST, type TableDataManifest } from '../../../src/vault/sources/postgres-ranges.ts';
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
-import { dumpDataTables, startInserter } from '../../support/pg-dump.ts';
+import { type TestDatabase, testDatabases } from '../../support/database.ts';
+import { dumpDataTables, loadSqlScript, startInserter } from '../../support/pg-dump.ts';
 import { tempDir } from '../../support/temp.ts';
 
 /** Blocks per range here: the 20,000-row table spans a few hundred blocks, so it is cut into several ranges. */
 const RANGE_BLOCKS = 48;
 
 const work = tempDir('pg-ranges');
-const databases: TestDatabase[] = [];
+const databases = testDatabases();
 let source: TestDatabase;
 let dump: PostgresDump;
 const dumpDir = path.join(work.dir, 'dump');
 
-async function emptyDatabase(): Promise<TestDatabase> {
-  const db = await createTestDatabase({ migrate: false });
-  databases.push(db);
-  return db;
-}
+const emptyDatabase = () => databases.create({ migrate: false });
 
 async function populate(sql: Sql): Promise<void> {
   await sql.unsafe(`
@@ -50,8 +44,7 @@ const manifestOf = (dir: string) =>
   JSON.parse(readFileSync(path.join(dir, TABLE_DATA_MANIFEST), 'utf8')) as TableDataManifest;
 
 beforeAll(async () => {
-  source = await createTestDatabase({ migrate: false });
-  databases.push(source);
+  source = await databases.create({ migrate: false });
   await populate(source.sql);
   await source.sql.unsafe('vacuum analyze');
   const inserter = startInserter(source.sql, async (tx, n) => {
@@ -64,7 +57,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const db of databases) await db.drop();
+  await databases.dropAll();
   work.remove();
 });
 
@@ -119,12 +112,7 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
     await dumpToSql(dumpDir, file);
     expect(readdirSync(work.dir).filter((name) => name.startsWith('db.sql'))).toEqual(['db.sql']);
     const target = await emptyDatabase();
-    const conn = libpqConnection(target.url);
-    execFileSync(
-      findPostgresBinary('psql'),
-      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file, `--dbname=${conn.dbname}`],
-      { env: conn.env, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    loadSqlScript(file, target.url);
     expect(await verifyPostgres(target.url, dump.facts)).toEqual({ ok: true, mismatches: [] });
   });
 

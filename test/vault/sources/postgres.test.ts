@@ -1,9 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
-import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
 import { dumpPostgres, streamDump } from '../../../src/vault/sources/postgres.ts';
 import {
   createDatabaseIfMissing,
@@ -18,13 +16,13 @@ import {
 import { tableFacts, verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
-import { dumpDataTables, startInserter } from '../../support/pg-dump.ts';
+import { type TestDatabase, testDatabases } from '../../support/database.ts';
+import { dumpDataTables, loadSqlScript, startInserter } from '../../support/pg-dump.ts';
 import { tempDir } from '../../support/temp.ts';
 
 const work = tempDir('pg-source');
 const dumpDir = path.join(work.dir, 'dump');
-const databases: TestDatabase[] = [];
+const databases = testDatabases();
 let source: TestDatabase;
 let restored: TestDatabase;
 let dump: PostgresDump;
@@ -32,11 +30,7 @@ let pgDumpCmdline = '';
 let insertedTotal = 0;
 const timings: Record<string, number> = {};
 
-async function emptyDatabase(): Promise<TestDatabase> {
-  const db = await createTestDatabase({ migrate: false });
-  databases.push(db);
-  return db;
-}
+const emptyDatabase = () => databases.create({ migrate: false });
 
 async function populate(sql: Sql): Promise<void> {
   await sql.unsafe(`
@@ -68,8 +62,7 @@ async function populate(sql: Sql): Promise<void> {
 }
 
 beforeAll(async () => {
-  source = await createTestDatabase();
-  databases.push(source);
+  source = await databases.create();
   await populate(source.sql);
   const inserter = startInserter(source.sql, async (tx, n) => {
     await tx`insert into pair_a values (${n})`;
@@ -93,7 +86,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(`postgres source: dump ${timings.dump} ms, restore ${timings.restore} ms (50k-row table)`);
-  for (const db of databases) await db.drop();
+  await databases.dropAll();
   work.remove();
 });
 
@@ -251,12 +244,7 @@ describe('PostgreSQL source', () => {
     const text = readFileSync(file, 'utf8');
     expect(text).not.toMatch(/OWNER TO|GRANT /);
     const target = await emptyDatabase();
-    const conn = libpqConnection(target.url);
-    execFileSync(
-      findPostgresBinary('psql'),
-      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', file, `--dbname=${conn.dbname}`],
-      { env: conn.env, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    loadSqlScript(file, target.url);
     expect((await verifyPostgres(target.url, dump.facts)).ok).toBe(true);
   });
 
