@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { allocatorEnvironment } from '../lib/allocator.ts';
 import { isHeartbeat } from '../lib/liveness.ts';
 import { waitForExit } from '../lib/process.ts';
 
@@ -92,7 +93,7 @@ export class SupervisedChildren {
     const child = spawn(process.execPath, [this.options.entry ?? CLI_ENTRY, ...m.args], {
       // The IPC channel carries the child's heartbeats.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, ...env, TRENDGEN_SUPERVISED: '1' },
+      env: { ...allocatorEnvironment(process.env), ...process.env, ...env, TRENDGEN_SUPERVISED: '1' },
     });
     m.child = child;
     child.on('message', (message) => {

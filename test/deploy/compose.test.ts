@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { describeConfig } from '../../src/config/describe.ts';
+import { ALLOCATOR_SETTINGS } from '../../src/lib/allocator.ts';
 import { tempDir } from '../support/temp.ts';
 import {
   appServices,
@@ -295,6 +296,11 @@ describe('deploy/Dockerfile', () => {
       expect(installs).toContain(pkg);
     // Debian bookworm's redis-server is 7.0: the Compose Redis must not write RDB files it cannot load.
     expect(loadCompose({ ...SECRETS }).services.redis!.image).toBe('redis:7.0');
+  });
+
+  it("sets the malloc settings `trendgen up` gives its children, so every container's process has them", () => {
+    for (const [name, value] of Object.entries(ALLOCATOR_SETTINGS))
+      expect(runtime.join('\n')).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'));
   });
 
   it('runs as a non-root user under tini, `serve` by default, with a /healthz healthcheck', () => {
