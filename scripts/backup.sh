@@ -16,6 +16,12 @@ if ! command -v "$node" >/dev/null 2>&1; then
   exit 127
 fi
 
+# glibc's malloc settings of bin/trendgen.js's first line (src/lib/allocator.ts), unless the crontab sets its own:
+# without them a backup keeps 100 MB and more of buffers it has freed.
+MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-1048576}
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX-2}
+export MALLOC_MMAP_THRESHOLD_ MALLOC_ARENA_MAX
+
 # .env is loaded by node itself (--env-file), not sourced: it is KEY=value data, not a shell script, and
 # node gives variables already set in the environment precedence, exactly as trendgen's own reader does.
 if [ -f .env ]; then

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands.ts';
+import { ALLOCATOR_SETTINGS } from '../../src/lib/allocator.ts';
 import { CLI } from '../support/processes.ts';
 
 const temp = mkdtempSync(path.join(os.tmpdir(), 'trendgen-cli-'));
@@ -81,4 +82,35 @@ describe('the trendgen program', () => {
       'trendgen: the program is not built (dist/cli/main.js is missing): run `npm run build`.',
     );
   });
+
+  it.runIf(process.platform === 'linux')(
+    "run as a program (npx trendgen), starts node with glibc's malloc settings unless the environment has its own",
+    () => {
+      const fake = path.join(temp, 'fake');
+      mkdirSync(path.join(fake, 'bin'), { recursive: true });
+      mkdirSync(path.join(fake, 'dist/cli'), { recursive: true });
+      copyFileSync(CLI, path.join(fake, 'bin/trendgen.js'));
+      writeFileSync(path.join(fake, 'package.json'), '{"type":"module"}\n');
+      writeFileSync(
+        path.join(fake, 'dist/cli/main.js'),
+        `export function main(argv) {
+          console.log(JSON.stringify({ argv: argv.slice(2),
+            malloc: [process.env.MALLOC_MMAP_THRESHOLD_, process.env.MALLOC_ARENA_MAX] }));
+        }\n`,
+      );
+      const run = (env: NodeJS.ProcessEnv) => {
+        const result = spawnSync(path.join(fake, 'bin/trendgen.js'), ['backup', 'two words'], {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH ?? '', ...env },
+        });
+        expect(result.stderr).toBe('');
+        expect(result.status).toBe(0);
+        return JSON.parse(result.stdout) as { argv: string[]; malloc: string[] };
+      };
+      const plain = run({});
+      expect(plain.argv).toEqual(['backup', 'two words']);
+      expect(plain.malloc).toEqual(Object.values(ALLOCATOR_SETTINGS));
+      expect(run({ MALLOC_ARENA_MAX: '8' }).malloc).toEqual([ALLOCATOR_SETTINGS.MALLOC_MMAP_THRESHOLD_, '8']);
+    },
+  );
 });

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALLOCATOR_SETTINGS } from '../../../src/lib/allocator.ts';
 import { tempDir } from '../../support/temp.ts';
 
 const SCRIPT = path.resolve('scripts/backup.sh');
@@ -22,7 +23,8 @@ describe('scripts/backup.sh', () => {
     writeFileSync(
       path.join(root, 'bin/trendgen.js'),
       `console.log(JSON.stringify({ cwd: process.cwd(), argv: process.argv.slice(2),
-        dir: process.env.BACKUP_DIR ?? null, uri: process.env.BACKUP_S3_URI ?? null }));
+        dir: process.env.BACKUP_DIR ?? null, uri: process.env.BACKUP_S3_URI ?? null,
+        malloc: [process.env.MALLOC_MMAP_THRESHOLD_, process.env.MALLOC_ARENA_MAX] }));
       process.exit(Number(process.env.FAKE_STATUS ?? 0));\n`,
     );
   });
@@ -43,7 +45,13 @@ describe('scripts/backup.sh', () => {
       argv: ['backup', '--json', 'two words'],
       dir: null,
       uri: null,
+      malloc: Object.values(ALLOCATOR_SETTINGS),
     });
+  });
+
+  it("gives trendgen glibc's malloc settings, a value the crontab sets winning", () => {
+    const result = run({ MALLOC_ARENA_MAX: '8' });
+    expect(JSON.parse(result.stdout).malloc).toEqual([ALLOCATOR_SETTINGS.MALLOC_MMAP_THRESHOLD_, '8']);
   });
 
   it('loads .env without letting it override the environment, and without running it as shell code', () => {
