@@ -1,16 +1,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMigrations, migrate } from '../../src/db/migrate.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { testDatabases } from '../support/database.ts';
 
 describe('migrations', () => {
-  const databases: TestDatabase[] = [];
+  const databases = testDatabases();
   afterAll(async () => {
-    for (const db of databases) await db.drop();
+    await databases.dropAll();
   });
 
   it('applies every migration once and is a no-op the second time', async () => {
-    const db = await createTestDatabase({ migrate: false });
-    databases.push(db);
+    const db = await databases.create({ migrate: false });
     const first = await migrate(db.sql);
     expect(first.applied.map((m) => m.version)).toEqual(loadMigrations().map((m) => m.version));
     const second = await migrate(db.sql);
@@ -30,15 +29,13 @@ describe('migrations', () => {
   });
 
   it('refuses a database migrated by a newer trendgen', async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
+    const db = await databases.create();
     await db.sql`insert into schema_migrations (version, name, checksum) values (9999, 'future', 'x')`;
     await expect(migrate(db.sql)).rejects.toThrow(/newer trendgen/);
   });
 
   it('keeps prompt history append-only', async () => {
-    const db = await createTestDatabase();
-    databases.push(db);
+    const db = await databases.create();
     await db.sql`insert into prompts (name) values ('p')`;
     await db.sql`insert into prompt_versions (name, version, sha256, content, origin) values ('p', 1, ${'a'.repeat(64)}, 'x', 'api')`;
     await expect(db.sql`update prompt_versions set content = 'y'`).rejects.toThrow(/append-only/);

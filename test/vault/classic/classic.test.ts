@@ -15,7 +15,7 @@ import {
 import { UnsafeArchiveError } from '../../../src/vault/classic/safe-extract.ts';
 import { libpqConnection } from '../../../src/vault/sources/postgres-client.ts';
 import { tableFacts } from '../../../src/vault/sources/postgres-facts.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { type TestDatabase, testDatabases } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
 import { type TempRepo, tempRepo } from '../repository/helpers.ts';
 
@@ -63,7 +63,7 @@ async function seed(
 
 let temp: ReturnType<typeof tempDir>;
 let source: TestDatabase;
-const databases: TestDatabase[] = [];
+const databases = testDatabases();
 /** A classic project root: prompts/, data/trend_examples/, data/generated_images/. */
 let project: string;
 /** The vault's object store layout: <kind>/<aa>/<sha256>.<ext>. */
@@ -105,19 +105,17 @@ beforeAll(async () => {
     await readFile(path.join(objectsDir, twin.key)),
   );
   await writeFile(path.join(project, 'data/generated_images/nested/old.png'), randomBytes(1000));
-  source = await createTestDatabase();
+  source = await databases.create();
   await seed(source, objects);
 });
 
 afterAll(async () => {
-  await Promise.all([source, ...databases].map((db) => db?.drop()));
+  await databases.dropAll();
   temp?.remove();
 });
 
-async function emptyDatabase(): Promise<TestDatabase> {
-  const db = await createTestDatabase({ migrate: false });
-  databases.push(db);
-  return db;
+function emptyDatabase(): Promise<TestDatabase> {
+  return databases.create({ migrate: false });
 }
 
 /** What scripts/backup.sh did before the vault: pg_dump | gzip -9, a tar of the folders, a tar around both. */

@@ -10,18 +10,16 @@ import {
   loadFileOnWorker,
   loadStreamed,
 } from '../../../src/vault/sources/postgres-stream-load.ts';
-import { createTestDatabase, type TestDatabase } from '../../support/database.ts';
+import { type TestDatabase, testDatabases } from '../../support/database.ts';
 import { tempDir } from '../../support/temp.ts';
 
 const work = tempDir('pg-stream-load');
-const databases: TestDatabase[] = [];
+const databases = testDatabases();
 let source: TestDatabase;
 let archive: Buffer;
 
-async function emptyDatabase(): Promise<TestDatabase> {
-  const db = await createTestDatabase({ migrate: false });
-  databases.push(db);
-  return db;
+function emptyDatabase(): Promise<TestDatabase> {
+  return databases.create({ migrate: false });
 }
 
 /** The archive's bytes in pieces of the given sizes, in turn: fields and rows cut at every kind of place. */
@@ -36,8 +34,7 @@ async function* inPieces(bytes: Buffer, sizes: number[], failAt?: number): Async
 }
 
 beforeAll(async () => {
-  source = await createTestDatabase({ migrate: false });
-  databases.push(source);
+  source = await databases.create({ migrate: false });
   const [db] = await source.sql<{ name: string }[]>`select current_database() as name`;
   await source.sql.unsafe(`
     create sequence counter_seq start 100;
@@ -62,7 +59,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const db of databases) await db.drop();
+  await databases.dropAll();
   work.remove();
 });
 
