@@ -1,5 +1,5 @@
 #!/bin/sh
-//usr/bin/true; export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_-1048576}" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX-2}"; exec node "$0" "$@"
+//bin/true 2>/dev/null; export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_-1048576}" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX-2}"; exec node "$0" "$@"
 // Runs the compiled CLI (dist/, built from src/ by `npm ci` and `npm run build`). Run as a program (`npx trendgen`,
 // `bin/trendgen.js`), the shell runs the line above (to JavaScript a comment) and execs node with glibc's malloc
 // settings of src/lib/allocator.ts unless the environment has its own: the C library reads them only when a
