@@ -3,9 +3,9 @@
  * process only through its environment). A backup or restore moves gigabytes through buffers of 0.5–8 MiB, made
  * and freed on the main thread and on libuv's threads. With glibc's defaults, freed buffers stay in the process:
  * its mmap threshold rises to the largest buffer freed (up to 32 MiB), so later ones come from heaps that never
- * shrink, and each thread that allocates gets a heap of its own. Measured on the files shape of bench/backup.ts:
- * the V8 heap 17–68 MB and live buffers 22–77 MB at the peak, yet a peak RSS of 299–339 MB (backup) and
- * 305–400 MB (restore); with these settings 279–293 MB and 251–264 MB, for about 7% more wall time.
+ * shrink, and each thread that allocates gets a heap of its own. On the files shape of bench/backup.ts the peak RSS
+ * was 299–339 MB (backup) and 305–400 MB (restore) with far less in use; with these settings 285–287 MB and
+ * 251–264 MB, for about 7% more wall time (docs/benchmarks.md, "Memory: what the peak is made of").
  */
 export const ALLOCATOR_SETTINGS: Readonly<Record<string, string>> = {
   /** Buffers of 1 MiB and more are mapped and unmapped on their own, so a freed one goes back at once. */

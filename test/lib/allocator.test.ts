@@ -16,7 +16,7 @@ describe('allocatorEnvironment', () => {
     expect(allocatorEnvironment({ MALLOC_ARENA_MAX: '', MALLOC_MMAP_THRESHOLD_: '' }, 'linux')).toEqual({});
   });
 
-  it('sets nothing where the C library is not glibc on Linux', () => {
+  it('sets nothing off Linux', () => {
     expect(allocatorEnvironment({}, 'darwin')).toEqual({});
   });
 });
