@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ALLOCATOR_SETTINGS } from '../../src/lib/allocator.ts';
+import { allocatorEnvironment } from '../../src/lib/allocator.ts';
 import { type Dataset, pgEnv } from './dataset.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -162,12 +162,10 @@ export function trendgenTool(
     LOG_LEVEL: 'warn',
     ...extraEnv,
   };
-  // As `npx trendgen` runs it: the program itself, whose first line starts node with glibc's malloc settings; with
-  // node flags (a profile), node is named here and the same settings are given by hand.
-  const settings = Object.entries(ALLOCATOR_SETTINGS).map(([name, value]) => `${name}=${value}`);
-  const node = nodeFlags.length
-    ? ['env', ...settings, 'node', ...nodeFlags, TRENDGEN].map(q).join(' ')
-    : q(TRENDGEN);
+  // As `npx trendgen` runs it: the program itself, whose first lines start node with glibc's malloc settings; with
+  // node flags (a profile), node is named here and the settings it would have get into the environment instead.
+  if (nodeFlags.length) Object.assign(env, allocatorEnvironment(env));
+  const node = nodeFlags.length ? ['node', ...nodeFlags, TRENDGEN].map(q).join(' ') : q(TRENDGEN);
   return {
     name: 'trendgen',
     repoDir,
