@@ -192,6 +192,30 @@ async function writeChunks(repo: RepositoryHandle, handle: FileHandle, ids: stri
   return written;
 }
 
+/**
+ * The verified content of a file entry as it streams, a few chunks read ahead, for a reader that consumes it
+ * without writing it out (the database's dump loaded straight from the repository). A damaged or missing
+ * blob, or a size other than the recorded one, throws the RestoreIncompleteError restoreTree would have.
+ */
+export async function* fileContents(
+  repo: Pick<RepositoryHandle, 'getBlob'>,
+  entry: TreeEntry,
+  relPath: string,
+): AsyncGenerator<Buffer> {
+  let read = 0;
+  try {
+    for await (const data of readBlobsAhead(repo, entry.chunks ?? [], PREFETCH)) {
+      read += data.length;
+      yield data;
+    }
+    if (read !== entry.size) throw new SizeMismatch(`${read} bytes instead of the recorded ${entry.size}`);
+  } catch (error) {
+    const damage = describeDamage(error);
+    if (damage) throw new RestoreIncompleteError([{ path: relPath, ...damage }], []);
+    throw error;
+  }
+}
+
 async function restoreLink(run: Run, entry: TreeEntry, abs: string, relPath: string): Promise<void> {
   const target = entry.target!;
   if (!linkStaysInside(run.root, path.dirname(abs), target)) {

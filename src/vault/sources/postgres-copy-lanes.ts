@@ -138,19 +138,20 @@ function namingTable(statement: string, error: unknown): Error {
   return new Error(`The rows of ${table} could not be loaded: ${message}`, { cause: error });
 }
 
+/** Opens one of a dump's files by name: from a folder (filesIn) or streamed from the repository. */
+export type OpenDumpFile = (name: string) => AsyncGenerator<Buffer>;
+
 /**
- * Loads the range files a dump's manifest names (postgres-ranges.ts) from `dir`, each table's rows dealt out
- * between the lanes; returns how many tables. On lanes of its own when none are given (a dump pg_restore loads).
+ * Loads the range files a dump's manifest names (postgres-ranges.ts), each table's rows dealt out between the
+ * lanes; returns how many tables.
  */
 export async function copyRangeFiles(
   manifest: TableDataManifest,
-  dir: string,
+  open: OpenDumpFile,
   lanes: Lane[],
 ): Promise<number> {
   for (const table of manifest.tables) {
-    for (const file of table.files) {
-      await copyDealtOut(piecesOf(path.join(dir, file)), copyFromStatement(table), lanes);
-    }
+    for (const file of table.files) await copyDealtOut(open(file), copyFromStatement(table), lanes);
   }
   return manifest.tables.length;
 }
@@ -167,7 +168,7 @@ export async function loadRangeFiles(
     const lanes = await Promise.all(
       Array.from({ length: jobs }, () => openLane(sql, loader.role, manifest.encoding)),
     );
-    await copyRangeFiles(manifest, dir, lanes);
+    await copyRangeFiles(manifest, filesIn(dir), lanes);
     await Promise.all(lanes.map((lane) => lane.release()));
   } catch (error) {
     await sql.end({ timeout: 0 });
@@ -176,6 +177,9 @@ export async function loadRangeFiles(
   await sql.end({ timeout: 5 });
 }
 
-async function* piecesOf(file: string): AsyncGenerator<Buffer> {
-  yield* createReadStream(file, { highWaterMark: PIECE_SIZE }) as AsyncIterable<Buffer>;
+/** The files of a dump folder, read in pieces of PIECE_SIZE. */
+export function filesIn(dir: string): OpenDumpFile {
+  return async function* piecesOf(name: string): AsyncGenerator<Buffer> {
+    yield* createReadStream(path.join(dir, name), { highWaterMark: PIECE_SIZE }) as AsyncIterable<Buffer>;
+  };
 }

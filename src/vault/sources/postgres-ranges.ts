@@ -140,6 +140,11 @@ export async function readRangeManifest(dumpDir: string): Promise<TableDataManif
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  return parseRangeManifest(text);
+}
+
+/** A range manifest's text, checked: only range files are named (they are opened by these names). */
+export function parseRangeManifest(text: string): TableDataManifest {
   const manifest = JSON.parse(text) as TableDataManifest;
   if (manifest.version !== 1 || !Array.isArray(manifest.tables)) {
     throw new Error(`${TABLE_DATA_MANIFEST} in the dump is of a version this trendgen cannot read.`);

@@ -1,22 +1,30 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
+import { fileContents } from '../repository/index.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { run } from './postgres-client.ts';
 import { loadRangeFiles } from './postgres-copy-lanes.ts';
+import { serveFiles } from './postgres-dump-feed.ts';
 import { verifyPostgres } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
-import { copyFromStatement, readRangeManifest } from './postgres-ranges.ts';
-import { loadFileOnWorker, pgRestore } from './postgres-stream-load.ts';
+import {
+  copyFromStatement,
+  parseRangeManifest,
+  readRangeManifest,
+  TABLE_DATA_MANIFEST,
+} from './postgres-ranges.ts';
+import { loadOnWorker, pgRestore } from './postgres-stream-load.ts';
 import { type PostgresFacts, type RestoreContext, RestoreVerificationError } from './types.ts';
 
 /**
  * A snapshot's database brought back into an empty database and verified table by table against the facts
- * recorded at backup time (I7). The dump is read back into scratch first (so a restore that replaces a database
- * drops it only once the whole backup has proved readable), then loaded on a worker thread by COPY on two
- * connections (postgres-stream-load.ts), or by pg_restore for an archive that loader leaves alone.
+ * recorded at backup time (I7). Loaded on a worker thread by COPY on two connections (postgres-stream-load.ts),
+ * or by pg_restore for an archive that loader leaves alone. Into an empty database the dump streams from the
+ * repository; in place it is read back into scratch first, so a database is dropped only once the whole backup
+ * has proved readable.
  */
 
 /** The one file of a snapshot's postgres tree: a pg_dump custom-format archive, uncompressed. */
@@ -33,16 +41,20 @@ export async function restoreDatabase(
   ctx.progress('postgres', 'restoring');
   if (!loader) throw new Error('A PostgreSQL restore needs its unprivileged loader.');
   const dumpDir = path.join(ctx.scratch, 'postgres');
-  // Scratch: read at once and removed with the scratch folder; a crash restores it again. In place, this also
-  // reads (and so verifies) the whole dump before the database it replaces is dropped.
-  await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
-  if (ctx.clear) {
-    await dropAndRecreateDatabase(databaseUrl);
-    await ctx.cleared();
+  // Into an empty database the dump streams from the repository; a damaged blob stops the load, and the
+  // database, still marked (restore-markers.ts), is replaced by the next restore.
+  if (ctx.clear || !(await loadFromRepository(ctx, databaseUrl, loader, dumpDir))) {
+    // Scratch: read at once and removed with the scratch folder; a crash restores it again. In place, this also
+    // reads (and so verifies) the whole dump before the database it replaces is dropped.
+    await ctx.repo.restoreTree(ctx.tree, dumpDir, { durable: false });
+    if (ctx.clear) {
+      await dropAndRecreateDatabase(databaseUrl);
+      await ctx.cleared();
+    }
+    await refuseNonEmpty(databaseUrl);
+    await loader.prepare();
+    await loadDump(dumpDir, loader, RESTORE_JOBS);
   }
-  await refuseNonEmpty(databaseUrl);
-  await loader.prepare();
-  await loadDump(dumpDir, loader, RESTORE_JOBS);
   ctx.progress('postgres', 'verifying');
   // The facts were checked before anything was written (restore.ts): a restore is verified or refused.
   const verdict = await verifyPostgres(databaseUrl, ctx.facts!);
@@ -52,6 +64,40 @@ export async function restoreDatabase(
     );
   }
   return { tables: Object.keys(ctx.facts!.tables).length, verified: true };
+}
+
+/**
+ * Loads the snapshot's dump with no copy of it on disk: the main thread reads the archive and the range files
+ * from the repository and serves them to the loading thread (postgres-dump-feed.ts). False, having written
+ * nothing, for a dump the stream loader leaves to pg_restore (those go through scratch).
+ */
+async function loadFromRepository(
+  ctx: RestoreContext<PostgresFacts>,
+  databaseUrl: string,
+  loader: Loader,
+  scratch: string,
+): Promise<boolean> {
+  const entries = new Map((await ctx.repo.readTree(ctx.tree)).entries.map((entry) => [entry.name, entry]));
+  const archive = entries.get(DUMP_ARCHIVE);
+  if (archive?.type !== 'file') return false;
+  const read = (name: string) => {
+    const entry = entries.get(name);
+    return entry?.type === 'file' ? fileContents(ctx.repo, entry, `postgres/${name}`) : undefined;
+  };
+  const manifest = read(TABLE_DATA_MANIFEST);
+  const ranges = manifest ? parseRangeManifest(await textOf(manifest)) : undefined;
+  await refuseNonEmpty(databaseUrl);
+  await loader.prepare();
+  await mkdir(scratch, { recursive: true });
+  const feed = serveFiles(read);
+  const result = await loadOnWorker({ feed }, DUMP_ARCHIVE, loader, scratch, { jobs: RESTORE_JOBS, ranges });
+  return result.loaded;
+}
+
+async function textOf(chunks: AsyncIterable<Buffer>): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return Buffer.concat(parts).toString('utf8');
 }
 
 async function refuseNonEmpty(targetUrl: string): Promise<void> {
@@ -84,7 +130,12 @@ async function loadDump(dumpDir: string, loader: Pick<Loader, 'url' | 'role'>, j
   const archive = path.join(dumpDir, DUMP_ARCHIVE);
   const ranges = await readRangeManifest(dumpDir);
   // Snapshots taken before the dump was streamed hold a directory-format dump: pg_restore reads those.
-  if (existsSync(archive) && (await loadFileOnWorker(archive, loader, dumpDir, jobs, ranges)).loaded) return;
+  const files = { dir: dumpDir };
+  if (
+    existsSync(archive) &&
+    (await loadOnWorker(files, DUMP_ARCHIVE, loader, dumpDir, { jobs, ranges })).loaded
+  )
+    return;
   if (!ranges) {
     await pgRestore(loader, [`--jobs=${jobs}`, dumpArchiveIn(dumpDir)]);
     return;

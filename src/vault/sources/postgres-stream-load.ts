@@ -11,7 +11,14 @@ import {
   readArchiveToc,
 } from './pgdump-archive.ts';
 import { libpqConnection, run } from './postgres-client.ts';
-import { copyDealtOut, copyRangeFiles, openLane, PIECE_SIZE } from './postgres-copy-lanes.ts';
+import {
+  copyDealtOut,
+  copyRangeFiles,
+  type OpenDumpFile,
+  openLane,
+  PIECE_SIZE,
+} from './postgres-copy-lanes.ts';
+import type { DumpFeed } from './postgres-dump-feed.ts';
 import type { Loader } from './postgres-loader.ts';
 import type { TableDataManifest } from './postgres-ranges.ts';
 
@@ -72,14 +79,14 @@ export async function loadStreamed(
   chunks: AsyncIterator<Buffer>,
   loader: Pick<Loader, 'url' | 'role'>,
   scratch: string,
-  options: { jobs: number; ranges?: TableDataManifest | undefined },
+  options: { jobs: number; ranges?: { manifest: TableDataManifest; open: OpenDumpFile } | undefined },
 ): Promise<StreamLoadResult> {
   const reader = new ArchiveReader(chunks);
   const read = await readArchiveToc(reader);
   if ('unsupported' in read) return { loaded: false, reason: read.unsupported };
   const plan = planLoad(read.toc);
   if (typeof plan === 'string') return { loaded: false, reason: plan };
-  if (options.ranges && options.ranges.encoding !== plan.encoding) {
+  if (options.ranges && options.ranges.manifest.encoding !== plan.encoding) {
     return { loaded: false, reason: 'its table ranges are in another encoding than its archive' };
   }
   const schema = path.join(scratch, 'schema.pgdump');
@@ -98,7 +105,7 @@ export async function loadStreamed(
       await copyDealtOut(block.pieces, statement, lanes);
       tables++;
     }
-    if (options.ranges) tables += await copyRangeFiles(options.ranges, scratch, lanes);
+    if (options.ranges) tables += await copyRangeFiles(options.ranges.manifest, options.ranges.open, lanes);
     await Promise.all(lanes.map((lane) => lane.release()));
   } catch (error) {
     // A lane may be inside a COPY that was cancelled or refused: closing its connection rolls that back.
@@ -126,28 +133,42 @@ export async function loadStreamed(
   return { loaded: true, tables };
 }
 
+/** Where the loading thread reads a dump: a folder, or a feed from the repository (postgres-dump-feed.ts). */
+export type DumpFiles = { dir: string } | { feed: DumpFeed };
+
 /**
- * loadStreamed of a dump file, on a worker thread (postgres-load-worker.ts), so the caller's thread stays free.
- * The worker's own errors come back with their sentence; a worker that dies says so.
+ * loadStreamed of a dump's archive `archive` and its range files, on a worker thread (postgres-load-worker.ts),
+ * so the caller's thread stays free. The worker's own errors come back with their sentence; a worker that dies
+ * says so; a feed's own failure (a damaged blob) is thrown as the feed met it.
  */
-export async function loadFileOnWorker(
+export async function loadOnWorker(
+  files: DumpFiles,
   archive: string,
   loader: Pick<Loader, 'url' | 'role'>,
   scratch: string,
-  jobs: number,
-  ranges?: TableDataManifest,
+  options: { jobs: number; ranges?: TableDataManifest | undefined },
 ): Promise<StreamLoadResult> {
   const here = new URL(import.meta.url);
   // Run from source (tests, tsx), the worker needs the TypeScript loader too; built, it is plain JavaScript.
   const source = here.pathname.endsWith('.ts');
   const script = new URL(`./postgres-load-worker.${source ? 'ts' : 'js'}`, here);
-  const workerData = { archive, loader: { url: loader.url, role: loader.role }, scratch, jobs, ranges };
+  const feed = 'feed' in files ? files.feed : undefined;
+  const workerData = {
+    archive,
+    dir: 'dir' in files ? files.dir : undefined,
+    feed: feed?.port,
+    loader: { url: loader.url, role: loader.role },
+    scratch,
+    jobs: options.jobs,
+    ranges: options.ranges,
+  };
+  const transferList = feed ? [feed.port] : [];
   const worker = source
     ? new Worker(
         `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); });`,
-        { eval: true, workerData },
+        { eval: true, workerData, transferList },
       )
-    : new Worker(script, { workerData });
+    : new Worker(script, { workerData, transferList });
   try {
     return await new Promise<StreamLoadResult>((resolve, reject) => {
       worker.once(
@@ -162,8 +183,11 @@ export async function loadFileOnWorker(
         reject(new Error(`The database load stopped before it finished (exit code ${code}).`)),
       );
     });
+  } catch (error) {
+    throw feed?.failure() ?? error;
   } finally {
     await worker.terminate();
+    feed?.close();
   }
 }
 

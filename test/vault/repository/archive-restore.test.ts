@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  fileContents,
   InvalidTreeError,
   linkStaysInside,
   RestoreIncompleteError,
@@ -199,6 +200,37 @@ describe('restoreTree', () => {
     await expect(stat(path.join(target, 'dump.sql'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(path.join(target, 'prompts/ghibli.yaml'), 'utf8')).toContain('ghibli');
     expect((await readdir(target)).filter((name) => name.includes('trendgen-restore'))).toEqual([]);
+  });
+});
+
+describe('fileContents (a file read without writing it out)', () => {
+  it('I7: yields the file byte for byte; a damaged chunk or a wrong size throws as restoreTree names it', async () => {
+    t = await tempRepo();
+    const source = path.join(t.work, 'source');
+    await makeSource(source);
+    const { treeId } = await t.repo.storeDirectory(source);
+    const dumpEntry = (await t.repo.readTree(treeId)).entries.find((e) => e.name === 'dump.sql')!;
+    expect(dumpEntry.chunks!.length).toBeGreaterThan(3);
+    const read = async (entry: TreeEntry) => {
+      const parts: Buffer[] = [];
+      for await (const part of fileContents(t.repo, entry, 'postgres/dump.sql')) parts.push(part);
+      return Buffer.concat(parts);
+    };
+    expect(digest(await read(dumpEntry))).toBe(digest(await readFile(path.join(source, 'dump.sql'))));
+
+    const short = await read({ ...dumpEntry, size: dumpEntry.size + 1 }).catch((e: unknown) => e);
+    expect(short).toBeInstanceOf(RestoreIncompleteError);
+    expect((short as Error).message).toContain(
+      `${dumpEntry.size} bytes instead of the recorded ${dumpEntry.size + 1}`,
+    );
+
+    const bad = dumpEntry.chunks![2]!;
+    await flipByte(blobFile(t.root, bad));
+    const damaged = await read(dumpEntry).catch((e: unknown) => e);
+    expect(damaged).toBeInstanceOf(RestoreIncompleteError);
+    expect((damaged as RestoreIncompleteError).damaged).toEqual([
+      { path: 'postgres/dump.sql', blobId: bad, reason: `blob ${bad} is damaged` },
+    ]);
   });
 });
 

@@ -3,11 +3,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiveEntry } from '../../../src/vault/sources/pgdump-archive.ts';
 import { dumpPostgres } from '../../../src/vault/sources/postgres.ts';
+import { serveFiles } from '../../../src/vault/sources/postgres-dump-feed.ts';
 import { tableFacts } from '../../../src/vault/sources/postgres-facts.ts';
 import { DUMP_ARCHIVE } from '../../../src/vault/sources/postgres-restore.ts';
 import {
   copyStatementOf,
-  loadFileOnWorker,
+  loadOnWorker,
   loadStreamed,
 } from '../../../src/vault/sources/postgres-stream-load.ts';
 import { type TestDatabase, testDatabases } from '../../support/database.ts';
@@ -166,7 +167,10 @@ describe('on a worker thread (what a restore uses)', () => {
     const file = path.join(work.dir, 'worker', DUMP_ARCHIVE);
     mkdirSync(path.dirname(file));
     writeFileSync(file, archive);
-    const result = await loadFileOnWorker(file, { url: target.url, role: undefined }, path.dirname(file), 2);
+    const dir = path.dirname(file);
+    const result = await loadOnWorker({ dir }, DUMP_ARCHIVE, { url: target.url, role: undefined }, dir, {
+      jobs: 2,
+    });
     expect(result).toEqual({ loaded: true, tables: 3 });
     expect(await tableFacts(target.url)).toEqual(await tableFacts(source.url));
 
@@ -174,8 +178,54 @@ describe('on a worker thread (what a restore uses)', () => {
     writeFileSync(cut, archive.subarray(0, 200));
     const other = await emptyDatabase();
     await expect(
-      loadFileOnWorker(cut, { url: other.url, role: undefined }, path.dirname(file), 2),
+      loadOnWorker({ dir }, 'cut.pgdump', { url: other.url, role: undefined }, dir, { jobs: 2 }),
     ).rejects.toThrow('The dump ends in the middle of the table of contents.');
+  });
+
+  it('loads a dump the main thread serves as it reads it (postgres-dump-feed.ts), with no file of it', async () => {
+    const target = await emptyDatabase();
+    const scratch = path.join(work.dir, 'feed-scratch');
+    mkdirSync(scratch);
+    const opened: string[] = [];
+    const feed = serveFiles((name) => {
+      opened.push(name);
+      // Chunks of the sizes a repository gives, one of them larger than the loader's pieces.
+      return name === DUMP_ARCHIVE ? inPieces(Buffer.from(archive), [700_000, 3, 65_537]) : undefined;
+    });
+    const result = await loadOnWorker({ feed }, DUMP_ARCHIVE, { url: target.url, role: undefined }, scratch, {
+      jobs: 2,
+    });
+    expect(result).toEqual({ loaded: true, tables: 3 });
+    expect(opened).toEqual([DUMP_ARCHIVE]);
+    expect(await tableFacts(target.url)).toEqual(await tableFacts(source.url));
+  });
+
+  it('a feed that fails mid-dump stops the load with the feed’s own error, and commits none of that table', async () => {
+    class DamagedBlob extends Error {
+      override name = 'DamagedBlob';
+    }
+    const target = await emptyDatabase();
+    const scratch = path.join(work.dir, 'feed-fail-scratch');
+    mkdirSync(scratch);
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield* inPieces(archive.subarray(0, archive.length >> 1), [100_000]);
+      throw new DamagedBlob('blob 99 of postgres/database.pgdump is damaged');
+    }
+    const feed = serveFiles(() => failing());
+    const load = loadOnWorker({ feed }, DUMP_ARCHIVE, { url: target.url, role: undefined }, scratch, {
+      jobs: 2,
+    });
+    await expect(load).rejects.toBeInstanceOf(DamagedBlob);
+    const [wide] = await target.sql<{ n: number }[]>`select count(*)::int as n from public.wide`;
+    expect(wide!.n).toBe(0);
+  });
+
+  it('a name the feed does not serve is refused in a sentence', async () => {
+    const target = await emptyDatabase();
+    const feed = serveFiles(() => undefined);
+    await expect(
+      loadOnWorker({ feed }, DUMP_ARCHIVE, { url: target.url, role: undefined }, work.dir, { jobs: 2 }),
+    ).rejects.toThrow(`The backup's dump holds no file "${DUMP_ARCHIVE}".`);
   });
 });
 
