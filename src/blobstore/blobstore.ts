@@ -162,8 +162,8 @@ export async function getBytes(store: BlobStore, key: string): Promise<Buffer> {
   return store.getBytes ? await store.getBytes(key) : await readAll(await store.get(key));
 }
 
-/** Reads a (small) blob stream into one buffer. */
-export async function readAll(stream: Readable | NodeJS.ReadableStream): Promise<Buffer> {
+/** Reads a (small) stream, or any iterable of its pieces, into one buffer. */
+export async function readAll(stream: AsyncIterable<Uint8Array | string>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream)
     parts.push(typeof part === 'string' ? Buffer.from(part) : (part as Buffer));

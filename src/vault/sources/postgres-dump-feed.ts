@@ -34,7 +34,8 @@ export function serveFiles(open: (name: string) => AsyncIterator<Buffer> | undef
       const next = await reading.next();
       if (next.done) return here.postMessage({ id, done: true } satisfies Reply);
       const chunk = next.value;
-      // A chunk that owns its whole memory moves to the other thread; a slice of a shared one is copied.
+      // A chunk that owns its whole memory is offered for transfer; a slice of a shared one is copied, and so is
+      // memory that cannot be detached (the native zstd binding's: postMessage copies it without a word).
       const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
       here.postMessage({ id, chunk } satisfies Reply, whole ? [chunk.buffer as ArrayBuffer] : []);
     } catch (error) {

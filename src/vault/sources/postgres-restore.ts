@@ -1,6 +1,7 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { readAll } from '../../blobstore/blobstore.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
 import { fileContents } from '../repository/index.ts';
@@ -85,19 +86,13 @@ async function loadFromRepository(
     return entry?.type === 'file' ? fileContents(ctx.repo, entry, `postgres/${name}`) : undefined;
   };
   const manifest = read(TABLE_DATA_MANIFEST);
-  const ranges = manifest ? parseRangeManifest(await textOf(manifest)) : undefined;
+  const ranges = manifest ? parseRangeManifest((await readAll(manifest)).toString('utf8')) : undefined;
   await refuseNonEmpty(databaseUrl);
   await loader.prepare();
   await mkdir(scratch, { recursive: true });
   const feed = serveFiles(read);
   const result = await loadOnWorker({ feed }, DUMP_ARCHIVE, loader, scratch, { jobs: RESTORE_JOBS, ranges });
   return result.loaded;
-}
-
-async function textOf(chunks: AsyncIterable<Buffer>): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const chunk of chunks) parts.push(chunk);
-  return Buffer.concat(parts).toString('utf8');
 }
 
 async function refuseNonEmpty(targetUrl: string): Promise<void> {

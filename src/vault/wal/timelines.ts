@@ -1,3 +1,4 @@
+import { readAll } from '../../blobstore/blobstore.ts';
 import type { Repository, WalRecord } from '../repository/index.ts';
 import { readWalRecord } from '../repository/index.ts';
 import { parseLsn, segmentOf } from './lsn.ts';
@@ -68,9 +69,7 @@ export function legOfBase(legs: readonly TimelineLeg[], timeline: number, endLsn
 }
 
 async function readHistory(repo: Repository, record: WalRecord): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const part of readTreeFile(repo, record.tree)) parts.push(part);
-  return Buffer.concat(parts).toString('utf8');
+  return (await readAll(readTreeFile(repo, record.tree))).toString('utf8');
 }
 
 /**
