@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { formatLsn, parseLsn } from './lsn.ts';
 import type { ObjectBarrier, PointInTimePlan } from './pitr-plan.ts';
+import { type ReplayStop, replayStop } from './restore-wal.ts';
 
 const MARKER_PREFIX = 'trendgen-object';
 const COMMIT =
@@ -11,7 +12,7 @@ const MARKER =
   /tx:\s+(\d+), lsn: .*desc: MESSAGE transactional, prefix "([^"]*)"; payload \(\d+ bytes\): ([0-9A-F ]*)/;
 
 /**
- * The last commit the replay may include (its LSN and time), scanning the plan's path from the base backup: past
+ * Where the replay stops, scanning the plan's path from the base backup: past
  * the objects' watermark, the replay stops before the first commit whose transaction made live, by the WAL's
  * markers (migration 0019: a transactional logical message `trendgen-object` naming the key), an object the
  * vault does not hold (I8). Commits dated at or before the watermark are held by its claim.
@@ -20,12 +21,12 @@ export async function stopBeforeUnheldObject(
   walDir: string,
   plan: PointInTimePlan,
   barrier: ObjectBarrier,
-): Promise<{ lsn: bigint; time: string | undefined; atObject: boolean }> {
+): Promise<{ stop: ReplayStop | undefined; atObject: boolean }> {
   const baseStart = parseLsn(plan.base.startLsn);
   const watermarkMicros = BigInt(barrier.watermark.getTime()) * 1000n;
   const unheld = new Set<string>();
-  let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
-  let atObject = false;
+  let last: { lsn: bigint; time: string } | undefined;
+  let next: bigint | undefined;
   for (const leg of plan.legs) {
     let from = leg.from;
     if (baseStart > from) from = baseStart;
@@ -52,17 +53,17 @@ export async function stopBeforeUnheldObject(
         BigInt((commit[5] ?? '').padEnd(6, '0') || '0');
       // A marker written in a subtransaction carries the subtransaction's id; its commit lists it.
       const xids = [commit[1]!, ...(commit[6]?.trim().split(/\s+/) ?? [])];
+      const lsn = parseLsn(commit[2]!);
       if (micros > watermarkMicros && xids.some((xid) => unheld.has(xid))) {
-        atObject = true;
+        next = lsn;
         break;
       }
-      const lsn = parseLsn(commit[2]!);
-      if (lsn >= best.lsn) best = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
+      if (!last || lsn >= last.lsn) last = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
     }
     // pg_waldump ends with an error at the end of the WAL it was given; at the barrier it is simply stopped.
     child.kill('SIGKILL');
     await exited;
-    if (atObject) break;
+    if (next !== undefined) break;
   }
-  return { ...best, atObject };
+  return { stop: replayStop(parseLsn(plan.base.endLsn), last, next), atObject: next !== undefined };
 }

@@ -40,7 +40,7 @@ export interface PhysicalRestoreOptions {
 export interface PhysicalRestoreResult {
   baseBackup: { id: string; time: string };
   walFiles: number;
-  /** Replay stopped after this LSN (undefined: all the WAL the archive holds was replayed). */
+  /** The replay's `recovery_target_lsn`, before the first commit left out (undefined: all the WAL fetched was replayed). */
   stopLsn: string | undefined;
   /** The commit time of the last transaction replayed. */
   recoveredTo: string | undefined;
@@ -84,7 +84,7 @@ export async function restorePhysical(
     needed,
     started,
   });
-  const stoppedBy = barrier ? (barrier.atObject ? 'object' : 'end') : stop ? 'time' : 'end';
+  const stoppedBy = barrier ? (barrier.atObject ? 'object' : 'end') : plan.target ? 'time' : 'end';
   const autoConf = path.join(options.dataDir, 'postgresql.auto.conf');
   const original = existsSync(autoConf) ? readFileSync(autoConf, 'utf8') : '';
   const recovery = [
@@ -98,7 +98,12 @@ export async function restorePhysical(
     // The path's last timeline: PostgreSQL reads its history file and follows the switches, and on promotion
     // takes a timeline above every recorded one, so names never collide with WAL already in the vault.
     `recovery_target_timeline = '${plan.timeline}'`,
-    ...(stop ? [`recovery_target_lsn = '${formatLsn(stop.lsn)}'`, 'recovery_target_inclusive = on'] : []),
+    ...(stop
+      ? [
+          `recovery_target_lsn = '${formatLsn(stop.lsn)}'`,
+          `recovery_target_inclusive = ${stop.inclusive ? 'on' : 'off'}`,
+        ]
+      : []),
   ];
   writeFileSync(autoConf, `${original}\n${recovery.join('\n')}\n`);
   writeFileSync(path.join(options.dataDir, 'recovery.signal'), '');
@@ -111,7 +116,10 @@ export async function restorePhysical(
     chownTree(options.dataDir, options.runAs);
     chownTree(options.scratch, options.runAs);
   }
-  progress('replay', stop ? formatLsn(stop.lsn) : 'to the end of the archive');
+  progress(
+    'replay',
+    stop ? `${stop.inclusive ? 'to' : 'up to'} ${formatLsn(stop.lsn)}` : 'to the end of the WAL fetched',
+  );
   const port = await freePort();
   const server = startServer(options, port, socketDir, hba);
   let recoveredTo = stop?.time;
@@ -172,7 +180,7 @@ async function baseAndWal(
           const barrier = plan.objectBarrier
             ? await stopBeforeUnheldObject(walDir, plan, plan.objectBarrier)
             : undefined;
-          const stop = barrier ?? (plan.target ? await stopPoint(walDir, plan) : undefined);
+          const stop = barrier ? barrier.stop : plan.target ? await stopPoint(walDir, plan) : undefined;
           return { received, barrier, stop };
         },
       ),
@@ -268,7 +276,12 @@ async function waitUntilPromoted(sql: postgres.Sql, server: ChildProcess): Promi
   while (Date.now() < deadline) {
     if (server.exitCode !== null || server.signalCode !== null) {
       const log = (server as ChildProcess & { recentLog: string[] }).recentLog.join('').trim().split('\n');
-      throw new Error(`PostgreSQL stopped while replaying the WAL: ${log.slice(-3).join(' ')}`);
+      // The startup process's FATAL line says why (not the refusals of this restore's own polling connections);
+      // the lines after it only say that the server shut down.
+      const fatal = log.filter((line) => /\b(FATAL|PANIC):/.test(line) && !line.includes('is starting up'));
+      throw new Error(
+        `PostgreSQL stopped while replaying the WAL: ${(fatal.length ? fatal : log).slice(-3).join(' ')}`,
+      );
     }
     try {
       const [row] = await sql<{ r: boolean }[]>`select pg_is_in_recovery() as r`;

@@ -11,34 +11,64 @@ import type { PointInTimePlan } from './pitr-plan.ts';
 /** The WAL side of a restore to a moment: which records, fetched how, and where the replay stops. */
 
 /**
- * The last commit at or before `target` in the fetched WAL, read with pg_waldump (times in UTC, in µs) along
- * the plan's path: each timeline from where its leg begins (or the base backup's start) to where the next forked.
+ * Where the replay stops: PostgreSQL's `recovery_target_lsn`, before or after the record there. Undefined: the
+ * fetched WAL holds nothing to leave out, and all of it is replayed.
  */
-export async function stopPoint(
-  walDir: string,
-  plan: PointInTimePlan,
-): Promise<{ lsn: bigint; time: string | undefined }> {
+export interface ReplayStop {
+  lsn: bigint;
+  inclusive: boolean;
+  /** The time of the last commit the replay keeps, when one after the base backup is known. */
+  time: string | undefined;
+}
+
+/**
+ * The stop that keeps every commit up to `last` and none from `next` on. It is set before `next`, not after
+ * `last`: the last kept commit may lie inside the base backup (the moment is just after it), and a stop there
+ * would be before the consistent point, or after the last record fetched when the base backup ended on a
+ * segment's boundary ("recovery ended before configured recovery target was reached"). Only when `next` lies
+ * inside the base backup (clocks that disagree, or objects older than it) does it stop at the base backup's
+ * end, the earliest stop PostgreSQL accepts.
+ */
+export function replayStop(
+  baseEnd: bigint,
+  last: { lsn: bigint; time: string } | undefined,
+  next: bigint | undefined,
+): ReplayStop | undefined {
+  const time = last && last.lsn >= baseEnd ? last.time : undefined;
+  if (next === undefined) return undefined;
+  if (next > baseEnd) return { lsn: next, inclusive: false, time };
+  return { lsn: last && last.lsn > baseEnd ? last.lsn : baseEnd, inclusive: true, time };
+}
+
+/**
+ * The stop for `target`, read with pg_waldump (times in UTC, in µs) along the plan's path: each timeline from
+ * where its leg begins (or the base backup's start) to where the next forked, up to the first commit after it.
+ */
+export async function stopPoint(walDir: string, plan: PointInTimePlan): Promise<ReplayStop | undefined> {
   const targetMicros = BigInt(plan.target!.getTime()) * 1000n;
   const baseStart = parseLsn(plan.base.startLsn);
-  let best: { lsn: bigint; time: string | undefined } = { lsn: parseLsn(plan.base.endLsn), time: undefined };
+  let last: { lsn: bigint; time: string } | undefined;
+  let next: bigint | undefined;
   for (const leg of plan.legs) {
     // BigInts: Math.max does not take them.
     let from = leg.from;
     if (baseStart > from) from = baseStart;
-    const found = await lastCommitUpTo(walDir, leg.timeline, from, leg.until, targetMicros);
-    if (found && found.lsn >= best.lsn) best = found;
-    if (found?.passedTarget) break;
+    const found = await commitsAround(walDir, leg.timeline, from, leg.until, targetMicros);
+    if (found.last && (!last || found.last.lsn >= last.lsn)) last = found.last;
+    next = found.next;
+    if (next !== undefined) break;
   }
-  return { lsn: best.lsn, time: best.time };
+  return replayStop(parseLsn(plan.base.endLsn), last, next);
 }
 
-async function lastCommitUpTo(
+/** On one timeline: the last commit at or before the target, and the first one after it. */
+async function commitsAround(
   walDir: string,
   timeline: number,
   from: bigint,
   until: bigint | undefined,
   targetMicros: bigint,
-): Promise<{ lsn: bigint; time: string | undefined; passedTarget: boolean } | undefined> {
+): Promise<{ last?: { lsn: bigint; time: string }; next?: bigint }> {
   const args = ['-p', walDir, '-t', String(timeline), '-s', formatLsn(from), '-r', 'Transaction'];
   if (until !== undefined) args.push('-e', formatLsn(until));
   const line =
@@ -51,24 +81,24 @@ async function lastCommitUpTo(
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  let best: { lsn: bigint; time: string | undefined; passedTarget: boolean } | undefined;
+  const found: { last?: { lsn: bigint; time: string }; next?: bigint } = {};
   for await (const text of createInterface({ input: child.stdout! })) {
     const match = line.exec(text);
     if (!match) continue;
     const micros =
       BigInt(Date.parse(`${match[2]}T${match[3]}Z`)) * 1000n + BigInt((match[4] ?? '').padEnd(6, '0') || '0');
+    const lsn = parseLsn(match[1]!);
     if (micros > targetMicros) {
-      best = { lsn: best?.lsn ?? 0n, time: best?.time, passedTarget: true };
+      found.next = lsn;
       break;
     }
-    const lsn = parseLsn(match[1]!);
-    if (!best || lsn >= best.lsn)
-      best = { lsn, time: new Date(Number(micros / 1000n)).toISOString(), passedTarget: false };
+    if (!found.last || lsn >= found.last.lsn)
+      found.last = { lsn, time: new Date(Number(micros / 1000n)).toISOString() };
   }
   // pg_waldump ends with an error at the end of the WAL it was given; past the target it is simply stopped.
   child.kill('SIGKILL');
   await exited;
-  return best;
+  return found;
 }
 
 /**

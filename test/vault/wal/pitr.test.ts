@@ -12,6 +12,7 @@ import { type Repository, writeObjectsStreamState } from '../../../src/vault/rep
 import { planMoment } from '../../../src/vault/restore-to-moment.ts';
 import { openRepository, type Target } from '../../../src/vault/targets.ts';
 import { takeBaseBackup } from '../../../src/vault/wal/base-backup.ts';
+import { DEFAULT_SEGMENT_BYTES, parseLsn } from '../../../src/vault/wal/lsn.ts';
 import { type PointInTimePlan, planPointInTime } from '../../../src/vault/wal/pitr-plan.ts';
 import { restorePhysical } from '../../../src/vault/wal/pitr-restore.ts';
 import { WalReceiver } from '../../../src/vault/wal/receiver.ts';
@@ -112,6 +113,26 @@ describe('I11 point-in-time restore from the streamed WAL', { timeout: 300_000 }
     const needed = await treeFileBlobs(repo, base.tree);
     expect(report.unreferencedBlobs).toBeDefined();
     expect(needed.filter((id) => report.unreferencedBlobs!.includes(id))).toEqual([]);
+  });
+
+  it('restores the moment a base backup ended, when it ended on a segment boundary and the next commit is later', async () => {
+    await shipUntil(() => (shipper.progress()[0]!.lagSeconds ?? 99) === 0, 'the stream to be current');
+    const kept = (await sql<{ id: number }[]>`select id from events order by id`).map((r) => r.id);
+    // On an idle server the backup's closing WAL switch leaves the server's position on a segment boundary: the
+    // segment recorded as covering the moment then ends exactly where the base backup does.
+    const base = await takeBaseBackup(repo, url);
+    expect(parseLsn(base.endLsn) % BigInt(DEFAULT_SEGMENT_BYTES)).toBe(0n);
+    await shipUntil(
+      () => (shipper.progress()[0]!.shippedLsn ?? 0n) >= parseLsn(base.endLsn),
+      'the base backup end to be shipped',
+    );
+    await sleep(50);
+    for (let i = 0; i < 5; i++) await sql`insert into events (note) values (${`after base ${i}`})`;
+    await sql`select pg_switch_wal()`;
+    await shipUntil(() => (shipper.progress()[0]!.lagSeconds ?? 99) === 0, 'the newest write to be shipped');
+
+    const atEnd = await restoreInto('base-end', new Date(base.time));
+    expect(atEnd.ids).toEqual(kept);
   });
 
   it("I8: restore latest stops at the objects' watermark even where the receiver's own WAL goes past it", async () => {

@@ -65,7 +65,7 @@ describe('I11 trendgen protect, then restore --to-time onto a bare machine', { t
 
     // A drill restores a random moment of the window into scratch and proves it (I11).
     const drill = await runCli(['drill', '--moment', '--json'], env);
-    expect(drill.code, drill.stderr).toBe(0);
+    expect(drill.code, `${drill.stderr}${drill.stdout}`).toBe(0);
     const drilled = JSON.parse(drill.stdout);
     expect(drilled.status).toBe('passed');
     expect(drilled.checks.map((c: { name: string }) => c.name)).toEqual([

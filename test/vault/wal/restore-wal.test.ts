@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackupRecord, WalRecord } from '../../../src/vault/repository/index.ts';
 import type { PointInTimePlan } from '../../../src/vault/wal/pitr-plan.ts';
-import { walNeeded } from '../../../src/vault/wal/restore-wal.ts';
+import { replayStop, walNeeded } from '../../../src/vault/wal/restore-wal.ts';
 
 const base: BaseBackupRecord = {
   id: 'b1',
@@ -60,5 +60,41 @@ describe('walNeeded: the WAL a restore to a moment fetches', () => {
     expect(walNeeded(plan(chain, '2026-12-01T11:00:00.000Z'))).toEqual({ wal: chain, trimmed: false });
     const untimed = [segment(2, undefined), segment(3, undefined), segment(4, undefined)];
     expect(walNeeded(plan(untimed, '2026-12-01T10:00:35.000Z')).wal).toHaveLength(3);
+  });
+});
+
+describe('replayStop: where the replay of a restore to a moment stops', () => {
+  const baseEnd = 0x3000000n;
+  const last = (lsn: bigint) => ({ lsn, time: '2026-12-01T10:00:20.000Z' });
+
+  it('stops before the first commit after the moment, keeping the last one before it', () => {
+    expect(replayStop(baseEnd, last(0x3000200n), 0x3000400n)).toEqual({
+      lsn: 0x3000400n,
+      inclusive: false,
+      time: '2026-12-01T10:00:20.000Z',
+    });
+  });
+
+  it('stops before that commit too when every earlier one lies inside the base backup', () => {
+    // A stop after the last kept commit would be before the consistent point, or past the last record fetched
+    // when the base backup ended on a segment's boundary.
+    expect(replayStop(baseEnd, last(0x2000200n), 0x3000028n)).toEqual({
+      lsn: 0x3000028n,
+      inclusive: false,
+      time: undefined,
+    });
+  });
+
+  it('replays all the WAL fetched when no commit after the moment is in it', () => {
+    expect(replayStop(baseEnd, last(0x3000200n), undefined)).toBeUndefined();
+    expect(replayStop(baseEnd, undefined, undefined)).toBeUndefined();
+  });
+
+  it('stops at the base backup end, the earliest stop PostgreSQL accepts, when the next commit lies inside it', () => {
+    expect(replayStop(baseEnd, last(0x2000200n), 0x2000400n)).toEqual({
+      lsn: baseEnd,
+      inclusive: true,
+      time: undefined,
+    });
   });
 });
