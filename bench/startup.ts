@@ -26,6 +26,7 @@ const cases: Array<{ name: string; command: string; argv: string[] }> = [
   { name: 'trendgen --help', command: CLI, argv: ['--help'] },
   { name: 'node bin/trendgen.js --help', command: process.execPath, argv: [CLI, '--help'] },
   { name: 'trendgen backup --help', command: CLI, argv: ['backup', '--help'] },
+  { name: 'trendgen restore --help', command: CLI, argv: ['restore', '--help'] },
   { name: 'trendgen config', command: CLI, argv: ['config'] },
 ];
 
@@ -79,6 +80,7 @@ lines.push(
   "sets glibc's malloc settings and execs node in the same process); `node bin/trendgen.js` skips that line.",
   'The CLI runs compiled JavaScript from `dist/` and loads only the command being run: `--help` loads no command at',
   'all, `backup --help` loads the backup command and everything it uses, `config` also reads the configuration.',
+  'The S3 SDK and libvips (sharp) load only when a command reaches an S3 store or decodes an image.',
   '',
   'Rerun: `npx tsx bench/startup.ts --write-docs`',
 );

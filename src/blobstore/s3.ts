@@ -1,17 +1,11 @@
 import { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
+import type {
+  GetObjectCommandOutput,
+  ListObjectsV2CommandOutput,
   S3Client,
+  S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Settings } from '../config/config.ts';
-import { privateCaAgent } from '../lib/tls.ts';
 import {
   assertValidKey,
   assertValidRange,
@@ -33,6 +27,7 @@ import {
   isRangeNotSatisfiable,
   type SdkError,
 } from './s3-errors.ts';
+import { loadS3Sdk, type S3Sdk, s3ClientConfig } from './s3-sdk.ts';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -62,7 +57,8 @@ export class S3BlobStore implements BlobStore {
   readonly prefix: string;
   private readonly configuredBy: string | undefined;
   private readonly endpoint: string;
-  private readonly client: S3Client;
+  private readonly clientConfig: S3ClientConfig;
+  private connecting: Promise<S3Sdk & { client: S3Client }> | undefined;
   private readonly maxAttempts: number;
   private readonly caFile: string | undefined;
 
@@ -76,29 +72,19 @@ export class S3BlobStore implements BlobStore {
     this.endpoint = describeEndpoint(settings);
     this.maxAttempts = options.maxAttempts ?? 5;
     this.caFile = settings.caFile;
-    // The SDK is pinned on purpose for Node 20 (STACK.md); its yearly upgrade nag on stderr helps no operator.
-    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
-    this.client = new S3Client({
-      region: settings.region,
-      endpoint: settings.endpoint,
-      forcePathStyle: settings.forcePathStyle,
-      ...(settings.accessKeyId && settings.secretAccessKey
-        ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
-        : {}),
-      // Test servers and many S3-compatible stores mishandle the newer default checksums (STACK.md).
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      retryMode: 'standard',
+    this.clientConfig = s3ClientConfig(settings, {
       maxAttempts: this.maxAttempts,
-      requestHandler: {
-        connectionTimeout: 10_000,
-        socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
-        // S3_CA_FILE is trusted besides the public CAs: the same settings may reach AWS as well as a private store.
-        // An Agent, not its options: for a body sent with `Expect: 100-continue` the SDK makes a fresh agent from
-        // its defaults unless it was given one, and that agent would not know the CA.
-        ...(settings.caFile ? { httpsAgent: privateCaAgent(settings.caFile) } : {}),
-      },
+      idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
     });
+  }
+
+  /** The SDK and this store's client, made on first use (loadS3Sdk says why). */
+  private sdk(): Promise<S3Sdk & { client: S3Client }> {
+    this.connecting ??= loadS3Sdk().then((sdk) => ({
+      ...sdk,
+      client: new sdk.s3.S3Client(this.clientConfig),
+    }));
+    return this.connecting;
   }
 
   async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
@@ -130,8 +116,9 @@ export class S3BlobStore implements BlobStore {
    */
   async get(key: string): Promise<Readable> {
     const Key = this.objectKey(key);
+    const { client, s3 } = await this.sdk();
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key }));
       return Readable.from(this.resumable(key, Key, out), { objectMode: false });
     } catch (error) {
       if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
@@ -173,9 +160,10 @@ export class S3BlobStore implements BlobStore {
         body.destroy();
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
         let next: GetObjectCommandOutput;
+        const { client, s3 } = await this.sdk();
         try {
-          next = await this.client.send(
-            new GetObjectCommand({
+          next = await client.send(
+            new s3.GetObjectCommand({
               Bucket: this.bucket,
               Key,
               Range: `bytes=${received}-`,
@@ -214,10 +202,11 @@ export class S3BlobStore implements BlobStore {
     }
     const Range = rangeHeader(offset, length);
     const where = { key, location: this.location, endpoint: this.endpoint };
+    const { client, s3 } = await this.sdk();
     for (let attempt = 1; ; attempt++) {
       let out: GetObjectCommandOutput | undefined;
       try {
-        out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
+        out = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key, Range }));
         return await readRange(out, where, offset, length);
       } catch (error) {
         if (isNotFound(error)) throw new BlobNotFoundError(key, this.location);
@@ -232,8 +221,9 @@ export class S3BlobStore implements BlobStore {
 
   async head(key: string): Promise<BlobInfo | undefined> {
     const Key = this.objectKey(key);
+    const { client, s3 } = await this.sdk();
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key }));
       return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified };
     } catch (error) {
       // A HEAD answer has no body, so a missing bucket looks like a missing key here too.
@@ -244,11 +234,12 @@ export class S3BlobStore implements BlobStore {
 
   async *list(prefix = ''): AsyncIterable<BlobInfo> {
     let token: string | undefined;
+    const { client, s3 } = await this.sdk();
     do {
       let page: ListObjectsV2CommandOutput;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
+        page = await client.send(
+          new s3.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
             ContinuationToken: token,
@@ -271,15 +262,16 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     const Key = this.objectKey(key);
+    const { client, s3 } = await this.sdk();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+      await client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key }));
     } catch (error) {
       if (!isNotFound(error)) throw this.fail(error, key);
     }
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    if (this.connecting) (await this.connecting).client.destroy();
   }
 
   private objectKey(key: string): string {
@@ -299,12 +291,13 @@ export class S3BlobStore implements BlobStore {
       ContentType: options?.contentType,
       ...(onlyIfAbsent ? { IfNoneMatch: '*' } : {}),
     };
+    const { client, s3, Upload } = await this.sdk();
     if (Buffer.isBuffer(body)) {
       checkBodySize(key, body.length, options?.size);
       // Small buffers in one request; the SDK can retry it since the body is replayable.
       if (body.length < PART_SIZE) {
         try {
-          await this.client.send(new PutObjectCommand({ ...params, Body: body }));
+          await client.send(new s3.PutObjectCommand({ ...params, Body: body }));
         } catch (error) {
           throw this.fail(error, key);
         }
@@ -319,7 +312,7 @@ export class S3BlobStore implements BlobStore {
     }
     // Upload buffers parts (retryable) and only completes after the body ended cleanly.
     const upload = new Upload({
-      client: this.client,
+      client,
       params: { ...params, Body: source },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,

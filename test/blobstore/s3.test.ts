@@ -110,7 +110,7 @@ describe('S3BlobStore', () => {
     const store = new S3BlobStore({ bucket: BUCKET, prefix: 'multipart', settings: server.settings });
     // Watches the requests that go out (s3rver's ETags do not tell multipart objects apart).
     const sent: string[] = [];
-    store['client'].middlewareStack.add(
+    (await store['sdk']()).client.middlewareStack.add(
       (next, context) => (args) => {
         sent.push(`${context.commandName}:${(args.input as { PartNumber?: number }).PartNumber ?? ''}`);
         return next(args);
