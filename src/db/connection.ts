@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import { formatConnectionUrl, parseConnectionUrl } from '../lib/connection-url.ts';
+import { noDelaySockets } from './no-delay-socket.ts';
 import { postgresTls } from './tls.ts';
 
 export type Sql = postgres.Sql;
@@ -16,6 +17,8 @@ export interface DatabaseOptions {
   localCommit?: boolean;
   /** Writes even into a database a restore has made read-only by default while it is unfinished. */
   writable?: boolean;
+  /** Nagle's algorithm off (no-delay-socket.ts): for connections that send COPY data. */
+  noDelay?: boolean;
 }
 
 /** Connections of the service's long-running processes say which they are, e.g. `trendgen serve`. */
@@ -39,6 +42,7 @@ export function openDatabase(url: string, options: DatabaseOptions = {}): Sql {
   const tls = postgresTls(parsed);
   return postgres(formatConnectionUrl({ ...parsed, params: tls.params }), {
     ...(tls.ssl !== undefined ? { ssl: tls.ssl } : {}),
+    ...(options.noDelay ? { socket: noDelaySockets() } : {}),
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,

@@ -163,7 +163,7 @@ export async function loadRangeFiles(
   loader: Pick<Loader, 'url' | 'role'>,
   jobs: number,
 ): Promise<void> {
-  const sql = openDatabase(loader.url, { max: jobs, writable: true, localCommit: true });
+  const sql = openDatabase(loader.url, { max: jobs, writable: true, localCommit: true, noDelay: true });
   try {
     const lanes = await Promise.all(
       Array.from({ length: jobs }, () => openLane(sql, loader.role, manifest.encoding)),

@@ -92,7 +92,12 @@ export async function loadStreamed(
   const schema = path.join(scratch, 'schema.pgdump');
   await writeFile(schema, read.toc.head, { mode: 0o600 });
   await pgRestore(loader, ['--section=pre-data', schema]);
-  const sql = openDatabase(loader.url, { max: options.jobs, writable: true, localCommit: true });
+  const sql = openDatabase(loader.url, {
+    max: options.jobs,
+    writable: true,
+    localCommit: true,
+    noDelay: true,
+  });
   let tables = 0;
   try {
     const lanes = await Promise.all(
