@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStoreError, createBlobStore, S3BlobStore } from '../../src/blobstore/index.ts';
+import { closedPort } from '../support/ports.ts';
 import { startS3FaultProxy } from '../support/s3-fault-proxy.ts';
 import { type S3Server, startS3Server } from '../support/s3-server.ts';
 import { blobStoreContract, randomStream } from './contract.ts';
@@ -32,15 +33,6 @@ blobRangeContract('s3', async () => {
   const store = createBlobStore(`s3://${BUCKET}/range/case-${++run}`, server.settings);
   return { store, dispose: async () => store.close?.() };
 });
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 describe('S3BlobStore', () => {
   it('a ranged read whose body is cut short is asked again, and fails in one sentence only when it keeps being cut', async () => {

@@ -1,16 +1,7 @@
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/connection.ts';
 import { testDatabases } from '../support/database.ts';
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+import { closedPort } from '../support/ports.ts';
 
 // The restore's COPY lanes connect through noDelaySockets (Nagle's algorithm off): the same connections, queries
 // and failover as postgres.js's own sockets.
