@@ -12,10 +12,10 @@ const MARKER =
   /tx:\s+(\d+), lsn: .*desc: MESSAGE transactional, prefix "([^"]*)"; payload \(\d+ bytes\): ([0-9A-F ]*)/;
 
 /**
- * Where the replay stops, scanning the plan's path from the base backup: past
- * the objects' watermark, the replay stops before the first commit whose transaction made live, by the WAL's
- * markers (migration 0019: a transactional logical message `trendgen-object` naming the key), an object the
- * vault does not hold (I8). Commits dated at or before the watermark are held by its claim.
+ * Where the replay stops, scanning the plan's path from the base backup: past the objects' watermark, before the
+ * first commit whose transaction made live, by the WAL's markers (migration 0019: a transactional logical message
+ * `trendgen-object` naming the key), an object the vault does not hold (I8); with none, at the end of the WAL
+ * fetched. Commits dated at or before the watermark are held by its claim.
  */
 export async function stopBeforeUnheldObject(
   walDir: string,

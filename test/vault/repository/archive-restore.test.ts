@@ -183,11 +183,7 @@ describe('restoreTree', () => {
   });
 
   it('I7: a damaged chunk leaves its file out and names it; every other file is restored', async () => {
-    t = await tempRepo();
-    const source = path.join(t.work, 'source');
-    await makeSource(source);
-    const { treeId } = await t.repo.storeDirectory(source);
-    const dumpEntry = (await t.repo.readTree(treeId)).entries.find((e) => e.name === 'dump.sql')!;
+    const { treeId, dumpEntry } = await storedSample();
     const bad = dumpEntry.chunks![2]!;
     await flipByte(blobFile(t.root, bad));
     const target = path.join(t.work, 'restored');
@@ -203,13 +199,19 @@ describe('restoreTree', () => {
   });
 });
 
+/** A new repository holding the sample folder: its tree and the entry of its multi-chunk `dump.sql`. */
+async function storedSample(): Promise<{ source: string; treeId: string; dumpEntry: TreeEntry }> {
+  t = await tempRepo();
+  const source = path.join(t.work, 'source');
+  await makeSource(source);
+  const { treeId } = await t.repo.storeDirectory(source);
+  const dumpEntry = (await t.repo.readTree(treeId)).entries.find((e) => e.name === 'dump.sql')!;
+  return { source, treeId, dumpEntry };
+}
+
 describe('fileContents (a file read without writing it out)', () => {
   it('I7: yields the file byte for byte; a damaged chunk or a wrong size throws as restoreTree names it', async () => {
-    t = await tempRepo();
-    const source = path.join(t.work, 'source');
-    await makeSource(source);
-    const { treeId } = await t.repo.storeDirectory(source);
-    const dumpEntry = (await t.repo.readTree(treeId)).entries.find((e) => e.name === 'dump.sql')!;
+    const { source, dumpEntry } = await storedSample();
     expect(dumpEntry.chunks!.length).toBeGreaterThan(3);
     const read = async (entry: TreeEntry) => {
       const parts: Buffer[] = [];
