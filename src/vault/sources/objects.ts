@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { readFileUpToSync } from '../../lib/files.ts';
 import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
-import { type Repository, type StoredFile, storeBytes, type TreeEntry } from '../repository/index.ts';
+import { type Repository, type StoredFile, storeObjectBytes, type TreeEntry } from '../repository/index.ts';
 import { restoreObjects } from './objects-restore.ts';
 import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
@@ -113,8 +113,8 @@ export async function backupObjects(
 }
 
 /**
- * Stores one object's bytes as chunks (the snapshot's objects tree and the stream name the same blobs, so each
- * deduplicates against the other); what it holds.
+ * Stores one object's bytes (storeObjectBytes: the snapshot's objects tree and the stream name the same blobs, so
+ * each deduplicates against the other); what it holds.
  */
 export async function storeObject(
   repo: Repository,
@@ -130,7 +130,7 @@ export async function storeObject(
       yield chunk;
     }
   }
-  const stored = await repo.storeFile(hashed(await objects.get(key)), compress);
+  const stored = await storeObjectBytes(repo, hashed(await objects.get(key)), compress);
   return { ...stored, sha256: hash.digest('hex') };
 }
 
@@ -152,7 +152,7 @@ async function storeVerified(
   key: string,
   compress: { compress?: boolean },
   onDamaged: DamagedObjectHandler | undefined,
-): Promise<Awaited<ReturnType<Repository['storeFile']>> | undefined> {
+): Promise<StoredFile | undefined> {
   const sha256 = hashInKey(key);
   // A small object read whole: a stream costs an open, a stat and several reads and callbacks per object, which
   // were most of the main thread's time in a backup of 40,000 images. A local one is read with blocking calls:
@@ -170,13 +170,13 @@ async function storeVerified(
         ? undefined
         : read;
   if (whole && (!sha256 || createHash('sha256').update(whole).digest('hex') === sha256))
-    return await storeBytes(repo, whole, compress);
+    return await storeObjectBytes(repo, whole, compress);
   if (whole) return await storeRepaired(repo, key, sha256!, compress, onDamaged);
-  if (!sha256) return await repo.storeFile(await objects.get(key), compress);
+  if (!sha256) return await storeObjectBytes(repo, await objects.get(key), compress);
   const verify = verifyingStream(key, sha256);
   pipeline(await objects.get(key), verify).catch(() => {});
   try {
-    return await repo.storeFile(verify, compress);
+    return await storeObjectBytes(repo, verify, compress);
   } catch (error) {
     if (!(error instanceof ObjectDamagedError)) throw error;
     return await storeRepaired(repo, key, sha256, compress, onDamaged);
@@ -192,7 +192,7 @@ async function storeRepaired(
   onDamaged: DamagedObjectHandler | undefined,
 ): Promise<StoredFile | undefined> {
   const repaired = await onDamaged?.(key, sha256, repo);
-  return repaired ? await storeBytes(repo, repaired.bytes, compress) : undefined;
+  return repaired ? await storeObjectBytes(repo, repaired.bytes, compress) : undefined;
 }
 
 /** A local object's bytes read with blocking calls; 'large' past the whole-read size; 'unread' when it failed. */

@@ -7,7 +7,7 @@ import type { PutOptions } from '../../../src/blobstore/blobstore.ts';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import { backupObjects } from '../../../src/vault/sources/objects.ts';
 import { restoreObjects } from '../../../src/vault/sources/objects-restore.ts';
-import { type TempRepo, tempRepo } from '../repository/helpers.ts';
+import { blobFile, type TempRepo, tempRepo } from '../repository/helpers.ts';
 
 /** Records how each put was asked to be durable, and how often the store was flushed. */
 class WatchedStore extends FileBlobStore {
@@ -89,5 +89,19 @@ describe('restoring objects: one flush at the end, and nothing a crash left is t
     await restoreObjects(repo, treeId, target);
     expect(target.durability).toEqual([true, true]);
     expect(target.flushes).toBe(0);
+  });
+
+  it('I7: a chunk replaced by another sealed blob of the same repository is named damaged and never written', async () => {
+    const { repo, treeId, objects, work } = await snapshotOf(2);
+    const [victimKey, otherKey] = [...objects.keys()] as [string, string];
+    // Each object is one chunk; the chunk ids are not re-hashed on restore, the object's SHA-256 is.
+    const chunkOf = (key: string) => repo.blobId(objects.get(key)!);
+    const otherBlob = readFileSync(blobFile(temp!.root, chunkOf(otherKey)));
+    writeFileSync(blobFile(temp!.root, chunkOf(victimKey)), otherBlob);
+    const target = new WatchedStore(path.join(work, 'restored'));
+    const result = await restoreObjects(repo, treeId, target, { syncOnce: true });
+    expect(result).toMatchObject({ written: 1, damaged: [{ key: victimKey }] });
+    expect(result.damaged[0]!.reason).toMatch(/do not hash to the SHA-256 in its name/);
+    expect(await target.head(victimKey)).toBeUndefined();
   });
 });
