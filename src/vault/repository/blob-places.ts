@@ -44,13 +44,15 @@ export class BlobPlaces {
   }
 
   /** Stores a blob's encoded bytes: into the pack being filled, or as its own durable file. */
-  async put(id: string, stored: Buffer): Promise<void> {
+  /** `stored`: the blob's stored bytes, or pieces whose concatenation they are. */
+  async put(id: string, stored: Buffer | Buffer[]): Promise<void> {
     if (this.packer) {
       await this.packer.add(id, stored);
       return;
     }
-    await this.owner.store.put(dataKey(id), stored, { size: stored.length });
-    this.owner.index.addLoose(id, stored.length);
+    const bytes = Buffer.isBuffer(stored) ? stored : Buffer.concat(stored);
+    await this.owner.store.put(dataKey(id), bytes, { size: bytes.length });
+    this.owner.index.addLoose(id, bytes.length);
   }
 
   /** Makes every blob put so far durable and findable; a record that names them is written after this (I6). */

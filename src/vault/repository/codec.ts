@@ -6,7 +6,7 @@ import {
   unpack,
   zstdBound,
 } from './compression.ts';
-import { contentId, contentIdOffThread, type KeyMaterial, seal, unseal } from './crypto.ts';
+import { contentId, contentIdOffThread, type KeyMaterial, sealParts, unseal } from './crypto.ts';
 
 /** What a stored file holds; the first header byte. Readers use it for reports, never to trust content. */
 export const KIND = { data: 0, tree: 1, snapshot: 2, lock: 3 } as const;
@@ -59,13 +59,26 @@ export class Codec {
 
   /** `limit`: what a reader will accept; a zstd payload whose headers allow more is stored raw instead. */
   async encode(kind: Kind, plaintext: Buffer, compressHint?: boolean, limit?: number): Promise<Buffer> {
+    return Buffer.concat(await this.encodeParts(kind, plaintext, compressHint, limit));
+  }
+
+  /**
+   * encode's bytes as pieces whose concatenation they are: a pack writer copies each into its pack, which saves
+   * allocating and copying every stored byte once more.
+   */
+  async encodeParts(
+    kind: Kind,
+    plaintext: Buffer,
+    compressHint?: boolean,
+    limit?: number,
+  ): Promise<Buffer[]> {
     let { compression, payload } = await maybeCompress(plaintext, this.level, compressHint);
     if (compression !== COMPRESSION_NONE && limit !== undefined && zstdBound(payload, limit) > limit) {
       compression = COMPRESSION_NONE;
       payload = plaintext;
     }
     const parts = [header(kind, compression), payload];
-    return this.keys ? seal(this.keys.encryptionKey, parts) : Buffer.concat(parts);
+    return this.keys ? sealParts(this.keys.encryptionKey, parts) : parts;
   }
 
   /** decode, then the content re-hashed against `id`; `fail(reason)` is what is thrown when either fails (I7). */
@@ -115,6 +128,13 @@ export class Codec {
       throw new DecodeError('zstd payload does not decompress');
     }
   }
+}
+
+/** The length of the bytes that `parts` concatenate to. */
+export function lengthOf(parts: readonly Buffer[]): number {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  return length;
 }
 
 function header(kind: Kind, compression: CompressionCode): Buffer {

@@ -49,13 +49,16 @@ export function deriveKey(password: string, salt: Buffer, params: ScryptParams):
  * (the cipher streams), without copying them into one buffer first.
  */
 export function seal(key: Buffer, plaintext: Buffer | Buffer[]): Buffer {
+  return Buffer.concat(sealParts(key, Array.isArray(plaintext) ? plaintext : [plaintext]));
+}
+
+/** seal's bytes as the pieces the cipher gave, for a writer that copies them on anyway (into a pack). */
+export function sealParts(key: Buffer, plaintext: Buffer[]): Buffer[] {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  const body = Array.isArray(plaintext)
-    ? plaintext.map((part) => cipher.update(part))
-    : [cipher.update(plaintext)];
+  const body = plaintext.map((part) => cipher.update(part));
   const rest = cipher.final();
-  return Buffer.concat([nonce, ...body, rest, cipher.getAuthTag()]);
+  return [nonce, ...body, rest, cipher.getAuthTag()];
 }
 
 /** The plaintext, or undefined when the bytes were not sealed with this key or were altered since. */

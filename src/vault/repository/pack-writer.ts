@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BlobStore } from '../../blobstore/index.ts';
+import { lengthOf } from './codec.ts';
 import { indexKey, packKey } from './format.ts';
 import {
   encodeIndex,
@@ -84,23 +85,25 @@ export class PackWriter {
   }
 
   /**
-   * Copies a blob's stored bytes (§4) into the pack being filled. Every caller waits while that pack has no room
-   * and every write slot is busy, so memory stays bounded however many callers store at once.
+   * Copies a blob's stored bytes (§4), or the pieces whose concatenation they are, into the pack being filled.
+   * Every caller waits while that pack has no room and every write slot is busy, so memory stays bounded however
+   * many callers store at once.
    */
-  async add(id: string, stored: Buffer): Promise<void> {
+  async add(id: string, stored: Buffer | Buffer[]): Promise<void> {
+    const parts = Buffer.isBuffer(stored) ? [stored] : stored;
+    const length = lengthOf(parts);
     for (;;) {
       this.throwIfFailed();
       if (this.pending.has(id)) return;
-      if (!this.open || this.open.entries.length === 0 || this.fits(this.open, stored.length)) break;
+      if (!this.open || this.open.entries.length === 0 || this.fits(this.open, length)) break;
       if (this.writes.size < WRITES_IN_FLIGHT) this.startWrite();
       else await Promise.race(this.writes);
     }
-    this.open ??= this.newPack(stored.length);
+    this.open ??= this.newPack(length);
     const open = this.open;
-    const entry = { id, offset: open.bytes, length: stored.length };
-    stored.copy(open.buffer, open.bytes);
+    const entry = { id, offset: open.bytes, length };
+    for (const part of parts) open.bytes += part.copy(open.buffer, open.bytes);
     open.entries.push(entry);
-    open.bytes += stored.length;
     this.pending.set(id, { bytes: open.buffer.subarray(entry.offset, entry.offset + entry.length), entry });
     if (!this.fits(open, 0) && this.writes.size < WRITES_IN_FLIGHT) this.startWrite();
   }

@@ -12,7 +12,7 @@ import { BlobPlaces } from './blob-places.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { type CheckOptions, type CheckReport, checkRepository } from './check.ts';
 import { Chunker } from './chunker.ts';
-import { Codec, DECODE_LIMITS, type Kind } from './codec.ts';
+import { Codec, DECODE_LIMITS, type Kind, lengthOf } from './codec.ts';
 import { type CopyResult, copySnapshots } from './copy.ts';
 import type { KeyMaterial } from './crypto.ts';
 import { CorruptBlobError, InvalidTreeError, MissingBlobError, RepositoryExistsError } from './errors.ts';
@@ -152,9 +152,9 @@ export class Repository implements RepositoryHandle {
     const pending = this.inflight.get(id);
     if (pending) return { ...(await pending), stored: false };
     const upload = (async () => {
-      const bytes = await this.codec.encode(type, plaintext, options.compress, this.blobLimit);
-      await this.places.put(id, bytes);
-      return { id, stored: true, storedSize: bytes.length };
+      const parts = await this.codec.encodeParts(type, plaintext, options.compress, this.blobLimit);
+      await this.places.put(id, parts);
+      return { id, stored: true, storedSize: lengthOf(parts) };
     })();
     this.inflight.set(id, upload);
     try {
