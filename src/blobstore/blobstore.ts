@@ -17,8 +17,10 @@ export interface PutOptions {
   /**
    * false: the bytes may stay in the page cache until `flush()`. Only for writers that keep what they write
    * unreachable until then (a restore's marks) and re-verify by hash whatever they find after a crash.
+   * 'contents': the bytes are durable when the put resolves, the file's name only after `syncEntries()`: for
+   * writers that name the file nowhere until then (a pack, before its index), so a lost name loses nothing.
    */
-  durable?: boolean;
+  durable?: boolean | 'contents';
 }
 
 /**
@@ -59,6 +61,11 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   /** Makes every write made with `durable: false` durable; absent where every write is durable anyway (S3). */
   flush?(): Promise<void>;
+  /**
+   * Makes durable the directory entries of writes made with `durable: 'contents'` (their bytes were at once);
+   * absent where every write is durable anyway (S3).
+   */
+  syncEntries?(): Promise<void>;
   close?(): Promise<void>;
 }
 

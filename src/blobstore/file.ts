@@ -18,6 +18,7 @@ import {
   rangeBeyondEnd,
 } from './blobstore.ts';
 import { DescriptorCache, writeAll } from './file-descriptors.ts';
+import { DeferredEntries } from './file-entries.ts';
 import { fsSentence, isMissing, isNotABlob } from './file-errors.ts';
 import { listBlobs, statBlob } from './file-listing.ts';
 
@@ -28,7 +29,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
  * Blobs as files under one root. Every write goes to `<root>/.tmp/` first (same filesystem), is
  * fsynced, then renamed (put) or hard-linked (putIfAbsent) into place, and the directory is fsynced:
  * a reader sees the whole blob or nothing, and a resolved write survives a power loss (I1, I2) — except a
- * write asked `durable: false` (a restore), which skips both fsyncs and is durable once `flush()` resolved.
+ * write asked `durable: false` (a restore), which skips both fsyncs and is durable once `flush()` resolved, and
+ * one asked `durable: 'contents'` (a pack), whose directory is fsynced at `syncEntries()`.
  */
 export class FileBlobStore implements BlobStore {
   readonly root: string;
@@ -38,6 +40,7 @@ export class FileBlobStore implements BlobStore {
   /** Directories whose entry in their parent this process has made durable, so it fsyncs each once. */
   private readonly durableDirs = new Map<string, Promise<void>>();
   private readonly descriptors = new DescriptorCache();
+  private readonly deferredEntries = new DeferredEntries();
 
   /** The variable that put the store here (STORAGE_URL, BACKUP_DIR): a full disk's sentence names it. */
   private readonly setting: string;
@@ -209,6 +212,11 @@ export class FileBlobStore implements BlobStore {
     });
   }
 
+  /** One fsync per directory that `durable: 'contents'` writes went into, instead of one per write. */
+  syncEntries(): Promise<void> {
+    return this.deferredEntries.sync();
+  }
+
   /** Closes the cached read descriptors; the store stays usable and opens them again when read. */
   async close(): Promise<void> {
     await this.descriptors.closeAll();
@@ -274,8 +282,12 @@ export class FileBlobStore implements BlobStore {
     return pending;
   }
 
-  /** Runs rename or link into `target`, then fsyncs its directory (unless `durable` is false: see flush). */
-  private async intoPlace(target: string, move: () => Promise<void>, durable: boolean): Promise<void> {
+  /** Runs rename or link into `target`, then fsyncs its directory now, at `syncEntries` or at `flush`. */
+  private async intoPlace(
+    target: string,
+    move: () => Promise<void>,
+    durable: boolean | 'contents',
+  ): Promise<void> {
     const dir = path.dirname(target);
     await this.ensureDir(dir);
     try {
@@ -286,7 +298,8 @@ export class FileBlobStore implements BlobStore {
       await this.ensureDir(dir);
       await move();
     }
-    if (durable) await fsyncDir(dir);
+    if (durable === 'contents') this.deferredEntries.add(dir);
+    else if (durable) await fsyncDir(dir);
   }
 
   private async writeTemp(key: string, body: Readable | Buffer, options?: PutOptions): Promise<string> {
@@ -313,7 +326,7 @@ export class FileBlobStore implements BlobStore {
         }
       }
       checkBodySize(key, written, options?.size);
-      if (options?.durable ?? true) await handle.sync();
+      if (options?.durable !== false) await handle.sync();
       await handle.close();
       handle = undefined;
       return temp;

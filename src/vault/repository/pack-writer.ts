@@ -39,7 +39,8 @@ const SLACK_BYTES = 2 * 1024 * 1024;
 
 /**
  * Gathers stored blobs into pack files (§13): each pack is one atomic put (temp, fsync, rename), and once every
- * pack is durable, `flush` writes the index file naming their blobs, and only then reports them as stored.
+ * pack is durable (its directory fsynced too, once per directory), `flush` writes the index file naming their
+ * blobs, and only then reports them as stored.
  * So a blob is in an index only once its pack is durable, and a record written after `flush` refers only to
  * blobs a reader can find (I6). A crash before `flush` leaves packs no index names: prune deletes them.
  *
@@ -118,6 +119,7 @@ export class PackWriter {
     this.throwIfFailed();
     const packs = this.written;
     if (packs.length === 0) return;
+    await this.sink.store.syncEntries?.();
     for (const group of indexGroups(packs)) this.onIndexFile(await writeIndexFile(this.sink, group));
     const sizes = new Map(this.writtenSizes);
     this.written = [];
@@ -170,7 +172,8 @@ export class PackWriter {
     } else {
       bytes = Buffer.concat([pack.buffer.subarray(0, pack.bytes), trailer, length]);
     }
-    await this.sink.store.put(key, bytes, { size: bytes.length });
+    // Its name becomes durable at flush, before an index names it: one fsync per directory, not one per pack.
+    await this.sink.store.put(key, bytes, { size: bytes.length, durable: 'contents' });
     for (const entry of pack.entries) {
       const blob = this.pending.get(entry.id);
       if (blob) {

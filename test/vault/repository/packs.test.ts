@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { PutOptions } from '../../../src/blobstore/blobstore.ts';
 import { FileBlobStore } from '../../../src/blobstore/index.ts';
 import { Repository } from '../../../src/vault/repository/index.ts';
 import { AUTH_KEY, digest, filesUnder, PASSWORD, type TempRepo, tempRepo } from './helpers.ts';
@@ -241,5 +243,36 @@ describe.each([
       encrypted ? { password: PASSWORD } : { authKey: AUTH_KEY },
     );
     expect(await restoredDigests(reopened, stored.treeId, path.join(t.work, 'out'))).toEqual(expected);
+  });
+});
+
+/** Records the order of writes and entry syncs, and how durable each write was asked to be. */
+class OrderedStore extends FileBlobStore {
+  readonly events: string[] = [];
+  override async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
+    await super.put(key, body, options);
+    this.events.push(`put ${key.split('/')[0]} ${options?.durable ?? true}`);
+  }
+  override async syncEntries(): Promise<void> {
+    await super.syncEntries();
+    this.events.push('syncEntries');
+  }
+}
+
+describe('pack writing (I6)', () => {
+  it('packs are written with their names synced once, after the last pack and before the index that names them', async () => {
+    t = await tempRepo();
+    const store = new OrderedStore(t.root);
+    const repo = await Repository.open(store, { authKey: AUTH_KEY });
+    repo.packBlobs();
+    // Three packs' worth: 24 blobs of 1 MiB into 8 MiB packs.
+    for (let i = 0; i < 24; i++) await repo.putBlob('data', randomBytes(1024 * 1024), { compress: false });
+    await repo.flushBlobs();
+    const packs = store.events.filter((e) => e.startsWith('put packs'));
+    expect(packs.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(packs)).toEqual(new Set(['put packs contents']));
+    const synced = store.events.indexOf('syncEntries');
+    expect(store.events.slice(synced + 1)).toEqual(['put index true']);
+    expect(store.events.slice(0, synced).every((e) => e.startsWith('put packs'))).toBe(true);
   });
 });

@@ -11,7 +11,7 @@ import { blobFile, type TempRepo, tempRepo } from '../repository/helpers.ts';
 
 /** Records how each put was asked to be durable, and how often the store was flushed. */
 class WatchedStore extends FileBlobStore {
-  readonly durability: boolean[] = [];
+  readonly durability: Array<boolean | 'contents'> = [];
   flushes = 0;
   override async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<void> {
     this.durability.push(options?.durable ?? true);
