@@ -67,11 +67,14 @@ export function unseal(key: Buffer, sealed: Buffer): Buffer | undefined {
   const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES));
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   const body = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES));
+  let rest: Buffer;
   try {
-    return Buffer.concat([body, decipher.final()]);
+    rest = decipher.final();
   } catch {
     return undefined;
   }
+  // GCM's final() checks the tag and gives no bytes: the plaintext is update's output, not a copy of it.
+  return rest.length === 0 ? body : Buffer.concat([body, rest]);
 }
 
 export function wrapKeys(wrappingKey: Buffer, keys: KeyMaterial): Buffer {
