@@ -109,24 +109,38 @@ export class Codec {
    * Authenticates (when encrypted) and decompresses to at most `limit` bytes; throws DecodeError saying what
    * is wrong.
    */
-  async decode(stored: Buffer, limit: number): Promise<{ kind: Kind; plaintext: Buffer }> {
-    let framed = stored;
-    if (this.keys) {
-      const opened = unseal(this.keys.encryptionKey, stored);
-      if (!opened) throw new DecodeError('authentication failed');
-      framed = opened;
-    }
-    if (framed.length < HEADER_BYTES) throw new DecodeError('truncated header');
-    const kind = KIND_NAMES[framed[0]!];
-    const compression = framed[1]!;
-    if (kind === undefined) throw new DecodeError(`unknown kind ${framed[0]}`);
-    if (compression > 1) throw new DecodeError(`unknown compression ${compression}`);
-    try {
-      return { kind, plaintext: await unpack(compression, framed.subarray(HEADER_BYTES), limit) };
-    } catch (error) {
-      if (error instanceof DecompressionLimitError) throw new DecodeError(`zstd payload ${error.message}`);
-      throw new DecodeError('zstd payload does not decompress');
-    }
+  decode(stored: Buffer, limit: number): Promise<{ kind: Kind; plaintext: Buffer }> {
+    return decodeStored(this.keys?.encryptionKey, stored, limit);
+  }
+
+  /** What a worker thread of this process needs to decode blobs with decodeStored (no key when unencrypted). */
+  get decodingKey(): Buffer | undefined {
+    return this.keys?.encryptionKey;
+  }
+}
+
+/** Codec.decode, for a worker thread that has the repository's encryption key (Codec.decodingKey). */
+export async function decodeStored(
+  encryptionKey: Buffer | undefined,
+  stored: Buffer,
+  limit: number,
+): Promise<{ kind: Kind; plaintext: Buffer }> {
+  let framed = stored;
+  if (encryptionKey) {
+    const opened = unseal(encryptionKey, stored);
+    if (!opened) throw new DecodeError('authentication failed');
+    framed = opened;
+  }
+  if (framed.length < HEADER_BYTES) throw new DecodeError('truncated header');
+  const kind = KIND_NAMES[framed[0]!];
+  const compression = framed[1]!;
+  if (kind === undefined) throw new DecodeError(`unknown kind ${framed[0]}`);
+  if (compression > 1) throw new DecodeError(`unknown compression ${compression}`);
+  try {
+    return { kind, plaintext: await unpack(compression, framed.subarray(HEADER_BYTES), limit) };
+  } catch (error) {
+    if (error instanceof DecompressionLimitError) throw new DecodeError(`zstd payload ${error.message}`);
+    throw new DecodeError('zstd payload does not decompress');
   }
 }
 

@@ -40,12 +40,12 @@ export async function indexTree(
 export async function runLimited<T>(
   items: T[],
   limit: number,
-  fn: (item: T) => Promise<void>,
+  fn: (item: T, lane: number) => Promise<void>,
 ): Promise<void> {
   let next = 0;
   await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
+    Array.from({ length: Math.min(limit, items.length) }, async (_, lane) => {
+      while (next < items.length) await fn(items[next++]!, lane);
     }),
   );
 }

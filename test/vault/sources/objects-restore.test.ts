@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,24 +23,27 @@ class WatchedStore extends FileBlobStore {
   }
 }
 
-describe('restoring objects: one flush at the end, and nothing a crash left is trusted by its size', () => {
-  let temp: TempRepo | undefined;
-  afterEach(() => temp?.remove());
+let temp: TempRepo | undefined;
+afterEach(() => temp?.remove());
 
-  async function snapshotOf(count: number) {
-    temp = await tempRepo();
-    const source = new FileBlobStore(path.join(temp.work, 'source'));
-    const objects = new Map<string, Buffer>();
-    for (let i = 0; i < count; i++) {
-      const bytes = randomBytes(20_000 + i * 1000);
-      const key = `examples/${createHash('sha256').update(bytes).digest('hex')}.jpg`;
-      await source.put(key, bytes);
-      objects.set(key, bytes);
-    }
-    const { treeId } = await backupObjects(temp.repo, source, [...objects.keys()]);
-    return { repo: temp.repo, treeId, objects, work: temp.work };
+/** A snapshot of `count` objects of 20 KB and more; `packed`: in an encrypted repository that packs its blobs. */
+async function snapshotOf(count: number, packed = false) {
+  temp = await tempRepo({ encrypted: packed });
+  const source = new FileBlobStore(path.join(temp.work, 'source'));
+  const objects = new Map<string, Buffer>();
+  for (let i = 0; i < count; i++) {
+    const bytes = randomBytes(20_000 + i * 1000);
+    const key = `examples/${createHash('sha256').update(bytes).digest('hex')}.jpg`;
+    await source.put(key, bytes);
+    objects.set(key, bytes);
   }
+  if (packed) temp.repo.packBlobs();
+  const { treeId } = await backupObjects(temp.repo, source, [...objects.keys()]);
+  await temp.repo.flushBlobs();
+  return { repo: temp.repo, treeId, objects, work: temp.work, root: temp.root };
+}
 
+describe('restoring objects: one flush at the end, and nothing a crash left is trusted by its size', () => {
   it('writes every object without an fsync each, then flushes the store once before it resolves', async () => {
     const { repo, treeId, objects, work } = await snapshotOf(6);
     const target = new WatchedStore(path.join(work, 'restored'));
@@ -103,5 +106,52 @@ describe('restoring objects: one flush at the end, and nothing a crash left is t
     expect(result).toMatchObject({ written: 1, damaged: [{ key: victimKey }] });
     expect(result.damaged[0]!.reason).toMatch(/do not hash to the SHA-256 in its name/);
     expect(await target.head(victimKey)).toBeUndefined();
+  });
+});
+
+describe('restoring objects from packs on two threads', () => {
+  it('every object comes back byte for byte, some written by the second thread', async () => {
+    const { repo, treeId, objects, work } = await snapshotOf(40, true);
+    const target = new WatchedStore(path.join(work, 'restored'));
+    const result = await restoreObjects(repo, treeId, target, { syncOnce: true });
+    expect(result).toMatchObject({ written: 40, present: 0, damaged: [] });
+    // The main thread's writes go through the store; the second thread's do not.
+    expect(target.durability.length).toBeLessThan(40);
+    expect(target.flushes).toBe(1);
+    for (const [key, bytes] of objects) {
+      expect(readFileSync(path.join(work, 'restored', ...key.split('/'))).equals(bytes)).toBe(true);
+    }
+  });
+
+  it('I7: objects whose pack is damaged are named, on either thread, and none is written', async () => {
+    const { repo, treeId, work, root } = await snapshotOf(40, true);
+    const packs = readdirSync(path.join(root, 'packs'), { recursive: true, withFileTypes: true });
+    for (const pack of packs.filter((entry) => entry.isFile())) {
+      const file = path.join(pack.parentPath, pack.name);
+      const bytes = readFileSync(file);
+      // Every 10 KB a flipped byte: every blob, trailer aside, gets at least one.
+      for (let at = 5_000; at < bytes.length - 10_000; at += 10_000) bytes[at]! ^= 0xff;
+      writeFileSync(file, bytes);
+    }
+    const target = new WatchedStore(path.join(work, 'restored'));
+    const result = await restoreObjects(repo, treeId, target, { syncOnce: true });
+    expect(result.written).toBe(0);
+    expect(result.damaged).toHaveLength(40);
+    for (const { reason } of result.damaged) expect(reason).toMatch(/authentication failed/);
+    expect(target.durability).toEqual([]);
+  });
+
+  it('a failure on the second thread that is not damage is met again by the main thread, which names it', async () => {
+    const { repo, treeId, work } = await snapshotOf(10, true);
+    const restored = path.join(work, 'restored');
+    // A file where the objects' folder must go: no object can be written, by either thread.
+    mkdirSync(restored, { recursive: true });
+    writeFileSync(path.join(restored, 'examples'), 'in the way');
+    const twoThreads = await restoreObjects(repo, treeId, new FileBlobStore(restored), { syncOnce: true });
+    const mainOnly = await restoreObjects(repo, treeId, new FileBlobStore(restored));
+    expect(twoThreads.written).toBe(0);
+    expect(twoThreads.damaged).toHaveLength(10);
+    const reasons = (r: typeof mainOnly) => r.damaged.map((d) => `${d.key}: ${d.reason}`).sort();
+    expect(reasons(twoThreads)).toEqual(reasons(mainOnly));
   });
 });
