@@ -43,8 +43,10 @@ export class BlobPlaces {
     return this.packer?.pendingLength(id);
   }
 
-  /** Stores a blob's encoded bytes: into the pack being filled, or as its own durable file. */
-  /** `stored`: the blob's stored bytes, or pieces whose concatenation they are. */
+  /**
+   * Stores a blob's encoded bytes (or the pieces whose concatenation they are): into the pack being filled, or as
+   * its own durable file.
+   */
   async put(id: string, stored: Buffer | Buffer[]): Promise<void> {
     if (this.packer) {
       await this.packer.add(id, stored);

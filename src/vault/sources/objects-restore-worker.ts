@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { placeFileSync } from '../../lib/files.ts';
 import { DecodeError, decodeStored } from '../repository/codec.ts';
 import type { ObjectTask, ObjectTaskResult } from './objects-restore-thread.ts';
+import { NOT_ITS_HASH } from './objects-tree.ts';
 
 /**
  * Restores objects handed over by objects-restore-thread.ts: reads the object's one blob from its pack file, opens
@@ -50,7 +51,7 @@ async function restoreFrom(stored: Buffer, task: ObjectTask): Promise<ObjectTask
     throw error;
   }
   if (createHash('sha256').update(plaintext).digest('hex') !== task.sha256) {
-    return { n: task.n, damaged: 'its bytes do not hash to the SHA-256 in its name' };
+    return { n: task.n, damaged: NOT_ITS_HASH };
   }
   mkdirSync(path.dirname(task.target), { recursive: true });
   if (!placeFileSync(undefined, task.target, plaintext)) return { n: task.n, exists: true };

@@ -3,7 +3,7 @@ import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { DecodeError } from '../repository/codec.ts';
 import { CorruptBlobError, type Repository } from '../repository/index.ts';
 import { ObjectRestoreThread } from './objects-restore-thread.ts';
-import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
+import { hashInKey, indexTree, NOT_ITS_HASH, runLimited } from './objects-tree.ts';
 
 /**
  * One object's bytes from its chunks, re-hashed against the SHA-256 in its key (and `sha256` when known)
@@ -21,7 +21,7 @@ export async function readObjectBytes(
   // Most objects are one chunk: no copy of it.
   const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   if (expected && createHash('sha256').update(bytes).digest('hex') !== expected) {
-    throw new Error('its bytes do not hash to the SHA-256 in its name');
+    throw new Error(NOT_ITS_HASH);
   }
   return bytes;
 }

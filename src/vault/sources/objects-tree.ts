@@ -37,6 +37,9 @@ export async function indexTree(
   return out;
 }
 
+/** Why an object whose bytes do not match its key is not restored (the same words on either thread). */
+export const NOT_ITS_HASH = 'its bytes do not hash to the SHA-256 in its name';
+
 export async function runLimited<T>(
   items: T[],
   limit: number,
