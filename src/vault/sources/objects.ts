@@ -208,7 +208,8 @@ function readLocalObject(file: string): Buffer | 'large' | 'unread' {
 /** Objects up to this size are read whole rather than streamed. */
 const WHOLE_OBJECT_BYTES = 8 * 1024 * 1024;
 
-async function everyChunkPresent(repo: Repository, chunks: string[]): Promise<boolean> {
+/** Whether the repository's index holds every chunk of a file a parent snapshot names (so it can be named again). */
+export async function everyChunkPresent(repo: Repository, chunks: readonly string[]): Promise<boolean> {
   for (const chunk of chunks) if (!(await repo.hasBlob(chunk))) return false;
   return true;
 }

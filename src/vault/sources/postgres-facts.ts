@@ -86,16 +86,30 @@ async function tablesNeedingRowText(tx: TransactionSql): Promise<Set<string>> {
   return new Set(rows.map((row) => row.table));
 }
 
+/** How one table is digested: its qualified name and the method its facts use. */
+export interface TableDigest {
+  schema: string;
+  name: string;
+  /** `schema.name`, the key of its facts. */
+  table: string;
+  method: DigestMethod;
+}
+
+/** A digest before it is reduced to 64 bits: sums of parts (a table's ranges) add up to the whole's. */
+export interface RowsDigest {
+  rows: number;
+  sum: bigint;
+}
+
 /**
- * Facts of every ordinary table (not system, not temporary or unlogged, not owned by an extension, as pg_dump
- * skips their data): row count and an order-independent digest. One sequential scan per table, no sort.
- * `recorded`: the methods a backup used, which its verification must use again; a new backup takes record-hash
- * wherever the server (14 and later) and the table's types allow it.
+ * Every ordinary table (not system, not temporary or unlogged, not owned by an extension, as pg_dump skips
+ * their data) and how to digest it. `recorded`: the methods a backup used, which its verification must use
+ * again; a new backup takes record-hash wherever the server (14 and later) and the table's types allow it.
  */
-export async function computeTableFacts(
+export async function planDigests(
   tx: TransactionSql,
   recorded?: Record<string, TableFacts>,
-): Promise<Record<string, TableFacts>> {
+): Promise<TableDigest[]> {
   const tables = await tx<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -107,8 +121,7 @@ export async function computeTableFacts(
   const [version] = await tx<{ v: string }[]>`select current_setting('server_version_num') as v`;
   const canHash = Number(version!.v) >= 140000;
   const rowText = canHash ? await tablesNeedingRowText(tx) : new Set<string>();
-  const facts: Record<string, TableFacts> = {};
-  for (const { schema, name } of tables) {
+  return tables.map(({ schema, name }) => {
     const table = `${schema}.${name}`;
     const method: DigestMethod = recorded?.[table]
       ? (recorded[table]!.method ?? 'row-text')
@@ -119,15 +132,53 @@ export async function computeTableFacts(
       throw new Error(
         `The backup digested table ${table} with hash_record_extended, which needs PostgreSQL 14 or later: verify it on PostgreSQL 14 or later.`,
       );
-    // ONLY: rows of inheritance children are counted under the child, as pg_dump dumps them.
-    const [row] = await tx.unsafe<{ rows: number; sum: string }[]>(
-      `select count(*) as rows, ${DIGEST_SQL[method]} as sum from only ${quoteIdent(schema)}.${quoteIdent(name)} as r`,
-    );
-    const digest = BigInt.asUintN(64, BigInt(row!.sum));
-    facts[table] = {
-      rows: Number(row!.rows),
-      hash: digest.toString(16).padStart(16, '0'),
-      ...(method === 'row-text' ? {} : { method }),
+    return { schema, name, table, method };
+  });
+}
+
+/**
+ * Row count and digest of a table's rows, or of those `where` selects; one sequential (or TID range) scan, no
+ * sort. `versions`: also the sum of hash(ctid, xmin), which any insert, update or delete of those rows changes.
+ */
+export async function digestRows(
+  tx: TransactionSql,
+  digest: TableDigest,
+  options: { where?: string; versions?: boolean } = {},
+): Promise<RowsDigest & { versions?: bigint }> {
+  const versions = options.versions
+    ? ', coalesce(sum(hash_record_extended(row(r.ctid, r.xmin), 0)), 0)::text as versions'
+    : '';
+  // ONLY: rows of inheritance children are counted under the child, as pg_dump dumps them.
+  const [row] = await tx.unsafe<{ rows: number; sum: string; versions?: string }[]>(
+    `select count(*) as rows, ${DIGEST_SQL[digest.method]} as sum${versions}
+     from only ${quoteIdent(digest.schema)}.${quoteIdent(digest.name)} as r${options.where ? ` where ${options.where}` : ''}`,
+  );
+  return {
+    rows: Number(row!.rows),
+    sum: BigInt(row!.sum),
+    ...(row!.versions === undefined ? {} : { versions: BigInt(row!.versions) }),
+  };
+}
+
+/** A 64-bit sum as the facts and range fingerprints write it. */
+export const hex64 = (sum: bigint) => BigInt.asUintN(64, sum).toString(16).padStart(16, '0');
+
+/**
+ * Facts of every table planDigests names: row count and an order-independent digest. `known`: digests already
+ * taken in this snapshot (a table's ranges, added up), not scanned again.
+ */
+export async function computeTableFacts(
+  tx: TransactionSql,
+  recorded?: Record<string, TableFacts>,
+  known?: ReadonlyMap<string, RowsDigest>,
+): Promise<Record<string, TableFacts>> {
+  const facts: Record<string, TableFacts> = {};
+  for (const digest of await planDigests(tx, recorded)) {
+    const { rows, sum } = known?.get(digest.table) ?? (await digestRows(tx, digest));
+    facts[digest.table] = {
+      rows,
+      hash: hex64(sum),
+      ...(digest.method === 'row-text' ? {} : { method: digest.method }),
     };
   }
   return facts;

@@ -27,14 +27,34 @@ export interface RangeTable {
   columns: string[];
   /** The range files, in block order: together they hold every row of the table. */
   files: string[];
+  /** What each range file's rows were, in the order of `files` (postgres-range-reuse.ts); absent before 2026-12-07. */
+  fingerprints?: RangeFingerprint[];
+}
+
+/** A range's rows as the dump's snapshot held them: enough for a later snapshot to know they did not change. */
+export interface RangeFingerprint {
+  /** The range's first block. */
+  from: number;
+  rows: number;
+  /** The rows' digest by the table's facts method (postgres-facts.ts), 64-bit hex. */
+  digest: string;
+  /** The sum of hash(ctid, xmin) over the rows, 64-bit hex: an insert, update or delete in the range changes it. */
+  versions: string;
 }
 
 export interface TableDataManifest {
   version: 1;
   /** The encoding the rows were written in (the server's), which COPY must be told when loading them. */
   encoding: string;
+  /** The server that wrote the rows (`server_version_num`): another may write the same rows as other text. */
+  serverVersionNum?: number;
+  /** RANGE_TEXT_FORMAT of the trendgen that wrote them. */
+  textFormat?: number;
   tables: RangeTable[];
 }
+
+/** The text streamRange writes: a change to its settings or statement must change this number. */
+export const RANGE_TEXT_FORMAT = 1;
 
 export interface PlannedRange {
   file: string;
@@ -98,7 +118,16 @@ export async function planRanges(
     }
     tables.push(table);
   }
-  return { manifest: { version: 1, encoding: server.encoding, tables }, ranges };
+  return {
+    manifest: {
+      version: 1,
+      encoding: server.encoding,
+      serverVersionNum: server.num,
+      textFormat: RANGE_TEXT_FORMAT,
+      tables,
+    },
+    ranges,
+  };
 }
 
 /** pg_dump's pattern that names exactly this table (quoted: no wildcards). */

@@ -7,18 +7,23 @@ import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { fsyncDir } from '../../lib/files.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
-import type { StoredFile } from '../repository/index.ts';
-import { assertClientNotOlder, clientMajor, libpqConnection, run } from './postgres-client.ts';
-import { computeTableFacts, pinOutputSettings } from './postgres-facts.ts';
+import { assertClientNotOlder, clientMajor, libpqConnection } from './postgres-client.ts';
+import { type DumpedFile, dumpStreams } from './postgres-dump-streams.ts';
+import { computeTableFacts, pinOutputSettings, planDigests } from './postgres-facts.ts';
 import type { Loader } from './postgres-loader.ts';
 import {
-  dumpRanges,
-  excludeDataArg,
-  planRanges,
-  RANGE_BLOCKS,
-  TABLE_DATA_MANIFEST,
-} from './postgres-ranges.ts';
-import { DUMP_ARCHIVE, restoreDatabase } from './postgres-restore.ts';
+  comparable,
+  type DumpedBlobs,
+  fingerprintRanges,
+  type PreviousRanges,
+  previousRanges,
+  type RangeFacts,
+  recordFingerprints,
+  tableDigests,
+  unchangedRanges,
+} from './postgres-range-reuse.ts';
+import { type PlannedRange, planRanges, RANGE_BLOCKS, TABLE_DATA_MANIFEST } from './postgres-ranges.ts';
+import { restoreDatabase } from './postgres-restore.ts';
 import {
   type BackupContext,
   directoryStats,
@@ -33,12 +38,6 @@ import {
  * content-defined chunking deduplicates it across runs, and `pg_restore -j` restores it in parallel) plus facts
  * taken in the very same snapshot, so a restore can prove it brought back exactly what was dumped (I7, I8).
  */
-
-/** One file of a dump as its consumer stored it: the archive, the range manifest, or a range of rows. */
-export interface DumpedFile<T> {
-  name: string;
-  consumed: T;
-}
 
 /**
  * Dumps one consistent point in time as streams: a read-only repeatable-read transaction exports its snapshot,
@@ -56,6 +55,8 @@ export async function streamDump<T>(
     onLiveObjectKeys?: (keys: string[]) => void;
     /** Blocks per range of a large table (RANGE_BLOCKS). */
     rangeBlocks?: number;
+    /** The parent dump's ranges: those whose rows did not change are taken from it, not dumped again. */
+    previous?: PreviousRanges<T> | undefined;
   } = {},
 ): Promise<PostgresDump & { files: DumpedFile<T>[] }> {
   const pgDump = findPostgresBinary('pg_dump');
@@ -74,13 +75,32 @@ export async function streamDump<T>(
       assertClientNotOlder('pg_dump', client, server.num);
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
       const plan = await planRanges(tx, options.rangeBlocks ?? RANGE_BLOCKS);
+      const digests = plan ? await planDigests(tx) : [];
+      const previous = plan && options.previous && comparable(options.previous.manifest, plan.manifest);
+      // With a parent to compare with, the ranges are fingerprinted before any is dumped (pg_dump runs meanwhile);
+      // without one, while they are dumped.
+      const fingerprinting = previous ? fingerprintRanges(tx, plan.ranges, digests) : undefined;
+      const unchanged = fingerprinting
+        ? fingerprinting.then((facts) => unchangedRanges(plan!.ranges, facts, options.previous!))
+        : Promise.resolve(new Map<PlannedRange, T>());
       const stopped = new AbortController();
-      const streams = dumpStreams(pgDump, snapshot!.id, conn, plan, consume, stopped.signal, options.onSpawn);
+      const streams = dumpStreams(
+        pgDump,
+        snapshot!.id,
+        conn,
+        plan,
+        unchanged,
+        consume,
+        stopped.signal,
+        options.onSpawn,
+      );
       streams.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
       let tables: Record<string, TableFacts>;
       let liveKeys: string[];
+      let rangeFacts: RangeFacts | undefined;
       try {
-        tables = await computeTableFacts(tx);
+        rangeFacts = plan ? await (fingerprinting ?? fingerprintRanges(tx, plan.ranges, digests)) : undefined;
+        tables = await computeTableFacts(tx, undefined, rangeFacts && tableDigests(rangeFacts));
         liveKeys = await liveObjectKeys(tx);
         options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
@@ -89,6 +109,11 @@ export async function streamDump<T>(
         throw error;
       }
       const files = await streams;
+      if (plan) {
+        recordFingerprints(plan.ranges, rangeFacts!);
+        const manifest = Readable.from([Buffer.from(JSON.stringify(plan.manifest))]);
+        files.push({ name: TABLE_DATA_MANIFEST, consumed: await consume(TABLE_DATA_MANIFEST, manifest) });
+      }
       const facts: PostgresFacts = {
         serverVersion: server.version,
         serverVersionNum: server.num,
@@ -99,69 +124,6 @@ export async function streamDump<T>(
     });
   } finally {
     await sql.end({ timeout: 5 });
-  }
-}
-
-/**
- * pg_dump's archive (without the data of the tables dumped in ranges) and the ranges, side by side, then the
- * manifest naming the ranges. The first failure (a consumer's, pg_dump's, a range's) stops everything else and
- * is the one thrown.
- */
-async function dumpStreams<T>(
-  pgDump: string,
-  snapshot: string,
-  conn: ReturnType<typeof libpqConnection>,
-  plan: Awaited<ReturnType<typeof planRanges>>,
-  consume: (name: string, data: Readable) => Promise<T>,
-  signal: AbortSignal,
-  onSpawn: ((pid: number) => void) | undefined,
-): Promise<DumpedFile<T>[]> {
-  const args = [
-    `--snapshot=${snapshot}`,
-    '--format=custom',
-    '--compress=0',
-    // Unlogged tables hold status, not data (PostgreSQL itself empties them after a crash).
-    '--no-unlogged-table-data',
-    ...(plan?.manifest.tables.map(excludeDataArg) ?? []),
-    '--no-password',
-    `--dbname=${conn.dbname}`,
-  ];
-  const dump = run(pgDump, args, conn.env, conn.password, { streamStdout: true });
-  if (dump.child.pid) onSpawn?.(dump.child.pid);
-  const inner = new AbortController();
-  // The first failure is the cause; what fails after it was stopped by it (pg_dump "terminated by user").
-  let cause: { error: unknown } | undefined;
-  const stop = () => {
-    dump.child.kill('SIGTERM');
-    inner.abort();
-  };
-  const failed = (error: unknown): never => {
-    cause ??= { error };
-    stop();
-    throw error;
-  };
-  const dumping = dump.done.catch(failed);
-  signal.addEventListener('abort', stop, { once: true });
-  try {
-    const consuming = consume(DUMP_ARCHIVE, dump.child.stdout!).catch(failed);
-    const ranging = plan
-      ? dumpRanges(plan.ranges, snapshot, plan.manifest.encoding, conn, consume, inner.signal).catch(failed)
-      : Promise.resolve([]);
-    // A consumer that fails (a full backup disk) stops pg_dump, which would otherwise block on its pipe; a dump
-    // cut short ends its stream as a whole one does, so what was consumed is not the dump.
-    const [, consumed, ranged] = await Promise.allSettled([dumping, consuming, ranging]);
-    if (cause) throw cause.error;
-    const files: DumpedFile<T>[] = [
-      { name: DUMP_ARCHIVE, consumed: (consumed as PromiseFulfilledResult<T>).value },
-      ...(ranged as PromiseFulfilledResult<DumpedFile<T>[]>).value,
-    ];
-    if (plan) {
-      const manifest = Readable.from([Buffer.from(JSON.stringify(plan.manifest))]);
-      files.push({ name: TABLE_DATA_MANIFEST, consumed: await consume(TABLE_DATA_MANIFEST, manifest) });
-    }
-    return files;
-  } finally {
-    signal.removeEventListener('abort', stop);
   }
 }
 
@@ -242,7 +204,7 @@ export function postgresSource(
       ctx.progress('postgres', 'dumping');
       try {
         const total = { bytes: 0, reported: 0 };
-        const dump = await streamDump(
+        const dump = await streamDump<DumpedBlobs>(
           databaseUrl,
           (_name, data) => ctx.repo.storeFile(counted(data, ctx, total)),
           {
@@ -250,6 +212,7 @@ export function postgresSource(
               liveKeys = keys;
               keysRead.resolve();
             },
+            previous: await previousRanges(ctx.repo, ctx.parent?.trees['postgres']),
           },
         );
         const tree = await ctx.repo.writeTree(
@@ -262,16 +225,17 @@ export function postgresSource(
             chunks: consumed.chunks,
           })),
         );
-        const sum = (pick: (stored: StoredFile) => number) =>
-          dump.files.reduce((n, file) => n + pick(file.consumed), 0);
+        const sum = (pick: (stored: DumpedBlobs) => number, files = dump.files) =>
+          files.reduce((n, file) => n + pick(file.consumed), 0);
+        const read = dump.files.filter((file) => !file.unchanged);
         const stats = directoryStats({
-          filesNew: dump.files.length,
+          filesNew: read.length,
           filesChanged: 0,
-          filesUnchanged: 0,
+          filesUnchanged: dump.files.length - read.length,
           dirs: 0,
           symlinks: 0,
           skipped: [],
-          bytesRead: sum((stored) => stored.size),
+          bytesRead: sum((stored) => stored.size, read),
           blobsAdded: sum((stored) => stored.blobsAdded),
           bytesAdded: sum((stored) => stored.bytesAdded),
         });
