@@ -77,8 +77,7 @@ export class Codec {
       compression = COMPRESSION_NONE;
       payload = plaintext;
     }
-    const parts = [header(kind, compression), payload];
-    return this.keys ? sealParts(this.keys.encryptionKey, parts) : parts;
+    return framedParts(this.keys?.encryptionKey, kind, compression, payload);
   }
 
   /** decode, then the content re-hashed against `id`; `fail(reason)` is what is thrown when either fails (I7). */
@@ -117,6 +116,22 @@ export class Codec {
   get decodingKey(): Buffer | undefined {
     return this.keys?.encryptionKey;
   }
+
+  /** What a worker thread needs to name and encode blobs as this codec does (contentId, framedParts). */
+  get encodingKeys(): { encryptionKey: Buffer; macKey: Buffer } | undefined {
+    return this.keys && { encryptionKey: this.keys.encryptionKey, macKey: this.keys.macKey };
+  }
+}
+
+/** A payload framed by its header and sealed when encrypted: the pieces of a stored blob (§4), for Codec and workers. */
+export function framedParts(
+  encryptionKey: Buffer | undefined,
+  kind: Kind,
+  compression: CompressionCode,
+  payload: Buffer,
+): Buffer[] {
+  const parts = [header(kind, compression), payload];
+  return encryptionKey ? sealParts(encryptionKey, parts) : parts;
 }
 
 /** Codec.decode, for a worker thread that has the repository's encryption key (Codec.decodingKey). */

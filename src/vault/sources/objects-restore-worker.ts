@@ -6,6 +6,7 @@ import { placeFileSync } from '../../lib/files.ts';
 import { DecodeError, decodeStored } from '../repository/codec.ts';
 import type { ObjectTask, ObjectTaskResult } from './objects-restore-thread.ts';
 import { NOT_ITS_HASH } from './objects-tree.ts';
+import { serveTasks } from './task-thread.ts';
 
 /**
  * Restores objects handed over by objects-restore-thread.ts: reads the object's one blob from its pack file, opens
@@ -58,15 +59,8 @@ async function restoreFrom(stored: Buffer, task: ObjectTask): Promise<ObjectTask
   return { n: task.n, written: plaintext.length };
 }
 
-parentPort!.on('message', (task: ObjectTask | 'close') => {
-  if (task === 'close') {
+serveTasks<ObjectTask, ObjectTaskResult>(parentPort!, restore, {
+  onClose: () => {
     if (open) closeSync(open.fd);
-    parentPort!.close();
-    return;
-  }
-  restore(task).then(
-    (result) => parentPort!.postMessage(result),
-    (error: unknown) =>
-      parentPort!.postMessage({ n: task.n, error: (error as Error).message ?? String(error) }),
-  );
+  },
 });

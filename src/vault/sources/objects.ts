@@ -5,6 +5,7 @@ import { readFileUpToSync } from '../../lib/files.ts';
 import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
 import { type Repository, type StoredFile, storeObjectBytes, type TreeEntry } from '../repository/index.ts';
 import { restoreObjects } from './objects-restore.ts';
+import { ObjectSealThread } from './objects-seal-thread.ts';
 import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
@@ -40,6 +41,8 @@ export async function backupObjects(
     concurrency?: number;
     onProgress?: (done: number, total: number) => void;
     onDamaged?: DamagedObjectHandler;
+    /** false: every object read, checked and sealed on the main thread (objects-seal-thread.ts). */
+    sealThread?: boolean;
   } = {},
 ): Promise<{ treeId: string; stats: ObjectsBackupStats }> {
   const previous = await indexTree(repo, options.parentTree, '', new Map(), true);
@@ -54,36 +57,53 @@ export async function backupObjects(
   };
   const entries = new Map<string, TreeEntry>();
   let done = 0;
-  await runLimited(keys, options.concurrency ?? 8, async (key) => {
-    const name = key.slice(key.lastIndexOf('/') + 1);
-    const known = previous.get(key);
-    if (known?.chunks && (await everyChunkPresent(repo, known.chunks))) {
-      entries.set(key, { ...known, name });
-      stats.reused++;
-    } else {
-      // Images are compressed already; anything else lets the first chunk decide.
-      const compress = /\.(png|jpe?g|webp)$/.test(key) ? { compress: false } : {};
-      const stored = await storeVerified(repo, objects, key, compress, options.onDamaged);
-      if (!stored) {
-        stats.damaged.push(key);
-        options.onProgress?.(++done, keys.length);
-        return;
-      }
-      entries.set(key, {
-        name,
-        type: 'file',
-        mode: 0o644,
-        mtimeMs: 0,
-        size: stored.size,
-        chunks: stored.chunks,
-      });
-      stats.read++;
-      stats.bytesRead += stored.size;
-      stats.blobsAdded += stored.blobsAdded;
-      stats.bytesAdded += stored.bytesAdded;
+  // Started at the first object to read: a backup with nothing new reads nothing.
+  let thread: ObjectSealThread | undefined;
+  let threadStarted = false;
+  const sealOnThread = async (key: string, sha256: string | undefined) => {
+    if (!sha256 || options.sealThread === false) return undefined;
+    if (!threadStarted) {
+      threadStarted = true;
+      thread = ObjectSealThread.start(repo, objects);
     }
-    options.onProgress?.(++done, keys.length);
-  });
+    return await thread?.store(key, sha256);
+  };
+  try {
+    await runLimited(keys, options.concurrency ?? 8, async (key) => {
+      const name = key.slice(key.lastIndexOf('/') + 1);
+      const known = previous.get(key);
+      if (known?.chunks && (await everyChunkPresent(repo, known.chunks))) {
+        entries.set(key, { ...known, name });
+        stats.reused++;
+      } else {
+        // Images are compressed already; anything else lets the first chunk decide.
+        const image = /\.(png|jpe?g|webp)$/.test(key);
+        const stored =
+          (image ? await sealOnThread(key, hashInKey(key)) : undefined) ??
+          (await storeVerified(repo, objects, key, image ? { compress: false } : {}, options.onDamaged));
+        if (!stored) {
+          stats.damaged.push(key);
+          options.onProgress?.(++done, keys.length);
+          return;
+        }
+        entries.set(key, {
+          name,
+          type: 'file',
+          mode: 0o644,
+          mtimeMs: 0,
+          size: stored.size,
+          chunks: stored.chunks,
+        });
+        stats.read++;
+        stats.bytesRead += stored.size;
+        stats.blobsAdded += stored.blobsAdded;
+        stats.bytesAdded += stored.bytesAdded;
+      }
+      options.onProgress?.(++done, keys.length);
+    });
+  } finally {
+    await thread?.close();
+  }
   const root = newFolder();
   for (const key of keys) {
     const parts = key.split('/');

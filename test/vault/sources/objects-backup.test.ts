@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import { backupObjects } from '../../../src/vault/sources/objects.ts';
 import { restoreObjects } from '../../../src/vault/sources/objects-restore.ts';
@@ -30,9 +30,12 @@ describe('backing up objects from a local store: small ones read whole, large on
     }
 
     const keys = [small, large, smallDamaged, largeDamaged].map(keyOf);
+    const sealedOnThread = vi.spyOn(temp.repo, 'putStored');
     const { treeId, stats } = await backupObjects(temp.repo, source, keys);
     expect(stats.damaged.sort()).toEqual([keyOf(smallDamaged), keyOf(largeDamaged)].sort());
     expect(stats.read).toBe(2);
+    // The small good one was sealed on the worker thread; the damaged small one went back to the main thread.
+    expect(sealedOnThread).toHaveBeenCalledTimes(1);
     await temp.repo.flushBlobs();
 
     const target = new FileBlobStore(path.join(temp.work, 'restored'));
@@ -42,5 +45,33 @@ describe('backing up objects from a local store: small ones read whole, large on
       expect(readFileSync(target.localPath(keyOf(bytes))).equals(bytes)).toBe(true);
     }
     expect(await target.head(keyOf(largeDamaged))).toBeUndefined();
+  });
+
+  it('objects sealed on the worker thread are the blobs the main thread makes, and restore from an encrypted pack', async () => {
+    temp = await tempRepo({ encrypted: true });
+    temp.repo.packBlobs();
+    const source = new FileBlobStore(path.join(temp.work, 'source'));
+    const images = Array.from({ length: 12 }, (_, i) => randomBytes(10_000 + i * 7_000));
+    for (const bytes of images) await source.put(keyOf(bytes), bytes);
+    const keys = images.map(keyOf);
+    const sealedOnThread = vi.spyOn(temp.repo, 'putStored');
+    const onThread = await backupObjects(temp.repo, source, keys);
+    expect(sealedOnThread).toHaveBeenCalledTimes(images.length);
+    expect(onThread.stats).toMatchObject({ read: images.length, blobsAdded: images.length, damaged: [] });
+    await temp.repo.flushBlobs();
+
+    // The same objects read again on the main thread name the same blobs: nothing new is stored.
+    sealedOnThread.mockClear();
+    const onMain = await backupObjects(temp.repo, source, keys, { sealThread: false });
+    expect(sealedOnThread).not.toHaveBeenCalled();
+    expect(onMain.stats).toMatchObject({ read: images.length, blobsAdded: 0 });
+    expect(onMain.treeId).toBe(onThread.treeId);
+
+    const target = new FileBlobStore(path.join(temp.work, 'restored'));
+    expect(await restoreObjects(temp.repo, onThread.treeId, target)).toMatchObject({
+      written: 12,
+      damaged: [],
+    });
+    for (const bytes of images) expect(readFileSync(target.localPath(keyOf(bytes))).equals(bytes)).toBe(true);
   });
 });

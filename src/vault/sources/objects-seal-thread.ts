@@ -1,0 +1,64 @@
+import type { BlobStore } from '../../blobstore/blobstore.ts';
+import type { Repository, StoredFile } from '../repository/index.ts';
+import { TaskThread } from './task-thread.ts';
+
+export interface SealTask {
+  n: number;
+  /** The object's file, and the SHA-256 its key names. */
+  file: string;
+  sha256: string;
+}
+
+export type SealResult =
+  | { n: number; id: string; size: number; stored: Buffer }
+  /** Not sealed there (unreadable, empty or larger than one blob, or not its hash): the main thread's. */
+  | { n: number; skipped: string }
+  | { n: number; error: string };
+
+/**
+ * A worker thread (objects-seal-worker.ts) that reads, checks, names and encrypts the objects of a backup beside
+ * the main thread, when the object store is a folder: in a first backup of 2 GB of images the main thread did
+ * the reading, both hashes and the cipher of every byte itself. Only objects stored uncompressed as one blob
+ * (images up to the chunker's largest chunk, repository/archiver.ts storeObjectBytes) go there; the main thread
+ * puts what comes back into the repository as putBlob would (the same id, the same encoding).
+ */
+export class ObjectSealThread {
+  private constructor(
+    private readonly repo: Repository,
+    private readonly objects: BlobStore & { localPath(key: string): string },
+    private readonly thread: TaskThread<SealTask, SealResult>,
+  ) {}
+
+  /** A thread for this backup; undefined when the object store is not a folder. */
+  static start(repo: Repository, objects: BlobStore): ObjectSealThread | undefined {
+    if (!objects.localPath) return undefined;
+    const keys = repo.codec.encodingKeys;
+    const workerData = { ...keys, maxBytes: repo.chunker.maxSize };
+    const thread = TaskThread.start<SealTask, SealResult>(import.meta.url, 'objects-seal-worker', workerData);
+    return new ObjectSealThread(repo, objects as BlobStore & { localPath(key: string): string }, thread);
+  }
+
+  /**
+   * Stores one object sealed on the thread; undefined when it is the main thread's to store (its path also meets
+   * and names whatever kept it from the thread: damage, a failure to read, a thread that died).
+   */
+  async store(key: string, sha256: string): Promise<StoredFile | undefined> {
+    if (!this.thread.alive) return undefined;
+    const result = await this.thread.run({ file: this.objects.localPath(key), sha256 });
+    if (!('stored' in result)) return undefined;
+    // Moved between threads, a Buffer arrives as a plain Uint8Array over the same memory.
+    const stored = Buffer.from(result.stored.buffer, result.stored.byteOffset, result.stored.byteLength);
+    const added = await this.repo.putStored(result.id, stored);
+    return {
+      chunks: [result.id],
+      chunkSizes: [result.size],
+      size: result.size,
+      blobsAdded: added ? 1 : 0,
+      bytesAdded: added ? stored.length : 0,
+    };
+  }
+
+  close(): Promise<void> {
+    return this.thread.close();
+  }
+}
