@@ -110,6 +110,13 @@ describe('restoring objects: one flush at the end, and nothing a crash left is t
 });
 
 describe('restoring objects from packs on two threads', () => {
+  it('a few objects are written by the main thread alone: no second thread is started for them', async () => {
+    const { repo, treeId, work } = await snapshotOf(5, true);
+    const target = new WatchedStore(path.join(work, 'restored'));
+    expect(await restoreObjects(repo, treeId, target, { syncOnce: true })).toMatchObject({ written: 5 });
+    expect(target.durability).toEqual(Array(5).fill(false));
+  });
+
   it('every object comes back byte for byte, some written by the second thread', async () => {
     const { repo, treeId, objects, work } = await snapshotOf(40, true);
     const target = new WatchedStore(path.join(work, 'restored'));
@@ -142,7 +149,7 @@ describe('restoring objects from packs on two threads', () => {
   });
 
   it('a failure on the second thread that is not damage is met again by the main thread, which names it', async () => {
-    const { repo, treeId, work } = await snapshotOf(10, true);
+    const { repo, treeId, work } = await snapshotOf(40, true);
     const restored = path.join(work, 'restored');
     // A file where the objects' folder must go: no object can be written, by either thread.
     mkdirSync(restored, { recursive: true });
@@ -150,7 +157,7 @@ describe('restoring objects from packs on two threads', () => {
     const twoThreads = await restoreObjects(repo, treeId, new FileBlobStore(restored), { syncOnce: true });
     const mainOnly = await restoreObjects(repo, treeId, new FileBlobStore(restored));
     expect(twoThreads.written).toBe(0);
-    expect(twoThreads.damaged).toHaveLength(10);
+    expect(twoThreads.damaged).toHaveLength(40);
     const reasons = (r: typeof mainOnly) => r.damaged.map((d) => `${d.key}: ${d.reason}`).sort();
     expect(reasons(twoThreads)).toEqual(reasons(mainOnly));
   });
