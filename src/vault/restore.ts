@@ -1,8 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import type { BlobStore } from '../blobstore/blobstore.ts';
 import { openDatabase } from '../db/connection.ts';
 import { migrate } from '../db/migrate.ts';
 import { deleteUserData } from '../generation/user-data.ts';
+import { deferred } from '../lib/deferred.ts';
+import { syncFileSystem } from '../lib/files.ts';
 import { holdOpen } from '../lib/leftovers.ts';
 import { markPurged, purgedKeys, recordRestore } from '../objects/purge.ts';
 import { closeRunsAfterRestore } from './catalog.ts';
@@ -130,7 +133,7 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
 }
 
 /**
- * Restores a snapshot, all of it or some parts, side by side (restoreSideBySide); every part is verified
+ * Restores a snapshot, all of it or some parts, side by side (sources/side-by-side.ts; the prompts wait for the database alone); every part is verified
  * against the facts recorded at backup time (I7); deletions recorded after the snapshot are applied again
  * (I3). I2 holds for whatever serves the result: the database stays marked (no service starts on it, and its
  * new sessions are read-only) until every object is written; a restore killed before that is rerun, or its
@@ -166,7 +169,11 @@ export async function runRestore(
   mkdirSync(plan.scratchDir, { recursive: true });
   const release = holdOpen(plan.scratchDir);
   try {
-    const history = plan.parts.includes('postgres') ? plan.databaseUrl : undefined;
+    // The prompts folder is written from the restored database's history: it waits for that restore alone.
+    const database = deferred();
+    const history = plan.parts.includes('postgres')
+      ? { url: plan.databaseUrl, restored: database.promise }
+      : undefined;
     const sources: SnapshotSource<unknown>[] = [
       objectsSource(plan.objects, undefined, undefined, purged),
       postgresSource(plan.databaseUrl, loader),
@@ -190,7 +197,16 @@ export async function runRestore(
         overwrite: plan.inPlace,
         progress,
       });
-    Object.assign(report.parts, await restoreSideBySide(sources, restoreSource));
+    Object.assign(
+      report.parts,
+      await sideBySide(sources, (source) => {
+        const restoring = restoreSource(source);
+        if (source.name === 'postgres') restoring.then(database.resolve, database.reject);
+        return restoring;
+      }),
+    );
+    // Written without an fsync each (objects, prompts): durable before the marks go.
+    if (plan.parts.includes('prompts')) await syncFileSystem(path.dirname(plan.promptsDir));
     if (plan.parts.includes('postgres')) {
       report.deletionsReapplied = await settleDatabase(repo, snapshot, plan, purged, loader!.url);
       await markDatabase(plan.databaseUrl, undefined);
@@ -255,21 +271,4 @@ async function settleDatabase(
   } finally {
     await sql.end({ timeout: 5 });
   }
-}
-
-/**
- * Every source's restore at once, the prompts after the database (their folder is written from its restored
- * history): objects and the database, the two long ones, overlap.
- */
-function restoreSideBySide(
-  sources: SnapshotSource<unknown>[],
-  restore: (source: SnapshotSource<unknown>) => Promise<unknown>,
-): Promise<Record<string, unknown>> {
-  const postgres = sources.find((s) => s.name === 'postgres');
-  const database = postgres ? restore(postgres) : undefined;
-  return sideBySide(sources, (source) => {
-    if (source === postgres) return database!;
-    if (source.name === 'prompts' && database) return database.then(() => restore(source));
-    return restore(source);
-  });
 }

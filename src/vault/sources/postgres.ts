@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openDatabase } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { deferred } from '../../lib/deferred.ts';
 import { fsyncDir } from '../../lib/files.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
 import { assertClientNotOlder, clientMajor, libpqConnection } from './postgres-client.ts';
@@ -165,18 +166,6 @@ async function* counted(
 }
 
 const PROGRESS_BYTES = 64 * 1024 * 1024;
-
-/** A promise settled from outside; its rejection is handled for the callers that never wait on it. */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void } {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {});
-  return { promise, resolve, reject };
-}
 
 /**
  * The database, dumped first: its snapshot also fixes which objects the backup must hold (I2, I8). Restored

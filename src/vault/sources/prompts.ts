@@ -12,12 +12,16 @@ import { directoryProgress, directoryStats, type SnapshotSource } from './types.
 
 /**
  * The prompts folder as it is on disk, stored incrementally against the parent snapshot's tree; restored
- * whole: beside it, then swapped in with renames. With `historyUrl` (the database this restore has just
- * restored), the folder is then written from that prompt history, since the files were read seconds after
- * the database was dumped: the database is the recovery point, and the archive serves only prompts the
- * history does not know (I8).
+ * whole: beside it, then swapped in with renames. With `history` (the database this restore restores), the
+ * folder is then written from that prompt history once `history.restored` settles, since the files were read
+ * seconds after the database was dumped: the database is the recovery point, and the archive serves only
+ * prompts the history does not know (I8). The files are written without an fsync each: the folder stays marked
+ * until the restore has flushed its file system once at the end (restore.ts).
  */
-export function promptsSource(promptsDir: string, historyUrl?: string): SnapshotSource<{ files: number }> {
+export function promptsSource(
+  promptsDir: string,
+  history?: { url: string; restored: Promise<unknown> },
+): SnapshotSource<{ files: number }> {
   return {
     name: 'prompts',
     backup: async (ctx) => {
@@ -39,11 +43,12 @@ export function promptsSource(promptsDir: string, historyUrl?: string): Snapshot
       mkdirSync(parent, { recursive: true });
       const name = path.basename(promptsDir);
       const staging = path.join(parent, `.${name}.restoring-${randomBytes(4).toString('hex')}`);
-      const result = await ctx.repo.restoreTree(ctx.tree, staging);
+      const result = await ctx.repo.restoreTree(ctx.tree, staging, { durable: false });
       let fromHistory: FolderFromHistory | undefined;
-      if (historyUrl) {
+      if (history) {
+        await history.restored;
         ctx.progress('prompts', 'from the restored history');
-        fromHistory = await withSql(historyUrl, (sql) =>
+        fromHistory = await withSql(history.url, (sql) =>
           writePromptsFromHistory(sql, staging, { maxBytes: DEFAULT_MAX_PROMPT_BYTES }),
         );
       }
