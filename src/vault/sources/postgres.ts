@@ -8,6 +8,7 @@ import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { deferred } from '../../lib/deferred.ts';
 import { fsyncDir } from '../../lib/files.ts';
 import { liveObjectKeys } from '../../objects/queries.ts';
+import type { Repository } from '../repository/index.ts';
 import { assertClientNotOlder, clientMajor, libpqConnection } from './postgres-client.ts';
 import { type DumpedFile, dumpStreams } from './postgres-dump-streams.ts';
 import { computeTableFacts, pinOutputSettings, planDigests } from './postgres-facts.ts';
@@ -149,6 +150,20 @@ export async function dumpPostgres(
   return dump;
 }
 
+/** The tree of a dump's files as the repository holds them: the postgres source's tree in a snapshot. */
+export function writeDumpTree(repo: Repository, files: readonly DumpedFile<DumpedBlobs>[]): Promise<string> {
+  return repo.writeTree(
+    files.map(({ name, consumed }) => ({
+      name,
+      type: 'file' as const,
+      mode: 0o600,
+      mtimeMs: 0,
+      size: consumed.size,
+      chunks: consumed.chunks,
+    })),
+  );
+}
+
 /** The dump's bytes on their way to the chunker; every PROGRESS_BYTES of all its streams together is reported. */
 async function* counted(
   data: Readable,
@@ -204,16 +219,7 @@ export function postgresSource(
             previous: await previousRanges(ctx.repo, ctx.parent?.trees['postgres']),
           },
         );
-        const tree = await ctx.repo.writeTree(
-          dump.files.map(({ name, consumed }) => ({
-            name,
-            type: 'file' as const,
-            mode: 0o600,
-            mtimeMs: 0,
-            size: consumed.size,
-            chunks: consumed.chunks,
-          })),
-        );
+        const tree = await writeDumpTree(ctx.repo, dump.files);
         const sum = (pick: (stored: DumpedBlobs) => number, files = dump.files) =>
           files.reduce((n, file) => n + pick(file.consumed), 0);
         const read = dump.files.filter((file) => !file.unchanged);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import type { Sql } from '../../../src/db/connection.ts';
 import { Repository } from '../../../src/vault/repository/index.ts';
-import { streamDump } from '../../../src/vault/sources/postgres.ts';
+import { streamDump, writeDumpTree } from '../../../src/vault/sources/postgres.ts';
 import { verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
 import { type DumpedBlobs, previousRanges } from '../../../src/vault/sources/postgres-range-reuse.ts';
 import { restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
@@ -36,16 +36,7 @@ async function backup(db: TestDatabase, parent?: string) {
     rangeBlocks: RANGE_BLOCKS,
     previous: await previousRanges(repo, parent),
   });
-  const tree = await repo.writeTree(
-    dump.files.map(({ name, consumed }) => ({
-      name,
-      type: 'file' as const,
-      mode: 0o600,
-      mtimeMs: 0,
-      size: consumed.size,
-      chunks: consumed.chunks,
-    })),
-  );
+  const tree = await writeDumpTree(repo, dump.files);
   await repo.flushBlobs();
   const ranges = dump.files.filter((file) => file.name.endsWith('.copy'));
   return { dump, tree, taken: ranges.map((file) => file.unchanged === true) };
