@@ -133,11 +133,12 @@ async function refuseOverwrites(plan: RestorePlan): Promise<Leftovers> {
 }
 
 /**
- * Restores a snapshot, all of it or some parts, side by side (sources/side-by-side.ts; the prompts wait for the database alone); every part is verified
- * against the facts recorded at backup time (I7); deletions recorded after the snapshot are applied again
- * (I3). I2 holds for whatever serves the result: the database stays marked (no service starts on it, and its
- * new sessions are read-only) until every object is written; a restore killed before that is rerun, or its
- * remains accepted with --accept-partial, which marks rows whose object never arrived as purged.
+ * Restores a snapshot, all of it or some parts, side by side (sources/side-by-side.ts; writing the prompts from
+ * their history waits for the database alone); every part is verified against the facts recorded at backup
+ * time (I7); deletions recorded after the snapshot are applied again (I3). I2 holds for whatever serves the
+ * result: the database stays marked (no service starts on it, and its new sessions are read-only) until every
+ * object is written; a restore killed before that is rerun, or its remains accepted with --accept-partial,
+ * which marks rows whose object never arrived as purged.
  */
 export async function runRestore(
   repo: Repository,

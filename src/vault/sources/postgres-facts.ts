@@ -164,16 +164,16 @@ export async function digestRows(
 export const hex64 = (sum: bigint) => BigInt.asUintN(64, sum).toString(16).padStart(16, '0');
 
 /**
- * Facts of every table planDigests names: row count and an order-independent digest. `known`: digests already
- * taken in this snapshot (a table's ranges, added up), not scanned again.
+ * Facts of the tables `digests` names (planDigests): row count and an order-independent digest. `known`: digests
+ * already taken in this snapshot (a table's ranges, added up), not scanned again.
  */
 export async function computeTableFacts(
   tx: TransactionSql,
-  recorded?: Record<string, TableFacts>,
+  digests: readonly TableDigest[],
   known?: ReadonlyMap<string, RowsDigest>,
 ): Promise<Record<string, TableFacts>> {
   const facts: Record<string, TableFacts> = {};
-  for (const digest of await planDigests(tx, recorded)) {
+  for (const digest of digests) {
     const { rows, sum } = known?.get(digest.table) ?? (await digestRows(tx, digest));
     facts[digest.table] = {
       rows,
@@ -194,7 +194,7 @@ export async function tableFacts(
       await pinOutputSettings(tx);
       // The database may hold what a dump brought: only built-in functions and operators are called here.
       await tx`select set_config('search_path', 'pg_catalog', true)`;
-      return await computeTableFacts(tx, recorded);
+      return await computeTableFacts(tx, await planDigests(tx, recorded));
     }),
   );
 }

@@ -77,11 +77,12 @@ export async function streamDump<T>(
       assertClientNotOlder('pg_dump', client, server.num);
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
       const plan = await planRanges(tx, options.rangeBlocks ?? RANGE_BLOCKS);
-      const digests = plan ? await planDigests(tx) : [];
-      const previous = plan && options.previous && comparable(options.previous.manifest, plan.manifest);
+      const digests = await planDigests(tx);
+      const parentComparable =
+        plan && options.previous && comparable(options.previous.manifest, plan.manifest);
       // With a parent to compare with, the ranges are fingerprinted before any is dumped (pg_dump runs meanwhile);
       // without one, while they are dumped.
-      const fingerprinting = previous ? fingerprintRanges(tx, plan.ranges, digests) : undefined;
+      const fingerprinting = parentComparable ? fingerprintRanges(tx, plan.ranges, digests) : undefined;
       const unchanged = fingerprinting
         ? fingerprinting.then((facts) => unchangedRanges(plan!.ranges, facts, options.previous!))
         : Promise.resolve(new Map<PlannedRange, T>());
@@ -102,7 +103,7 @@ export async function streamDump<T>(
       let rangeFacts: RangeFacts | undefined;
       try {
         rangeFacts = plan ? await (fingerprinting ?? fingerprintRanges(tx, plan.ranges, digests)) : undefined;
-        tables = await computeTableFacts(tx, undefined, rangeFacts && tableDigests(rangeFacts));
+        tables = await computeTableFacts(tx, digests, rangeFacts && tableDigests(rangeFacts));
         liveKeys = await liveObjectKeys(tx);
         options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
