@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { compress, decompress } from '@mongodb-js/zstd';
+import { decompress } from '@mongodb-js/zstd';
 
 export const COMPRESSION_NONE = 0;
 export const COMPRESSION_ZSTD = 1;
@@ -37,10 +37,27 @@ export async function maybeCompress(
   if (hint === false || plain.length < TINY || (hint === undefined && looksCompressed(plain))) {
     return { compression: COMPRESSION_NONE, payload: plain };
   }
-  const packed = await compress(plain, level);
+  const packed = await compressAt(plain, level);
   if (packed.length > plain.length * (1 - MIN_SAVING))
     return { compression: COMPRESSION_NONE, payload: plain };
   return { compression: COMPRESSION_ZSTD, payload: packed };
+}
+
+/**
+ * The native binding itself: the package's wrapper (`compress(data)`, @mongodb-js/zstd 1.2) drops the level it
+ * is given, so every payload was compressed at zstd's default of 3. Errors from the binding carry no stack;
+ * they are wrapped, as the package does.
+ */
+const zstdBinding = createRequire(import.meta.url)('@mongodb-js/zstd/bindings') as {
+  compress(data: Buffer, level: number): Promise<Buffer>;
+};
+
+export async function compressAt(plain: Buffer, level: number): Promise<Buffer> {
+  try {
+    return await zstdBinding.compress(plain, level);
+  } catch (error) {
+    throw new Error(`zstd: ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   type ConfigFile,
   DEFAULT_CHUNKER,
   DEFAULT_SCRYPT,
+  DEFAULT_ZSTD_LEVEL,
   FORMAT_VERSION,
   type ScryptParams,
 } from './format.ts';
@@ -61,7 +62,7 @@ export async function newConfig(
       // Kept secret when encrypted: public boundaries would let anyone test for a known file by chunk sizes.
       ...(keys ? {} : { seed }),
     },
-    compression: { algorithm: 'zstd', level: options.zstdLevel ?? 3 },
+    compression: { algorithm: 'zstd', level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL },
     ...(password ? {} : { authentication: { algorithm: 'hmac-sha256', keyId: authKeyId(options.authKey!) } }),
   };
   if (password && keys) {

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { compress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
-import { COMPRESSION_ZSTD, unpack, zstdBound } from '../../../src/vault/repository/compression.ts';
+import {
+  COMPRESSION_ZSTD,
+  maybeCompress,
+  unpack,
+  zstdBound,
+} from '../../../src/vault/repository/compression.ts';
 
 const LIMIT = 32 * 1024 * 1024;
 
@@ -34,4 +39,19 @@ describe('zstd payloads decoded by the decoder their ratio picks', () => {
       expect((await unpack(COMPRESSION_ZSTD, packed, LIMIT)).equals(plain)).toBe(true);
     });
   }
+});
+
+// The repository's configured level is the one used: @mongodb-js/zstd's wrapper dropped it, so every payload was
+// compressed at the default whatever the config said.
+describe('compression level', () => {
+  it('compresses at the level it is given', async () => {
+    const plain = textRows(1_000_000);
+    const fast = await maybeCompress(plain, 1);
+    const strong = await maybeCompress(plain, 19);
+    expect(fast.compression).toBe(COMPRESSION_ZSTD);
+    expect(strong.payload.length).toBeLessThan(fast.payload.length * 0.9);
+    for (const { payload } of [fast, strong]) {
+      expect((await unpack(COMPRESSION_ZSTD, payload, LIMIT)).equals(plain)).toBe(true);
+    }
+  });
 });

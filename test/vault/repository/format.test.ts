@@ -33,7 +33,7 @@ describe('repository config', () => {
         version: 3,
         id: repo.id,
         chunker: { algorithm: 'fastcdc', ...DEFAULT_CHUNKER },
-        compression: { algorithm: 'zstd', level: 3 },
+        compression: { algorithm: 'zstd', level: 1 },
         encryption: { cipher: 'aes-256-gcm', kdf: { algorithm: 'scrypt', ...DEFAULT_SCRYPT } },
       });
       // The seed would let anyone predict chunk boundaries, so it travels wrapped with the keys.
