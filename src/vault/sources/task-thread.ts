@@ -9,8 +9,9 @@ export interface TaskFailed {
 /**
  * One worker thread that runs numbered tasks and answers each with a result of the same number; the worker side
  * is `serveTasks`. The tasks asked for in one turn of the event loop travel in one message and come back in one:
- * a message each cost the main thread 1.3 s of a first backup of 40,000 objects. Once the thread fails or ends, every task waiting and every later one gets a TaskFailed, so a
- * caller can always fall back to doing the work itself.
+ * a message each cost the main thread 1.3 s of a first backup of 40,000 objects. Once the thread fails or ends,
+ * every task waiting and every later one gets a TaskFailed, so a caller can always fall back to doing the work
+ * itself.
  */
 export class TaskThread<Task extends object, Result extends { n: number }> {
   private readonly waiting = new Map<number, (result: Result | TaskFailed) => void>();
@@ -91,7 +92,7 @@ export class TaskThread<Task extends object, Result extends { n: number }> {
 }
 
 /**
- * The worker side of a TaskThread: the tasks of one message are run in turn and their results posted back in
+ * The worker side of a TaskThread: the tasks of one message are run and their results posted back in
  * one message (with what `transfer` names moved, not copied), a failure as a TaskFailed; 'close' ends the thread
  * after `onClose`.
  */
@@ -106,17 +107,22 @@ export function serveTasks<Task extends { n: number }, Result extends { n: numbe
       port.close();
       return;
     }
-    const results: Array<Result | TaskFailed> = [];
+    // Started together, as tasks that came one per message were: one task's wait (zstd on the thread pool) is
+    // another's turn.
     const transfer: TransferListItem[] = [];
-    for (const task of tasks) {
-      try {
-        const result = await handle(task);
-        results.push(result);
-        transfer.push(...(options.transfer?.(result) ?? []));
-      } catch (error) {
-        results.push({ n: task.n, error: (error as Error).message ?? String(error) });
-      }
-    }
+    const results = await Promise.all(
+      tasks.map((task) =>
+        Promise.resolve()
+          .then(() => handle(task))
+          .then(
+            (result): Result | TaskFailed => {
+              transfer.push(...(options.transfer?.(result) ?? []));
+              return result;
+            },
+            (error: unknown): TaskFailed => ({ n: task.n, error: (error as Error).message ?? String(error) }),
+          ),
+      ),
+    );
     port.postMessage(results, transfer);
   });
 }
