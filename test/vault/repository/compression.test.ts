@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { compress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
 import {
   COMPRESSION_ZSTD,
+  compressAt,
   maybeCompress,
   unpack,
   zstdBound,
@@ -33,7 +33,7 @@ describe('zstd payloads decoded by the decoder their ratio picks', () => {
   ];
   for (const [what, plain] of cases) {
     it(`gives back ${what} byte for byte`, async () => {
-      const packed = await compress(plain, 3);
+      const packed = await compressAt(plain, 3);
       const ratio = zstdBound(packed, LIMIT) / packed.length;
       expect(what.includes('WebAssembly') ? ratio >= 10 : ratio < 10).toBe(true);
       expect((await unpack(COMPRESSION_ZSTD, packed, LIMIT)).equals(plain)).toBe(true);
