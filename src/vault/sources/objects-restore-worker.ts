@@ -54,9 +54,22 @@ async function restoreFrom(stored: Buffer, task: ObjectTask): Promise<ObjectTask
   if (createHash('sha256').update(plaintext).digest('hex') !== task.sha256) {
     return { n: task.n, damaged: NOT_ITS_HASH };
   }
-  mkdirSync(path.dirname(task.target), { recursive: true });
-  if (!placeFileSync(undefined, task.target, plaintext)) return { n: task.n, exists: true };
+  if (!placeInFolder(task.target, plaintext)) return { n: task.n, exists: true };
   return { n: task.n, written: plaintext.length };
+}
+
+/**
+ * placeFileSync, making the file's folder only when it is missing: most objects share a folder with the one
+ * before, and a `mkdir -p` per object was 40,000 calls failing with EEXIST on a restore of 40,000 objects.
+ */
+function placeInFolder(target: string, bytes: Buffer): boolean {
+  try {
+    return placeFileSync(undefined, target, bytes);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  mkdirSync(path.dirname(target), { recursive: true });
+  return placeFileSync(undefined, target, bytes);
 }
 
 serveTasks<ObjectTask, ObjectTaskResult>(parentPort!, restore, {
