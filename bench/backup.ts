@@ -141,7 +141,14 @@ interface Context {
 
 async function runStep(ds: Dataset, tool: Tool, step: StepName): Promise<StepResult> {
   // What the step before left unwritten (restic fsyncs nothing it restores, and the dataset's own changes) is
-  // written back now, not during this step: a step that ends with syncfs would otherwise wait for it.
+  // written back now, not during this step: a step that ends with syncfs would otherwise wait for it. The
+  // server's share too: a restore's gigabytes of WAL leave a spread checkpoint running into the next step.
+  const admin = postgres(ds.adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin`checkpoint`;
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
   execFileSync('sync');
   const spec = step === 'restore' ? tool.restore() : tool.backup();
   const before = step === 'restore' ? 0 : treeBytes(tool.repoDir).bytes;
@@ -165,7 +172,7 @@ async function runStep(ds: Dataset, tool: Tool, step: StepName): Promise<StepRes
   return result;
 }
 
-/** Checks that a restore brought everything back (rows, image files and bytes); discardRestore removes it. */
+/** Checks that a restore brought everything back (rows, image files and bytes) and drops its database. */
 async function checkRestore(ds: Dataset, tool: Tool, change: DayChange): Promise<void> {
   const url = new URL(ds.adminUrl);
   url.pathname = `/${tool.restoreDb}`;
@@ -190,6 +197,13 @@ async function checkRestore(ds: Dataset, tool: Tool, change: DayChange): Promise
   const wantRows = change.rowsTo;
   const wantFiles = ds.images.length + change.images.length;
   const wantBytes = ds.imageBytes + change.images.reduce((s, i) => s + i.size, 0);
+  const admin = postgres(ds.adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    // At once: left standing, the restored table is vacuumed (every page written again) during the next restore.
+    await admin.unsafe(`drop database if exists ${tool.restoreDb} with (force)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
   if (rows !== wantRows || objects !== wantFiles || files !== wantFiles || bytes !== wantBytes) {
     throw new Error(
       `${tool.name} restored ${rows} rows, ${objects} object rows, ${files} image files (${bytes} bytes); expected ${wantRows}, ${wantFiles}, ${wantFiles} (${wantBytes} bytes).`,
@@ -198,17 +212,11 @@ async function checkRestore(ds: Dataset, tool: Tool, change: DayChange): Promise
 }
 
 /**
- * Removes what a run's restores wrote, once every tool has restored: ext4 without a journal (this machine's disk)
- * skips inodes freed in the last 60 s when it allocates one, so the tool that restores right after another's
+ * Removes the files a run's restores wrote, once every tool has restored: ext4 without a journal (this machine's
+ * disk) skips inodes freed in the last 60 s when it allocates one, so the tool that restored right after another's
  * 40,000 files were deleted paid for it (an objects-only restore: 12.3 s of CPU against 7-8 s into a fresh place).
  */
-async function discardRestores(ds: Dataset, tools: Tool[]): Promise<void> {
-  const admin = postgres(ds.adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    for (const tool of tools) await admin.unsafe(`drop database if exists ${tool.restoreDb} with (force)`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
+function discardRestores(tools: Tool[]): void {
   for (const tool of tools) rmSync(tool.restoreDir, { recursive: true, force: true });
 }
 
@@ -287,7 +295,7 @@ async function main(ctx: Context): Promise<void> {
       partial.get(tool.name)!.restore = await runStep(ds, tool, 'restore');
       await checkRestore(ds, tool, change);
     }
-    await discardRestores(ds, order);
+    discardRestores(order);
     await revertDayChange(ds, change);
     for (const tool of order) {
       tool.reset();
@@ -370,7 +378,7 @@ async function profilePass(ds: Dataset): Promise<string> {
   mkdirSync(restoreTool.restoreDir, { recursive: true });
   results.restore = await runStep(ds, restoreTool, 'restore');
   await checkRestore(ds, restoreTool, change);
-  await discardRestores(ds, [restoreTool]);
+  discardRestores([restoreTool]);
   await revertDayChange(ds, change);
   first.reset();
   for (const step of ['backup1', 'backup2', 'restore'] as const) {
