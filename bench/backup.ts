@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import {
@@ -150,6 +151,7 @@ async function runStep(ds: Dataset, tool: Tool, step: StepName): Promise<StepRes
     await admin.end({ timeout: 5 });
   }
   execFileSync('sync');
+  if (step === 'restore') await sleep(Math.max(0, discardedAt + FREED_INODE_WAIT_MS - Date.now()));
   const spec = step === 'restore' ? tool.restore() : tool.backup();
   const before = step === 'restore' ? 0 : treeBytes(tool.repoDir).bytes;
   const m = await measure(`${tool.name} ${step}`, spec.script, {
@@ -212,12 +214,17 @@ async function checkRestore(ds: Dataset, tool: Tool, change: DayChange): Promise
 }
 
 /**
- * Removes the files a run's restores wrote, once every tool has restored: ext4 without a journal (this machine's
- * disk) skips inodes freed in the last 60 s when it allocates one, so the tool that restored right after another's
- * 40,000 files were deleted paid for it (an objects-only restore: 12.3 s of CPU against 7-8 s into a fresh place).
+ * ext4 without a journal (this machine's disk) skips inodes freed in the last 60 s when it allocates one, so a
+ * restore that ran soon after another's files were deleted paid for it (an objects-only restore: 12.3 s of CPU
+ * against 7-8 s into a fresh place; at full scale the next run's first restore took 16.3 s against 12.1 s).
  */
+const FREED_INODE_WAIT_MS = 65_000;
+let discardedAt = 0;
+
+/** Removes the files a run's restores wrote, once every tool has restored; the next restore waits out FREED_INODE_WAIT_MS. */
 function discardRestores(tools: Tool[]): void {
   for (const tool of tools) rmSync(tool.restoreDir, { recursive: true, force: true });
+  discardedAt = Date.now();
 }
 
 /** Stats of the newest trendgen snapshot (untimed). */
