@@ -78,6 +78,10 @@ export async function streamDump<T>(
       const [snapshot] = await tx<{ id: string }[]>`select pg_export_snapshot() as id`;
       const plan = await planRanges(tx, options.rangeBlocks ?? RANGE_BLOCKS);
       const digests = await planDigests(tx);
+      // The objects' backup starts once these are read: before the tables' scans below, which take seconds on a
+      // large table (I8 holds either way: the keys are this snapshot's).
+      const liveKeys = await liveObjectKeys(tx);
+      options.onLiveObjectKeys?.(liveKeys);
       const parentComparable =
         plan && options.previous && comparable(options.previous.manifest, plan.manifest);
       // With a parent to compare with, the ranges are fingerprinted before any is dumped (pg_dump runs meanwhile);
@@ -99,13 +103,10 @@ export async function streamDump<T>(
       );
       streams.catch(() => {}); // awaited below; a failure must not surface as unhandled meanwhile
       let tables: Record<string, TableFacts>;
-      let liveKeys: string[];
       let rangeFacts: RangeFacts | undefined;
       try {
         rangeFacts = plan ? await (fingerprinting ?? fingerprintRanges(tx, plan.ranges, digests)) : undefined;
         tables = await computeTableFacts(tx, digests, rangeFacts && tableDigests(rangeFacts));
-        liveKeys = await liveObjectKeys(tx);
-        options.onLiveObjectKeys?.(liveKeys);
       } catch (error) {
         stopped.abort();
         await streams.catch(() => {});

@@ -232,6 +232,54 @@ describe('PostgreSQL source', () => {
     await expect(dumpKilled).rejects.toThrow(/^pg_dump was stopped by SIGKILL/);
   });
 
+  it('I8: the live object keys are read before any table is scanned, so the objects need not wait for a large table', async () => {
+    const db = await databases.create();
+    await db.sql.unsafe(`
+      create table wide (id bigint primary key, label text not null, doc jsonb);
+      insert into wide select i, repeat('w', 40) || i, jsonb_build_object('i', i) from generate_series(1, 300000) i;
+      insert into objects (key, sha256, size, content_type, kind)
+        select 'obj/' || i, md5(i::text) || md5(i::text), i, 'image/png', 'example' from generate_series(1, 3) i;`);
+    // Every digest query the dump's session runs, seen from another session while it runs (300,000 rows: a scan
+    // of tens of milliseconds, polled every few).
+    const watcher = openDatabase(db.url, { max: 1 });
+    let scansSeen = 0;
+    let watching = true;
+    const watching_ = (async () => {
+      while (watching) {
+        const [row] = await watcher<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where state = 'active' and query like '%hash_record_extended%' and pid <> pg_backend_pid()`;
+        scansSeen += row!.n;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    let scansBeforeKeys: number | undefined;
+    let keys: string[] = [];
+    try {
+      const dumped = await streamDump(
+        db.url,
+        async (_name, archive) => {
+          for await (const _ of archive);
+          return 0;
+        },
+        {
+          onLiveObjectKeys: (read) => {
+            keys = read;
+            scansBeforeKeys = scansSeen;
+          },
+        },
+      );
+      expect(dumped.facts.tables['public.wide']?.rows).toBe(300_000);
+    } finally {
+      watching = false;
+      await watching_;
+      await watcher.end();
+    }
+    expect(keys.sort()).toEqual(['obj/1', 'obj/2', 'obj/3']);
+    expect(scansSeen).toBeGreaterThan(0);
+    expect(scansBeforeKeys).toBe(0);
+  });
+
   it('refuses to restore into a database that has tables', async () => {
     await expect(restorePostgres(dumpDir, source.url, { url: source.url, role: undefined })).rejects.toThrow(
       /is not empty/,
