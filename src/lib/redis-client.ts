@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ConnectionUrlError, formatConnectionUrl, parseConnectionUrl } from './connection-url.ts';
 
 /**
@@ -179,13 +180,13 @@ export function redisOptions(url: string, overrides: RedisOptions = {}): RedisOp
 
 /** A client for a connection string: one server, or the master the Sentinels name. */
 export function createRedisClient(url: string, overrides: RedisOptions = {}): Redis {
-  return new Redis(redisOptions(url, overrides));
+  return new (redisClass())(redisOptions(url, overrides));
 }
 
 /** A client of one Sentinel of a connection string: its password and TLS, no retries. */
 export function sentinelClient(url: string, address: RedisAddress, timeoutMs = 10_000): Redis {
   const target = parseRedisUrl(url);
-  const client = new Redis({
+  const client = new (redisClass())({
     ...address,
     ...(target.sentinel?.password ? { password: target.sentinel.password } : {}),
     ...(target.tls ? { tls: tlsOptions(target) } : {}),
@@ -225,4 +226,12 @@ export async function resolveRedisAddress(url: string, timeoutMs = 10_000): Prom
   throw new Error(
     `No Sentinel named the Redis master "${target.sentinel.master}" (${errors.join('; ')}): check REDIS_SENTINELS and REDIS_SENTINEL_MASTER.`,
   );
+}
+
+/**
+ * ioredis, loaded on the first connection: every command reads REDIS_URL through this module, and most (a backup,
+ * a restore without Redis, `--help`) never connect; its import alone is about 20 MB of a process's memory.
+ */
+function redisClass(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as { Redis: typeof Redis }).Redis;
 }
