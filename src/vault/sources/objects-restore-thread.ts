@@ -22,42 +22,65 @@ export type ObjectTaskResult =
 export type ThreadOutcome = { written: number } | { damaged: string } | 'not-here';
 
 /**
- * A worker thread that restores objects beside the main thread (objects-restore-worker.ts), for a restore whose
- * repository and target are both folders: the second core was idle for the last third of a restore of 2 GB of
- * images, once the database was loaded. It takes objects of one packed blob with a SHA-256 in their key, into a
- * place where nothing is yet; anything else ('not-here') stays on the main thread's path.
+ * Worker threads that restore objects beside the main thread (objects-restore-worker.ts), for a restore whose
+ * repository and target are both folders. Two: a thread writing objects is bound by the kernel's copy into the
+ * page cache (half its time in a `perf` profile of a restore of 2 GB of images), so once the database is loaded
+ * one thread left the second core idle for the last third of the restore. They take objects of one packed blob
+ * with a SHA-256 in their key, into a place where nothing is yet; anything else ('not-here') stays on the main
+ * thread's path.
  */
 export class ObjectRestoreThread {
+  private readonly busy: number[];
+  /** Objects each thread wrote, in the order the threads started. */
+  readonly writes: number[] = [];
+  private closed = false;
+
   private constructor(
     private readonly repo: Repository,
     private readonly target: BlobStore & { localPath(key: string): string },
-    private readonly thread: TaskThread<ObjectTask, ObjectTaskResult>,
-  ) {}
-
-  /** A thread for this restore; undefined when the repository or the target is not a folder. */
-  static start(repo: Repository, target: BlobStore): ObjectRestoreThread | undefined {
-    if (!repo.store.localPath || !target.localPath) return undefined;
-    const workerData = { key: repo.codec.decodingKey, limit: repo.blobLimit };
-    const thread = TaskThread.start<ObjectTask, ObjectTaskResult>(
-      import.meta.url,
-      'objects-restore-worker',
-      workerData,
-    );
-    return new ObjectRestoreThread(repo, target as BlobStore & { localPath(key: string): string }, thread);
+    private readonly threads: TaskThread<ObjectTask, ObjectTaskResult>[],
+  ) {
+    this.busy = threads.map(() => 0);
   }
 
-  /** Restores one object on the thread, or says it is the main thread's ('not-here'), even after a failure here. */
+  /** Threads for this restore; undefined when the repository or the target is not a folder. */
+  static start(repo: Repository, target: BlobStore, count = THREADS): ObjectRestoreThread | undefined {
+    if (!repo.store.localPath || !target.localPath) return undefined;
+    const threads = new ObjectRestoreThread(
+      repo,
+      target as BlobStore & { localPath(key: string): string },
+      [],
+    );
+    for (let i = 0; i < count; i++) threads.add();
+    return threads;
+  }
+
+  /** One thread more (at most THREADS): for when another part of the restore no longer needs the core. */
+  add(): void {
+    if (this.closed || this.threads.length >= THREADS) return;
+    const workerData = { key: this.repo.codec.decodingKey, limit: this.repo.blobLimit };
+    this.threads.push(
+      TaskThread.start<ObjectTask, ObjectTaskResult>(import.meta.url, 'objects-restore-worker', workerData),
+    );
+    this.busy.push(0);
+    this.writes.push(0);
+  }
+
+  /** Restores one object on a thread, or says it is the main thread's ('not-here'), even after a failure there. */
   async restore(key: string, chunks: readonly string[], sha256: string | undefined): Promise<ThreadOutcome> {
-    if (!this.thread.alive || chunks.length !== 1 || !sha256) return 'not-here';
+    if (chunks.length !== 1 || !sha256) return 'not-here';
     const place = await this.repo.index.location(chunks[0]!);
-    if (!place) return 'not-here';
-    const result = await this.thread.run({
+    // Chosen once the place is known: lanes that asked for theirs together must not all pick the same thread.
+    const slot = this.leastBusy();
+    if (!place || slot === undefined) return 'not-here';
+    this.busy[slot]!++;
+    const result = await this.threads[slot]!.run({
       pack: this.repo.store.localPath!(packKey(place.pack)),
       offset: place.offset,
       length: place.length,
       sha256,
       target: this.target.localPath(key),
-    });
+    }).finally(() => this.busy[slot]!--);
     // A failure that is not damage (a full disk, a dead thread) is the main thread's to meet again and to name.
     if ('error' in result || 'exists' in result) return 'not-here';
     if ('damaged' in result) {
@@ -66,10 +89,23 @@ export class ObjectRestoreThread {
         : result.damaged;
       return { damaged: reason };
     }
+    this.writes[slot]!++;
     return { written: result.written };
   }
 
-  close(): Promise<void> {
-    return this.thread.close();
+  /** The live thread with the fewest objects in hand. */
+  private leastBusy(): number | undefined {
+    let best: number | undefined;
+    this.threads.forEach((thread, i) => {
+      if (thread.alive && (best === undefined || this.busy[i]! < this.busy[best]!)) best = i;
+    });
+    return best;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.threads.map((thread) => thread.close()));
   }
 }
+
+const THREADS = 2;

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { placeFileSync } from '../../lib/files.ts';
 import { DecodeError, decodeStored } from '../repository/codec.ts';
+import { NOT_ITS_HASH } from './objects-key.ts';
 import type { ObjectTask, ObjectTaskResult } from './objects-restore-thread.ts';
-import { NOT_ITS_HASH } from './objects-tree.ts';
 import { serveTasks } from './task-thread.ts';
 
 /**

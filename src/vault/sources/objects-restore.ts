@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { DecodeError } from '../repository/codec.ts';
 import { CorruptBlobError, type Repository } from '../repository/index.ts';
+import { hashInKey, NOT_ITS_HASH } from './objects-key.ts';
 import { ObjectRestoreThread } from './objects-restore-thread.ts';
-import { hashInKey, indexTree, NOT_ITS_HASH, runLimited } from './objects-tree.ts';
+import { indexTree, runLimited } from './objects-tree.ts';
 
 /**
  * One object's bytes from its chunks, re-hashed against the SHA-256 in its key (and `sha256` when known)
@@ -49,6 +50,8 @@ export interface ObjectsRestoreResult {
   purged: number;
   bytes: number;
   damaged: Array<{ key: string; reason: string }>;
+  /** Objects each worker thread wrote (the main thread wrote the rest); none when no thread was started. */
+  threadWrites: number[];
 }
 
 /**
@@ -68,6 +71,11 @@ export async function restoreObjects(
     skip?: Set<string>;
     only?: Set<string>;
     syncOnce?: boolean;
+    /**
+     * Settles when the rest of the restore no longer needs the second core (the database is loaded): the objects
+     * then take it with a second thread. Undefined: both threads from the start.
+     */
+    secondCoreFree?: Promise<unknown>;
   } = {},
 ): Promise<ObjectsRestoreResult> {
   const all = [...(await indexTree(repo, treeId)).entries()].filter(
@@ -84,6 +92,7 @@ export async function restoreObjects(
     purged: all.length - files.length,
     bytes: 0,
     damaged: [],
+    threadWrites: [],
   };
   const durable = !options.syncOnce;
   // One listing instead of a stat (or, on S3, a HEAD request) per object; a few keys are asked one by one.
@@ -94,7 +103,16 @@ export async function restoreObjects(
   // thread writes only what that thread leaves (and serves the database's load meanwhile). Not worth starting for
   // a few objects.
   const toWrite = listed ? files.filter(([key, entry]) => listed.get(key) !== entry.size).length : 0;
-  const thread = durable || toWrite < THREAD_FROM ? undefined : ObjectRestoreThread.start(repo, target);
+  const thread =
+    durable || toWrite < THREAD_FROM
+      ? undefined
+      : ObjectRestoreThread.start(repo, target, options.secondCoreFree ? 1 : 2);
+  // Not sooner: beside the database's load a second thread gained nothing (both cores busy) and took the restore's
+  // peak memory past 300 MB (each thread keeps tens of MB of decrypted objects until its next collection).
+  options.secondCoreFree?.then(
+    () => thread?.add(),
+    () => thread?.add(),
+  );
   try {
     await runLimited(files, thread ? THREAD_LANES : (options.concurrency ?? 4), async ([key, entry]) => {
       try {
@@ -123,6 +141,7 @@ export async function restoreObjects(
   } finally {
     await thread?.close();
   }
+  result.threadWrites = thread?.writes ?? [];
   // Also when nothing was written: objects found in place may be an interrupted run's, still only in the page cache.
   if (!durable) await target.flush?.();
   return result;

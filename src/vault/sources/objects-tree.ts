@@ -37,9 +37,6 @@ export async function indexTree(
   return out;
 }
 
-/** Why an object whose bytes do not match its key is not restored (the same words on either thread). */
-export const NOT_ITS_HASH = 'its bytes do not hash to the SHA-256 in its name';
-
 export async function runLimited<T>(
   items: T[],
   limit: number,
@@ -56,9 +53,4 @@ export async function runLimited<T>(
 /** The object keys a snapshot's objects tree holds (no object is read). */
 export async function storedObjectKeys(repo: Repository, treeId: string): Promise<Set<string>> {
   return new Set((await indexTree(repo, treeId)).keys());
-}
-
-/** The SHA-256 an object's key names it by (`…/<sha256>.<ext>`), when it does. */
-export function hashInKey(key: string): string | undefined {
-  return /([0-9a-f]{64})\.[a-z0-9]+$/.exec(key)?.[1];
 }

@@ -4,9 +4,10 @@ import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { readFileUpToSync } from '../../lib/files.ts';
 import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
 import { type Repository, type StoredFile, storeObjectBytes, type TreeEntry } from '../repository/index.ts';
+import { hashInKey } from './objects-key.ts';
 import { restoreObjects } from './objects-restore.ts';
 import { ObjectSealThread } from './objects-seal-thread.ts';
-import { hashInKey, indexTree, runLimited } from './objects-tree.ts';
+import { indexTree, runLimited } from './objects-tree.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
 export interface ObjectsBackupStats {
@@ -245,6 +246,7 @@ export function objectsSource(
   },
   onDamaged?: DamagedObjectHandler,
   skip?: Set<string>,
+  secondCoreFree?: Promise<unknown>,
 ): SnapshotSource<{ count: number; damaged?: string[] }> {
   return {
     name: 'objects',
@@ -267,6 +269,7 @@ export function objectsSource(
       ctx.progress('objects');
       const result = await restoreObjects(ctx.repo, ctx.tree, objects, {
         ...(skip ? { skip } : {}),
+        ...(secondCoreFree ? { secondCoreFree } : {}),
         syncOnce: true,
         onProgress: (done, total) => ctx.progress('objects', undefined, { done, total }),
       });

@@ -130,6 +130,57 @@ describe('restoring objects from packs on two threads', () => {
     }
   });
 
+  it('two worker threads share the objects: both from the start, or the second once the database is loaded', async () => {
+    const first = await snapshotOf(40, true);
+    const both = await restoreObjects(
+      first.repo,
+      first.treeId,
+      new FileBlobStore(path.join(first.work, 'a')),
+      {
+        syncOnce: true,
+      },
+    );
+    expect(both.written).toBe(40);
+    expect(both.threadWrites).toHaveLength(2);
+    expect(Math.min(...both.threadWrites)).toBeGreaterThan(0);
+
+    // While the database loads, one thread: the second core is the database's.
+    const loading = new Promise<void>(() => {});
+    const beside = await restoreObjects(
+      first.repo,
+      first.treeId,
+      new FileBlobStore(path.join(first.work, 'b')),
+      {
+        syncOnce: true,
+        secondCoreFree: loading,
+      },
+    );
+    expect(beside.threadWrites).toEqual([40]);
+
+    // The database loaded after the tenth object: the rest go to two threads.
+    let loaded!: () => void;
+    const secondCoreFree = new Promise<void>((resolve) => (loaded = resolve));
+    const after = await restoreObjects(
+      first.repo,
+      first.treeId,
+      new FileBlobStore(path.join(first.work, 'c')),
+      {
+        syncOnce: true,
+        secondCoreFree,
+        onProgress: (done) => {
+          if (done === 10) loaded();
+        },
+      },
+    );
+    expect(after.written).toBe(40);
+    expect(after.threadWrites).toHaveLength(2);
+    expect(after.threadWrites[0]).toBeGreaterThanOrEqual(10);
+    expect(after.threadWrites[1]).toBeGreaterThan(0);
+    for (const [key, bytes] of first.objects) {
+      expect(readFileSync(path.join(first.work, 'c', ...key.split('/'))).equals(bytes)).toBe(true);
+    }
+  });
+
   it('I7: objects whose pack is damaged are named, on either thread, and none is written', async () => {
     const { repo, treeId, work, root } = await snapshotOf(40, true);
     const packs = readdirSync(path.join(root, 'packs'), { recursive: true, withFileTypes: true });
