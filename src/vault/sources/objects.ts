@@ -4,6 +4,7 @@ import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { readFileUpToSync } from '../../lib/files.ts';
 import { ObjectDamagedError, verifyingStream } from '../../objects/integrity.ts';
 import { type Repository, type StoredFile, storeObjectBytes, type TreeEntry } from '../repository/index.ts';
+import { limiter } from '../repository/io.ts';
 import { hashInKey } from './objects-key.ts';
 import { restoreObjects } from './objects-restore.ts';
 import { ObjectSealThread } from './objects-seal-thread.ts';
@@ -69,8 +70,11 @@ export async function backupObjects(
     }
     return await thread?.store(key, sha256);
   };
+  // Objects the main thread reads and stores itself are held whole in memory: at most MAIN_THREAD_LANES at once.
+  const onMainThread = limiter(MAIN_THREAD_LANES);
+  const lanes = options.concurrency ?? (objects.localPath ? SEAL_LANES : MAIN_THREAD_LANES);
   try {
-    await runLimited(keys, options.concurrency ?? 8, async (key) => {
+    await runLimited(keys, lanes, async (key) => {
       const name = key.slice(key.lastIndexOf('/') + 1);
       const known = previous.get(key);
       if (known?.chunks && (await everyChunkPresent(repo, known.chunks))) {
@@ -81,7 +85,9 @@ export async function backupObjects(
         const image = /\.(png|jpe?g|webp)$/.test(key);
         const stored =
           (image ? await sealOnThread(key, hashInKey(key)) : undefined) ??
-          (await storeVerified(repo, objects, key, image ? { compress: false } : {}, options.onDamaged));
+          (await onMainThread(() =>
+            storeVerified(repo, objects, key, image ? { compress: false } : {}, options.onDamaged),
+          ));
         if (!stored) {
           stats.damaged.push(key);
           options.onProgress?.(++done, keys.length);
@@ -132,6 +138,16 @@ export async function backupObjects(
   };
   return { treeId: await write(root), stats };
 }
+
+/** Objects read and stored by the main thread at once (each held whole, up to the chunker's largest chunk). */
+const MAIN_THREAD_LANES = 8;
+/**
+ * Objects of a folder store in the backup's hands at once, most of them on the seal thread: the tasks asked for in
+ * one turn of the main thread's event loop go there in one message, and with 8 the thread sat idle 85-93% of a
+ * files-shape first backup while the main thread chunked the dump (its objects sealed at the end, alone): 14.0-14.4 s
+ * against 16.7-17.0 s with 64, for 20-30 MB more peak memory (32: 15.1-15.4 s; 128: 14.8 s).
+ */
+const SEAL_LANES = 64;
 
 /**
  * Stores one object's bytes (storeObjectBytes: the snapshot's objects tree and the stream name the same blobs, so

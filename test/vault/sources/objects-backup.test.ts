@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import { backupObjects } from '../../../src/vault/sources/objects.ts';
 import { restoreObjects } from '../../../src/vault/sources/objects-restore.ts';
+import { ObjectSealThread } from '../../../src/vault/sources/objects-seal-thread.ts';
 import { type TempRepo, tempRepo } from '../repository/helpers.ts';
 
 const keyOf = (bytes: Buffer) => `generated/${createHash('sha256').update(bytes).digest('hex')}.jpg`;
@@ -45,6 +46,51 @@ describe('backing up objects from a local store: small ones read whole, large on
       expect(readFileSync(target.localPath(keyOf(bytes))).equals(bytes)).toBe(true);
     }
     expect(await target.head(keyOf(largeDamaged))).toBeUndefined();
+  });
+
+  it('many images at once go to the seal thread; objects the main thread reads whole, at most eight at once', async () => {
+    temp = await tempRepo({ encrypted: true });
+    temp.repo.packBlobs();
+    const source = new FileBlobStore(path.join(temp.work, 'source'));
+    const images = Array.from({ length: 40 }, (_, i) => randomBytes(10_000 + i * 500));
+    const others = Array.from({ length: 40 }, (_, i) => randomBytes(10_000 + i * 500));
+    const otherKey = (bytes: Buffer) => keyOf(bytes).replace(/\.jpg$/, '.bin');
+    for (const bytes of images) await source.put(keyOf(bytes), bytes);
+    for (const bytes of others) await source.put(otherKey(bytes), bytes);
+    const most = { sealing: 0, onMain: 0 };
+    const now = { sealing: 0, onMain: 0 };
+    const counted =
+      <A extends unknown[], R>(kind: 'sealing' | 'onMain', run: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        most[kind] = Math.max(most[kind], ++now[kind]);
+        try {
+          return await run(...args);
+        } finally {
+          now[kind]--;
+        }
+      };
+    const store = ObjectSealThread.prototype.store;
+    vi.spyOn(ObjectSealThread.prototype, 'store').mockImplementation(function (
+      this: ObjectSealThread,
+      ...args
+    ) {
+      return counted('sealing', store.bind(this))(...args);
+    });
+    // Only the main thread's objects are put as blobs; a tick each keeps them in hand long enough to be counted.
+    const putBlob = temp.repo.putBlob.bind(temp.repo);
+    vi.spyOn(temp.repo, 'putBlob').mockImplementation(
+      counted('onMain', async (...args: Parameters<typeof putBlob>) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        return await putBlob(...args);
+      }),
+    );
+    const keys = [...images.map(keyOf), ...others.map(otherKey)].sort();
+    const { stats } = await backupObjects(temp.repo, source, keys);
+    vi.restoreAllMocks();
+    expect(stats).toMatchObject({ read: 80, damaged: [] });
+    expect(most.sealing).toBeGreaterThan(8);
+    expect(most.onMain).toBeGreaterThan(1);
+    expect(most.onMain).toBeLessThanOrEqual(8);
   });
 
   it('objects sealed on the worker thread are the blobs the main thread makes, and restore from an encrypted pack', async () => {
