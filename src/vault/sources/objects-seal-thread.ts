@@ -23,6 +23,12 @@ export type SealResult =
  * puts what comes back into the repository as putBlob would (the same id, the same encoding).
  */
 export class ObjectSealThread {
+  /** Objects in the thread's hands now, those waiting for their turn, and the sizes of those sealed so far. */
+  private inHand = 0;
+  private readonly waiting: (() => void)[] = [];
+  private sealedBytes = 0;
+  private sealed = 0;
+
   private constructor(
     private readonly repo: Repository,
     private readonly objects: BlobStore & { localPath(key: string): string },
@@ -43,9 +49,32 @@ export class ObjectSealThread {
    * and names whatever kept it from the thread: damage, a failure to read, a thread that died).
    */
   async store(key: string, sha256: string): Promise<StoredFile | undefined> {
+    while (this.inHand >= this.limit()) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.inHand++;
+    try {
+      return await this.seal(key, sha256);
+    } finally {
+      this.inHand--;
+      // All of them look again: the limit may have grown with the sizes seen.
+      for (const wake of this.waiting.splice(0)) wake();
+    }
+  }
+
+  /**
+   * How many objects the thread may hold: as many as fit in BYTES_IN_HAND at the average size sealed so far, so
+   * that a batch of large images (each one sealed copy in flight) keeps memory flat, between 8 and 64.
+   */
+  private limit(): number {
+    const average = this.sealed > 0 ? this.sealedBytes / this.sealed : 0;
+    return average > 0 ? Math.max(8, Math.min(64, Math.floor(BYTES_IN_HAND / average))) : 8;
+  }
+
+  private async seal(key: string, sha256: string): Promise<StoredFile | undefined> {
     if (!this.thread.alive) return undefined;
     const result = await this.thread.run({ file: this.objects.localPath(key), sha256 });
     if (!('stored' in result)) return undefined;
+    this.sealedBytes += result.size;
+    this.sealed++;
     // Moved between threads, a Buffer arrives as a plain Uint8Array over the same memory.
     const stored = Buffer.from(result.stored.buffer, result.stored.byteOffset, result.stored.byteLength);
     const added = await this.repo.putStored(result.id, stored);
@@ -62,3 +91,6 @@ export class ObjectSealThread {
     return this.thread.close();
   }
 }
+
+/** The bytes of sealed objects the thread may hold at once (they come back in one message per batch). */
+const BYTES_IN_HAND = 16 * 1024 * 1024;

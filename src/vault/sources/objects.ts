@@ -145,7 +145,8 @@ const MAIN_THREAD_LANES = 8;
  * Objects of a folder store in the backup's hands at once, most of them on the seal thread: the tasks asked for in
  * one turn of the main thread's event loop go there in one message, and with 8 the thread sat idle 85-93% of a
  * files-shape first backup while the main thread chunked the dump (its objects sealed at the end, alone): 14.0-14.4 s
- * against 16.7-17.0 s with 64, for 20-30 MB more peak memory (32: 15.1-15.4 s; 128: 14.8 s).
+ * against 16.7-17.0 s with 64, for 20-30 MB more peak memory (32: 15.1-15.4 s; 128: 14.8 s). Of large images fewer:
+ * objects-seal-thread.ts holds at most 16 MB of them.
  */
 const SEAL_LANES = 64;
 

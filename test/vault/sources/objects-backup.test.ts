@@ -6,7 +6,7 @@ import { FileBlobStore } from '../../../src/blobstore/file.ts';
 import { backupObjects } from '../../../src/vault/sources/objects.ts';
 import { restoreObjects } from '../../../src/vault/sources/objects-restore.ts';
 import { ObjectSealThread } from '../../../src/vault/sources/objects-seal-thread.ts';
-import { type TempRepo, tempRepo } from '../repository/helpers.ts';
+import { SMALL_CHUNKS, type TempRepo, tempRepo } from '../repository/helpers.ts';
 
 const keyOf = (bytes: Buffer) => `generated/${createHash('sha256').update(bytes).digest('hex')}.jpg`;
 
@@ -48,8 +48,9 @@ describe('backing up objects from a local store: small ones read whole, large on
     expect(await target.head(keyOf(largeDamaged))).toBeUndefined();
   });
 
-  it('many images at once go to the seal thread; objects the main thread reads whole, at most eight at once', async () => {
-    temp = await tempRepo({ encrypted: true });
+  it('many small images at once go to the seal thread, large ones up to 16 MB, and the main thread reads at most eight itself', async () => {
+    // Blobs up to 2 MiB, so images of 1 MiB are sealed whole on the thread.
+    temp = await tempRepo({ encrypted: true, chunker: { ...SMALL_CHUNKS, maxSize: 2 * 1024 * 1024 } });
     temp.repo.packBlobs();
     const source = new FileBlobStore(path.join(temp.work, 'source'));
     const images = Array.from({ length: 40 }, (_, i) => randomBytes(10_000 + i * 500));
@@ -69,13 +70,15 @@ describe('backing up objects from a local store: small ones read whole, large on
           now[kind]--;
         }
       };
-    const store = ObjectSealThread.prototype.store;
-    vi.spyOn(ObjectSealThread.prototype, 'store').mockImplementation(function (
-      this: ObjectSealThread,
-      ...args
-    ) {
-      return counted('sealing', store.bind(this))(...args);
-    });
+    // What the thread holds: objects past the thread's own limit wait before `seal`.
+    type Sealing = { seal: (key: string, sha256: string) => ReturnType<ObjectSealThread['store']> };
+    const sealing = ObjectSealThread.prototype as unknown as Sealing;
+    const seal = sealing.seal;
+    const countSealing = () =>
+      vi.spyOn(sealing, 'seal').mockImplementation(function (this: Sealing, key, sha256) {
+        return counted('sealing', seal.bind(this))(key, sha256);
+      });
+    countSealing();
     // Only the main thread's objects are put as blobs; a tick each keeps them in hand long enough to be counted.
     const putBlob = temp.repo.putBlob.bind(temp.repo);
     vi.spyOn(temp.repo, 'putBlob').mockImplementation(
@@ -91,6 +94,17 @@ describe('backing up objects from a local store: small ones read whole, large on
     expect(most.sealing).toBeGreaterThan(8);
     expect(most.onMain).toBeGreaterThan(1);
     expect(most.onMain).toBeLessThanOrEqual(8);
+
+    // Images of 1 MB: at most 16 MB of them in the thread's hands (each comes back as one sealed copy).
+    const large = Array.from({ length: 40 }, () => randomBytes(1024 * 1024));
+    for (const bytes of large) await source.put(keyOf(bytes), bytes);
+    most.sealing = 0;
+    countSealing();
+    const big = await backupObjects(temp.repo, source, large.map(keyOf));
+    vi.restoreAllMocks();
+    expect(big.stats).toMatchObject({ read: 40, damaged: [] });
+    expect(most.sealing).toBeGreaterThan(8);
+    expect(most.sealing).toBeLessThanOrEqual(16);
   });
 
   it('objects sealed on the worker thread are the blobs the main thread makes, and restore from an encrypted pack', async () => {
