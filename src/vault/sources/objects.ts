@@ -111,6 +111,15 @@ export async function backupObjects(
   } finally {
     await thread?.close();
   }
+  return { treeId: await writeObjectsTree(repo, keys, entries), stats };
+}
+
+/** The objects tree: one folder per part of the keys, each object's entry in its folder (those stored). */
+async function writeObjectsTree(
+  repo: Repository,
+  keys: string[],
+  entries: ReadonlyMap<string, TreeEntry>,
+): Promise<string> {
   const root = newFolder();
   for (const key of keys) {
     const parts = key.split('/');
@@ -136,7 +145,7 @@ export async function backupObjects(
     }
     return await repo.writeTree(list);
   };
-  return { treeId: await write(root), stats };
+  return await write(root);
 }
 
 /** Objects read and stored by the main thread at once (each held whole, up to the chunker's largest chunk). */
