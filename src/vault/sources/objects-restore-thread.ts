@@ -29,7 +29,7 @@ export type ThreadOutcome = { written: number } | { damaged: string } | 'not-her
  * with a SHA-256 in their key, into a place where nothing is yet; anything else ('not-here') stays on the main
  * thread's path.
  */
-export class ObjectRestoreThread {
+export class ObjectRestoreThreads {
   private readonly busy: number[];
   /** Objects each thread wrote, in the order the threads started. */
   readonly writes: number[] = [];
@@ -44,9 +44,9 @@ export class ObjectRestoreThread {
   }
 
   /** Threads for this restore; undefined when the repository or the target is not a folder. */
-  static start(repo: Repository, target: BlobStore, count = THREADS): ObjectRestoreThread | undefined {
+  static start(repo: Repository, target: BlobStore, count = THREADS): ObjectRestoreThreads | undefined {
     if (!repo.store.localPath || !target.localPath) return undefined;
-    const threads = new ObjectRestoreThread(
+    const threads = new ObjectRestoreThreads(
       repo,
       target as BlobStore & { localPath(key: string): string },
       [],

@@ -3,7 +3,7 @@ import type { BlobStore } from '../../blobstore/blobstore.ts';
 import { DecodeError } from '../repository/codec.ts';
 import { CorruptBlobError, type Repository } from '../repository/index.ts';
 import { hashInKey, NOT_ITS_HASH } from './objects-key.ts';
-import { ObjectRestoreThread } from './objects-restore-thread.ts';
+import { ObjectRestoreThreads } from './objects-restore-thread.ts';
 import { indexTree, runLimited } from './objects-tree.ts';
 
 /**
@@ -106,7 +106,7 @@ export async function restoreObjects(
   const thread =
     durable || toWrite < THREAD_FROM
       ? undefined
-      : ObjectRestoreThread.start(repo, target, options.secondCoreFree ? 1 : 2);
+      : ObjectRestoreThreads.start(repo, target, options.secondCoreFree ? 1 : 2);
   // Not sooner: beside the database's load a second thread gained nothing (both cores busy) and took the restore's
   // peak memory past 300 MB (each thread keeps tens of MB of decrypted objects until its next collection).
   options.secondCoreFree?.then(

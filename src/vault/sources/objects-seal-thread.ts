@@ -62,11 +62,11 @@ export class ObjectSealThread {
 
   /**
    * How many objects the thread may hold: as many as fit in BYTES_IN_HAND at the average size sealed so far, so
-   * that a batch of large images (each one sealed copy in flight) keeps memory flat, between 8 and 64.
+   * that a batch of large images (each one sealed copy in flight) keeps memory flat, between 8 and MOST_IN_HAND.
    */
   private limit(): number {
     const average = this.sealed > 0 ? this.sealedBytes / this.sealed : 0;
-    return average > 0 ? Math.max(8, Math.min(64, Math.floor(BYTES_IN_HAND / average))) : 8;
+    return average > 0 ? Math.max(8, Math.min(MOST_IN_HAND, Math.floor(BYTES_IN_HAND / average))) : 8;
   }
 
   private async seal(key: string, sha256: string): Promise<StoredFile | undefined> {
@@ -92,5 +92,12 @@ export class ObjectSealThread {
   }
 }
 
+/**
+ * The most objects the thread holds at once. The tasks asked for in one turn of the main thread's event loop go there
+ * in one message, and with 8 the thread sat idle 85-93% of a files-shape first backup while the main thread chunked
+ * the dump (its objects sealed at the end, alone): 14.0-14.4 s against 16.7-17.0 s with 64 (32: 15.1-15.4 s; 128:
+ * 14.8 s).
+ */
+export const MOST_IN_HAND = 64;
 /** The bytes of sealed objects the thread may hold at once (they come back in one message per batch). */
 const BYTES_IN_HAND = 16 * 1024 * 1024;

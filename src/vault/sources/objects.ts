@@ -7,7 +7,7 @@ import { type Repository, type StoredFile, storeObjectBytes, type TreeEntry } fr
 import { limiter } from '../repository/io.ts';
 import { hashInKey } from './objects-key.ts';
 import { restoreObjects } from './objects-restore.ts';
-import { ObjectSealThread } from './objects-seal-thread.ts';
+import { MOST_IN_HAND, ObjectSealThread } from './objects-seal-thread.ts';
 import { indexTree, runLimited } from './objects-tree.ts';
 import { RestoreVerificationError, type SnapshotSource } from './types.ts';
 
@@ -72,7 +72,8 @@ export async function backupObjects(
   };
   // Objects the main thread reads and stores itself are held whole in memory: at most MAIN_THREAD_LANES at once.
   const onMainThread = limiter(MAIN_THREAD_LANES);
-  const lanes = options.concurrency ?? (objects.localPath ? SEAL_LANES : MAIN_THREAD_LANES);
+  // From a folder store, as many as the seal thread may hold: it waits for room itself (fewer large images).
+  const lanes = options.concurrency ?? (objects.localPath ? MOST_IN_HAND : MAIN_THREAD_LANES);
   try {
     await runLimited(keys, lanes, async (key) => {
       const name = key.slice(key.lastIndexOf('/') + 1);
@@ -150,14 +151,6 @@ async function writeObjectsTree(
 
 /** Objects read and stored by the main thread at once (each held whole, up to the chunker's largest chunk). */
 const MAIN_THREAD_LANES = 8;
-/**
- * Objects of a folder store in the backup's hands at once, most of them on the seal thread: the tasks asked for in
- * one turn of the main thread's event loop go there in one message, and with 8 the thread sat idle 85-93% of a
- * files-shape first backup while the main thread chunked the dump (its objects sealed at the end, alone): 14.0-14.4 s
- * against 16.7-17.0 s with 64, for 20-30 MB more peak memory (32: 15.1-15.4 s; 128: 14.8 s). Of large images fewer:
- * objects-seal-thread.ts holds at most 16 MB of them.
- */
-const SEAL_LANES = 64;
 
 /**
  * Stores one object's bytes (storeObjectBytes: the snapshot's objects tree and the stream name the same blobs, so
