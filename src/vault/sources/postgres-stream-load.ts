@@ -26,8 +26,9 @@ import type { TableDataManifest } from './postgres-ranges.ts';
  * Loads a custom-format dump straight from the repository into an empty database, with no copy of the dump on
  * disk: pg_restore creates the schema from the archive's table of contents alone (a few kilobytes written to
  * scratch), the table data streams from the repository into `COPY … FROM STDIN` on `jobs` connections at once
- * (a large table's rows dealt out between them, whole lines each, so one table loads on every core), and
- * the rows of the tables dumped in block ranges (postgres-ranges.ts) follow from their own files, and
+ * (a table's rows dealt out between them, whole lines each, so one table loads on every core), and the rows
+ * of the tables dumped in block ranges (postgres-ranges.ts) follow from their own files, each such table frozen
+ * on one connection, several at once (postgres-copy-lanes.ts), and
  * pg_restore then adds sequences' values, indexes, constraints and the rest in parallel. What this does not
  * read (another archive version, compressed data, large objects) is left whole to pg_restore by the caller.
  */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../../src/db/connection.ts';
@@ -90,6 +90,29 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
     expect(await verifyPostgres(target.url, dump.facts)).toEqual({ ok: true, mismatches: [] });
     const [twice] = await target.sql<{ ok: boolean }[]>`select bool_and(twice = id * 2) as ok from wide`;
     expect(twice!.ok).toBe(true);
+  });
+
+  it('loads a range table frozen: every page of its heap is written once, never again to set hint bits', async () => {
+    const target = await emptyDatabase();
+    await restorePostgres(dumpDir, target.url, { url: target.url, role: undefined }, { jobs: 2 });
+    await target.sql`create extension pg_visibility`;
+    const [wide] = await target.sql<{ pages: number; frozen: number }[]>`
+      select (pg_relation_size('wide') / current_setting('block_size')::int)::int as pages,
+        (select all_frozen from pg_visibility_map_summary('wide'))::int as frozen`;
+    expect(wide!.pages).toBeGreaterThan(3 * RANGE_BLOCKS);
+    expect(wide!.frozen).toBe(wide!.pages);
+  });
+
+  it('a range file refused in the middle of a table commits none of its rows and names the table', async () => {
+    const damaged = path.join(work.dir, 'damaged');
+    cpSync(dumpDir, damaged, { recursive: true });
+    const [wide] = manifestOf(damaged).tables;
+    appendFileSync(path.join(damaged, wide!.files[1]!), 'not a row of wide\n');
+    const target = await emptyDatabase();
+    const load = restorePostgres(damaged, target.url, { url: target.url, role: undefined }, { jobs: 2 });
+    await expect(load).rejects.toThrow(/^The rows of "public"\."wide" could not be loaded: /);
+    const [row] = await target.sql<{ n: number }[]>`select count(*)::int as n from wide`;
+    expect(row!.n).toBe(0);
   });
 
   it('I7: an archive left to pg_restore (a large object) gets its ranges between data and constraints', async () => {
