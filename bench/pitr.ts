@@ -51,7 +51,7 @@ import { PROJECT_ROOT, TRENDGEN } from './lib/tools.ts';
 
 const SCALES = {
   small: { name: 'small', pgbench: 10, phaseS: 40, tps: 150, apiRequests: 60, apiRounds: 4 },
-  full: { name: 'full', pgbench: 100, phaseS: 120, tps: 150, apiRequests: 90, apiRounds: 8 },
+  full: { name: 'full', pgbench: 100, phaseS: 120, tps: 150, apiRequests: 240, apiRounds: 12 },
 } as const;
 
 const { values: args } = parseArgs({
