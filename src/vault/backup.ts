@@ -102,12 +102,11 @@ function snapshotSources(input: BackupInput) {
   const { config } = input;
   const postgres = postgresSource(input.databaseUrl);
   // A damaged object is repaired from an older snapshot when one holds it, else left out (I7).
-  const objects = objectsSource(
-    input.objects,
-    () => postgres.liveObjectKeys,
-    (key, sha256, repo) =>
+  const objects = objectsSource(input.objects, {
+    liveKeys: () => postgres.liveObjectKeys,
+    onDamaged: (key, sha256, repo) =>
       repairObject({ config, sql: input.sql, objects: input.objects }, key, sha256, 'backup', repo),
-  );
+  });
   const all = [
     postgres,
     redisSource(input.redisUrl),

@@ -176,7 +176,10 @@ export async function runRestore(
       ? { url: plan.databaseUrl, restored: database.promise }
       : undefined;
     const sources: SnapshotSource<unknown>[] = [
-      objectsSource(plan.objects, undefined, undefined, purged, history?.restored),
+      objectsSource(plan.objects, {
+        skip: purged,
+        ...(history ? { secondCoreFree: history.restored } : {}),
+      }),
       postgresSource(plan.databaseUrl, loader),
       promptsSource(plan.promptsDir, history),
       redisSource(plan.redisUrl),

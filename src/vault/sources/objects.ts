@@ -254,22 +254,30 @@ export async function everyChunkPresent(repo: Repository, chunks: readonly strin
   return true;
 }
 
+/** What the objects source needs besides the store: for a backup, or for a restore. */
+export interface ObjectsSourceOptions {
+  /** Backup: the objects the database snapshot refers to, which the postgres source read. */
+  liveKeys?: () => string[];
+  /** Backup: what to do with an object whose bytes fail their hash. */
+  onDamaged?: DamagedObjectHandler;
+  /** Restore: objects not to write back (the collector removed them since). */
+  skip?: Set<string>;
+  /** Restore: settles when the rest of the restore leaves the second core to the objects. */
+  secondCoreFree?: Promise<unknown>;
+}
+
 /**
- * The objects the database snapshot refers to (`liveKeys`, from the postgres source: needed to back up only),
- * copied by key (I8); restored into `objects`, where an object that fails its hash is named, never written.
+ * The objects the database snapshot refers to, copied by key (I8); restored into `objects`, where an object that
+ * fails its hash is named, never written.
  */
 export function objectsSource(
   objects: BlobStore,
-  liveKeys: () => string[] = () => {
-    throw new Error('Backing up objects needs the live keys the postgres source read.');
-  },
-  onDamaged?: DamagedObjectHandler,
-  skip?: Set<string>,
-  secondCoreFree?: Promise<unknown>,
+  { liveKeys, onDamaged, skip, secondCoreFree }: ObjectsSourceOptions = {},
 ): SnapshotSource<{ count: number; damaged?: string[] }> {
   return {
     name: 'objects',
     backup: async (ctx) => {
+      if (!liveKeys) throw new Error('Backing up objects needs the live keys the postgres source read.');
       const live = liveKeys();
       ctx.progress('objects', `${live.length} objects`);
       const result = await backupObjects(ctx.repo, objects, live, {
