@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../../src/db/connection.ts';
 import { dumpPostgres, streamDump } from '../../../src/vault/sources/postgres.ts';
 import { verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
+import { openLoader, RESTORED_OWNER } from '../../../src/vault/sources/postgres-loader.ts';
 import { TABLE_DATA_MANIFEST, type TableDataManifest } from '../../../src/vault/sources/postgres-ranges.ts';
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
@@ -101,6 +102,28 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
         (select all_frozen from pg_visibility_map_summary('wide'))::int as frozen`;
     expect(wide!.pages).toBeGreaterThan(3 * RANGE_BLOCKS);
     expect(wide!.frozen).toBe(wide!.pages);
+  });
+
+  it('into a superuser URL, trendgen_restored owns the range table it loaded frozen, and it verifies', async () => {
+    const target = await emptyDatabase();
+    const loader = await openLoader(target.url);
+    try {
+      expect(loader.role).toBe(RESTORED_OWNER);
+      await loader.prepare();
+      // The frozen load empties the table first, which only its owner may do: the loader's login is not it.
+      await restorePostgres(dumpDir, target.url, loader, { jobs: 2 });
+    } finally {
+      await loader.release();
+    }
+    expect(await verifyPostgres(target.url, dump.facts)).toEqual({ ok: true, mismatches: [] });
+    await target.sql`create extension pg_visibility`;
+    const [wide] = await target.sql<{ owner: string; pages: number; frozen: number }[]>`
+      select (select tableowner from pg_tables where tablename = 'wide') as owner,
+        (pg_relation_size('wide') / current_setting('block_size')::int)::int as pages,
+        (select all_frozen from pg_visibility_map_summary('wide'))::int as frozen`;
+    expect(wide!.owner).toBe(RESTORED_OWNER);
+    expect(wide!.frozen).toBe(wide!.pages);
+    expect(wide!.pages).toBeGreaterThan(3 * RANGE_BLOCKS);
   });
 
   it('a range file refused in the middle of a table commits none of its rows and names the table', async () => {
