@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import { openDatabase, type Sql } from '../../db/connection.ts';
 import type { Loader } from './postgres-loader.ts';
 import {
-  copyFromStatement,
+  copyFrozenStatement,
   qualifiedName,
   type RangeTable,
   type TableDataManifest,
@@ -110,6 +110,7 @@ export async function openLane(sql: Sql, role: string | undefined, encoding: str
 /**
  * Sends one table's rows through the lanes: each piece's whole lines go to the next lane in turn (a row of
  * COPY text is one line: newlines inside values are escaped), the unfinished last line travels with the next.
+ * One lane takes the pieces as they come, which is how COPY's binary rows (no line ends to cut at) travel.
  */
 export async function copyDealtOut(
   pieces: AsyncGenerator<Buffer>,
@@ -120,6 +121,10 @@ export async function copyDealtOut(
   let turn = 0;
   try {
     for await (const piece of pieces) {
+      if (lanes.length === 1) {
+        await lanes[0]!.send(statement, [piece]);
+        continue;
+      }
       const lastNewline = piece.lastIndexOf(10);
       if (lastNewline < 0) {
         carry.push(piece);
@@ -193,7 +198,7 @@ async function loadFrozen(
   // COPY FREEZE needs a table created or emptied in its own transaction: pg_restore made this one before.
   await lane.run('begin');
   await lane.run(`truncate only ${qualifiedName(table)}`);
-  const statement = `${copyFromStatement(table)} WITH (FREEZE)`;
+  const statement = copyFrozenStatement(table);
   for (const file of table.files) {
     // Another lane failed: copyRangeFiles throws its error, and closing this connection rolls this table back.
     if (stopped()) return;

@@ -102,7 +102,9 @@ export function unchangedRanges<T>(
       (old) =>
         old.schema === table.schema &&
         old.name === table.name &&
-        JSON.stringify(old.columns) === JSON.stringify(table.columns),
+        JSON.stringify(old.columns) === JSON.stringify(table.columns) &&
+        old.format === table.format &&
+        JSON.stringify(old.types) === JSON.stringify(table.types),
     );
     const index = before?.fingerprints?.findIndex((old) => old.from === range.from) ?? -1;
     if (!before || index < 0) continue;

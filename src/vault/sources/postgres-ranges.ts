@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
+import { BINARY_TYPES, type BinaryType } from './copy-binary.ts';
 import { run } from './postgres-client.ts';
 
 /**
@@ -27,6 +28,10 @@ export interface RangeTable {
   columns: string[];
   /** The range files, in block order: together they hold every row of the table. */
   files: string[];
+  /** 'binary': the files are COPY's binary format (copy-binary.ts); absent, COPY text (every range before 2026-12-07). */
+  format?: 'binary';
+  /** With the binary format: each column's type, which a reader needs to write the rows as text. */
+  types?: BinaryType[];
   /** What each range file's rows were, in the order of `files` (postgres-range-reuse.ts); absent before 2026-12-07. */
   fingerprints?: RangeFingerprint[];
 }
@@ -70,9 +75,20 @@ const quoteLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
 export const qualifiedName = (table: Pick<RangeTable, 'schema' | 'name'>) =>
   `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
 
-/** The statement that loads one of a table's range files. */
+/** The statement that loads rows of the table as COPY text (what a SQL script carries). */
 export const copyFromStatement = (table: RangeTable) =>
   `COPY ${qualifiedName(table)} (${table.columns.map(quoteIdent).join(', ')}) FROM STDIN`;
+
+/** The statement that loads one of the table's range files as they are, frozen (see copyRangeFiles). */
+export const copyFrozenStatement = (table: RangeTable) =>
+  `${copyFromStatement(table)} WITH (${table.format === 'binary' ? 'FORMAT binary, ' : ''}FREEZE)`;
+
+/** The binary format for a table whose every column is of a type copy-binary.ts can also write as text. */
+function formatFor(types: Array<string | null>): Pick<RangeTable, 'format' | 'types'> {
+  const known = new Set<string>(BINARY_TYPES);
+  if (!types.every((type): type is BinaryType => type !== null && known.has(type))) return {};
+  return { format: 'binary', types };
+}
 
 /**
  * The tables to dump in ranges: ordinary, persistent, not an extension's (the tables whose facts are taken),
@@ -85,12 +101,20 @@ export async function planRanges(
   const [server] = await tx<{ num: number; encoding: string }[]>`
     select current_setting('server_version_num')::int as num, current_setting('server_encoding') as encoding`;
   if (!server || server.num < 140000) return undefined;
-  const rows = await tx<{ schema: string; name: string; blocks: string; columns: string[] }[]>`
+  const rows = await tx<
+    { schema: string; name: string; blocks: string; columns: string[]; types: Array<string | null> }[]
+  >`
     select n.nspname as schema, c.relname as name,
       pg_relation_size(c.oid) / current_setting('block_size')::int as blocks,
       array(select a.attname::text from pg_attribute a
         where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
-        order by a.attnum) as columns
+        order by a.attnum) as columns,
+      -- The built-in base type of each column; null for a domain, an array, an enum, an extension's type.
+      array(select case when t.typnamespace = 'pg_catalog'::regnamespace and t.typtype = 'b'
+            then t.typname::text end
+        from pg_attribute a join pg_type t on t.oid = a.atttypid
+        where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+        order by a.attnum) as types
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
     where c.relkind = 'r' and c.relpersistence = 'p'
       and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
@@ -102,7 +126,13 @@ export async function planRanges(
   const tables: RangeTable[] = [];
   const ranges: PlannedRange[] = [];
   for (const row of rows) {
-    const table: RangeTable = { schema: row.schema, name: row.name, columns: row.columns, files: [] };
+    const table: RangeTable = {
+      schema: row.schema,
+      name: row.name,
+      columns: row.columns,
+      files: [],
+      ...formatFor(row.types),
+    };
     const count = Math.ceil(Number(row.blocks) / rangeBlocks);
     for (let k = 0; k < count; k++) {
       const file = `table-data.${tables.length}.${k}.copy`;
@@ -134,7 +164,7 @@ export async function planRanges(
 export const excludeDataArg = (table: RangeTable) => `--exclude-table-data=${qualifiedName(table)}`;
 
 /**
- * Streams one range as COPY text from psql, in the exported snapshot, with the session settings pg_dump uses
+ * Streams one range as COPY rows (binary or text, by the table's format) from psql, in the exported snapshot, with the session settings pg_dump uses
  * (ISO dates, exact floats, no search path, row security refused rather than applied).
  */
 export function streamRange(
@@ -152,7 +182,7 @@ export function streamRange(
       `set local extra_float_digits = 3; set local search_path = ''; set local row_security = off; ` +
       `set local statement_timeout = 0; set local lock_timeout = 0; set local idle_in_transaction_session_timeout = 0`,
     `lock table only ${qualifiedName(table)} in access share mode nowait`,
-    `copy (select ${table.columns.map(quoteIdent).join(', ')} from only ${qualifiedName(table)} where ${where}) to stdout`,
+    `copy (select ${table.columns.map(quoteIdent).join(', ')} from only ${qualifiedName(table)} where ${where}) to stdout${table.format === 'binary' ? ' with (format binary)' : ''}`,
     'commit',
   ];
   const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-d', conn.dbname];
@@ -177,6 +207,19 @@ export function parseRangeManifest(text: string): TableDataManifest {
   const manifest = JSON.parse(text) as TableDataManifest;
   if (manifest.version !== 1 || !Array.isArray(manifest.tables)) {
     throw new Error(`${TABLE_DATA_MANIFEST} in the dump is of a version this trendgen cannot read.`);
+  }
+  const known = new Set<string>(BINARY_TYPES);
+  for (const table of manifest.tables) {
+    const typed =
+      table.format === 'binary' &&
+      Array.isArray(table.types) &&
+      table.types.length === table.columns.length &&
+      table.types.every((type) => known.has(type));
+    if (table.format !== undefined && !typed) {
+      throw new Error(
+        `${TABLE_DATA_MANIFEST} in the dump gives ${table.schema}.${table.name} a format this trendgen cannot read.`,
+      );
+    }
   }
   for (const file of manifest.tables.flatMap((table) => table.files)) {
     if (!/^table-data\.\d+\.\d+\.copy$/.test(file)) {

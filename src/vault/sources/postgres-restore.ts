@@ -5,6 +5,7 @@ import { readAll } from '../../blobstore/blobstore.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
 import { databaseOf } from '../../lib/connection-url.ts';
 import { fileContents } from '../repository/index.ts';
+import { type BinaryType, binaryToText } from './copy-binary.ts';
 import { dropAndRecreateDatabase, isDatabaseEmpty } from './postgres-admin.ts';
 import { run } from './postgres-client.ts';
 import { loadRangeFiles } from './postgres-copy-lanes.ts';
@@ -173,12 +174,14 @@ export async function dumpToSql(dumpDir: string, outFile: string): Promise<void>
     await sections(tail, ['--section=post-data']);
     const out = await open(outFile, 'a');
     try {
-      const copy = async (file: string) => {
-        for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) await out.write(chunk);
+      const copy = async (file: string, types?: BinaryType[]) => {
+        const read = createReadStream(file) as AsyncIterable<Buffer>;
+        for await (const chunk of types ? binaryToText(read, types) : read) await out.write(chunk);
       };
       for (const table of ranges.tables) {
         await out.write(`\n${copyFromStatement(table).replace(/ STDIN$/, ' stdin')};\n`);
-        for (const file of table.files) await copy(path.join(dumpDir, file));
+        // A script carries COPY text: binary range files are written as text on the way.
+        for (const file of table.files) await copy(path.join(dumpDir, file), table.types);
         await out.write('\\.\n\n');
       }
       await copy(tail);

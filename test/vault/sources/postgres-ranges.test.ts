@@ -69,6 +69,10 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
     const [wide] = manifest.tables;
     // The dropped column is gone and the generated one is computed again on load, as pg_dump does.
     expect(wide!.columns).toEqual(['id', 'label', 'doc', 'at', 'ratio', 'note']);
+    // Built-in types only: the rows travel in COPY's binary format, which the server loads without parsing text.
+    expect(wide!.format).toBe('binary');
+    expect(wide!.types).toEqual(['int8', 'text', 'jsonb', 'timestamptz', 'float8', 'text']);
+    expect(readFileSync(path.join(dumpDir, wide!.files[0]!)).subarray(0, 6).toString()).toBe('PGCOPY');
     expect(wide!.files.length).toBeGreaterThanOrEqual(3);
     for (const file of wide!.files) expect(existsSync(path.join(dumpDir, file))).toBe(true);
     expect(dumpDataTables(path.join(dumpDir, DUMP_ARCHIVE))).not.toContain('public.wide');
@@ -151,6 +155,25 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
     expect((await verifyPostgres(target.url, facts)).ok).toBe(true);
     const [lo] = await target.sql<{ n: number }[]>`select count(*)::int as n from pg_largeobject_metadata`;
     expect(lo!.n).toBe(1);
+  });
+
+  it('I7: a table with a type binary rows cannot carry (an array) is dumped as COPY text and loads', async () => {
+    const db = await emptyDatabase();
+    await db.sql.unsafe(`create table tagged (id int primary key, tags text[], mood text);
+      insert into tagged select i, array['t' || i, E'a\\tb'], repeat('m', 200) from generate_series(1, 6000) i`);
+    const dir = path.join(work.dir, 'tagged');
+    const { facts } = await dumpPostgres(db.url, dir, { rangeBlocks: RANGE_BLOCKS });
+    const [tagged] = manifestOf(dir).tables;
+    expect(tagged!.format).toBeUndefined();
+    expect(readFileSync(path.join(dir, tagged!.files[0]!), 'utf8')).toMatch(/^1\t\{t1,/);
+    const target = await emptyDatabase();
+    await restorePostgres(dir, target.url, { url: target.url, role: undefined }, { jobs: 2 });
+    expect(await verifyPostgres(target.url, facts)).toEqual({ ok: true, mismatches: [] });
+    const script = path.join(work.dir, 'tagged.sql');
+    await dumpToSql(dir, script);
+    const scripted = await emptyDatabase();
+    loadSqlScript(script, scripted.url);
+    expect(await verifyPostgres(scripted.url, facts)).toEqual({ ok: true, mismatches: [] });
   });
 
   it('I7: dumpToSql puts the ranges in the script, which psql loads and which verifies', async () => {
