@@ -83,7 +83,8 @@ export async function storeObjectBytes(
   return storeFile(repo, whole(), options);
 }
 
-async function storeChunks(
+/** Stores chunks already cut (by the chunker, or otherwise for a caller that knows better), in order. */
+export async function storeChunks(
   repo: RepositoryHandle,
   chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
   options: StoreFileOptions,

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { Repository } from '../repository/index.ts';
+import { type Repository, storeChunks } from '../repository/index.ts';
 import { readBlobsAhead } from '../repository/read-ahead.ts';
 
 /** Chunks read ahead of the consumer: the store's read overlaps decoding and the consumer's write. */
@@ -41,33 +41,47 @@ export interface StableChunks {
 }
 
 /**
+ * The end of a growing file after its last content-defined cut is stored in pieces of this size. Each cycle of
+ * the shipper stored that unfinished chunk whole (0.5 to 8 MiB of WAL) under a new id, again and again until
+ * the chunker cut it: an idle service's own status writes made 13 MB of such blobs a minute. Full pieces hold
+ * the same bytes the next time and are found by their ids, so a cycle adds its new bytes and one piece.
+ */
+export const GROWING_TAIL_PIECE = 64 * 1024;
+
+/**
  * Stores a file that only grows at its end (a partial WAL segment, whose bytes below the flush position
  * never change) as a single-file tree, chunking only what follows the chunks an earlier store left stable.
- * The content-defined chunker decides each cut from the bytes after the previous cut alone, so this gives
- * the same chunks as cutting the whole file again, for the cost of the new bytes and the last chunk.
+ * The content-defined chunker decides each cut from the bytes after the previous cut alone, so those chunks
+ * are the ones cutting the whole file again gives (a completed segment finds them); what follows the last
+ * cut goes in GROWING_TAIL_PIECE pieces, and is cut again from its start by the next store.
  */
 export async function storeGrowingFile(
   repo: Repository,
   name: string,
   stable: StableChunks | undefined,
   tail: Buffer,
-): Promise<{ tree: string; size: number; stable: StableChunks }> {
+): Promise<{ tree: string; size: number; stable: StableChunks; blobsAdded: number; bytesAdded: number }> {
   const prior = stable ?? { ids: [], sizes: [], bytes: 0 };
-  const stored = await repo.storeFile(
-    (async function* () {
-      yield tail;
-    })(),
-  );
+  const cuts = [...repo.chunker.chunkBuffer(tail)];
+  // The last cut ended where the bytes did, not at a content boundary.
+  const unfinished = cuts.pop();
+  const pieces: Buffer[] = [];
+  for (let at = 0; unfinished && at < unfinished.length; at += GROWING_TAIL_PIECE) {
+    pieces.push(unfinished.subarray(at, at + GROWING_TAIL_PIECE));
+  }
+  const stored = await storeChunks(repo, [...cuts, ...pieces], {});
   const ids = [...prior.ids, ...stored.chunks];
   const sizes = [...prior.sizes, ...stored.chunkSizes];
   const size = prior.bytes + stored.size;
   const tree = await repo.writeTree([{ name, type: 'file', mode: 0o600, mtimeMs: 0, size, chunks: ids }]);
-  // The last chunk ended where the bytes did, not at a content boundary: the next store cuts it again.
-  const keep = Math.max(0, ids.length - 1);
+  const keep = prior.ids.length + cuts.length;
+  const kept = sizes.slice(0, keep);
   return {
     tree,
     size,
-    stable: { ids: ids.slice(0, keep), sizes: sizes.slice(0, keep), bytes: size - (sizes[keep] ?? 0) },
+    stable: { ids: ids.slice(0, keep), sizes: kept, bytes: kept.reduce((sum, n) => sum + n, 0) },
+    blobsAdded: stored.blobsAdded,
+    bytesAdded: stored.bytesAdded,
   };
 }
 
