@@ -43,7 +43,7 @@ export interface StableChunks {
 /**
  * The end of a growing file after its last content-defined cut is stored in pieces of this size. Each cycle of
  * the shipper stored that unfinished chunk whole (0.5 to 8 MiB of WAL) under a new id, again and again until
- * the chunker cut it: an idle service's own status writes made 13 MB of such blobs a minute. Full pieces hold
+ * the chunker cut it: the vault of an idle service grew 7.1 MB a minute (1.1 MB in pieces). Full pieces hold
  * the same bytes the next time and are found by their ids, so a cycle adds its new bytes and one piece.
  */
 export const GROWING_TAIL_PIECE = 64 * 1024;
