@@ -2,7 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
-import { BINARY_TYPES, binaryToText, CopyBinaryError } from '../../../src/vault/sources/copy-binary.ts';
+import {
+  BINARY_TYPES,
+  type BinaryType,
+  binaryToText,
+  CopyBinaryError,
+} from '../../../src/vault/sources/copy-binary.ts';
 import { type TestDatabase, testDatabases } from '../../support/database.ts';
 
 const databases = testDatabases();
@@ -54,20 +59,8 @@ const rowsText = async (table: string) =>
     (r) => r.row,
   );
 
-const TYPES = [
-  'int4',
-  'bool',
-  'int2',
-  'int4',
-  'int8',
-  'float4',
-  'float8',
-  'numeric',
-  'text',
-  'varchar',
-  'bpchar',
-];
-const ALL_TYPES = [...TYPES, 'uuid', 'json', 'jsonb', 'bytea', 'date', 'timestamp', 'timestamptz'] as const;
+/** The source table's column types, in order (id first, then one column of each type binaryToText writes). */
+const COLUMN_TYPES: BinaryType[] = ['int4', ...BINARY_TYPES];
 
 beforeAll(async () => {
   db = await databases.create({ migrate: false });
@@ -82,12 +75,15 @@ afterAll(async () => {
 });
 
 describe('COPY binary rows written as COPY text (binaryToText)', () => {
-  it('covers every type it names', () => {
-    expect([...new Set(ALL_TYPES)].sort()).toEqual([...BINARY_TYPES].sort());
+  it('is tried on a table with a column of every type it names', async () => {
+    const [row] = await db.sql<{ types: string[] }[]>`
+      select array_agg(t.typname::text order by a.attnum) as types from pg_attribute a
+      join pg_type t on t.oid = a.atttypid where a.attrelid = 'source'::regclass and a.attnum > 0`;
+    expect(row!.types).toEqual(COLUMN_TYPES);
   });
 
   it('writes text the server loads to the same values, for every edge of every type', async () => {
-    const text = binaryToText(piecesOf(binaryRows('source'), 7), ALL_TYPES as unknown as typeof BINARY_TYPES);
+    const text = binaryToText(piecesOf(binaryRows('source'), 7), COLUMN_TYPES);
     // A session in another time zone loads it: timestamptz is written in UTC with its offset.
     const session = await db.sql.reserve();
     try {
