@@ -27,6 +27,9 @@ export const BINARY_TYPES = [
 ] as const;
 export type BinaryType = (typeof BINARY_TYPES)[number];
 
+const BINARY_TYPE_NAMES = new Set<unknown>(BINARY_TYPES);
+export const isBinaryType = (type: unknown): type is BinaryType => BINARY_TYPE_NAMES.has(type);
+
 export class CopyBinaryError extends Error {
   override name = 'CopyBinaryError';
 }

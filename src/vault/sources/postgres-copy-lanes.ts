@@ -110,21 +110,16 @@ export async function openLane(sql: Sql, role: string | undefined, encoding: str
 /**
  * Sends one table's rows through the lanes: each piece's whole lines go to the next lane in turn (a row of
  * COPY text is one line: newlines inside values are escaped), the unfinished last line travels with the next.
- * One lane takes the pieces as they come, which is how COPY's binary rows (no line ends to cut at) travel.
  */
 export async function copyDealtOut(
   pieces: AsyncGenerator<Buffer>,
   statement: string,
   lanes: Lane[],
 ): Promise<void> {
-  let carry: Buffer[] = [];
-  let turn = 0;
-  try {
+  await copyThrough(statement, lanes, async () => {
+    let carry: Buffer[] = [];
+    let turn = 0;
     for await (const piece of pieces) {
-      if (lanes.length === 1) {
-        await lanes[0]!.send(statement, [piece]);
-        continue;
-      }
       const lastNewline = piece.lastIndexOf(10);
       if (lastNewline < 0) {
         carry.push(piece);
@@ -136,8 +131,21 @@ export async function copyDealtOut(
     }
     // pg_dump ends every row with a newline: anything left is a row cut short, which COPY names.
     if (carry.length) await lanes[turn % lanes.length]!.send(statement, carry);
+  });
+}
+
+/** Sends a file's rows, text or COPY's binary format (no line ends to cut at), to one lane as they come. */
+async function copyWhole(pieces: AsyncGenerator<Buffer>, statement: string, lane: Lane): Promise<void> {
+  await copyThrough(statement, [lane], async () => {
+    for await (const piece of pieces) await lane.send(statement, [piece]);
+  });
+}
+
+/** Runs `send` and ends the lanes' COPY; nothing of a table whose rows did not all arrive is committed. */
+async function copyThrough(statement: string, lanes: Lane[], send: () => Promise<void>): Promise<void> {
+  try {
+    await send();
   } catch (error) {
-    // Nothing of a table whose rows did not all arrive is committed.
     for (const lane of lanes) lane.abort(error as Error);
     throw namingTable(statement, error);
   }
@@ -202,7 +210,7 @@ async function loadFrozen(
   for (const file of table.files) {
     // Another lane failed: copyRangeFiles throws its error, and closing this connection rolls this table back.
     if (stopped()) return;
-    await copyDealtOut(open(file), statement, [lane]);
+    await copyWhole(open(file), statement, lane);
   }
   await lane.run('commit');
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TransactionSql } from '../../db/connection.ts';
 import { findPostgresBinary } from '../../embedded/binaries.ts';
-import { BINARY_TYPES, type BinaryType } from './copy-binary.ts';
+import { type BinaryType, isBinaryType } from './copy-binary.ts';
 import { run } from './postgres-client.ts';
 
 /**
@@ -85,9 +85,7 @@ export const copyFrozenStatement = (table: RangeTable) =>
 
 /** The binary format for a table whose every column is of a type copy-binary.ts can also write as text. */
 function formatFor(types: Array<string | null>): Pick<RangeTable, 'format' | 'types'> {
-  const known = new Set<string>(BINARY_TYPES);
-  if (!types.every((type): type is BinaryType => type !== null && known.has(type))) return {};
-  return { format: 'binary', types };
+  return types.every(isBinaryType) ? { format: 'binary', types } : {};
 }
 
 /**
@@ -164,8 +162,8 @@ export async function planRanges(
 export const excludeDataArg = (table: RangeTable) => `--exclude-table-data=${qualifiedName(table)}`;
 
 /**
- * Streams one range as COPY rows (binary or text, by the table's format) from psql, in the exported snapshot, with the session settings pg_dump uses
- * (ISO dates, exact floats, no search path, row security refused rather than applied).
+ * Streams one range as COPY rows (binary or text, by the table's format) from psql, in the exported snapshot,
+ * with the session settings pg_dump uses (ISO dates, exact floats, no search path, row security refused).
  */
 export function streamRange(
   range: PlannedRange,
@@ -208,13 +206,12 @@ export function parseRangeManifest(text: string): TableDataManifest {
   if (manifest.version !== 1 || !Array.isArray(manifest.tables)) {
     throw new Error(`${TABLE_DATA_MANIFEST} in the dump is of a version this trendgen cannot read.`);
   }
-  const known = new Set<string>(BINARY_TYPES);
   for (const table of manifest.tables) {
     const typed =
       table.format === 'binary' &&
       Array.isArray(table.types) &&
       table.types.length === table.columns.length &&
-      table.types.every((type) => known.has(type));
+      table.types.every(isBinaryType);
     if (table.format !== undefined && !typed) {
       throw new Error(
         `${TABLE_DATA_MANIFEST} in the dump gives ${table.schema}.${table.name} a format this trendgen cannot read.`,

@@ -60,7 +60,7 @@ export async function storeGrowingFile(
   name: string,
   stable: StableChunks | undefined,
   tail: Buffer,
-): Promise<{ tree: string; size: number; stable: StableChunks; blobsAdded: number; bytesAdded: number }> {
+): Promise<{ tree: string; size: number; stable: StableChunks }> {
   const prior = stable ?? { ids: [], sizes: [], bytes: 0 };
   const cuts = [...repo.chunker.chunkBuffer(tail)];
   // The last cut ended where the bytes did, not at a content boundary.
@@ -75,13 +75,10 @@ export async function storeGrowingFile(
   const size = prior.bytes + stored.size;
   const tree = await repo.writeTree([{ name, type: 'file', mode: 0o600, mtimeMs: 0, size, chunks: ids }]);
   const keep = prior.ids.length + cuts.length;
-  const kept = sizes.slice(0, keep);
   return {
     tree,
     size,
-    stable: { ids: ids.slice(0, keep), sizes: kept, bytes: kept.reduce((sum, n) => sum + n, 0) },
-    blobsAdded: stored.blobsAdded,
-    bytesAdded: stored.bytesAdded,
+    stable: { ids: ids.slice(0, keep), sizes: sizes.slice(0, keep), bytes: size - (unfinished?.length ?? 0) },
   };
 }
 

@@ -6,7 +6,11 @@ import type { Sql } from '../../../src/db/connection.ts';
 import { dumpPostgres, streamDump } from '../../../src/vault/sources/postgres.ts';
 import { verifyPostgres } from '../../../src/vault/sources/postgres-facts.ts';
 import { openLoader, RESTORED_OWNER } from '../../../src/vault/sources/postgres-loader.ts';
-import { TABLE_DATA_MANIFEST, type TableDataManifest } from '../../../src/vault/sources/postgres-ranges.ts';
+import {
+  parseRangeManifest,
+  TABLE_DATA_MANIFEST,
+  type TableDataManifest,
+} from '../../../src/vault/sources/postgres-ranges.ts';
 import { DUMP_ARCHIVE, dumpToSql, restorePostgres } from '../../../src/vault/sources/postgres-restore.ts';
 import type { PostgresDump } from '../../../src/vault/sources/types.ts';
 import { type TestDatabase, testDatabases } from '../../support/database.ts';
@@ -77,6 +81,23 @@ describe('a large table dumped in block ranges beside pg_dump', () => {
     for (const file of wide!.files) expect(existsSync(path.join(dumpDir, file))).toBe(true);
     expect(dumpDataTables(path.join(dumpDir, DUMP_ARCHIVE))).not.toContain('public.wide');
     expect(dumpDataTables(path.join(dumpDir, DUMP_ARCHIVE))).toContain('public.child');
+  });
+
+  it('refuses a manifest whose format it cannot read, or whose types do not name one known type per column', () => {
+    const manifest = manifestOf(dumpDir);
+    const withTable = (changes: object) =>
+      JSON.stringify({ ...manifest, tables: [{ ...manifest.tables[0], ...changes }] });
+    expect(() => parseRangeManifest(withTable({}))).not.toThrow();
+    for (const changes of [
+      { format: 'csv' },
+      { types: undefined },
+      { types: ['int8', 'text'] },
+      { types: ['int8', 'text', 'jsonb', 'timestamptz', 'float8', 'money'] },
+    ]) {
+      expect(() => parseRangeManifest(withTable(changes)), JSON.stringify(changes)).toThrow(
+        /gives public\.wide a format this trendgen cannot read/,
+      );
+    }
   });
 
   it('I8: rows committed during the dump are wholly in or wholly out across the ranges and the archive', async () => {
