@@ -290,10 +290,11 @@ async function startProtect(url: string, sql: postgres.Sql, caughtUp = false): P
     if (i === 599) throw new Error(`trendgen protect did not start streaming: ${output}`);
   }
   if (!caughtUp) return;
-  const [now] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
+  // By time, not position: the WAL's end may be protect's own status commits, which it leaves unstored.
+  const [now] = await sql<{ t: Date }[]>`select clock_timestamp() as t`;
   for (let i = 0; ; i++) {
     const [row] = await sql<{ ok: boolean }[]>`
-      select coalesce(bool_and(shipped_lsn >= ${now!.lsn}::pg_lsn), false) as ok from wal_stream_status`;
+      select coalesce(bool_and(recoverable_until >= ${now!.t}), false) as ok from wal_stream_status`;
     if (row?.ok) break;
     if (i === 1500) throw new Error('trendgen protect did not catch up with the WAL within five minutes');
     await sleep(200);

@@ -10,7 +10,7 @@ import { copyBaseBackup, takeBaseBackup } from './base-backup.ts';
 import { pruneContinuous } from './prune.ts';
 import { WAL_RECEIVER_NAME, WalReceiver } from './receiver.ts';
 import { WalShipper } from './shipper.ts';
-import { writeWalStatus } from './status.ts';
+import { statusTableUnlogged, writeWalStatus } from './status.ts';
 
 export interface ProtectOptions {
   config: Config;
@@ -45,6 +45,8 @@ export class Protector {
   private lastBaseCheck = 0;
   /** The targets base backups are being copied to. */
   private readonly copying = new Set<string>();
+  /** Whether a status write leaves only a commit record in the WAL, which then need not be shipped. */
+  private statusIdle = false;
 
   constructor(private readonly options: ProtectOptions) {
     const { config } = options;
@@ -75,6 +77,7 @@ export class Protector {
         log.error(foreign);
         return await this.reportRefused(foreign, 'failed');
       }
+      this.statusIdle = await statusTableUnlogged(this.sql);
       this.receiver.start();
       log.info(`continuous protection on: WAL streams into ${receiverDir(this.options.config)}`);
       while (!signal.aborted) {
@@ -93,7 +96,13 @@ export class Protector {
   private async cycle(options: { drain?: boolean } = {}): Promise<void> {
     try {
       const progress = await this.shipper.cycle(options);
-      await writeWalStatus(this.sql, this.receiver.state, progress, this.gap ?? this.receiver.lastError);
+      const xid = await writeWalStatus(
+        this.sql,
+        this.receiver.state,
+        progress,
+        this.gap ?? this.receiver.lastError,
+      );
+      if (xid !== undefined && this.statusIdle) this.shipper.idle.note(xid);
       if (
         this.receiver.state === 'streaming' &&
         !this.baseRunning &&

@@ -13,17 +13,10 @@ import {
   writeWalRecord,
 } from '../repository/index.ts';
 import { openRepository, type Target } from '../targets.ts';
-import { formatLsn, isHistoryName, isSegmentName, parseLsn, parseSegmentName, segmentStart } from './lsn.ts';
-import { WAL_RECEIVER_NAME } from './receiver.ts';
+import { IdleWal } from './idle-wal.ts';
+import { formatLsn, isHistoryName, isSegmentName, parseSegmentName, segmentStart } from './lsn.ts';
 import { readRange, readWhole, type StableChunks, storeAsTree, storeGrowingFile } from './tree-file.ts';
-
-/** What the primary said at one moment: where its WAL ended, and how far the receiver had it on disk. */
-export interface WalSample {
-  time: Date;
-  currentLsn: bigint;
-  flushLsn: bigint | undefined;
-  segmentBytes: number;
-}
+import { sampleWal, WalClock, type WalSample } from './wal-clock.ts';
 
 export interface TargetProgress {
   target: string;
@@ -38,12 +31,22 @@ export interface TargetProgress {
 interface TargetState extends TargetProgress {
   repo: Repository | undefined;
   known: Set<string> | undefined;
-  /** The partial segment last recorded, and its chunks that the next record of it reuses. */
-  partial: { name: string; endLsn: bigint; writtenAt: number; stable: StableChunks | undefined } | undefined;
+  partial: RecordedPartial | undefined;
+  /** WAL before this is on the target or holds nothing a restore needs (`idle-wal.ts`); at least shippedLsn. */
+  coveredLsn: bigint | undefined;
   retryAt: number;
   failures: number;
   /** While it ships: when it started or last recorded something (a target that stops answering stalls it). */
   movedAt: number | undefined;
+}
+
+/** The partial segment last recorded, and its chunks that the next record of it reuses. */
+interface RecordedPartial {
+  name: string;
+  endLsn: bigint;
+  writtenAt: number;
+  stable: StableChunks | undefined;
+  record: WalRecord;
 }
 
 /** What one cycle found in the receiver's folder, and the primary's position then. */
@@ -56,27 +59,12 @@ interface Found {
 
 /** A partial segment is rewritten at least this often, so the archive's own record of its reach stays fresh. */
 const PARTIAL_REFRESH_MS = 10_000;
-const MAX_SAMPLES = 7200;
 /** How long a cycle waits for its targets before reporting: a slow target ships on in the background. */
 const CYCLE_WAIT_MS = 1_000;
 /** How long stopping waits for targets still shipping: a region that hangs must not hold a restart. */
 const DRAIN_MS = 10_000;
 /** A target shipping this long without recording anything is reported as not answering. */
 const STALLED_MS = 10_000;
-
-export async function sampleWal(sql: Sql): Promise<WalSample> {
-  const [row] = await sql<{ t: Date; cur: string; flush: string | null; seg: string }[]>`
-    select clock_timestamp() as t, pg_current_wal_lsn()::text as cur,
-      (select flush_lsn::text from pg_stat_replication where application_name = ${WAL_RECEIVER_NAME}
-        order by flush_lsn desc nulls last limit 1) as flush,
-      (select setting from pg_settings where name = 'wal_segment_size') as seg`;
-  return {
-    time: row!.t,
-    currentLsn: parseLsn(row!.cur),
-    flushLsn: row!.flush ? parseLsn(row!.flush) : undefined,
-    segmentBytes: Number(row!.seg),
-  };
-}
 
 /**
  * Ships what the receiver wrote into every target's repository (I11): history files and completed segments
@@ -86,10 +74,12 @@ export async function sampleWal(sql: Sql): Promise<WalSample> {
  * rerunning after a crash stores nothing twice.
  */
 export class WalShipper {
-  private readonly samples: Array<{ time: Date; lsn: bigint }> = [];
+  private readonly clock = new WalClock();
   private readonly states: TargetState[];
   /** Each target's shipping in flight, by its index. */
   private readonly running = new Map<number, Promise<void>>();
+  /** Protect's own status writes, whose commit records carry nothing a restore needs. */
+  readonly idle = new IdleWal();
 
   constructor(
     private readonly options: {
@@ -110,6 +100,7 @@ export class WalShipper {
       repo: undefined,
       known: undefined,
       partial: undefined,
+      coveredLsn: undefined,
       retryAt: 0,
       failures: 0,
       movedAt: undefined,
@@ -129,15 +120,6 @@ export class WalShipper {
     });
   }
 
-  /** The newest sampled moment at which the WAL ended at or before `lsn`. */
-  private coveredUntil(lsn: bigint | undefined): Date | undefined {
-    if (lsn === undefined) return undefined;
-    for (let i = this.samples.length - 1; i >= 0; i--) {
-      if (this.samples[i]!.lsn <= lsn) return this.samples[i]!.time;
-    }
-    return undefined;
-  }
-
   /**
    * Starts shipping to every target that is due and not still busy with an earlier cycle, waits for that up to
    * CYCLE_WAIT_MS (`drain`, when stopping: for everything in flight, up to DRAIN_MS), and reports every
@@ -146,8 +128,7 @@ export class WalShipper {
    */
   async cycle(options: { drain?: boolean } = {}): Promise<TargetProgress[]> {
     const sample = await sampleWal(this.options.sql);
-    this.samples.push({ time: sample.time, lsn: sample.currentLsn });
-    if (this.samples.length > MAX_SAMPLES) this.samples.splice(0, this.samples.length - MAX_SAMPLES);
+    this.clock.add(sample);
     const files = await readdir(this.options.walDir).catch(() => [] as string[]);
     const complete = files.filter(isSegmentName).sort();
     const history = files.filter(isHistoryName).sort();
@@ -171,7 +152,12 @@ export class WalShipper {
     ]);
     clearTimeout(timer);
     for (const state of this.states) {
-      state.recoverableUntil = this.coveredUntil(state.shippedLsn) ?? state.recoverableUntil;
+      const covered =
+        state.coveredLsn !== undefined &&
+        (state.shippedLsn === undefined || state.coveredLsn > state.shippedLsn)
+          ? state.coveredLsn
+          : state.shippedLsn;
+      state.recoverableUntil = this.clock.coveredUntil(covered) ?? state.recoverableUntil;
       state.lagSeconds = state.recoverableUntil
         ? Math.max(0, (sample.time.getTime() - state.recoverableUntil.getTime()) / 1000)
         : undefined;
@@ -238,7 +224,7 @@ export class WalShipper {
         await this.storeRecord(repo, 'segment', name, path.join(this.options.walDir, name), {
           timeline,
           endLsn: formatLsn(endLsn),
-          ...this.covers(endLsn),
+          ...this.clock.covers(endLsn),
         });
         known.add(name);
         state.movedAt = Date.now();
@@ -265,21 +251,32 @@ export class WalShipper {
     const start = segmentStart(segno, sample.segmentBytes);
     const valid = sample.flushLsn - start;
     if (valid <= 0n || valid > BigInt(sample.segmentBytes)) return;
-    const fresh = state.partial?.name === name && state.partial.endLsn >= sample.flushLsn;
-    if (fresh && Date.now() - state.partial!.writtenAt < PARTIAL_REFRESH_MS) return;
+    // A record whose chunks a failed cycle may have left unconfirmed (stable unset) is stored again in full.
+    const previous = state.partial?.name === name && state.partial.stable ? state.partial : undefined;
+    const file = path.join(this.options.walDir, `${name}.partial`);
+    const idle = async (from: bigint) => await this.idle.onlyIdleAfter(file, start, from, sample);
+    if (previous && (previous.endLsn >= sample.flushLsn || (await idle(previous.endLsn)))) {
+      state.coveredLsn = sample.flushLsn;
+      if (Date.now() - previous.writtenAt < PARTIAL_REFRESH_MS) return;
+      // Nothing to store: the record is written again with the moment it now covers.
+      previous.record = {
+        ...previous.record,
+        shippedAt: new Date().toISOString(),
+        ...this.clock.covers(sample.flushLsn),
+      };
+      await writeWalRecord(repo, previous.record);
+      previous.writtenAt = Date.now();
+      return;
+    }
     // Only the bytes after the last record's stable chunks are read and cut again: re-chunking the whole
     // segment every cycle cost a steady share of a core under write load.
     const reusable = state.partial?.name === name ? state.partial.stable : undefined;
     const stable = reusable && reusable.bytes <= Number(valid) ? reusable : undefined;
     const from = stable?.bytes ?? 0;
-    const tail = await readRange(
-      path.join(this.options.walDir, `${name}.partial`),
-      from,
-      Number(valid) - from,
-    );
+    const tail = await readRange(file, from, Number(valid) - from);
     if (!tail) return;
     const stored = await storeGrowingFile(repo, name, stable, tail);
-    await writeWalRecord(repo, {
+    const record: WalRecord = {
       kind: 'partial',
       name,
       tree: stored.tree,
@@ -287,17 +284,13 @@ export class WalShipper {
       shippedAt: new Date().toISOString(),
       timeline,
       endLsn: formatLsn(sample.flushLsn),
-      ...this.covers(sample.flushLsn),
-    });
-    state.partial = { name, endLsn: sample.flushLsn, writtenAt: Date.now(), stable: stored.stable };
+      ...this.clock.covers(sample.flushLsn),
+    };
+    await writeWalRecord(repo, record);
+    state.partial = { name, endLsn: sample.flushLsn, writtenAt: Date.now(), stable: stored.stable, record };
     state.timeline = timeline;
     if (state.shippedLsn === undefined || sample.flushLsn > state.shippedLsn)
       state.shippedLsn = sample.flushLsn;
-  }
-
-  private covers(lsn: bigint): { coversUntil?: string } {
-    const until = this.coveredUntil(lsn);
-    return until ? { coversUntil: until.toISOString() } : {};
   }
 
   private async storeRecord(

@@ -19,22 +19,44 @@ export interface WalStreamStatus {
 /** A status older than this means `protect` is not running: the lag then grows with the clock. */
 export const STATUS_STALE_SECONDS = 15;
 
+/**
+ * Writes every target's row in one statement, so one transaction and one commit record, and returns that
+ * transaction's 32-bit id: the table is unlogged, so the commit record is all it leaves in the WAL, and the
+ * shipper leaves such records unshipped (`idle-wal.ts`). Nothing else may ever be written in this transaction.
+ */
 export async function writeWalStatus(
   sql: Sql,
   receiver: string,
   progress: TargetProgress[],
   error?: string,
-): Promise<void> {
-  for (const p of progress) {
-    const problem = p.error ?? error ?? null;
-    await sql`
-      insert into wal_stream_status (target, timeline, shipped_lsn, recoverable_until, lag_seconds, receiver, error, updated_at)
-      values (${p.target}, ${p.timeline ?? null}, ${p.shippedLsn === undefined ? null : lsnText(p.shippedLsn)},
-        ${p.recoverableUntil ?? null}, ${p.lagSeconds ?? null}, ${receiver}, ${problem}, clock_timestamp())
-      on conflict (target) do update set timeline = excluded.timeline, shipped_lsn = excluded.shipped_lsn,
-        recoverable_until = excluded.recoverable_until, lag_seconds = excluded.lag_seconds,
-        receiver = excluded.receiver, error = excluded.error, updated_at = excluded.updated_at`;
-  }
+): Promise<number | undefined> {
+  if (progress.length === 0) return undefined;
+  const rows = progress.map((p) => ({
+    target: p.target,
+    timeline: p.timeline ?? null,
+    shipped_lsn: p.shippedLsn === undefined ? null : lsnText(p.shippedLsn),
+    recoverable_until: p.recoverableUntil?.toISOString() ?? null,
+    lag_seconds: p.lagSeconds ?? null,
+    error: p.error ?? error ?? null,
+  }));
+  const [written] = await sql<{ xid: string }[]>`
+    insert into wal_stream_status (target, timeline, shipped_lsn, recoverable_until, lag_seconds, receiver, error, updated_at)
+    select r.target, r.timeline, r.shipped_lsn::pg_lsn, r.recoverable_until, r.lag_seconds, ${receiver}, r.error,
+      clock_timestamp()
+    from jsonb_to_recordset(${sql.json(rows)}) as r(target text, timeline integer, shipped_lsn text,
+      recoverable_until timestamptz, lag_seconds double precision, error text)
+    on conflict (target) do update set timeline = excluded.timeline, shipped_lsn = excluded.shipped_lsn,
+      recoverable_until = excluded.recoverable_until, lag_seconds = excluded.lag_seconds,
+      receiver = excluded.receiver, error = excluded.error, updated_at = excluded.updated_at
+    returning (pg_current_xact_id()::text::numeric % 4294967296)::text as xid`;
+  return written ? Number(written.xid) : undefined;
+}
+
+/** Whether the status table is unlogged, as its migration makes it: only then is a status write's WAL idle. */
+export async function statusTableUnlogged(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ unlogged: boolean }[]>`
+    select relpersistence = 'u' as unlogged from pg_class where oid = 'wal_stream_status'::regclass`;
+  return Boolean(row?.unlogged);
 }
 
 function lsnText(lsn: bigint): string {
