@@ -6,7 +6,6 @@ import { loadConfig } from '../../../src/config/config.ts';
 import { openDatabase, type Sql } from '../../../src/db/connection.ts';
 import { migrate } from '../../../src/db/migrate.ts';
 import { findPostgresBinary } from '../../../src/embedded/binaries.ts';
-import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { sleep } from '../../../src/lib/process.ts';
 import { readWalRecord } from '../../../src/vault/repository/index.ts';
 import { openRepository, resolveTargets } from '../../../src/vault/targets.ts';
@@ -15,7 +14,7 @@ import { formatLsn, parseLsn } from '../../../src/vault/wal/lsn.ts';
 import { statusTableUnlogged, writeWalStatus } from '../../../src/vault/wal/status.ts';
 import { bareMachine } from '../../support/bare-machine.ts';
 import { runCli } from '../../support/cli.ts';
-import { killTree } from '../../support/processes.ts';
+import { protectedMachine } from '../../support/protected-machine.ts';
 
 const PAGE = 8192;
 const progress = (target: string) => ({
@@ -162,42 +161,16 @@ describe('idle WAL: recognising protect’s own commit records', { timeout: 120_
 // I11: an idle `trendgen protect` stores nothing new, yet says the moment is recoverable, restores it, and a
 // change after a quiet stretch is shipped within the second as ever.
 describe('I11 trendgen protect on an idle database', { timeout: 240_000 }, () => {
-  const machine = bareMachine('protect-idle');
-  const { env } = machine;
-  const pg = machine.postgres({ autovacuum: 'off' });
-  let sql: Sql;
-  let protect: ReturnType<typeof runCli>;
-
-  beforeAll(async () => {
-    const running = await pg.start();
-    sql = openDatabase(running.url, { max: 2 });
-    protect = runCli(['protect'], env);
-  });
-
-  afterAll(async () => {
-    if (protect.child.pid) killTree(protect.child.pid);
-    await sql?.end({ timeout: 1 }).catch(() => {});
-    await pg.stop().catch(() => {});
-    await new EmbeddedPostgres({ root: machine.dataDir, user: 'trends', database: 'trends', port: 0 })
-      .stop()
-      .catch(() => {});
-    machine.temp.remove();
-  });
+  const protected_ = protectedMachine('protect-idle', { autovacuum: 'off' });
+  const { status } = protected_;
+  const { env } = protected_.machine;
 
   const blobDir = () => path.join(env.BACKUP_DIR!, 'data');
   const blobCount = () =>
     readdirSync(blobDir(), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
 
-  async function status(): Promise<{
-    sources: Array<{ source: string; lagSeconds: number | null }>;
-    window: unknown;
-  }> {
-    const result = await runCli(['status', '--json'], env);
-    if (!result.stdout) throw new Error(`trendgen status printed nothing: ${result.stderr}`);
-    return JSON.parse(result.stdout);
-  }
-
   it('ships nothing while idle, keeps the lag under a second, and ships the next change at once', async () => {
+    const sql = protected_.sql();
     for (let i = 0; i < 120; i++) {
       const s = await status().catch(() => undefined);
       if (s?.window && s.sources.length > 0) break;

@@ -1,45 +1,23 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Sql } from '../../../src/db/connection.ts';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../../src/db/connection.ts';
 import { EmbeddedPostgres } from '../../../src/embedded/postgres.ts';
 import { sleep } from '../../../src/lib/process.ts';
-import { bareMachine } from '../../support/bare-machine.ts';
 import { runCli } from '../../support/cli.ts';
 import { killTree } from '../../support/processes.ts';
+import { protectedMachine } from '../../support/protected-machine.ts';
 
 // I11 and I9: `trendgen protect` keeps PostgreSQL's recovery point about a second old; after every process is
 // SIGKILLed and DATA_DIR is deleted, `restore --to-time` brings back exactly the commits before the moment.
 describe('I11 trendgen protect, then restore --to-time onto a bare machine', { timeout: 300_000 }, () => {
-  const machine = bareMachine('protect');
-  const { temp, dataDir, env } = machine;
-  const pg = machine.postgres();
-  let sql: Sql;
-  let protect: ReturnType<typeof runCli>;
-
-  beforeAll(async () => {
-    const running = await pg.start();
-    sql = openDatabase(running.url, { max: 2 });
-    protect = runCli(['protect'], env);
-  });
-
-  afterAll(async () => {
-    if (protect.child.pid) killTree(protect.child.pid);
-    await sql?.end({ timeout: 1 }).catch(() => {});
-    await pg.stop().catch(() => {});
-    await new EmbeddedPostgres({ root: dataDir, user: 'trends', database: 'trends', port: 0 })
-      .stop()
-      .catch(() => {});
-    temp.remove();
-  });
-
-  async function status(): Promise<{ sources: Array<{ lagSeconds: number | null }>; window: unknown }> {
-    const result = await runCli(['status', '--json'], env);
-    if (!result.stdout) throw new Error(`trendgen status printed nothing: ${result.stderr}`);
-    return JSON.parse(result.stdout);
-  }
+  const protected_ = protectedMachine('protect');
+  const { machine, pg, status } = protected_;
+  const { dataDir, env } = machine;
 
   it('restores every commit acknowledged before the moment and none after, with status showing the lag', async () => {
+    const sql = protected_.sql();
+    const protect = protected_.protect();
     // protect migrates the schema and takes the first base backup; wait until the window exists.
     for (let i = 0; i < 120; i++) {
       const s = await status().catch(() => undefined);
