@@ -152,11 +152,8 @@ export class WalShipper {
     ]);
     clearTimeout(timer);
     for (const state of this.states) {
-      const covered =
-        state.coveredLsn !== undefined &&
-        (state.shippedLsn === undefined || state.coveredLsn > state.shippedLsn)
-          ? state.coveredLsn
-          : state.shippedLsn;
+      const { shippedLsn, coveredLsn } = state;
+      const covered = coveredLsn !== undefined && coveredLsn > (shippedLsn ?? -1n) ? coveredLsn : shippedLsn;
       state.recoverableUntil = this.clock.coveredUntil(covered) ?? state.recoverableUntil;
       state.lagSeconds = state.recoverableUntil
         ? Math.max(0, (sample.time.getTime() - state.recoverableUntil.getTime()) / 1000)
@@ -254,8 +251,11 @@ export class WalShipper {
     // A record whose chunks a failed cycle may have left unconfirmed (stable unset) is stored again in full.
     const previous = state.partial?.name === name && state.partial.stable ? state.partial : undefined;
     const file = path.join(this.options.walDir, `${name}.partial`);
-    const idle = async (from: bigint) => await this.idle.onlyIdleAfter(file, start, from, sample);
-    if (previous && (previous.endLsn >= sample.flushLsn || (await idle(previous.endLsn)))) {
+    const nothingNew =
+      previous &&
+      (previous.endLsn >= sample.flushLsn ||
+        (await this.idle.onlyIdleAfter(file, start, previous.endLsn, sample)));
+    if (previous && nothingNew) {
       state.coveredLsn = sample.flushLsn;
       if (Date.now() - previous.writtenAt < PARTIAL_REFRESH_MS) return;
       // Nothing to store: the record is written again with the moment it now covers.
